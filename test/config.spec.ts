@@ -1,0 +1,133 @@
+import * as assert from "node:assert/strict";
+import { ConfigError, DEFAULTS, isCidr, parseConfig } from "../config";
+
+const REQUIRED = { domain: "example.com", acmeEmail: "ops@example.org" };
+
+function parse(values: Record<string, string>, stack = "staging", present: string[] = []) {
+    return parseConfig((k) => values[k], stack, present);
+}
+
+function problemsOf(values: Record<string, string>, stack = "staging", present: string[] = []): readonly string[] {
+    try {
+        parse(values, stack, present);
+    } catch (e) {
+        assert.ok(e instanceof ConfigError, `expected a ConfigError, got ${e}`);
+        return e.problems;
+    }
+    assert.fail("expected the config to be rejected");
+}
+
+describe("parseConfig", () => {
+    it("applies every default when only the required keys are set", () => {
+        assert.deepEqual(parse(REQUIRED), {
+            stack: "staging",
+            region: "fra1",
+            kubernetesVersionPrefix: undefined,
+            nodeSize: "s-2vcpu-4gb",
+            nodeCount: 3,
+            domain: "example.com",
+            platformSubdomain: "staging",
+            platformDomain: "staging.example.com",
+            acmeEmail: "ops@example.org",
+            builderSshSources: ["0.0.0.0/0", "::/0"],
+            protect: false,
+            namePrefix: "staging",
+            workerTag: "hephy-doks-staging-workers",
+            dnsTtlSeconds: 60,
+        });
+    });
+
+    it("reads every key it is given", () => {
+        const config = parse({
+            ...REQUIRED,
+            region: "nyc3",
+            kubernetesVersion: "1.33",
+            nodeSize: "s-4vcpu-8gb",
+            nodeCount: "5",
+            platformSubdomain: "paas",
+            builderSshSources: '["203.0.113.0/24","2001:db8::/32"]',
+            protect: "true",
+        });
+        assert.equal(config.region, "nyc3");
+        assert.equal(config.kubernetesVersionPrefix, "1.33");
+        assert.equal(config.nodeSize, "s-4vcpu-8gb");
+        assert.equal(config.nodeCount, 5);
+        assert.equal(config.platformDomain, "paas.example.com");
+        assert.deepEqual(config.builderSshSources, ["203.0.113.0/24", "2001:db8::/32"]);
+        assert.equal(config.protect, true);
+    });
+
+    it("accepts a full DOKS slug as the version and the bounds of nodeCount", () => {
+        assert.equal(parse({ ...REQUIRED, kubernetesVersion: "1.33.1-do.0" }).kubernetesVersionPrefix, "1.33.1-do.0");
+        assert.equal(parse({ ...REQUIRED, nodeCount: "1" }).nodeCount, 1);
+        assert.equal(parse({ ...REQUIRED, nodeCount: "50" }).nodeCount, 50);
+    });
+
+    it("makes a stack name safe for DigitalOcean names and tags", () => {
+        const config = parse({ ...REQUIRED, platformSubdomain: "paas" }, "Staging_EU.1");
+        assert.equal(config.namePrefix, "staging-eu-1");
+        assert.equal(config.workerTag, "hephy-doks-staging-eu-1-workers");
+    });
+
+    // Each bad value is rejected with a message naming the key, echoing the value and saying what is allowed.
+    const bad: [string, Record<string, string>, RegExp][] = [
+        ["missing domain", { acmeEmail: "ops@example.org" }, /^hephy-doks:domain is required: a DNS zone that already exists/],
+        ["domain with a trailing dot", { ...REQUIRED, domain: "example.com." }, /^hephy-doks:domain must be a lowercase DNS name .* got "example\.com\."/],
+        ["single-label domain", { ...REQUIRED, domain: "localhost" }, /^hephy-doks:domain must be .* got "localhost"/],
+        ["missing acmeEmail", { domain: "example.com" }, /^hephy-doks:acmeEmail is required/],
+        ["invalid acmeEmail", { ...REQUIRED, acmeEmail: "ops-at-example.org" }, /^hephy-doks:acmeEmail must be an email address, got "ops-at-example\.org"/],
+        ["nodeCount 0", { ...REQUIRED, nodeCount: "0" }, /^hephy-doks:nodeCount must be an integer from 1 to 50, got "0"/],
+        ["nodeCount 51", { ...REQUIRED, nodeCount: "51" }, /^hephy-doks:nodeCount must be an integer from 1 to 50, got "51"/],
+        ["nodeCount three", { ...REQUIRED, nodeCount: "three" }, /^hephy-doks:nodeCount must be an integer from 1 to 50, got "three"/],
+        ["nodeCount 2.5", { ...REQUIRED, nodeCount: "2.5" }, /^hephy-doks:nodeCount must be an integer .* got "2\.5"/],
+        ["bad CIDR", { ...REQUIRED, builderSshSources: '["10.0.0.0/33"]' }, /^hephy-doks:builderSshSources entries must be IPv4 or IPv6 CIDRs .* got "10\.0\.0\.0\/33"/],
+        ["address without prefix", { ...REQUIRED, builderSshSources: '["203.0.113.7"]' }, /^hephy-doks:builderSshSources entries .* got "203\.0\.113\.7"/],
+        ["CIDR list not JSON", { ...REQUIRED, builderSshSources: "10.0.0.0/8" }, /^hephy-doks:builderSshSources must be a JSON list of CIDRs, got "10\.0\.0\.0\/8"/],
+        ["empty CIDR list", { ...REQUIRED, builderSshSources: "[]" }, /^hephy-doks:builderSshSources must be a non-empty list/],
+        ["bad region", { ...REQUIRED, region: "Frankfurt" }, /^hephy-doks:region must be a DigitalOcean region slug .* got "Frankfurt"/],
+        ["bad size slug", { ...REQUIRED, nodeSize: "large" }, /^hephy-doks:nodeSize must be a droplet size slug .* got "large"/],
+        ["bad subdomain label", { ...REQUIRED, platformSubdomain: "my.paas" }, /^hephy-doks:platformSubdomain must be one DNS label .* got "my\.paas"/],
+        ["bad kubernetesVersion", { ...REQUIRED, kubernetesVersion: "v1.33" }, /^hephy-doks:kubernetesVersion must be "latest", .* got "v1\.33"/],
+        ["bad protect", { ...REQUIRED, protect: "yes" }, /^hephy-doks:protect must be true or false, got "yes"/],
+    ];
+    for (const [what, values, message] of bad) {
+        it(`rejects ${what}`, () => {
+            const problems = problemsOf(values);
+            assert.equal(problems.length, 1, problems.join("\n"));
+            assert.match(problems[0], message);
+            assert.match(problems[0], /pulumi config set hephy-doks:|entries must be/);
+        });
+    }
+
+    it("rejects a default subdomain when the stack name is no DNS label, and says to set it", () => {
+        const [problem] = problemsOf(REQUIRED, "Staging_EU");
+        assert.match(problem, /^hephy-doks:platformSubdomain defaults to the stack name, and "Staging_EU" is not a DNS label.*pulumi config set hephy-doks:platformSubdomain/);
+    });
+
+    it("reports an unknown key, so a typo is not silently ignored", () => {
+        const [problem] = problemsOf(REQUIRED, "staging", ["domain", "acmeEmail", "nodecount"]);
+        assert.match(problem, /^hephy-doks:nodecount is not a setting of this program; known keys: region, kubernetesVersion, nodeSize, nodeCount/);
+    });
+
+    it("lists every problem at once", () => {
+        const problems = problemsOf({ nodeCount: "0", region: "x" });
+        assert.deepEqual(
+            problems.map((p) => p.split(" ")[0]),
+            ["hephy-doks:region", "hephy-doks:nodeCount", "hephy-doks:domain", "hephy-doks:acmeEmail"],
+        );
+        assert.throws(() => parse({ nodeCount: "0", region: "x" }), /The configuration of stack "staging" has 4 problem\(s\):\n  - hephy-doks:region/);
+    });
+
+    it("recognises CIDRs of both families and refuses the rest", () => {
+        for (const good of ["0.0.0.0/0", "::/0", "203.0.113.0/24", "2001:db8::/32", "198.51.100.7/32"]) {
+            assert.equal(isCidr(good), true, good);
+        }
+        for (const bad of ["", "/8", "300.1.1.1/8", "10.0.0.0/-1", "10.0.0.0/8/8", "2001:db8::/129", "example.com/24"]) {
+            assert.equal(isCidr(bad), false, bad);
+        }
+    });
+
+    it("keeps the defaults that Pulumi.yaml declares in one place", () => {
+        assert.deepEqual(DEFAULTS.builderSshSources, ["0.0.0.0/0", "::/0"]);
+    });
+});

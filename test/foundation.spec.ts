@@ -1,0 +1,188 @@
+import * as assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { parse as parseYaml } from "yaml";
+import { DEFAULTS } from "../config";
+import { isSecret, plain, programError, runProgram, sentAsSecret, valueOf } from "./harness";
+import { FIRST_DROPLET_ID, MOCK_TOKEN, dropletIp } from "./mocks";
+
+const CLUSTER = "digitalocean:index/kubernetesCluster:KubernetesCluster";
+const FIREWALL = "digitalocean:index/firewall:Firewall";
+const RECORD = "digitalocean:index/dnsRecord:DnsRecord";
+const K8S_PROVIDER = "pulumi:providers:kubernetes";
+
+describe("foundation: cluster, firewall, DNS", () => {
+    it("declares the cluster from config, on the resolved DOKS version", async () => {
+        const run = await runProgram({ config: { region: "nyc3", nodeSize: "s-4vcpu-8gb", nodeCount: "4", kubernetesVersion: "1.33" } });
+        const cluster = run.one(CLUSTER, "staging-cluster");
+        assert.deepEqual(plain(cluster.inputs), {
+            region: "nyc3",
+            version: "1.33.5-do.1",
+            destroyAllAssociatedResources: true,
+            nodePool: { name: "staging-workers", size: "s-4vcpu-8gb", nodeCount: 4, tags: ["hephy-doks-staging-workers"] },
+        });
+        assert.equal(cluster.protect, false);
+        assert.deepEqual(
+            run.invokes.filter((i) => i.token.endsWith("getKubernetesVersions")).map((i) => i.inputs),
+            [{ versionPrefix: "1.33" }],
+        );
+        assert.equal(await valueOf(run.outputs.kubernetesVersion), "1.33.5-do.1");
+    });
+
+    it("takes the newest offered version by default", async () => {
+        const run = await runProgram();
+        assert.equal(plain(run.one(CLUSTER).inputs).version, "1.34.1-do.0");
+    });
+
+    it("fails before declaring anything when no offered version matches", async () => {
+        const { error, declared } = await programError({ config: { kubernetesVersion: "1.19" } });
+        assert.match(error.message, /hephy-doks:kubernetesVersion "1\.19" matches no version DigitalOcean offers; offered now: 1\.34\.1-do\.0, 1\.33\.5-do\.1, 1\.32\.9-do\.2/);
+        assert.equal(declared.length, 0);
+    });
+
+    it("protects the cluster when protect is true", async () => {
+        const run = await runProgram({ config: { protect: "true" } });
+        assert.equal(run.one(CLUSTER).protect, true);
+        assert.equal(run.one(FIREWALL).protect, false);
+    });
+
+    it("opens exactly TCP 80 and 443 to everyone and 2222 to builderSshSources, on our worker tag", async () => {
+        const run = await runProgram({ config: { builderSshSources: '["198.51.100.0/24","2001:db8::/48"]' } });
+        const firewall = run.one(FIREWALL, "staging-workers");
+        assert.deepEqual(plain(firewall.inputs), {
+            tags: ["hephy-doks-staging-workers"],
+            inboundRules: [
+                { protocol: "tcp", portRange: "80", sourceAddresses: ["0.0.0.0/0", "::/0"] },
+                { protocol: "tcp", portRange: "443", sourceAddresses: ["0.0.0.0/0", "::/0"] },
+                { protocol: "tcp", portRange: "2222", sourceAddresses: ["198.51.100.0/24", "2001:db8::/48"] },
+            ],
+        });
+        // The firewall targets the tag the node pool puts on every worker droplet.
+        assert.deepEqual(plain(run.one(CLUSTER).inputs).nodePool.tags, firewall.inputs.tags);
+        assert.deepEqual(firewall.dependsOn, [`${CLUSTER}::staging-cluster`]);
+    });
+
+    for (const nodeCount of [1, 5]) {
+        it(`declares one wildcard A record per node for nodeCount ${nodeCount}`, async () => {
+            const run = await runProgram({ config: { nodeCount: String(nodeCount), platformSubdomain: "paas" } });
+            const records = run.ofType(RECORD);
+            assert.equal(records.length, nodeCount);
+            records.forEach((record, i) => {
+                assert.equal(record.name, `staging-node-${i}`);
+                assert.deepEqual(plain(record.inputs), {
+                    domain: "example.com",
+                    type: "A",
+                    name: "*.paas",
+                    value: dropletIp(FIRST_DROPLET_ID + i),
+                    ttl: 60,
+                });
+                assert.equal(record.parent, "hephy-doks:dns:NodeDns::staging");
+            });
+            // Each address comes from the droplet of the matching node, looked up by its numeric ID.
+            assert.deepEqual(
+                run.invokes.filter((i) => i.token.endsWith("getDroplet")).map((i) => i.inputs.id).sort(),
+                Array.from({ length: nodeCount }, (_, i) => FIRST_DROPLET_ID + i),
+            );
+            assert.deepEqual(await valueOf(run.outputs.nodeIps), records.map((r) => plain(r.inputs).value));
+        });
+    }
+
+    it("declares every DNS record during preview too, the count coming from config", async () => {
+        const run = await runProgram({ preview: true, config: { nodeCount: "4" } });
+        assert.equal(run.ofType(RECORD).length, 4);
+    });
+
+    it("keeps the kubeconfig secret in the output and in the provider's inputs", async () => {
+        const run = await runProgram();
+        assert.equal(await isSecret(run.outputs.kubeconfig), true);
+        const kubeconfig: string = await valueOf(run.outputs.kubeconfig);
+        assert.match(kubeconfig, new RegExp(`token: ${MOCK_TOKEN}`));
+
+        const provider = run.one(K8S_PROVIDER, "staging-k8s");
+        assert.equal(sentAsSecret(provider.inputs.kubeconfig), true);
+        assert.equal(plain(provider.inputs.kubeconfig), kubeconfig);
+        assert.equal(plain(provider.inputs.deleteUnreachable), "true");
+    });
+
+    it("exports the cluster's id, endpoint and the platform domain", async () => {
+        const run = await runProgram({ config: { platformSubdomain: "paas" } });
+        assert.equal(await valueOf(run.outputs.clusterId), "staging-cluster-id");
+        assert.match(await valueOf(run.outputs.clusterEndpoint), /^https:\/\/staging-cluster-.*\.k8s\.ondigitalocean\.com$/);
+        assert.equal(await valueOf(run.outputs.platformDomain), "paas.example.com");
+    });
+
+    it("parents every resource under its component", async () => {
+        const run = await runProgram();
+        const parents = Object.fromEntries(run.resources.map((r) => [`${r.type}::${r.name}`, r.parent]));
+        assert.deepEqual(parents, {
+            "hephy-doks:cluster:DoksCluster::staging": "pulumi:pulumi:Stack",
+            [`${CLUSTER}::staging-cluster`]: "hephy-doks:cluster:DoksCluster::staging",
+            [`${K8S_PROVIDER}::staging-k8s`]: "hephy-doks:cluster:DoksCluster::staging",
+            [`${FIREWALL}::staging-workers`]: "hephy-doks:cluster:DoksCluster::staging",
+            "hephy-doks:dns:NodeDns::staging": "pulumi:pulumi:Stack",
+            [`${RECORD}::staging-node-0`]: "hephy-doks:dns:NodeDns::staging",
+            [`${RECORD}::staging-node-1`]: "hephy-doks:dns:NodeDns::staging",
+            [`${RECORD}::staging-node-2`]: "hephy-doks:dns:NodeDns::staging",
+        });
+    });
+
+    it("is deterministic: two evaluations send identical inputs", async () => {
+        const first = await runProgram();
+        const second = await runProgram();
+        assert.deepEqual(second.resources, first.resources);
+        assert.ok(first.resources.length > 0);
+    });
+
+    const badConfigs: [string, Record<string, string>, RegExp][] = [
+        ["missing domain", { domain: "" }, /hephy-doks:domain is required/],
+        ["missing acmeEmail", { acmeEmail: "" }, /hephy-doks:acmeEmail is required/],
+        ["nodeCount 0", { nodeCount: "0" }, /hephy-doks:nodeCount must be an integer from 1 to 50, got "0"/],
+        ["bad CIDR", { builderSshSources: '["1.2.3.4/40"]' }, /hephy-doks:builderSshSources entries .* got "1\.2\.3\.4\/40"/],
+    ];
+    for (const [what, config, message] of badConfigs) {
+        it(`declares no resource and invokes nothing when config has ${what}`, async () => {
+            const { error, declared, invoked } = await programError({ config });
+            assert.match(error.message, message);
+            assert.deepEqual(declared, []);
+            assert.deepEqual(invoked, []);
+        });
+    }
+});
+
+describe("project files", () => {
+    const root = path.resolve(__dirname, "..");
+    const project = parseYaml(fs.readFileSync(path.join(root, "Pulumi.yaml"), "utf8"));
+
+    it("refreshes before every operation, so an expired DOKS credential is renewed", () => {
+        assert.equal(project.options.refresh, "always");
+    });
+
+    it("declares in Pulumi.yaml the same defaults as config.ts", () => {
+        const declared = Object.fromEntries(Object.entries(project.config).map(([k, v]: [string, any]) => [k, v.default]));
+        assert.deepEqual(declared, {
+            region: DEFAULTS.region,
+            kubernetesVersion: DEFAULTS.kubernetesVersion,
+            nodeSize: DEFAULTS.nodeSize,
+            nodeCount: DEFAULTS.nodeCount,
+            domain: undefined,
+            platformSubdomain: DEFAULTS.platformSubdomain,
+            acmeEmail: undefined,
+            builderSshSources: DEFAULTS.builderSshSources,
+            protect: DEFAULTS.protect,
+        });
+        for (const [key, spec] of Object.entries(project.config) as [string, any][]) {
+            assert.ok(spec.type && spec.description, `${key} needs a type and a description`);
+        }
+    });
+
+    it("has an example staging stack that passes validation and refuses ambient kubeconfigs", async () => {
+        const stack = parseYaml(fs.readFileSync(path.join(root, "Pulumi.staging.yaml"), "utf8")).config;
+        assert.deepEqual(stack["pulumi:disable-default-providers"], ["kubernetes"]);
+        assert.equal(stack["digitalocean:token"], undefined, "the token is set with --secret, never committed");
+        const config = Object.fromEntries(
+            Object.entries(stack).filter(([k]) => k.startsWith("hephy-doks:")).map(([k, v]) => [k.slice("hephy-doks:".length), String(v)]),
+        );
+        const run = await runProgram({ config, replaceConfig: true });
+        assert.equal(run.ofType(RECORD).length, Number(config.nodeCount));
+    });
+});

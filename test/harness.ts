@@ -1,0 +1,224 @@
+import * as path from "node:path";
+import * as pulumi from "@pulumi/pulumi";
+import { computedState, invokes } from "./mocks";
+
+/** One resource the program declared, as the engine would have received it. */
+export interface Recorded {
+    type: string;
+    name: string;
+    /** Inputs as sent to the provider (for components: none). */
+    inputs: Record<string, any>;
+    custom: boolean;
+    /** `type::name` of the parent, from the resource options. */
+    parent: string | undefined;
+    /** `type::name` of each explicit `dependsOn`. */
+    dependsOn: string[];
+    /** `type::name` of the provider resource passed in the options, if any. */
+    provider: string | undefined;
+    /** The provider reference the engine was given (`urn::id`), for custom resources. */
+    providerRef: string | undefined;
+    /** Whether `protect` was set. */
+    protect: boolean;
+}
+
+export interface Invoked {
+    token: string;
+    inputs: Record<string, any>;
+}
+
+export interface Run {
+    resources: Recorded[];
+    invokes: Invoked[];
+    /** The stack outputs as the program returned them (Outputs, so secrecy can be checked). */
+    outputs: Record<string, pulumi.Output<any> | any>;
+    ofType(type: string): Recorded[];
+    /** The one resource of `type` (named `name`, if given); fails when there is not exactly one. */
+    one(type: string, name?: string): Recorded;
+}
+
+export const PROJECT = "hephy-doks";
+
+/** Config every test starts from: the two required keys. */
+export const BASE_CONFIG: Readonly<Record<string, string>> = {
+    domain: "example.com",
+    acmeEmail: "ops@example.org",
+};
+
+export interface RunOptions {
+    /** `hephy-doks:` config keys (without the namespace) and their raw string values. */
+    config?: Record<string, string>;
+    /** Keys set without the base config's defaults merged in. */
+    replaceConfig?: boolean;
+    stack?: string;
+    preview?: boolean;
+}
+
+const ROOT = path.resolve(__dirname, "..");
+
+function key(r: pulumi.Resource, known: Map<pulumi.Resource, string>): string {
+    return known.get(r) ?? "pulumi:pulumi:Stack";
+}
+
+/** Drops this project's modules from the require cache so the program is evaluated afresh. */
+function forgetProgram(): void {
+    for (const file of Object.keys(require.cache)) {
+        if (file.startsWith(ROOT) && !file.includes(`${path.sep}node_modules${path.sep}`) && !file.includes(`${path.sep}test${path.sep}`)) {
+            delete require.cache[file];
+        }
+    }
+}
+
+/**
+ * Evaluates the real program (index.ts) under Pulumi's mock engine and records every resource
+ * registration and invoke. Resolves once all registrations have finished.
+ */
+export async function runProgram(options: RunOptions = {}): Promise<Run> {
+    const stack = options.stack ?? "staging";
+    const config = { ...(options.replaceConfig ? {} : BASE_CONFIG), ...(options.config ?? {}) };
+    pulumi.runtime.setAllConfig(Object.fromEntries(Object.entries(config).map(([k, v]) => [`${PROJECT}:${k}`, v])));
+
+    const registered = new Map<string, Omit<Recorded, "parent" | "dependsOn" | "provider" | "protect">>();
+    const calls: Invoked[] = [];
+    await pulumi.runtime.setMocks(
+        {
+            newResource(args) {
+                const state = computedState[args.type]?.(args) ?? {};
+                registered.set(`${args.type}::${args.name}`, {
+                    type: args.type,
+                    name: args.name,
+                    inputs: args.inputs,
+                    custom: args.custom ?? true,
+                    providerRef: args.provider,
+                });
+                return { id: `${args.name}-id`, state: { ...args.inputs, ...state } };
+            },
+            call(args) {
+                calls.push({ token: args.token, inputs: args.inputs });
+                const answer = invokes[args.token];
+                if (!answer) {
+                    const message = `test mocks: no answer for invoke ${args.token}`;
+                    console.error(message);
+                    throw new Error(message);
+                }
+                return answer(args.inputs);
+            },
+        },
+        PROJECT,
+        stack,
+        options.preview ?? false,
+    );
+
+    const known = new Map<pulumi.Resource, string>();
+    const options_ = new Map<string, Pick<Recorded, "parent" | "dependsOn" | "provider" | "protect">>();
+    let outputs: Record<string, any> = {};
+    forgetProgram();
+    try {
+        await pulumi.runtime.runInPulumiStack(async () => {
+            pulumi.runtime.registerStackTransformation((args) => {
+                const id = `${args.type}::${args.name}`;
+                known.set(args.resource, id);
+                const deps = args.opts.dependsOn;
+                const depList = deps === undefined ? [] : Array.isArray(deps) ? deps : [deps];
+                options_.set(id, {
+                    parent: args.opts.parent ? key(args.opts.parent, known) : "pulumi:pulumi:Stack",
+                    dependsOn: depList.map((d) => (pulumi.Resource.isInstance(d) ? key(d, known) : "<output>")),
+                    provider: args.opts.provider ? key(args.opts.provider, known) : undefined,
+                    protect: args.opts.protect === true,
+                });
+                return undefined;
+            });
+            // eslint-disable-next-line @typescript-eslint/no-require-imports
+            const program: () => Promise<Record<string, any>> = require(path.join(ROOT, "index"));
+            outputs = await program();
+            return outputs;
+        });
+    } finally {
+        await pulumi.runtime.disconnect();
+        lastResources = collect(registered, options_);
+        lastInvokes = calls;
+    }
+
+    const resources = lastResources;
+    const ofType = (type: string) => resources.filter((r) => r.type === type);
+    return {
+        resources,
+        invokes: calls,
+        outputs,
+        ofType,
+        one(type, name) {
+            const found = ofType(type).filter((r) => name === undefined || r.name === name);
+            if (found.length !== 1) {
+                throw new Error(`expected one ${type}${name ? ` named ${name}` : ""}, found ${found.length}: ${found.map((r) => r.name).join(", ")}`);
+            }
+            return found[0];
+        },
+    };
+}
+
+function collect(
+    registered: Map<string, Omit<Recorded, "parent" | "dependsOn" | "provider" | "protect">>,
+    opts: Map<string, Pick<Recorded, "parent" | "dependsOn" | "provider" | "protect">>,
+): Recorded[] {
+    const resources: Recorded[] = [];
+    for (const [id, o] of opts) {
+        const reg = registered.get(id);
+        const [type, ...rest] = id.split("::");
+        resources.push({
+            type,
+            name: rest.join("::"),
+            inputs: reg?.inputs ?? {},
+            custom: reg?.custom ?? false,
+            providerRef: reg?.providerRef,
+            ...o,
+        });
+    }
+    return resources;
+}
+
+/** Evaluates the program and returns the error it fails with, or throws if it does not fail. */
+export async function programError(
+    options: RunOptions,
+): Promise<{ error: Error; declared: Recorded[]; invoked: Invoked[] }> {
+    try {
+        await runProgram(options);
+    } catch (error) {
+        return { error: error as Error, declared: lastResources, invoked: lastInvokes };
+    }
+    throw new Error(`expected the program to fail, but it declared ${lastResources.length} resources`);
+}
+
+/** What the last evaluation declared, kept even when it failed. */
+let lastResources: Recorded[] = [];
+let lastInvokes: Invoked[] = [];
+
+/** Resolves an Output (or plain value) for assertions. */
+export function valueOf<T>(output: pulumi.Input<T>): Promise<T> {
+    return new Promise((resolve) => pulumi.output(output).apply((v) => resolve(v as T)));
+}
+
+/** Whether an Output is marked secret. */
+export function isSecret(output: pulumi.Output<unknown>): Promise<boolean> {
+    return pulumi.isSecret(output);
+}
+
+/** The signature key Pulumi uses to mark a secret value in serialized inputs. */
+const SECRET_SIG = "4dabf18193072939515e22adb298388d";
+
+/** Whether a recorded input value was sent to the provider as a secret. */
+export function sentAsSecret(value: unknown): boolean {
+    return typeof value === "object" && value !== null && SECRET_SIG in value;
+}
+
+/** A recorded input value with any secret wrappers removed, for comparisons. */
+export function plain(value: any): any {
+    if (sentAsSecret(value)) {
+        return plain(value.value);
+    }
+    if (Array.isArray(value)) {
+        return value.map(plain);
+    }
+    if (typeof value === "object" && value !== null) {
+        return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, plain(v)]));
+    }
+    return value;
+}

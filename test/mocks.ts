@@ -1,0 +1,94 @@
+import * as pulumi from "@pulumi/pulumi";
+
+/**
+ * Provider behaviour for the mock engine: realistic computed outputs for the resources the program
+ * declares, and answers for the invokes it makes. Anything else fails loudly, because an error
+ * thrown inside `call` would otherwise reach the program with an empty message.
+ */
+
+/** What DigitalOcean offered when these tests were written, newest first (as the API lists them). */
+export const OFFERED_VERSIONS = ["1.34.1-do.0", "1.33.5-do.1", "1.32.9-do.2"];
+
+/** Droplet IDs of the first mock node; node i gets FIRST_DROPLET_ID + i. */
+export const FIRST_DROPLET_ID = 510000001;
+
+/** The public IPv4 the mock reports for a droplet (TEST-NET-3, RFC 5737). */
+export function dropletIp(dropletId: number): string {
+    return `203.0.113.${(dropletId - FIRST_DROPLET_ID + 10) % 250}`;
+}
+
+export const MOCK_TOKEN = "dop_v1_mocktoken0000000000000000000000000000000000000000000000000000";
+
+function kubeconfigFor(clusterName: string, endpoint: string): string {
+    return [
+        "apiVersion: v1",
+        "kind: Config",
+        "clusters:",
+        "- cluster:",
+        "    certificate-authority-data: LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCg==",
+        `    server: ${endpoint}`,
+        `  name: do-${clusterName}`,
+        "contexts:",
+        "- context:",
+        `    cluster: do-${clusterName}`,
+        `    user: do-${clusterName}-admin`,
+        `  name: do-${clusterName}`,
+        `current-context: do-${clusterName}`,
+        "users:",
+        `- name: do-${clusterName}-admin`,
+        "  user:",
+        `    token: ${MOCK_TOKEN}`,
+        "",
+    ].join("\n");
+}
+
+/** Computed outputs per resource type, given the inputs the program sent. */
+export type StateFn = (args: pulumi.runtime.MockResourceArgs) => Record<string, unknown>;
+
+export const computedState: Record<string, StateFn> = {
+    "digitalocean:index/kubernetesCluster:KubernetesCluster": ({ name, inputs }) => {
+        const id = `${name}-0000-4000-8000-000000000000`;
+        const endpoint = `https://${id}.k8s.ondigitalocean.com`;
+        const count = Number(inputs.nodePool?.nodeCount ?? 0);
+        const nodes = Array.from({ length: count }, (_, i) => ({
+            id: `node-${i}`,
+            name: `${inputs.nodePool.name}-${i}`,
+            status: "running",
+            dropletId: String(FIRST_DROPLET_ID + i),
+        }));
+        return {
+            name: inputs.name ?? `${name}-1a2b3c4`,
+            endpoint,
+            status: "running",
+            clusterUrn: `do:kubernetes:${id}`,
+            kubeConfigs: [
+                {
+                    rawConfig: kubeconfigFor(name, endpoint),
+                    host: endpoint,
+                    token: MOCK_TOKEN,
+                    expiresAt: "2026-12-01T00:00:00Z",
+                },
+            ],
+            nodePool: { ...inputs.nodePool, id: "pool-0", actualNodeCount: count, nodes },
+        };
+    },
+    "digitalocean:index/firewall:Firewall": () => ({ status: "succeeded" }),
+    "digitalocean:index/dnsRecord:DnsRecord": ({ inputs }) => ({ fqdn: `${inputs.name}.${inputs.domain}` }),
+};
+
+export type CallFn = (inputs: Record<string, any>) => Record<string, unknown>;
+
+export const invokes: Record<string, CallFn> = {
+    "digitalocean:index/getKubernetesVersions:getKubernetesVersions": (inputs) => {
+        const prefix: string = inputs.versionPrefix ?? "";
+        const valid = OFFERED_VERSIONS.filter((v) => v.startsWith(prefix));
+        return { id: "versions", versionPrefix: inputs.versionPrefix, latestVersion: valid[0] ?? "", validVersions: valid };
+    },
+    "digitalocean:index/getDroplet:getDroplet": (inputs) => {
+        const id = Number(inputs.id);
+        if (!Number.isInteger(id) || id < FIRST_DROPLET_ID) {
+            throw new Error(`mock getDroplet: no droplet with id ${JSON.stringify(inputs.id)}`);
+        }
+        return { id, name: `node-${id}`, ipv4Address: dropletIp(id), status: "active" };
+    },
+};

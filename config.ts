@@ -17,7 +17,48 @@ export const DEFAULTS = {
     platformSubdomain: "",
     builderSshSources: ["0.0.0.0/0", "::/0"] as readonly string[],
     protect: false,
+    /** ECDSA P-256: small, fast, and accepted by Tiller's and helm-operator's Go TLS stacks. */
+    tlsKeyAlgorithm: "ECDSA-P256",
+    /** The Tiller CA lives ten years; the leaves one year and are renewed by the first `pulumi up` in their last 30 days. */
+    tlsCaValidityHours: 87600,
+    tlsCertValidityHours: 8760,
+    tlsEarlyRenewalHours: 720,
+    /** Tiller's release history bound; Helm 2 defaults to 0 (unbounded). */
+    tillerHistoryMax: 10,
 } as const;
+
+/** Pinned upstream artefacts outside the release catalog, with where each fact comes from. */
+export const UPSTREAM = {
+    /** helm/helm v2.17.0 `cmd/helm/installer/install.go` (defaultImage ghcr.io/helm/tiller); 2.17.0 is the last Helm 2 release. */
+    tillerImage: "ghcr.io/helm/tiller:v2.17.0",
+    /** fluxcd/helm-operator chart-1.4.4 `values.yaml` image; 1.4.4 (2022-09-01) is the last release, the project is archived. */
+    helmOperatorImage: "docker.io/fluxcd/helm-operator:1.4.4",
+    /** The HelmRelease CRD (helm.fluxcd.io/v1, apiextensions.k8s.io/v1) of the same tag, as the chart README applies it. */
+    helmOperatorCrdUrl: "https://raw.githubusercontent.com/fluxcd/helm-operator/v1.4.4/deploy/crds.yaml",
+    /** The name helm-operator verifies on Tiller's certificate: the article's HELM_TLS_HOSTNAME. */
+    tillerHostname: "tiller-deploy.kube-system",
+    /** Names on Tiller's certificate: its Service as dialled from the cluster, and 127.0.0.1 for `helm --tls` through a port-forward. */
+    tillerDnsNames: ["tiller-deploy", "tiller-deploy.kube-system", "tiller-deploy.kube-system.svc", "localhost"],
+    tillerIpAddresses: ["127.0.0.1"],
+    /**
+     * Chart repositories helm-operator knows, as the article's `configureRepositories`: hephy for
+     * Workflow's dependencies, and stable at its new home (helm/helm v2.17.0 commit 62d6e40 retired
+     * storage.googleapis.com).
+     */
+    chartRepositories: [
+        { name: "hephy", url: "https://charts.teamhephy.com/" },
+        { name: "stable", url: "https://charts.helm.sh/stable" },
+    ],
+} as const;
+
+/** The private-key algorithms `hephy-doks:tlsKeyAlgorithm` accepts, as @pulumi/tls `PrivateKey` inputs. */
+export const KEY_ALGORITHMS = {
+    "ECDSA-P256": { algorithm: "ECDSA", ecdsaCurve: "P256" },
+    "ECDSA-P384": { algorithm: "ECDSA", ecdsaCurve: "P384" },
+    "RSA-2048": { algorithm: "RSA", rsaBits: 2048 },
+    "RSA-4096": { algorithm: "RSA", rsaBits: 4096 },
+} as const;
+export type KeyAlgorithm = keyof typeof KEY_ALGORITHMS;
 
 /** Values the program fixes rather than reads from config. */
 export const FIXED = {
@@ -49,6 +90,16 @@ export interface StackConfig {
     /** Our own tag on the worker droplets, which the firewall targets. */
     readonly workerTag: string;
     readonly dnsTtlSeconds: number;
+    readonly tls: TlsSettings;
+    readonly tillerHistoryMax: number;
+}
+
+/** How the Tiller PKI is generated. */
+export interface TlsSettings {
+    readonly keyAlgorithm: KeyAlgorithm;
+    readonly caValidityHours: number;
+    readonly certValidityHours: number;
+    readonly earlyRenewalHours: number;
 }
 
 /** Reads one raw config value of this project's namespace, as the Pulumi engine passes it (a string). */
@@ -65,6 +116,11 @@ export const CONFIG_KEYS = [
     "acmeEmail",
     "builderSshSources",
     "protect",
+    "tlsKeyAlgorithm",
+    "tlsCaValidityHours",
+    "tlsCertValidityHours",
+    "tlsEarlyRenewalHours",
+    "tillerHistoryMax",
 ] as const;
 
 /** A stack configuration the program refuses, with every problem found. */
@@ -164,16 +220,21 @@ export function parseConfig(read: ConfigReader, stack: string, presentKeys: read
         );
     }
 
-    const nodeCountRaw = raw("nodeCount");
-    let nodeCount: number = DEFAULTS.nodeCount;
-    if (nodeCountRaw !== undefined) {
-        nodeCount = /^[0-9]+$/.test(nodeCountRaw) ? Number(nodeCountRaw) : NaN;
-        if (!(nodeCount >= FIXED.nodeCountMin && nodeCount <= FIXED.nodeCountMax)) {
+    const integer = (key: string, fallback: number, min: number, max: number, example: string): number => {
+        const text = raw(key);
+        if (text === undefined) {
+            return fallback;
+        }
+        const value = /^[0-9]+$/.test(text) ? Number(text) : NaN;
+        if (!(value >= min && value <= max)) {
             problems.push(
-                `${PROJECT}:nodeCount must be an integer from ${FIXED.nodeCountMin} to ${FIXED.nodeCountMax}, got ${quote(nodeCountRaw)} ${fix("nodeCount", "3")}`,
+                `${PROJECT}:${key} must be an integer from ${min} to ${max}, got ${quote(text)} ${fix(key, example)}`,
             );
         }
-    }
+        return value;
+    };
+
+    const nodeCount = integer("nodeCount", DEFAULTS.nodeCount, FIXED.nodeCountMin, FIXED.nodeCountMax, "3");
 
     const domain = raw("domain");
     if (domain === undefined || domain === "") {
@@ -219,6 +280,28 @@ export function parseConfig(read: ConfigReader, stack: string, presentKeys: read
         }
     }
 
+    const keyAlgorithm = raw("tlsKeyAlgorithm") ?? DEFAULTS.tlsKeyAlgorithm;
+    if (!(keyAlgorithm in KEY_ALGORITHMS)) {
+        problems.push(
+            `${PROJECT}:tlsKeyAlgorithm must be one of ${Object.keys(KEY_ALGORITHMS).join(", ")}, got ${quote(keyAlgorithm)} ${fix("tlsKeyAlgorithm", "ECDSA-P256")}`,
+        );
+    }
+    const hoursMax = 100 * 8766;
+    const caValidityHours = integer("tlsCaValidityHours", DEFAULTS.tlsCaValidityHours, 1, hoursMax, "87600");
+    const certValidityHours = integer("tlsCertValidityHours", DEFAULTS.tlsCertValidityHours, 1, hoursMax, "8760");
+    const earlyRenewalHours = integer("tlsEarlyRenewalHours", DEFAULTS.tlsEarlyRenewalHours, 0, hoursMax, "720");
+    if (certValidityHours > caValidityHours) {
+        problems.push(
+            `${PROJECT}:tlsCertValidityHours (${certValidityHours}) must not exceed ${PROJECT}:tlsCaValidityHours (${caValidityHours}): a certificate cannot outlive its CA`,
+        );
+    }
+    if (earlyRenewalHours >= certValidityHours) {
+        problems.push(
+            `${PROJECT}:tlsEarlyRenewalHours (${earlyRenewalHours}) must be less than ${PROJECT}:tlsCertValidityHours (${certValidityHours}), or every pulumi up would rotate the certificates`,
+        );
+    }
+    const tillerHistoryMax = integer("tillerHistoryMax", DEFAULTS.tillerHistoryMax, 1, 1000, "10");
+
     if (problems.length > 0) {
         throw new ConfigError(stack, problems);
     }
@@ -237,6 +320,8 @@ export function parseConfig(read: ConfigReader, stack: string, presentKeys: read
         namePrefix: nameSafe(stack),
         workerTag: `${PROJECT}-${nameSafe(stack)}-workers`,
         dnsTtlSeconds: FIXED.dnsTtlSeconds,
+        tls: { keyAlgorithm: keyAlgorithm as KeyAlgorithm, caValidityHours, certValidityHours, earlyRenewalHours },
+        tillerHistoryMax,
     };
 }
 

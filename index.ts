@@ -1,6 +1,9 @@
 import { DoksCluster, resolveKubernetesVersion } from "./components/cluster";
 import { NodeDns } from "./components/dns";
-import { FIXED, loadConfig } from "./config";
+import { HelmOperator } from "./components/helmOperator";
+import { Tiller } from "./components/tiller";
+import { TillerPki } from "./components/tillerPki";
+import { FIXED, UPSTREAM, loadConfig } from "./config";
 
 // An async program: config and the Kubernetes version are checked before any resource is declared.
 export = async () => {
@@ -29,6 +32,33 @@ export = async () => {
         ttl: config.dnsTtlSeconds,
     });
 
+    const pki = new TillerPki(config.namePrefix, {
+        ...config.tls,
+        tillerDnsNames: [...UPSTREAM.tillerDnsNames],
+        tillerIpAddresses: [...UPSTREAM.tillerIpAddresses],
+    });
+
+    const tiller = new Tiller(config.namePrefix, {
+        provider: cluster.provider,
+        image: UPSTREAM.tillerImage,
+        historyMax: config.tillerHistoryMax,
+        serverKeyPair: pki.tiller,
+        caCertPem: pki.caCertPem,
+    });
+
+    const helmOperator = new HelmOperator(config.namePrefix, {
+        provider: cluster.provider,
+        image: UPSTREAM.helmOperatorImage,
+        crdUrl: UPSTREAM.helmOperatorCrdUrl,
+        helmVersions: ["v2", "v3"],
+        clientKeyPair: pki.helmClient,
+        caCertPem: pki.caCertPem,
+        tillerHostname: UPSTREAM.tillerHostname,
+        repositories: UPSTREAM.chartRepositories.map((r) => ({ ...r })),
+        tiller: [tiller.deployment, tiller.service],
+    });
+    void helmOperator;
+
     return {
         kubeconfig: cluster.kubeconfig,
         clusterId: cluster.cluster.id,
@@ -36,5 +66,6 @@ export = async () => {
         kubernetesVersion,
         platformDomain: config.platformDomain,
         nodeIps: dns.nodeIps,
+        tillerCaCertPem: pki.caCertPem,
     };
 };

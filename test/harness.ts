@@ -1,6 +1,6 @@
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import { computedState, invokes } from "./mocks";
+import { invokes, resourceState } from "./mocks";
 
 /** One resource the program declared, as the engine would have received it. */
 export interface Recorded {
@@ -81,8 +81,7 @@ export async function runProgram(options: RunOptions = {}): Promise<Run> {
     const calls: Invoked[] = [];
     await pulumi.runtime.setMocks(
         {
-            newResource(args) {
-                const state = computedState[args.type]?.(args) ?? {};
+            async newResource(args) {
                 registered.set(`${args.type}::${args.name}`, {
                     type: args.type,
                     name: args.name,
@@ -90,7 +89,13 @@ export async function runProgram(options: RunOptions = {}): Promise<Run> {
                     custom: args.custom ?? true,
                     providerRef: args.provider,
                 });
-                return { id: `${args.name}-id`, state: { ...args.inputs, ...state } };
+                try {
+                    return { id: `${args.name}-id`, state: await resourceState(args) };
+                } catch (error) {
+                    // The mock engine would otherwise hang on a rejected registration.
+                    console.error(`test mocks: cannot compute ${args.type} ${args.name}:`, error);
+                    throw error;
+                }
             },
             call(args) {
                 calls.push({ token: args.token, inputs: args.inputs });
@@ -201,24 +206,4 @@ export function isSecret(output: pulumi.Output<unknown>): Promise<boolean> {
     return pulumi.isSecret(output);
 }
 
-/** The signature key Pulumi uses to mark a secret value in serialized inputs. */
-const SECRET_SIG = "4dabf18193072939515e22adb298388d";
-
-/** Whether a recorded input value was sent to the provider as a secret. */
-export function sentAsSecret(value: unknown): boolean {
-    return typeof value === "object" && value !== null && SECRET_SIG in value;
-}
-
-/** A recorded input value with any secret wrappers removed, for comparisons. */
-export function plain(value: any): any {
-    if (sentAsSecret(value)) {
-        return plain(value.value);
-    }
-    if (Array.isArray(value)) {
-        return value.map(plain);
-    }
-    if (typeof value === "object" && value !== null) {
-        return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, plain(v)]));
-    }
-    return value;
-}
+export { plain, sentAsSecret } from "./mocks";

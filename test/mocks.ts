@@ -1,4 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
+import { isTlsType, tlsState } from "./tlsMocks";
 
 /**
  * Provider behaviour for the mock engine: realistic computed outputs for the resources the program
@@ -92,3 +93,33 @@ export const invokes: Record<string, CallFn> = {
         return { id, name: `node-${id}`, ipv4Address: dropletIp(id), status: "active" };
     },
 };
+
+/** Outputs the mock engine reports for a registered resource: its inputs plus what the provider computes. */
+export async function resourceState(args: pulumi.runtime.MockResourceArgs): Promise<Record<string, unknown>> {
+    const computed = isTlsType(args.type)
+        ? await tlsState(args.type, args.name, plain(args.inputs))
+        : (computedState[args.type]?.(args) ?? {});
+    return { ...args.inputs, ...computed };
+}
+
+/** The signature key Pulumi uses to mark a secret value in serialized inputs. */
+const SECRET_SIG = "4dabf18193072939515e22adb298388d";
+
+/** Whether a recorded input value was sent to the provider as a secret. */
+export function sentAsSecret(value: unknown): boolean {
+    return typeof value === "object" && value !== null && SECRET_SIG in value;
+}
+
+/** A recorded input value with any secret wrappers removed, for comparisons. */
+export function plain(value: any): any {
+    if (sentAsSecret(value)) {
+        return plain(value.value);
+    }
+    if (Array.isArray(value)) {
+        return value.map(plain);
+    }
+    if (typeof value === "object" && value !== null) {
+        return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, plain(v)]));
+    }
+    return value;
+}

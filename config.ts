@@ -230,6 +230,7 @@ export function parseConfig(read: ConfigReader, stack: string, presentKeys: read
             problems.push(
                 `${PROJECT}:${key} must be an integer from ${min} to ${max}, got ${quote(text)} ${fix(key, example)}`,
             );
+            return NaN;
         }
         return value;
     };
@@ -290,12 +291,13 @@ export function parseConfig(read: ConfigReader, stack: string, presentKeys: read
     const caValidityHours = integer("tlsCaValidityHours", DEFAULTS.tlsCaValidityHours, 1, hoursMax, "87600");
     const certValidityHours = integer("tlsCertValidityHours", DEFAULTS.tlsCertValidityHours, 1, hoursMax, "8760");
     const earlyRenewalHours = integer("tlsEarlyRenewalHours", DEFAULTS.tlsEarlyRenewalHours, 0, hoursMax, "720");
-    if (certValidityHours > caValidityHours) {
+    const lifetimesValid = [caValidityHours, certValidityHours, earlyRenewalHours].every(Number.isFinite);
+    if (lifetimesValid && certValidityHours > caValidityHours) {
         problems.push(
             `${PROJECT}:tlsCertValidityHours (${certValidityHours}) must not exceed ${PROJECT}:tlsCaValidityHours (${caValidityHours}): a certificate cannot outlive its CA`,
         );
     }
-    if (earlyRenewalHours >= certValidityHours) {
+    if (lifetimesValid && earlyRenewalHours >= certValidityHours) {
         problems.push(
             `${PROJECT}:tlsEarlyRenewalHours (${earlyRenewalHours}) must be less than ${PROJECT}:tlsCertValidityHours (${certValidityHours}), or every pulumi up would rotate the certificates`,
         );

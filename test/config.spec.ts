@@ -34,6 +34,8 @@ describe("parseConfig", () => {
             namePrefix: "staging",
             workerTag: "hephy-doks-staging-workers",
             dnsTtlSeconds: 60,
+            tls: { keyAlgorithm: "ECDSA-P256", caValidityHours: 87600, certValidityHours: 8760, earlyRenewalHours: 720 },
+            tillerHistoryMax: 10,
         });
     });
 
@@ -89,13 +91,19 @@ describe("parseConfig", () => {
         ["bad subdomain label", { ...REQUIRED, platformSubdomain: "my.paas" }, /^hephy-doks:platformSubdomain must be one DNS label .* got "my\.paas"/],
         ["bad kubernetesVersion", { ...REQUIRED, kubernetesVersion: "v1.33" }, /^hephy-doks:kubernetesVersion must be "latest", .* got "v1\.33"/],
         ["bad protect", { ...REQUIRED, protect: "yes" }, /^hephy-doks:protect must be true or false, got "yes"/],
+        ["unknown key algorithm", { ...REQUIRED, tlsKeyAlgorithm: "DSA-1024" }, /^hephy-doks:tlsKeyAlgorithm must be one of ECDSA-P256, ECDSA-P384, RSA-2048, RSA-4096, got "DSA-1024"/],
+        ["zero CA validity", { ...REQUIRED, tlsCaValidityHours: "0" }, /^hephy-doks:tlsCaValidityHours must be an integer from 1 to 876600, got "0"/],
+        ["negative certificate validity", { ...REQUIRED, tlsCertValidityHours: "-5" }, /^hephy-doks:tlsCertValidityHours must be an integer from 1 to 876600, got "-5"/],
+        ["certificate outliving its CA", { ...REQUIRED, tlsCaValidityHours: "100", tlsCertValidityHours: "200", tlsEarlyRenewalHours: "10" }, /^hephy-doks:tlsCertValidityHours \(200\) must not exceed hephy-doks:tlsCaValidityHours \(100\)/],
+        ["renewal window as long as the validity", { ...REQUIRED, tlsCertValidityHours: "720", tlsEarlyRenewalHours: "720" }, /^hephy-doks:tlsEarlyRenewalHours \(720\) must be less than hephy-doks:tlsCertValidityHours \(720\)/],
+        ["unbounded Tiller history", { ...REQUIRED, tillerHistoryMax: "0" }, /^hephy-doks:tillerHistoryMax must be an integer from 1 to 1000, got "0"/],
     ];
     for (const [what, values, message] of bad) {
         it(`rejects ${what}`, () => {
             const problems = problemsOf(values);
             assert.equal(problems.length, 1, problems.join("\n"));
             assert.match(problems[0], message);
-            assert.match(problems[0], /pulumi config set hephy-doks:|entries must be/);
+            assert.match(problems[0], /pulumi config set hephy-doks:|entries must be|must not exceed|must be less than/);
         });
     }
 

@@ -8,6 +8,8 @@ export interface Recorded {
     name: string;
     /** Inputs as sent to the provider (for components: none). */
     inputs: Record<string, any>;
+    /** Outputs the mock provider answered with. */
+    state: Record<string, any>;
     custom: boolean;
     /** `type::name` of the parent, from the resource options. */
     parent: string | undefined;
@@ -88,9 +90,12 @@ export async function runProgram(options: RunOptions = {}): Promise<Run> {
                     inputs: args.inputs,
                     custom: args.custom ?? true,
                     providerRef: args.provider,
+                    state: {},
                 });
                 try {
-                    return { id: `${args.name}-id`, state: await resourceState(args) };
+                    const state = await resourceState(args);
+                    registered.get(`${args.type}::${args.name}`)!.state = state;
+                    return { id: `${args.name}-id`, state };
                 } catch (error) {
                     // The mock engine would otherwise hang on a rejected registration.
                     console.error(`test mocks: cannot compute ${args.type} ${args.name}:`, error);
@@ -172,6 +177,7 @@ function collect(
             type,
             name: rest.join("::"),
             inputs: reg?.inputs ?? {},
+            state: reg?.state ?? {},
             custom: reg?.custom ?? false,
             providerRef: reg?.providerRef,
             ...o,

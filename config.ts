@@ -25,6 +25,9 @@ export const DEFAULTS = {
     tlsEarlyRenewalHours: 720,
     /** Tiller's release history bound; Helm 2 defaults to 0 (unbounded). */
     tillerHistoryMax: 10,
+    workflowEnabled: true,
+    /** JSON object of per-release overrides of the catalog below; empty means the catalog as is. */
+    releases: "{}",
 } as const;
 
 /** Pinned upstream artefacts outside the release catalog, with where each fact comes from. */
@@ -50,6 +53,90 @@ export const UPSTREAM = {
         { name: "stable", url: "https://charts.helm.sh/stable" },
     ],
 } as const;
+
+/** A Kubernetes minor version range, inclusive: `{ min: "1.31", max: "1.35" }`. */
+export interface KubernetesRange {
+    readonly min: string;
+    readonly max: string;
+}
+
+/** Where helm-operator fetches a chart: a Helm repository, or a git repository (`spec.chart.git`). */
+export type ChartSource =
+    | { readonly repository: string; readonly name: string; readonly version: string }
+    | { readonly git: string; readonly ref: string; readonly path: string };
+
+/** One platform release: what to install, with which Helm, where it is known to work, and why we believe so. */
+export interface ReleaseEntry {
+    /** Helm release name and HelmRelease name (the article's). */
+    readonly releaseName: string;
+    readonly namespace: string;
+    readonly chart: ChartSource;
+    readonly helmVersion: "v2" | "v3";
+    /** Kubernetes minors the chart (as configured here) installs and works on. */
+    readonly kubernetes: KubernetesRange;
+    /** Values merged over the program's own for this release (overrides only). */
+    readonly values?: Readonly<Record<string, unknown>>;
+    /** Where each fact above comes from. */
+    readonly sources: readonly string[];
+}
+
+export type ReleaseKey = "nginx" | "certManager" | "workflow";
+
+/**
+ * The version catalog: every chart the platform installs, pinned to an exact version (helm-operator
+ * cuts a new revision on every sync for a range, fluxcd/helm-operator#469). Overridable per stack with
+ * `hephy-doks:releases`.
+ */
+export const CATALOG: Readonly<Record<ReleaseKey, ReleaseEntry>> = {
+    nginx: {
+        releaseName: "ingress",
+        namespace: "nginx-ingress",
+        chart: { repository: "https://kubernetes.github.io/ingress-nginx", name: "ingress-nginx", version: "4.15.1" },
+        // A Helm 3 chart (apiVersion v2 since 3.12.0); every Helm-2-era nginx chart watches the
+        // networking.k8s.io/v1beta1 Ingress API that Kubernetes 1.22 removed.
+        helmVersion: "v3",
+        kubernetes: { min: "1.31", max: "1.36" },
+        sources: [
+            "kubernetes/ingress-nginx charts/ingress-nginx/Chart.yaml 4.15.1 (controller v1.15.1, the last release; the project retired in March 2026)",
+            "kubernetes/ingress-nginx README.md support table: v1.15.x on Kubernetes 1.31-1.35; 1.36 removes no API it uses (inference)",
+            "kubernetes/ingress-nginx CHANGELOG controller v1.0.0: networking.k8s.io/v1beta1 Ingress support dropped",
+        ],
+    },
+    certManager: {
+        releaseName: "cert-manager",
+        namespace: "cert-manager",
+        chart: { repository: "https://charts.jetstack.io", name: "cert-manager", version: "v1.21.1" },
+        helmVersion: "v3",
+        kubernetes: { min: "1.33", max: "1.36" },
+        sources: [
+            "cert-manager/cert-manager tag v1.21.1 (2026-07-29), deploy/charts/cert-manager/Chart.yaml (apiVersion v2 since v1.15.0)",
+            "cert-manager.io docs releases/: 1.21 supports Kubernetes 1.33-1.36",
+        ],
+    },
+    workflow: {
+        releaseName: "hephy",
+        namespace: "deis",
+        chart: { repository: "https://charts.teamhephy.com/", name: "workflow", version: "v2.23.0" },
+        // Helm-2-style charts (requirements.yaml, no Chart.yaml apiVersion), installed through Tiller as the article does.
+        helmVersion: "v2",
+        kubernetes: { min: "1.16", max: "1.21" },
+        sources: [
+            "teamhephy/workflow tag v2.23.0 (2021-05-08) is the last release; apps/v1 workloads from v2.22.0 (src/changelogs/v2.22.0.md), so not before 1.16",
+            "teamhephy/controller v2.22.0 rootfs/scheduler/resources/ingress.py: native ingress creates extensions/v1beta1 Ingresses, gone in Kubernetes 1.22",
+            "teamhephy/nsqd v2.5.1 charts/nsqd/templates: a policy/v1beta1 PodDisruptionBudget, gone in Kubernetes 1.25",
+            "teamhephy/controller master has networking.k8s.io/v1 support but no image of it was ever published (controller PR #175, 2023)",
+        ],
+    },
+};
+
+/** The CRD manifest cert-manager publishes with each release (cert-manager.io docs, installation/helm). */
+export function certManagerCrdUrl(entry: ReleaseEntry): string {
+    const version = "version" in entry.chart ? entry.chart.version : entry.chart.ref;
+    return `https://github.com/cert-manager/cert-manager/releases/download/${version}/cert-manager.crds.yaml`;
+}
+
+/** Kubernetes minors the zero-LoadBalancer admission policies need: MutatingAdmissionPolicy is GA (on by default) from 1.36. */
+export const ADMISSION_POLICY_MIN = "1.36";
 
 /** The private-key algorithms `hephy-doks:tlsKeyAlgorithm` accepts, as @pulumi/tls `PrivateKey` inputs. */
 export const KEY_ALGORITHMS = {
@@ -92,6 +179,10 @@ export interface StackConfig {
     readonly dnsTtlSeconds: number;
     readonly tls: TlsSettings;
     readonly tillerHistoryMax: number;
+    /** Whether to install Hephy Workflow itself (the platform underneath is installed either way). */
+    readonly workflowEnabled: boolean;
+    /** The catalog with this stack's overrides applied. */
+    readonly releases: Readonly<Record<ReleaseKey, ReleaseEntry>>;
 }
 
 /** How the Tiller PKI is generated. */
@@ -121,6 +212,8 @@ export const CONFIG_KEYS = [
     "tlsCertValidityHours",
     "tlsEarlyRenewalHours",
     "tillerHistoryMax",
+    "workflowEnabled",
+    "releases",
 ] as const;
 
 /** A stack configuration the program refuses, with every problem found. */
@@ -271,15 +364,17 @@ export function parseConfig(read: ConfigReader, stack: string, presentKeys: read
 
     const builderSshSources = parseCidrList(raw("builderSshSources"), problems);
 
-    const protectRaw = raw("protect");
-    let protect: boolean = DEFAULTS.protect;
-    if (protectRaw !== undefined) {
-        if (protectRaw === "true" || protectRaw === "false") {
-            protect = protectRaw === "true";
-        } else {
-            problems.push(`${PROJECT}:protect must be true or false, got ${quote(protectRaw)} ${fix("protect", "true")}`);
+    const boolean = (key: string, fallback: boolean): boolean => {
+        const text = raw(key);
+        if (text === undefined || text === "true" || text === "false") {
+            return text === undefined ? fallback : text === "true";
         }
-    }
+        problems.push(`${PROJECT}:${key} must be true or false, got ${quote(text)} ${fix(key, String(!fallback))}`);
+        return fallback;
+    };
+    const protect = boolean("protect", DEFAULTS.protect);
+    const workflowEnabled = boolean("workflowEnabled", DEFAULTS.workflowEnabled);
+    const releases = parseReleases(raw("releases") ?? DEFAULTS.releases, problems);
 
     const keyAlgorithm = raw("tlsKeyAlgorithm") ?? DEFAULTS.tlsKeyAlgorithm;
     if (!(keyAlgorithm in KEY_ALGORITHMS)) {
@@ -324,7 +419,164 @@ export function parseConfig(read: ConfigReader, stack: string, presentKeys: read
         dnsTtlSeconds: FIXED.dnsTtlSeconds,
         tls: { keyAlgorithm: keyAlgorithm as KeyAlgorithm, caValidityHours, certValidityHours, earlyRenewalHours },
         tillerHistoryMax,
+        workflowEnabled,
+        releases,
     };
+}
+
+const EXACT_VERSION = /^v?[0-9]+\.[0-9]+\.[0-9]+([-+][0-9A-Za-z.-]+)?$/;
+const MINOR = /^[0-9]+\.[0-9]+$/;
+const OVERRIDE_KEYS = ["repository", "name", "version", "git", "ref", "path", "helmVersion", "kubernetes", "values"];
+
+function isObject(value: unknown): value is Record<string, unknown> {
+    return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** Applies `hephy-doks:releases` (a JSON object keyed by release) over the catalog. */
+function parseReleases(raw: string, problems: string[]): Record<ReleaseKey, ReleaseEntry> {
+    const key = `${PROJECT}:releases`;
+    const releases = { ...CATALOG };
+    let overrides: unknown;
+    try {
+        overrides = JSON.parse(raw);
+    } catch {
+        overrides = undefined;
+    }
+    if (!isObject(overrides)) {
+        problems.push(`${key} must be a JSON object keyed by ${Object.keys(CATALOG).join(", ")}, got ${quote(raw)}`);
+        return releases;
+    }
+    for (const [name, override] of Object.entries(overrides)) {
+        const at = `${key}.${name}`;
+        if (!(name in CATALOG)) {
+            problems.push(`${key} has no release ${quote(name)}; releases: ${Object.keys(CATALOG).join(", ")}`);
+            continue;
+        }
+        if (!isObject(override)) {
+            problems.push(`${at} must be an object, got ${quote(JSON.stringify(override))}`);
+            continue;
+        }
+        const before = problems.length;
+        for (const field of Object.keys(override).filter((f) => !OVERRIDE_KEYS.includes(f))) {
+            problems.push(`${at}.${field} is not an override; allowed: ${OVERRIDE_KEYS.join(", ")}`);
+        }
+        const base = CATALOG[name as ReleaseKey];
+        const text = (field: string): string | undefined => {
+            const value = override[field];
+            if (value !== undefined && (typeof value !== "string" || value === "")) {
+                problems.push(`${at}.${field} must be a non-empty string, got ${quote(JSON.stringify(value))}`);
+            }
+            return value as string | undefined;
+        };
+        const [repository, chartName, version, git, ref, path] = ["repository", "name", "version", "git", "ref", "path"].map(text);
+        let chart: ChartSource = base.chart;
+        if (git !== undefined || ref !== undefined || path !== undefined) {
+            if (git === undefined || ref === undefined || path === undefined) {
+                problems.push(`${at}: a git chart source needs all of git, ref and path`);
+            }
+            chart = { git: git ?? "", ref: ref ?? "", path: path ?? "" };
+        } else if (repository !== undefined || chartName !== undefined || version !== undefined) {
+            const current = base.chart as { repository: string; name: string; version: string };
+            chart = { repository: repository ?? current.repository, name: chartName ?? current.name, version: version ?? current.version };
+        }
+        if (version !== undefined && !EXACT_VERSION.test(version)) {
+            problems.push(
+                `${at}.version must be one exact chart version such as 1.2.3 (a range makes helm-operator upgrade on every sync), got ${quote(version)}`,
+            );
+        }
+        const helmVersion = override.helmVersion ?? base.helmVersion;
+        if (helmVersion !== "v2" && helmVersion !== "v3") {
+            problems.push(`${at}.helmVersion must be v2 or v3, got ${quote(String(helmVersion))}`);
+        }
+        let kubernetes = base.kubernetes;
+        if (override.kubernetes !== undefined) {
+            const range = override.kubernetes;
+            if (!isObject(range) || typeof range.min !== "string" || typeof range.max !== "string" || !MINOR.test(range.min) || !MINOR.test(range.max) || compareMinor(range.min, range.max) > 0) {
+                problems.push(`${at}.kubernetes must be {"min": "1.x", "max": "1.y"} with min <= max, got ${quote(JSON.stringify(range))}`);
+            } else {
+                kubernetes = { min: range.min, max: range.max };
+            }
+        } else if (chart !== base.chart) {
+            problems.push(
+                `${at}.kubernetes is required when the chart changes: say which Kubernetes minors your chart supports, e.g. {"min": "1.33", "max": "1.36"}`,
+            );
+        }
+        if (override.values !== undefined && !isObject(override.values)) {
+            problems.push(`${at}.values must be an object of Helm values, got ${quote(JSON.stringify(override.values))}`);
+        }
+        if (problems.length === before) {
+            releases[name as ReleaseKey] = {
+                ...base,
+                chart,
+                helmVersion: helmVersion as "v2" | "v3",
+                kubernetes,
+                values: override.values as Record<string, unknown> | undefined,
+                sources: [...base.sources, `overridden by ${key} in this stack`],
+            };
+        }
+    }
+    return releases;
+}
+
+/** Compares two `major.minor` versions (a DOKS slug's patch and suffix are ignored). */
+export function compareMinor(a: string, b: string): number {
+    const [aMajor, aMinor] = a.split(".").map(Number);
+    const [bMajor, bMinor] = b.split(".").map(Number);
+    return aMajor - bMajor || aMinor - bMinor;
+}
+
+/** The `major.minor` of a DOKS slug such as `1.35.2-do.0`. */
+export function minorOf(slug: string): string {
+    return slug.split(".").slice(0, 2).join(".");
+}
+
+/**
+ * Refuses a combination known not to work: each enabled release must support the resolved DOKS
+ * version, and Workflow needs the admission policies that keep its builder off a load balancer.
+ * Called before any resource is declared.
+ */
+export function checkCompatibility(config: StackConfig, doksVersion: string): void {
+    const minor = minorOf(doksVersion);
+    const problems: string[] = [];
+    const enabled = (Object.keys(config.releases) as ReleaseKey[]).filter((k) => k !== "workflow" || config.workflowEnabled);
+    for (const key of enabled) {
+        const entry = config.releases[key];
+        const { min, max } = entry.kubernetes;
+        if (compareMinor(minor, min) < 0 || compareMinor(minor, max) > 0) {
+            const chart = "version" in entry.chart ? `${entry.chart.name} ${entry.chart.version}` : `${entry.chart.git}//${entry.chart.path}@${entry.chart.ref}`;
+            problems.push(
+                `release ${key} (${chart}) supports Kubernetes ${min} to ${max}, not ${doksVersion}. ` +
+                    `Why: ${entry.sources.join("; ")}. ` +
+                    `Fix: pulumi config set ${PROJECT}:kubernetesVersion <a minor from ${min} to ${max} that DigitalOcean offers>, ` +
+                    `or point ${PROJECT}:releases.${key} at a chart that supports ${minor} (with its "kubernetes" range)` +
+                    (key === "workflow" ? `, or pulumi config set ${PROJECT}:workflowEnabled false to install the platform without Workflow` : ""),
+            );
+        }
+    }
+    if (config.workflowEnabled && compareMinor(minor, ADMISSION_POLICY_MIN) < 0) {
+        problems.push(
+            `Workflow's builder Service is hard-coded to type LoadBalancer in native-ingress mode; the MutatingAdmissionPolicy that turns it ` +
+                `into a ClusterIP needs Kubernetes ${ADMISSION_POLICY_MIN} or newer (admissionregistration.k8s.io/v1), not ${doksVersion}. ` +
+                `Fix: pulumi config set ${PROJECT}:kubernetesVersion ${ADMISSION_POLICY_MIN}, or ${PROJECT}:workflowEnabled false`,
+        );
+    }
+    if (problems.length > 0) {
+        throw new CompatibilityError(config.stack, problems);
+    }
+}
+
+/** A release catalog that does not fit the cluster's Kubernetes version. */
+export class CompatibilityError extends pulumi.RunError {
+    constructor(
+        stack: string,
+        readonly problems: readonly string[],
+    ) {
+        super(
+            `Stack "${stack}" would deploy releases known not to work on its Kubernetes version; nothing was deployed:\n` +
+                problems.map((p) => `  - ${p}`).join("\n"),
+        );
+        this.name = "CompatibilityError";
+    }
 }
 
 function parseCidrList(raw: string | undefined, problems: string[]): readonly string[] {

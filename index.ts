@@ -2,13 +2,16 @@ import { DoksCluster, resolveKubernetesVersion } from "./components/cluster";
 import { NodeDns } from "./components/dns";
 import { HelmOperator } from "./components/helmOperator";
 import { Tiller } from "./components/tiller";
+import { NoLoadBalancers } from "./components/noLoadBalancers";
+import { Platform } from "./components/platform";
 import { TillerPki } from "./components/tillerPki";
-import { FIXED, UPSTREAM, loadConfig } from "./config";
+import { FIXED, UPSTREAM, certManagerCrdUrl, checkCompatibility, loadConfig } from "./config";
 
 // An async program: config and the Kubernetes version are checked before any resource is declared.
 export = async () => {
     const config = loadConfig();
     const kubernetesVersion = await resolveKubernetesVersion(config.kubernetesVersionPrefix);
+    checkCompatibility(config, kubernetesVersion);
 
     const cluster = new DoksCluster(config.namePrefix, {
         region: config.region,
@@ -57,7 +60,23 @@ export = async () => {
         repositories: UPSTREAM.chartRepositories.map((r) => ({ ...r })),
         tiller: [tiller.deployment, tiller.service],
     });
-    void helmOperator;
+
+    const workflow = config.releases.workflow;
+    const noLoadBalancers = new NoLoadBalancers(config.namePrefix, {
+        provider: cluster.provider,
+        builderService: config.workflowEnabled ? { namespace: workflow.namespace, name: "deis-builder" } : undefined,
+    });
+
+    new Platform(config.namePrefix, {
+        provider: cluster.provider,
+        releases: config.releases,
+        workflowEnabled: config.workflowEnabled,
+        platformDomain: config.platformDomain,
+        acmeEmail: config.acmeEmail,
+        certManagerCrdUrl: certManagerCrdUrl(config.releases.certManager),
+        operatorReady: [helmOperator.crds, helmOperator.deployment, tiller.deployment],
+        loadBalancerGuards: noLoadBalancers.ready,
+    });
 
     return {
         kubeconfig: cluster.kubeconfig,
@@ -67,5 +86,10 @@ export = async () => {
         platformDomain: config.platformDomain,
         nodeIps: dns.nodeIps,
         tillerCaCertPem: pki.caCertPem,
+        controllerUrl: `http://deis.${config.platformDomain}`,
+        builderSsh: `ssh://git@deis-builder.${config.platformDomain}:2222`,
+        nextSteps: config.workflowEnabled
+            ? `Once the hephy release is Released: deis register http://deis.${config.platformDomain}, then deis keys:add and git push to ssh://git@deis-builder.${config.platformDomain}:2222`
+            : `Workflow is disabled (hephy-doks:workflowEnabled false): nginx-ingress and cert-manager serve *.${config.platformDomain}`,
     };
 };

@@ -1,5 +1,5 @@
 import * as assert from "node:assert/strict";
-import { ConfigError, DEFAULTS, isCidr, parseConfig } from "../config";
+import { CATALOG, ConfigError, DEFAULTS, isCidr, parseConfig } from "../config";
 
 const REQUIRED = { domain: "example.com", acmeEmail: "ops@example.org" };
 
@@ -36,6 +36,8 @@ describe("parseConfig", () => {
             dnsTtlSeconds: 60,
             tls: { keyAlgorithm: "ECDSA-P256", caValidityHours: 87600, certValidityHours: 8760, earlyRenewalHours: 720 },
             tillerHistoryMax: 10,
+            workflowEnabled: true,
+            releases: CATALOG,
         });
     });
 
@@ -96,6 +98,13 @@ describe("parseConfig", () => {
         ["negative certificate validity", { ...REQUIRED, tlsCertValidityHours: "-5" }, /^hephy-doks:tlsCertValidityHours must be an integer from 1 to 876600, got "-5"/],
         ["certificate outliving its CA", { ...REQUIRED, tlsCaValidityHours: "100", tlsCertValidityHours: "200", tlsEarlyRenewalHours: "10" }, /^hephy-doks:tlsCertValidityHours \(200\) must not exceed hephy-doks:tlsCaValidityHours \(100\)/],
         ["renewal window as long as the validity", { ...REQUIRED, tlsCertValidityHours: "720", tlsEarlyRenewalHours: "720" }, /^hephy-doks:tlsEarlyRenewalHours \(720\) must be less than hephy-doks:tlsCertValidityHours \(720\)/],
+        ["a version range for a release", { ...REQUIRED, releases: '{"nginx": {"version": "^4.15.0", "kubernetes": {"min": "1.31", "max": "1.36"}}}' }, /^hephy-doks:releases\.nginx\.version must be one exact chart version .* got "\^4\.15\.0"/],
+        ["a chart change without its Kubernetes range", { ...REQUIRED, releases: '{"workflow": {"git": "https://github.com/you/workflow", "ref": "v2.24.0", "path": "charts/workflow"}}' }, /^hephy-doks:releases\.workflow\.kubernetes is required when the chart changes/],
+        ["an unknown release", { ...REQUIRED, releases: '{"traefik": {}}' }, /^hephy-doks:releases has no release "traefik"; releases: nginx, certManager, workflow/],
+        ["releases that are not JSON", { ...REQUIRED, releases: "workflow=v2.24.0" }, /^hephy-doks:releases must be a JSON object keyed by nginx, certManager, workflow, got "workflow=v2\.24\.0"/],
+        ["a bad helmVersion", { ...REQUIRED, releases: '{"nginx": {"helmVersion": "v4"}}' }, /^hephy-doks:releases\.nginx\.helmVersion must be v2 or v3, got "v4"/],
+        ["an inverted Kubernetes range", { ...REQUIRED, releases: '{"nginx": {"kubernetes": {"min": "1.36", "max": "1.31"}}}' }, /^hephy-doks:releases\.nginx\.kubernetes must be \{"min": "1\.x", "max": "1\.y"\} with min <= max/],
+        ["bad workflowEnabled", { ...REQUIRED, workflowEnabled: "no" }, /^hephy-doks:workflowEnabled must be true or false, got "no"/],
         ["unbounded Tiller history", { ...REQUIRED, tillerHistoryMax: "0" }, /^hephy-doks:tillerHistoryMax must be an integer from 1 to 1000, got "0"/],
     ];
     for (const [what, values, message] of bad) {
@@ -103,7 +112,7 @@ describe("parseConfig", () => {
             const problems = problemsOf(values);
             assert.equal(problems.length, 1, problems.join("\n"));
             assert.match(problems[0], message);
-            assert.match(problems[0], /pulumi config set hephy-doks:|entries must be|must not exceed|must be less than/);
+            assert.match(problems[0], /pulumi config set hephy-doks:|entries must be|must not exceed|must be less than|hephy-doks:releases/);
         });
     }
 

@@ -13,30 +13,30 @@ const K8S_PROVIDER = "pulumi:providers:kubernetes";
 
 describe("foundation: cluster, firewall, DNS", () => {
     it("declares the cluster from config, on the resolved DOKS version", async () => {
-        const run = await runProgram({ config: { region: "nyc3", nodeSize: "s-4vcpu-8gb", nodeCount: "4", kubernetesVersion: "1.33" } });
+        const run = await runProgram({ config: { region: "nyc3", nodeSize: "s-4vcpu-8gb", nodeCount: "4", kubernetesVersion: "1.35" } });
         const cluster = run.one(CLUSTER, "staging-cluster");
         assert.deepEqual(plain(cluster.inputs), {
             region: "nyc3",
-            version: "1.33.5-do.1",
+            version: "1.35.3-do.1",
             destroyAllAssociatedResources: true,
             nodePool: { name: "staging-workers", size: "s-4vcpu-8gb", nodeCount: 4, tags: ["hephy-doks-staging-workers"] },
         });
         assert.equal(cluster.protect, false);
         assert.deepEqual(
             run.invokes.filter((i) => i.token.endsWith("getKubernetesVersions")).map((i) => i.inputs),
-            [{ versionPrefix: "1.33" }],
+            [{ versionPrefix: "1.35" }],
         );
-        assert.equal(await valueOf(run.outputs.kubernetesVersion), "1.33.5-do.1");
+        assert.equal(await valueOf(run.outputs.kubernetesVersion), "1.35.3-do.1");
     });
 
     it("takes the newest offered version by default", async () => {
         const run = await runProgram();
-        assert.equal(plain(run.one(CLUSTER).inputs).version, "1.34.1-do.0");
+        assert.equal(plain(run.one(CLUSTER).inputs).version, "1.36.1-do.0");
     });
 
     it("fails before declaring anything when no offered version matches", async () => {
         const { error, declared } = await programError({ config: { kubernetesVersion: "1.19" } });
-        assert.match(error.message, /hephy-doks:kubernetesVersion "1\.19" matches no version DigitalOcean offers; offered now: 1\.34\.1-do\.0, 1\.33\.5-do\.1, 1\.32\.9-do\.2/);
+        assert.match(error.message, /hephy-doks:kubernetesVersion "1\.19" matches no version DigitalOcean offers; offered now: 1\.36\.1-do\.0, 1\.35\.3-do\.1, 1\.34\.6-do\.2/);
         assert.equal(declared.length, 0);
     });
 

@@ -40,10 +40,14 @@ export interface Run {
 
 export const PROJECT = "hephy-doks";
 
-/** Config every test starts from: the two required keys. */
+/**
+ * Config every test starts from: the two required keys, and Workflow off, since no released
+ * Workflow runs on the Kubernetes versions DigitalOcean offers (tests that need it point it at a chart).
+ */
 export const BASE_CONFIG: Readonly<Record<string, string>> = {
     domain: "example.com",
     acmeEmail: "ops@example.org",
+    workflowEnabled: "false",
 };
 
 export interface RunOptions {

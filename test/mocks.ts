@@ -8,7 +8,7 @@ import { isTlsType, tlsState } from "./tlsMocks";
  */
 
 /** What DigitalOcean offered when these tests were written, newest first (as the API lists them). */
-export const OFFERED_VERSIONS = ["1.34.1-do.0", "1.33.5-do.1", "1.32.9-do.2"];
+export const OFFERED_VERSIONS = ["1.36.1-do.0", "1.35.3-do.1", "1.34.6-do.2"];
 
 /** Droplet IDs of the first mock node; node i gets FIRST_DROPLET_ID + i. */
 export const FIRST_DROPLET_ID = 510000001;

@@ -1,0 +1,173 @@
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import { ChartSource, ReleaseEntry, ReleaseKey } from "../config";
+import { childOf } from "./kube";
+
+/** The ACME directories of Let's Encrypt (https://letsencrypt.org/docs/staging-environment/). */
+export const ACME_SERVERS = {
+    "letsencrypt-staging": "https://acme-staging-v02.api.letsencrypt.org/directory",
+    "letsencrypt-prod": "https://acme-v02.api.letsencrypt.org/directory",
+} as const;
+
+/** The IngressClass the nginx release creates and every ACME solver uses. */
+export const INGRESS_CLASS = "nginx";
+
+/** How long `pulumi up` waits for helm-operator to report a release Released. */
+const RELEASE_TIMEOUT_SECONDS = 900;
+
+export interface PlatformArgs {
+    /** The Kubernetes provider of the cluster. */
+    provider: k8s.Provider;
+    /** The releases to install, from the catalog with this stack's overrides. */
+    releases: Readonly<Record<ReleaseKey, ReleaseEntry>>;
+    /** Whether to install Hephy Workflow. */
+    workflowEnabled: boolean;
+    /** `<platformSubdomain>.<domain>`: Workflow's `controller.platform_domain`. */
+    platformDomain: string;
+    /** Email of the Let's Encrypt account of both ClusterIssuers. */
+    acmeEmail: string;
+    /** URL of the cert-manager CRD manifest of the pinned cert-manager release. */
+    certManagerCrdUrl: string;
+    /** What every HelmRelease waits for: the HelmRelease CRD, helm-operator and Tiller. */
+    operatorReady: pulumi.Resource[];
+    /** The admission policies that keep Services off load balancers; in force before any chart renders one. */
+    loadBalancerGuards: pulumi.Resource[];
+}
+
+/** Deep-merges `override` into `base` (objects merge, everything else is replaced). */
+export function mergeValues(base: Record<string, unknown>, override: Readonly<Record<string, unknown>> | undefined): Record<string, unknown> {
+    const merged: Record<string, unknown> = { ...base };
+    for (const [key, value] of Object.entries(override ?? {})) {
+        const current = merged[key];
+        const bothObjects = [current, value].every((v) => typeof v === "object" && v !== null && !Array.isArray(v));
+        merged[key] = bothObjects ? mergeValues(current as Record<string, unknown>, value as Record<string, unknown>) : value;
+    }
+    return merged;
+}
+
+/** `spec.chart` of a HelmRelease; a git source skips helm-operator's dependency update, as the article's fix does. */
+function chartSpec(chart: ChartSource): Record<string, unknown> {
+    return "git" in chart ? { git: chart.git, ref: chart.ref, path: chart.path, skipDepUpdate: true } : { ...chart };
+}
+
+/** The values the article gives each release, in the pinned charts' keys. */
+export function releaseValues(platformDomain: string): Record<ReleaseKey, Record<string, unknown>> {
+    return {
+        // kubernetes/ingress-nginx charts/ingress-nginx/values.yaml 4.15.1: every node serves 80/443 on its
+        // own address, and 2222 is forwarded to the builder; no LoadBalancer Service.
+        nginx: {
+            controller: {
+                kind: "DaemonSet",
+                hostNetwork: true,
+                dnsPolicy: "ClusterFirstWithHostNet",
+                hostPort: { enabled: true, ports: { http: 80, https: 443 } },
+                service: { type: "NodePort" },
+                // Workflow's Ingresses carry no class, so nginx must be the default class.
+                ingressClassResource: { name: INGRESS_CLASS, default: true },
+            },
+            tcp: { "2222": "deis/deis-builder:2222" },
+        },
+        // cert-manager/cert-manager deploy/charts/cert-manager/values.yaml v1.21.1: the program installs the
+        // CRDs itself, before the release; Ingresses annotated kubernetes.io/tls-acme get letsencrypt-prod.
+        certManager: {
+            crds: { enabled: false },
+            ingressShim: { defaultIssuerName: "letsencrypt-prod", defaultIssuerKind: "ClusterIssuer", defaultIssuerGroup: "cert-manager.io" },
+        },
+        // teamhephy/workflow charts/workflow/values.yaml v2.23.0, as the article sets them.
+        workflow: {
+            global: { experimental_native_ingress: true, use_cni: true, use_rbac: true },
+            controller: { platform_domain: platformDomain },
+        },
+    };
+}
+
+/**
+ * The article's GitOps repository, as Pulumi resources: the namespaces, the HelmReleases that
+ * helm-operator turns into nginx-ingress, cert-manager and Hephy Workflow, cert-manager's CRDs and
+ * the two Let's Encrypt ClusterIssuers.
+ */
+export class Platform extends pulumi.ComponentResource {
+    public readonly helmReleases: Partial<Record<ReleaseKey, k8s.apiextensions.CustomResource>> = {};
+    public readonly clusterIssuers: k8s.apiextensions.CustomResource[];
+
+    constructor(name: string, args: PlatformArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("hephy-doks:platform:Platform", name, {}, opts);
+        const values = releaseValues(args.platformDomain);
+
+        const release = (key: ReleaseKey, dependsOn: pulumi.Resource[]) => {
+            const entry = args.releases[key];
+            const labels = key === "certManager" ? { "cert-manager.io/disable-validation": "true" } : undefined;
+            // cert-manager's webhook skips namespaces with this label (values.yaml webhook.namespaceSelector),
+            // as the article labels its namespace, so cert-manager's own objects never wait on the webhook.
+            const namespace = new k8s.core.v1.Namespace(
+                `${name}-${entry.namespace}`,
+                { metadata: { name: entry.namespace, labels } },
+                childOf(this, args.provider),
+            );
+            const helmRelease = new k8s.apiextensions.CustomResource(
+                `${name}-${entry.releaseName}`,
+                {
+                    apiVersion: "helm.fluxcd.io/v1",
+                    kind: "HelmRelease",
+                    metadata: {
+                        name: entry.releaseName,
+                        namespace: namespace.metadata.name,
+                        annotations: {
+                            // helm-operator sets Released=True once the release is installed (fluxcd/helm-operator
+                            // v1.4.4 pkg/status/conditions.go); without this Pulumi would call the release done as
+                            // soon as the API server stored the object.
+                            "pulumi.com/waitFor": "condition=Released",
+                            "pulumi.com/timeoutSeconds": String(RELEASE_TIMEOUT_SECONDS),
+                        },
+                    },
+                    spec: {
+                        releaseName: entry.releaseName,
+                        helmVersion: entry.helmVersion,
+                        chart: chartSpec(entry.chart),
+                        // Helm waits for the pods, so Released means running (the webhook before the issuers).
+                        wait: true,
+                        timeout: RELEASE_TIMEOUT_SECONDS - 60,
+                        maxHistory: 10,
+                        values: mergeValues(values[key], entry.values),
+                    },
+                },
+                childOf(this, args.provider, [...args.operatorReady, ...args.loadBalancerGuards, ...dependsOn]),
+            );
+            this.helmReleases[key] = helmRelease;
+            return helmRelease;
+        };
+
+        const nginx = release("nginx", []);
+
+        // The article's "kubectl apply the CRDs before installing the chart", automated.
+        const certManagerCrds = new k8s.yaml.v2.ConfigFile(`${name}-cert-manager-crds`, { file: args.certManagerCrdUrl }, childOf(this, args.provider));
+        const certManager = release("certManager", [certManagerCrds]);
+
+        this.clusterIssuers = (Object.keys(ACME_SERVERS) as (keyof typeof ACME_SERVERS)[]).map(
+            (issuer) =>
+                new k8s.apiextensions.CustomResource(
+                    `${name}-${issuer}`,
+                    {
+                        apiVersion: "cert-manager.io/v1",
+                        kind: "ClusterIssuer",
+                        metadata: { name: issuer },
+                        spec: {
+                            acme: {
+                                server: ACME_SERVERS[issuer],
+                                email: args.acmeEmail,
+                                privateKeySecretRef: { name: `${issuer}-account-key` },
+                                solvers: [{ http01: { ingress: { ingressClassName: INGRESS_CLASS } } }],
+                            },
+                        },
+                    },
+                    childOf(this, args.provider, [certManagerCrds, certManager]),
+                ),
+        );
+
+        if (args.workflowEnabled) {
+            release("workflow", [nginx]);
+        }
+
+        this.registerOutputs({});
+    }
+}

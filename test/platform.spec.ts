@@ -1,0 +1,288 @@
+import * as assert from "node:assert/strict";
+import { CompatibilityError } from "../config";
+import { plain, programError, Recorded, Run, runProgram, valueOf } from "./harness";
+
+const CR = "kubernetes:apiextensions.k8s.io/v1:CustomResource";
+const HELM_RELEASE = "kubernetes:helm.fluxcd.io/v1:HelmRelease";
+const CLUSTER_ISSUER = "kubernetes:cert-manager.io/v1:ClusterIssuer";
+const NAMESPACE = "kubernetes:core/v1:Namespace";
+const CONFIG_FILE = "kubernetes:yaml/v2:ConfigFile";
+
+/** A stack that points Workflow at a fork which supports today's Kubernetes, as README describes. */
+const WITH_WORKFLOW_FORK = {
+    workflowEnabled: "true",
+    platformSubdomain: "paas",
+    releases: JSON.stringify({
+        workflow: {
+            git: "https://github.com/example/workflow",
+            ref: "k8s-1.36",
+            path: "charts/workflow",
+            kubernetes: { min: "1.33", max: "1.36" },
+            values: { controller: { org: "example", docker_tag: "git-abc1234" } },
+        },
+    }),
+};
+
+/** Custom resources register under their own apiVersion/kind type token. */
+function crs(run: Run, type: string): Recorded[] {
+    return run.ofType(type).concat(run.ofType(CR).filter((r) => `kubernetes:${r.inputs.apiVersion}:${r.inputs.kind}` === type));
+}
+
+function release(run: Run, name: string): Recorded {
+    const found = crs(run, HELM_RELEASE).filter((r) => plain(r.inputs).metadata.name === name);
+    assert.equal(found.length, 1, `one HelmRelease ${name}`);
+    return found[0];
+}
+
+const esmImport = new Function("specifier", "return import(specifier)") as (specifier: string) => Promise<any>;
+
+describe("platform releases", () => {
+    let run: Run;
+    before(async () => {
+        run = await runProgram({ config: WITH_WORKFLOW_FORK });
+    });
+
+    it("creates the article's namespaces, cert-manager's with its webhook opt-out label", () => {
+        const namespaces = Object.fromEntries(run.ofType(NAMESPACE).map((r) => [plain(r.inputs).metadata.name, plain(r.inputs).metadata.labels]));
+        assert.deepEqual(namespaces, {
+            flux: undefined,
+            "nginx-ingress": undefined,
+            "cert-manager": { "cert-manager.io/disable-validation": "true" },
+            deis: undefined,
+        });
+    });
+
+    it("releases nginx-ingress as a hostNetwork DaemonSet on host ports, NodePort Service, TCP 2222 to the builder", () => {
+        const spec = plain(release(run, "ingress").inputs);
+        assert.deepEqual(spec.metadata, {
+            name: "ingress",
+            namespace: "nginx-ingress",
+            annotations: { "pulumi.com/waitFor": "condition=Released", "pulumi.com/timeoutSeconds": "900" },
+        });
+        assert.deepEqual(spec.spec, {
+            releaseName: "ingress",
+            helmVersion: "v3",
+            chart: { repository: "https://kubernetes.github.io/ingress-nginx", name: "ingress-nginx", version: "4.15.1" },
+            wait: true,
+            timeout: 840,
+            maxHistory: 10,
+            values: {
+                controller: {
+                    kind: "DaemonSet",
+                    hostNetwork: true,
+                    dnsPolicy: "ClusterFirstWithHostNet",
+                    hostPort: { enabled: true, ports: { http: 80, https: 443 } },
+                    service: { type: "NodePort" },
+                    ingressClassResource: { name: "nginx", default: true },
+                },
+                tcp: { "2222": "deis/deis-builder:2222" },
+            },
+        });
+    });
+
+    it("releases cert-manager with its CRDs left to the program and letsencrypt-prod as the default issuer", () => {
+        const spec = plain(release(run, "cert-manager").inputs).spec;
+        assert.deepEqual(spec.chart, { repository: "https://charts.jetstack.io", name: "cert-manager", version: "v1.21.1" });
+        assert.equal(spec.helmVersion, "v3");
+        assert.equal(spec.releaseName, "cert-manager");
+        assert.deepEqual(spec.values, {
+            crds: { enabled: false },
+            ingressShim: { defaultIssuerName: "letsencrypt-prod", defaultIssuerKind: "ClusterIssuer", defaultIssuerGroup: "cert-manager.io" },
+        });
+        const crds = run.one(CONFIG_FILE, "staging-cert-manager-crds");
+        assert.equal(plain(crds.inputs).file, "https://github.com/cert-manager/cert-manager/releases/download/v1.21.1/cert-manager.crds.yaml");
+    });
+
+    it("releases Hephy Workflow through Tiller with native ingress, CNI, RBAC and the platform domain", () => {
+        const spec = plain(release(run, "hephy").inputs);
+        assert.equal(spec.metadata.namespace, "deis");
+        assert.equal(spec.spec.releaseName, "hephy");
+        assert.equal(spec.spec.helmVersion, "v2");
+        // A git source, as the article's; helm-operator must not re-resolve the fork's dependencies.
+        assert.deepEqual(spec.spec.chart, { git: "https://github.com/example/workflow", ref: "k8s-1.36", path: "charts/workflow", skipDepUpdate: true });
+        assert.deepEqual(spec.spec.values, {
+            global: { experimental_native_ingress: true, use_cni: true, use_rbac: true },
+            controller: { platform_domain: "paas.example.com", org: "example", docker_tag: "git-abc1234" },
+        });
+    });
+
+    it("releases the catalog's Workflow chart from the hephy repository when only its range is overridden", async () => {
+        const vouched = await runProgram({
+            config: { workflowEnabled: "true", releases: JSON.stringify({ workflow: { kubernetes: { min: "1.16", max: "1.36" } } }) },
+        });
+        const spec = plain(release(vouched, "hephy").inputs).spec;
+        assert.deepEqual(spec.chart, { repository: "https://charts.teamhephy.com/", name: "workflow", version: "v2.23.0" });
+        assert.deepEqual(spec.values.controller, { platform_domain: "staging.example.com" });
+    });
+
+    it("pins every chart to one exact version", () => {
+        for (const r of crs(run, HELM_RELEASE)) {
+            const chart = plain(r.inputs).spec.chart;
+            const pin = chart.version ?? chart.ref;
+            assert.doesNotMatch(pin, /[\^~*><= |]|x$/, `${r.name} ${pin}`);
+        }
+    });
+
+    it("creates both Let's Encrypt ClusterIssuers, valid against cert-manager's schema", async () => {
+        const { ClusterIssuer } = await esmImport("@kubernetes-models/cert-manager/cert-manager.io/v1");
+        const issuers = crs(run, CLUSTER_ISSUER).map((r) => plain(r.inputs));
+        assert.deepEqual(
+            issuers.map((i) => [i.metadata.name, i.spec.acme.server, i.spec.acme.privateKeySecretRef.name]),
+            [
+                ["letsencrypt-staging", "https://acme-staging-v02.api.letsencrypt.org/directory", "letsencrypt-staging-account-key"],
+                ["letsencrypt-prod", "https://acme-v02.api.letsencrypt.org/directory", "letsencrypt-prod-account-key"],
+            ],
+        );
+        for (const issuer of issuers) {
+            assert.equal(issuer.spec.acme.email, "ops@example.org");
+            assert.deepEqual(issuer.spec.acme.solvers, [{ http01: { ingress: { ingressClassName: "nginx" } } }]);
+            new ClusterIssuer(issuer).validate();
+        }
+        assert.throws(() => new ClusterIssuer({ ...issuers[0], spec: { acme: { email: "x" } } }).validate());
+    });
+
+    it("renders every Kubernetes object valid against the Kubernetes schemas", async () => {
+        const groups: Record<string, any> = {
+            "core/v1": await esmImport("kubernetes-models/v1"),
+            "apps/v1": await esmImport("kubernetes-models/apps/v1"),
+            "rbac.authorization.k8s.io/v1": await esmImport("kubernetes-models/rbac.authorization.k8s.io/v1"),
+            "admissionregistration.k8s.io/v1": await esmImport("kubernetes-models/admissionregistration.k8s.io/v1"),
+        };
+        let validated = 0;
+        for (const r of run.resources.filter((r) => r.custom && r.type.startsWith("kubernetes:"))) {
+            const [, group, kind] = r.type.split(":");
+            const model = groups[group]?.[kind];
+            if (!model) continue;
+            const object = plain(r.inputs);
+            new model(object).validate();
+            validated++;
+        }
+        assert.ok(validated >= 20, `validated ${validated} objects`);
+    });
+
+    it("orders the platform: CRDs, operator and Tiller before releases; cert-manager CRDs before its release and issuers; nginx before Workflow", () => {
+        const deps = (r: Recorded) => r.dependsOn;
+        const operatorReady = [
+            "kubernetes:yaml/v2:ConfigFile::staging-helm-operator-crds",
+            "kubernetes:apps/v1:Deployment::staging-helm-operator-deployment",
+            "kubernetes:apps/v1:Deployment::staging-tiller-deploy",
+        ];
+        for (const r of crs(run, HELM_RELEASE)) {
+            for (const edge of operatorReady) {
+                assert.ok(deps(r).includes(edge), `${r.name} waits for ${edge}`);
+            }
+            assert.ok(deps(r).includes("kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicyBinding::staging-deny-loadbalancers"));
+        }
+        assert.ok(deps(release(run, "cert-manager")).includes(`${CONFIG_FILE}::staging-cert-manager-crds`));
+        for (const issuer of crs(run, CLUSTER_ISSUER)) {
+            assert.ok(deps(issuer).includes(`${CONFIG_FILE}::staging-cert-manager-crds`));
+            assert.ok(deps(issuer).some((d) => d.endsWith("::staging-cert-manager")), `${issuer.name} waits for the cert-manager release`);
+        }
+        const hephy = deps(release(run, "hephy"));
+        assert.ok(hephy.some((d) => d.endsWith("::staging-ingress")), "Workflow waits for nginx");
+        assert.ok(hephy.includes("kubernetes:admissionregistration.k8s.io/v1:MutatingAdmissionPolicyBinding::staging-builder-clusterip"));
+    });
+});
+
+/** Every place in a value where a Service type of LoadBalancer is set, as an object key or in YAML text. */
+function loadBalancers(value: unknown, path = ""): string[] {
+    if (typeof value === "string") {
+        return /type:\s*["']?LoadBalancer/.test(value) ? [path] : [];
+    }
+    if (Array.isArray(value)) {
+        return value.flatMap((v, i) => loadBalancers(v, `${path}[${i}]`));
+    }
+    if (typeof value === "object" && value !== null) {
+        return Object.entries(value).flatMap(([k, v]) =>
+            k === "type" && v === "LoadBalancer" ? [`${path}.type`] : loadBalancers(v, `${path}.${k}`),
+        );
+    }
+    return [];
+}
+
+describe("zero LoadBalancers", () => {
+    it("finds a LoadBalancer where one is set, so the check below can fail", () => {
+        assert.deepEqual(loadBalancers({ controller: { service: { type: "LoadBalancer" } } }), [".controller.service.type"]);
+        assert.deepEqual(loadBalancers({ manifest: "spec:\n  type: \"LoadBalancer\"\n" }), [".manifest"]);
+    });
+
+    for (const [what, config] of [
+        ["with Workflow", WITH_WORKFLOW_FORK],
+        ["without Workflow", {}],
+    ] as const) {
+        it(`declares no object and no HelmRelease value with type LoadBalancer, ${what}`, async () => {
+            const run = await runProgram({ config });
+            assert.deepEqual(run.resources.flatMap((r) => loadBalancers(plain(r.inputs), `${r.type}::${r.name}`)), []);
+        });
+    }
+
+    it("turns Workflow's hard-coded LoadBalancer builder into a ClusterIP on admission, and denies any other", async () => {
+        const run = await runProgram({ config: WITH_WORKFLOW_FORK });
+        const mutate = plain(run.one("kubernetes:admissionregistration.k8s.io/v1:MutatingAdmissionPolicy").inputs);
+        assert.deepEqual(mutate.spec.matchConstraints, {
+            resourceRules: [{ apiGroups: [""], apiVersions: ["v1"], resources: ["services"], operations: ["CREATE", "UPDATE"], resourceNames: ["deis-builder"] }],
+            namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "deis" } },
+        });
+        assert.equal(mutate.spec.failurePolicy, "Fail");
+        const [mutation] = mutate.spec.mutations;
+        assert.equal(mutation.patchType, "JSONPatch");
+        assert.match(mutation.jsonPatch.expression, /^\[JSONPatch\{op: "replace", path: "\/spec\/type", value: "ClusterIP"\}\]/);
+        assert.match(mutation.jsonPatch.expression, /op: "remove", path: "\/spec\/allocateLoadBalancerNodePorts"/);
+        const binding = plain(run.one("kubernetes:admissionregistration.k8s.io/v1:MutatingAdmissionPolicyBinding").inputs);
+        assert.equal(binding.spec.policyName, mutate.metadata.name);
+
+        const deny = plain(run.one("kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicy").inputs);
+        assert.deepEqual(deny.spec.validations.map((v: any) => v.expression), ["object.spec.type != 'LoadBalancer'"]);
+        const denyBinding = plain(run.one("kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicyBinding").inputs);
+        assert.deepEqual(denyBinding.spec, { policyName: "deny-loadbalancer-services", validationActions: ["Deny"] });
+    });
+
+    it("declares no builder policy when Workflow is off", async () => {
+        const run = await runProgram();
+        assert.equal(run.ofType("kubernetes:admissionregistration.k8s.io/v1:MutatingAdmissionPolicy").length, 0);
+        assert.equal(crs(run, HELM_RELEASE).length, 2);
+    });
+});
+
+describe("compatibility guard", () => {
+    it("refuses the released Workflow on every version DigitalOcean offers, before any resource", async () => {
+        const { error, declared } = await programError({ config: { workflowEnabled: "true" } });
+        // The program was loaded afresh, so its CompatibilityError is another class object than the test's.
+        assert.equal(error.name, "CompatibilityError");
+        const problems = (error as CompatibilityError).problems;
+        assert.equal(problems.length, 1);
+        assert.match(
+            problems[0],
+            /^release workflow \(workflow v2\.23\.0\) supports Kubernetes 1\.16 to 1\.21, not 1\.36\.1-do\.0\. Why: .*extensions\/v1beta1 Ingresses.* Fix: pulumi config set hephy-doks:kubernetesVersion .* hephy-doks:releases\.workflow .* pulumi config set hephy-doks:workflowEnabled false/,
+        );
+        assert.deepEqual(declared, []);
+    });
+
+    it("refuses Workflow below the Kubernetes version its builder policy needs", async () => {
+        const { error } = await programError({ config: { ...WITH_WORKFLOW_FORK, kubernetesVersion: "1.35" } });
+        assert.match(error.message, /MutatingAdmissionPolicy .* needs Kubernetes 1\.36 or newer .* not 1\.35\.3-do\.1\. Fix: pulumi config set hephy-doks:kubernetesVersion 1\.36/);
+    });
+
+    it("refuses a platform release outside its range, naming it and the keys that fix it", async () => {
+        const { error, declared } = await programError({
+            config: { kubernetesVersion: "1.34", releases: JSON.stringify({ certManager: { kubernetes: { min: "1.35", max: "1.36" } } }) },
+        });
+        assert.match(error.message, /release certManager \(cert-manager v1\.21\.1\) supports Kubernetes 1\.35 to 1\.36, not 1\.34\.6-do\.2/);
+        assert.match(error.message, /hephy-doks:kubernetesVersion/);
+        assert.deepEqual(declared, []);
+    });
+
+    it("passes a supported combination", async () => {
+        const run = await runProgram({ config: { ...WITH_WORKFLOW_FORK, kubernetesVersion: "1.36" } });
+        assert.equal(crs(run, HELM_RELEASE).length, 3);
+    });
+});
+
+describe("platform outputs", () => {
+    it("exports the controller URL, the builder's SSH address and what to do next", async () => {
+        const run = await runProgram({ config: WITH_WORKFLOW_FORK });
+        assert.equal(await valueOf(run.outputs.controllerUrl), "http://deis.paas.example.com");
+        assert.equal(await valueOf(run.outputs.builderSsh), "ssh://git@deis-builder.paas.example.com:2222");
+        assert.match(await valueOf(run.outputs.nextSteps), /deis register http:\/\/deis\.paas\.example\.com/);
+    });
+});

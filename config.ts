@@ -221,12 +221,10 @@ export class ConfigError extends pulumi.RunError {
     constructor(
         stack: string,
         readonly problems: readonly string[],
+        headline = `The configuration of stack "${stack}" has ${problems.length} problem(s):`,
     ) {
-        super(
-            `The configuration of stack "${stack}" has ${problems.length} problem(s):\n` +
-                problems.map((p) => `  - ${p}`).join("\n"),
-        );
-        this.name = "ConfigError";
+        super(`${headline}\n` + problems.map((p) => `  - ${p}`).join("\n"));
+        this.name = new.target.name;
     }
 }
 
@@ -566,16 +564,9 @@ export function checkCompatibility(config: StackConfig, doksVersion: string): vo
 }
 
 /** A release catalog that does not fit the cluster's Kubernetes version. */
-export class CompatibilityError extends pulumi.RunError {
-    constructor(
-        stack: string,
-        readonly problems: readonly string[],
-    ) {
-        super(
-            `Stack "${stack}" would deploy releases known not to work on its Kubernetes version; nothing was deployed:\n` +
-                problems.map((p) => `  - ${p}`).join("\n"),
-        );
-        this.name = "CompatibilityError";
+export class CompatibilityError extends ConfigError {
+    constructor(stack: string, problems: readonly string[]) {
+        super(stack, problems, `Stack "${stack}" would deploy releases known not to work on its Kubernetes version; nothing was deployed:`);
     }
 }
 

@@ -114,7 +114,7 @@ export class HelmOperator extends pulumi.ComponentResource {
             {
                 metadata: metadata(HELM_OPERATOR.clientSecret),
                 type: "kubernetes.io/tls",
-                stringData: { "tls.crt": args.clientKeyPair.certPem, "tls.key": pulumi.secret(args.clientKeyPair.keyPem) },
+                stringData: { "tls.crt": args.clientKeyPair.certPem, "tls.key": args.clientKeyPair.keyPem },
             },
             inNamespace,
         );

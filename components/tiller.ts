@@ -61,7 +61,7 @@ export class Tiller extends pulumi.ComponentResource {
                 type: "Opaque",
                 stringData: {
                     "tls.crt": args.serverKeyPair.certPem,
-                    "tls.key": pulumi.secret(args.serverKeyPair.keyPem),
+                    "tls.key": args.serverKeyPair.keyPem,
                     "ca.crt": args.caCertPem,
                 },
             },

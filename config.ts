@@ -17,6 +17,8 @@ export const DEFAULTS = {
     platformSubdomain: "",
     builderSshSources: ["0.0.0.0/0", "::/0"] as readonly string[],
     protect: false,
+    /** DigitalOcean's HA control plane costs extra and cannot be turned off once on (see PRICES). */
+    haControlPlane: false,
     /** ECDSA P-256: small, fast, and accepted by Tiller's and helm-operator's Go TLS stacks. */
     tlsKeyAlgorithm: "ECDSA-P256",
     /** The Tiller CA lives ten years; the leaves one year and are renewed by the first `pulumi up` in their last 30 days. */
@@ -157,6 +159,57 @@ export const FIXED = {
     nodeCountMax: 50,
 } as const;
 
+/**
+ * Monthly list prices in USD. Worker nodes are billed at droplet prices and the HA control plane at a
+ * flat rate (https://docs.digitalocean.com/products/kubernetes/details/pricing/). Droplet prices are
+ * DigitalOcean's `GET /v2/sizes` `price_monthly`, as recorded daily in
+ * sergeykuzmich/terraform-digitalocean-variables `do_sizes.tf` (commit 97e31f6, 2026-08-21), unchanged
+ * since DigitalOcean's repricing of 2022-07-01. To use another size, add its `price_monthly` here.
+ */
+export const PRICES = {
+    asOf: "2026-08-21",
+    haControlPlaneUsd: 40,
+    nodeUsd: {
+        "s-1vcpu-2gb": 12,
+        "s-2vcpu-2gb": 18,
+        "s-2vcpu-4gb": 24,
+        "s-4vcpu-8gb": 48,
+        "s-8vcpu-16gb": 96,
+        "s-2vcpu-4gb-amd": 28,
+        "s-4vcpu-8gb-amd": 56,
+        "s-2vcpu-4gb-intel": 28,
+        "g-2vcpu-8gb": 63,
+        "g-4vcpu-16gb": 126,
+        "c-2": 42,
+        "c-4": 84,
+        "m-2vcpu-16gb": 84,
+    } as Readonly<Record<string, number>>,
+} as const;
+
+/** What a stack costs a month at list prices. */
+export interface CostEstimate {
+    readonly monthlyUsd: number;
+    /** One line that shows the arithmetic and the date of the prices. */
+    readonly summary: string;
+}
+
+/**
+ * The monthly cost of what the program creates: the nodes, the HA control plane if on, and no load
+ * balancer (the program creates none and its admission policy refuses them). Bandwidth overage and
+ * volumes that workloads claim are usage-based and not included; DNS records are free.
+ */
+export function estimateMonthlyCost(config: Pick<StackConfig, "nodeSize" | "nodeCount" | "haControlPlane">): CostEstimate {
+    const nodeUsd = PRICES.nodeUsd[config.nodeSize];
+    const haUsd = config.haControlPlane ? PRICES.haControlPlaneUsd : 0;
+    const monthlyUsd = config.nodeCount * nodeUsd + haUsd;
+    return {
+        monthlyUsd,
+        summary:
+            `$${monthlyUsd}/month: ${config.nodeCount} x ${config.nodeSize} at $${nodeUsd}, ` +
+            `HA control plane $${haUsd}, 0 LoadBalancers $0 (DigitalOcean list prices of ${PRICES.asOf}; bandwidth overage and volumes not included)`,
+    };
+}
+
 /** The validated, defaulted configuration of one stack. */
 export interface StackConfig {
     readonly stack: string;
@@ -172,6 +225,8 @@ export interface StackConfig {
     readonly acmeEmail: string;
     readonly builderSshSources: readonly string[];
     readonly protect: boolean;
+    /** Whether the cluster gets DigitalOcean's highly available control plane. */
+    readonly haControlPlane: boolean;
     /** The stack name made safe for DigitalOcean names and tags; prefixes our resource names. */
     readonly namePrefix: string;
     /** Our own tag on the worker droplets, which the firewall targets. */
@@ -207,6 +262,7 @@ export const CONFIG_KEYS = [
     "acmeEmail",
     "builderSshSources",
     "protect",
+    "haControlPlane",
     "tlsKeyAlgorithm",
     "tlsCaValidityHours",
     "tlsCertValidityHours",
@@ -230,7 +286,6 @@ export class ConfigError extends pulumi.RunError {
 
 const REGION = /^[a-z]+[0-9]$/;
 const KUBERNETES_VERSION = /^[0-9]+\.[0-9]+(\.[0-9]+(-do\.[0-9]+)?)?$/;
-const SIZE_SLUG = /^[a-z0-9]+(-[a-z0-9]+)+$/;
 const DNS_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 
@@ -305,9 +360,11 @@ export function parseConfig(read: ConfigReader, stack: string, presentKeys: read
     }
 
     const nodeSize = raw("nodeSize") ?? DEFAULTS.nodeSize;
-    if (!SIZE_SLUG.test(nodeSize)) {
+    if (!Object.hasOwn(PRICES.nodeUsd, nodeSize)) {
         problems.push(
-            `${PROJECT}:nodeSize must be a droplet size slug such as s-2vcpu-4gb, got ${quote(nodeSize)} ${fix("nodeSize", "s-2vcpu-4gb")}`,
+            `${PROJECT}:nodeSize must be a droplet size whose price the program knows, got ${quote(nodeSize)}; known sizes: ` +
+                `${Object.keys(PRICES.nodeUsd).join(", ")} ${fix("nodeSize", DEFAULTS.nodeSize)}. ` +
+                `For another size, add its price_monthly (doctl compute size list) to PRICES.nodeUsd in config.ts`,
         );
     }
 
@@ -371,6 +428,7 @@ export function parseConfig(read: ConfigReader, stack: string, presentKeys: read
         return fallback;
     };
     const protect = boolean("protect", DEFAULTS.protect);
+    const haControlPlane = boolean("haControlPlane", DEFAULTS.haControlPlane);
     const workflowEnabled = boolean("workflowEnabled", DEFAULTS.workflowEnabled);
     const releases = parseReleases(raw("releases") ?? DEFAULTS.releases, problems);
 
@@ -412,6 +470,7 @@ export function parseConfig(read: ConfigReader, stack: string, presentKeys: read
         acmeEmail: acmeEmail as string,
         builderSshSources,
         protect,
+        haControlPlane,
         namePrefix: nameSafe(stack),
         workerTag: `${PROJECT}-${nameSafe(stack)}-workers`,
         dnsTtlSeconds: FIXED.dnsTtlSeconds,

@@ -5,7 +5,7 @@ import { Tiller } from "./components/tiller";
 import { NoLoadBalancers } from "./components/noLoadBalancers";
 import { Platform } from "./components/platform";
 import { TillerPki } from "./components/tillerPki";
-import { FIXED, UPSTREAM, certManagerCrdUrl, checkCompatibility, loadConfig } from "./config";
+import { FIXED, UPSTREAM, certManagerCrdUrl, checkCompatibility, estimateMonthlyCost, loadConfig } from "./config";
 
 // An async program: config and the Kubernetes version are checked before any resource is declared.
 export = async () => {
@@ -18,6 +18,7 @@ export = async () => {
         version: kubernetesVersion,
         nodeSize: config.nodeSize,
         nodeCount: config.nodeCount,
+        haControlPlane: config.haControlPlane,
         workerTag: config.workerTag,
         inboundPorts: [
             { port: 80, sources: FIXED.publicSources },
@@ -78,6 +79,7 @@ export = async () => {
         loadBalancerGuards: noLoadBalancers.ready,
     });
 
+    const cost = estimateMonthlyCost(config);
     return {
         kubeconfig: cluster.kubeconfig,
         clusterId: cluster.cluster.id,
@@ -91,5 +93,7 @@ export = async () => {
         nextSteps: config.workflowEnabled
             ? `Once the hephy release is Released: deis register http://deis.${config.platformDomain}, then deis keys:add and git push to ssh://git@deis-builder.${config.platformDomain}:2222`
             : `Workflow is disabled (hephy-doks:workflowEnabled false): nginx-ingress and cert-manager serve *.${config.platformDomain}`,
+        monthlyCostUsd: cost.monthlyUsd,
+        monthlyCostEstimate: cost.summary,
     };
 };

@@ -23,6 +23,8 @@ export interface DoksClusterArgs {
     workerTag: string;
     /** Inbound TCP ports the worker firewall opens, with their sources. */
     inboundPorts: readonly InboundPort[];
+    /** Whether the cluster gets DigitalOcean's highly available control plane; DigitalOcean cannot turn it off again. */
+    haControlPlane: boolean;
     /** Sets Pulumi's `protect` on the cluster so `pulumi destroy` refuses to delete it. */
     protect: boolean;
 }
@@ -49,6 +51,7 @@ export class DoksCluster extends pulumi.ComponentResource {
             {
                 region: args.region,
                 version: args.version,
+                ha: args.haControlPlane,
                 nodePool: {
                     name: `${name}-workers`,
                     size: args.nodeSize,

@@ -1,5 +1,5 @@
 import * as assert from "node:assert/strict";
-import { CATALOG, ConfigError, DEFAULTS, isCidr, parseConfig } from "../config";
+import { CATALOG, ConfigError, DEFAULTS, PRICES, estimateMonthlyCost, isCidr, parseConfig } from "../config";
 
 const REQUIRED = { domain: "example.com", acmeEmail: "ops@example.org" };
 
@@ -31,6 +31,7 @@ describe("parseConfig", () => {
             acmeEmail: "ops@example.org",
             builderSshSources: ["0.0.0.0/0", "::/0"],
             protect: false,
+            haControlPlane: false,
             namePrefix: "staging",
             workerTag: "hephy-doks-staging-workers",
             dnsTtlSeconds: 60,
@@ -89,7 +90,8 @@ describe("parseConfig", () => {
         ["CIDR list not JSON", { ...REQUIRED, builderSshSources: "10.0.0.0/8" }, /^hephy-doks:builderSshSources must be a JSON list of CIDRs, got "10\.0\.0\.0\/8"/],
         ["empty CIDR list", { ...REQUIRED, builderSshSources: "[]" }, /^hephy-doks:builderSshSources must be a non-empty list/],
         ["bad region", { ...REQUIRED, region: "Frankfurt" }, /^hephy-doks:region must be a DigitalOcean region slug .* got "Frankfurt"/],
-        ["bad size slug", { ...REQUIRED, nodeSize: "large" }, /^hephy-doks:nodeSize must be a droplet size slug .* got "large"/],
+        ["a size without a known price", { ...REQUIRED, nodeSize: "s-16vcpu-64gb" }, /^hephy-doks:nodeSize must be a droplet size whose price the program knows, got "s-16vcpu-64gb"; known sizes: s-1vcpu-2gb, s-2vcpu-2gb, s-2vcpu-4gb, .*m-2vcpu-16gb \(pulumi config set hephy-doks:nodeSize s-2vcpu-4gb\)\. For another size, add its price_monthly .* to PRICES\.nodeUsd in config\.ts$/],
+        ["bad haControlPlane", { ...REQUIRED, haControlPlane: "on" }, /^hephy-doks:haControlPlane must be true or false, got "on"/],
         ["bad subdomain label", { ...REQUIRED, platformSubdomain: "my.paas" }, /^hephy-doks:platformSubdomain must be one DNS label .* got "my\.paas"/],
         ["bad kubernetesVersion", { ...REQUIRED, kubernetesVersion: "v1.33" }, /^hephy-doks:kubernetesVersion must be "latest", .* got "v1\.33"/],
         ["bad protect", { ...REQUIRED, protect: "yes" }, /^hephy-doks:protect must be true or false, got "yes"/],
@@ -146,5 +148,32 @@ describe("parseConfig", () => {
 
     it("keeps the defaults that Pulumi.yaml declares in one place", () => {
         assert.deepEqual(DEFAULTS.builderSshSources, ["0.0.0.0/0", "::/0"]);
+    });
+});
+
+describe("estimateMonthlyCost", () => {
+    it("prices the nodes from the cited table, with no HA control plane and no load balancer by default", () => {
+        const config = parse({ ...REQUIRED, nodeCount: "3" });
+        assert.deepEqual(estimateMonthlyCost(config), {
+            monthlyUsd: 72,
+            summary:
+                "$72/month: 3 x s-2vcpu-4gb at $24, HA control plane $0, 0 LoadBalancers $0 " +
+                "(DigitalOcean list prices of 2026-08-21; bandwidth overage and volumes not included)",
+        });
+    });
+
+    it("adds the HA control plane when it is on", () => {
+        const config = parse({ ...REQUIRED, nodeSize: "g-2vcpu-8gb", nodeCount: "5", haControlPlane: "true" });
+        assert.equal(estimateMonthlyCost(config).monthlyUsd, 5 * 63 + 40);
+        assert.match(estimateMonthlyCost(config).summary, /^\$355\/month: 5 x g-2vcpu-8gb at \$63, HA control plane \$40,/);
+    });
+
+    it("has a positive whole-dollar price for every size it accepts, and accepts exactly those", () => {
+        for (const [size, usd] of Object.entries(PRICES.nodeUsd)) {
+            assert.ok(Number.isInteger(usd) && usd > 0, `${size}: ${usd}`);
+            assert.equal(parse({ ...REQUIRED, nodeSize: size }).nodeSize, size);
+        }
+        assert.equal(PRICES.nodeUsd[DEFAULTS.nodeSize], 24);
+        assert.throws(() => parse({ ...REQUIRED, nodeSize: "toString" }), /nodeSize must be a droplet size whose price the program knows, got "toString"/);
     });
 });

@@ -18,6 +18,7 @@ describe("foundation: cluster, firewall, DNS", () => {
         assert.deepEqual(plain(cluster.inputs), {
             region: "nyc3",
             version: "1.35.3-do.1",
+            ha: false,
             destroyAllAssociatedResources: true,
             nodePool: { name: "staging-workers", size: "s-4vcpu-8gb", nodeCount: 4, tags: ["hephy-doks-staging-workers"] },
         });
@@ -109,6 +110,13 @@ describe("foundation: cluster, firewall, DNS", () => {
         assert.equal(await valueOf(run.outputs.clusterId), "staging-cluster-id");
         assert.match(await valueOf(run.outputs.clusterEndpoint), /^https:\/\/staging-cluster-.*\.k8s\.ondigitalocean\.com$/);
         assert.equal(await valueOf(run.outputs.platformDomain), "paas.example.com");
+    });
+
+    it("asks for the HA control plane when configured, and exports what the stack costs a month", async () => {
+        const run = await runProgram({ config: { haControlPlane: "true", nodeSize: "s-4vcpu-8gb", nodeCount: "2" } });
+        assert.equal(plain(run.one(CLUSTER).inputs).ha, true);
+        assert.equal(await valueOf(run.outputs.monthlyCostUsd), 2 * 48 + 40);
+        assert.match(await valueOf(run.outputs.monthlyCostEstimate), /^\$136\/month: 2 x s-4vcpu-8gb at \$48, HA control plane \$40, 0 LoadBalancers \$0 \(DigitalOcean list prices of 2026-08-21;/);
     });
 
     it("parents every resource under its component", async () => {

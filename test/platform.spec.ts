@@ -1,5 +1,6 @@
 import * as assert from "node:assert/strict";
 import { CompatibilityError } from "../config";
+import { loadBalancerPaths } from "../policy/policies";
 import { plain, programError, Recorded, Run, runProgram, valueOf } from "./harness";
 
 const CR = "kubernetes:apiextensions.k8s.io/v1:CustomResource";
@@ -184,26 +185,10 @@ describe("platform releases", () => {
     });
 });
 
-/** Every place in a value where a Service type of LoadBalancer is set, as an object key or in YAML text. */
-function loadBalancers(value: unknown, path = ""): string[] {
-    if (typeof value === "string") {
-        return /type:\s*["']?LoadBalancer/.test(value) ? [path] : [];
-    }
-    if (Array.isArray(value)) {
-        return value.flatMap((v, i) => loadBalancers(v, `${path}[${i}]`));
-    }
-    if (typeof value === "object" && value !== null) {
-        return Object.entries(value).flatMap(([k, v]) =>
-            k === "type" && v === "LoadBalancer" ? [`${path}.type`] : loadBalancers(v, `${path}.${k}`),
-        );
-    }
-    return [];
-}
-
 describe("zero LoadBalancers", () => {
     it("finds a LoadBalancer where one is set, so the check below can fail", () => {
-        assert.deepEqual(loadBalancers({ controller: { service: { type: "LoadBalancer" } } }), [".controller.service.type"]);
-        assert.deepEqual(loadBalancers({ manifest: "spec:\n  type: \"LoadBalancer\"\n" }), [".manifest"]);
+        assert.deepEqual(loadBalancerPaths({ controller: { service: { type: "LoadBalancer" } } }), [".controller.service.type"]);
+        assert.deepEqual(loadBalancerPaths({ manifest: "spec:\n  type: \"LoadBalancer\"\n" }), [".manifest"]);
     });
 
     for (const [what, config] of [
@@ -212,7 +197,7 @@ describe("zero LoadBalancers", () => {
     ] as const) {
         it(`declares no object and no HelmRelease value with type LoadBalancer, ${what}`, async () => {
             const run = await runProgram({ config });
-            assert.deepEqual(run.resources.flatMap((r) => loadBalancers(plain(r.inputs), `${r.type}::${r.name}`)), []);
+            assert.deepEqual(run.resources.flatMap((r) => loadBalancerPaths(plain(r.inputs), `${r.type}::${r.name}`)), []);
         });
     }
 

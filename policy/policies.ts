@@ -1,0 +1,190 @@
+import { PolicyResource, ReportViolation, ResourceValidationArgs, ResourceValidationPolicy, StackValidationPolicy } from "@pulumi/policy";
+
+/**
+ * The guardrails of this project as CrossGuard policies. They live in a plain array so tests can call
+ * each `validateResource`/`validateStack` directly; `index.ts` wraps them in the `PolicyPack`, whose
+ * constructor starts a policy server and so must not run inside tests.
+ */
+
+/** Type tokens the policies look at, as the Pulumi engine reports them. */
+export const TYPES = {
+    service: "kubernetes:core/v1:Service",
+    deployment: "kubernetes:apps/v1:Deployment",
+    helmRelease: "kubernetes:helm.fluxcd.io/v1:HelmRelease",
+    cluster: "digitalocean:index/kubernetesCluster:KubernetesCluster",
+    firewall: "digitalocean:index/firewall:Firewall",
+} as const;
+
+/** Workflow's builder listens here; the article opens it on the worker firewall for `git push`. */
+export const BUILDER_SSH_PORT = 2222;
+
+/** Every place in a value where a Service type of LoadBalancer is set, as an object key or in YAML text. */
+export function loadBalancerPaths(value: unknown, path = ""): string[] {
+    if (typeof value === "string") {
+        return /type:\s*["']?LoadBalancer/.test(value) ? [path] : [];
+    }
+    if (Array.isArray(value)) {
+        return value.flatMap((v, i) => loadBalancerPaths(v, `${path}[${i}]`));
+    }
+    if (typeof value === "object" && value !== null) {
+        return Object.entries(value).flatMap(([k, v]) =>
+            k === "type" && v === "LoadBalancer" ? [`${path}.type`] : loadBalancerPaths(v, `${path}.${k}`),
+        );
+    }
+    return [];
+}
+
+interface Container {
+    name?: string;
+    image?: string;
+    args?: string[];
+    env?: { name: string; value?: string }[];
+}
+
+function containersOf(props: Record<string, any>): Container[] {
+    return props.spec?.template?.spec?.containers ?? [];
+}
+
+function objectName(props: Record<string, any>): string {
+    const meta = props.metadata ?? {};
+    return `${meta.namespace ?? "default"}/${meta.name ?? "<unnamed>"}`;
+}
+
+/** A Deployment's containers whose image is `<anything>/<image>:<tag>`, such as Tiller's or helm-operator's. */
+function containersRunning(args: ResourceValidationArgs, image: string): Container[] {
+    if (args.type !== TYPES.deployment) {
+        return [];
+    }
+    const pattern = new RegExp(`(^|/)${image}(:|@|$)`);
+    return containersOf(args.props).filter((c) => typeof c.image === "string" && pattern.test(c.image));
+}
+
+/** The firewall rules that let the whole internet reach a port, as `portRange from source` strings. */
+export function worldOpenRules(firewallProps: Record<string, any>, port: number): string[] {
+    const covers = (range: string): boolean => {
+        if (range === "all") {
+            return true;
+        }
+        const [low, high = low] = range.split("-").map(Number);
+        return low <= port && port <= high;
+    };
+    const rules: { protocol?: string; portRange?: string; sourceAddresses?: string[] }[] = firewallProps.inboundRules ?? [];
+    return rules
+        .filter((r) => r.protocol === "tcp" && typeof r.portRange === "string" && covers(r.portRange))
+        .flatMap((r) => (r.sourceAddresses ?? []).filter((s) => s.endsWith("/0")).map((s) => `tcp ${r.portRange} from ${s}`));
+}
+
+/** Whether the stack protects its cluster, which is what `hephy-doks:protect true` sets. */
+function isProtectedStack(resources: PolicyResource[]): boolean {
+    return resources.some((r) => r.type === TYPES.cluster && r.opts.protect);
+}
+
+function reportWorldOpenBuilderSsh(resources: PolicyResource[], reportViolation: ReportViolation, protectedStack: boolean): void {
+    for (const firewall of resources.filter((r) => r.type === TYPES.firewall)) {
+        const rules = worldOpenRules(firewall.props, BUILDER_SSH_PORT);
+        if (rules.length > 0) {
+            reportViolation(
+                `Firewall ${firewall.name} opens the builder's SSH port ${BUILDER_SSH_PORT} to the whole internet (${rules.join(", ")})${protectedStack ? " in a protected stack" : ""}; ` +
+                    `restrict it with: pulumi config set hephy-doks:builderSshSources '["<your CIDR>"]'`,
+                firewall.urn,
+            );
+        }
+    }
+}
+
+export const noLoadBalancerServices: ResourceValidationPolicy = {
+    name: "no-loadbalancer-services",
+    description: "No Kubernetes Service of type LoadBalancer: every node serves traffic itself through the hostNetwork nginx.",
+    enforcementLevel: "mandatory",
+    validateResource: (args, reportViolation) => {
+        if (args.type === TYPES.service && args.props.spec?.type === "LoadBalancer") {
+            reportViolation(`Service ${objectName(args.props)} is of type LoadBalancer, which would create a billed DigitalOcean load balancer; use ClusterIP or NodePort`);
+        }
+    },
+};
+
+export const tillerVerifiesTls: ResourceValidationPolicy = {
+    name: "tiller-tls-verify",
+    description: "Tiller verifies client certificates (TILLER_TLS_VERIFY=1), so only holders of a certificate from its CA can install releases.",
+    enforcementLevel: "mandatory",
+    validateResource: (args, reportViolation) => {
+        for (const tiller of containersRunning(args, "tiller")) {
+            const verify = tiller.env?.find((e) => e.name === "TILLER_TLS_VERIFY")?.value;
+            if (verify !== "1") {
+                reportViolation(
+                    `Tiller container ${tiller.name ?? ""} in Deployment ${objectName(args.props)} must set TILLER_TLS_VERIFY=1, ` +
+                        `found ${verify === undefined ? "it unset" : JSON.stringify(verify)}: without it anyone who reaches port 44134 runs Helm as cluster-admin`,
+                );
+            }
+        }
+    },
+};
+
+/** helm-operator's own flags (fluxcd/helm-operator v1.4.4 cmd/helm-operator/main.go). */
+const OPERATOR_TLS_FLAGS = ["--tiller-tls-enable", "--tiller-tls-verify"];
+
+export const helmOperatorVerifiesTiller: ResourceValidationPolicy = {
+    name: "helm-operator-verifies-tiller",
+    description: "helm-operator talks to Tiller over TLS and verifies Tiller's certificate against the Tiller CA.",
+    enforcementLevel: "mandatory",
+    validateResource: (args, reportViolation) => {
+        for (const operator of containersRunning(args, "helm-operator")) {
+            const flags = operator.args ?? [];
+            const versions = flags.find((f) => f.startsWith("--enabled-helm-versions="));
+            if (versions !== undefined && !versions.split("=")[1].split(",").includes("v2")) {
+                continue; // no Tiller to talk to
+            }
+            const missing = OPERATOR_TLS_FLAGS.filter((flag) => !flags.includes(flag) && !flags.includes(`${flag}=true`));
+            if (!flags.some((f) => /^--tiller-tls-ca-cert-path=.+/.test(f))) {
+                missing.push("--tiller-tls-ca-cert-path=<path of the Tiller CA>");
+            }
+            if (missing.length > 0) {
+                reportViolation(`helm-operator in Deployment ${objectName(args.props)} must verify Tiller's TLS certificate; missing: ${missing.join(", ")}`);
+            }
+        }
+    },
+};
+
+export const noLoadBalancerValues: ResourceValidationPolicy = {
+    name: "no-loadbalancer-helm-values",
+    description: "No HelmRelease sets a Service type of LoadBalancer in its values.",
+    enforcementLevel: "mandatory",
+    validateResource: (args, reportViolation) => {
+        const isHelmRelease = args.type === TYPES.helmRelease || (args.props.apiVersion === "helm.fluxcd.io/v1" && args.props.kind === "HelmRelease");
+        const paths = isHelmRelease ? loadBalancerPaths(args.props.spec?.values, "spec.values") : [];
+        if (paths.length > 0) {
+            reportViolation(`HelmRelease ${objectName(args.props)} asks for a LoadBalancer Service at ${paths.join(", ")}; use NodePort or ClusterIP`);
+        }
+    },
+};
+
+export const builderSshClosedWhenProtected: StackValidationPolicy = {
+    name: "builder-ssh-not-world-open-in-protected-stacks",
+    description: `A stack that protects its cluster (hephy-doks:protect true) must not open TCP ${BUILDER_SSH_PORT} to the whole internet.`,
+    enforcementLevel: "mandatory",
+    validateStack: (args, reportViolation) => {
+        if (isProtectedStack(args.resources)) {
+            reportWorldOpenBuilderSsh(args.resources, reportViolation, true);
+        }
+    },
+};
+
+export const builderSshClosed: StackValidationPolicy = {
+    name: "builder-ssh-not-world-open",
+    description: `Advice for unprotected stacks: restrict TCP ${BUILDER_SSH_PORT} (git push to the builder) to known networks.`,
+    enforcementLevel: "advisory",
+    validateStack: (args, reportViolation) => {
+        if (!isProtectedStack(args.resources)) {
+            reportWorldOpenBuilderSsh(args.resources, reportViolation, false);
+        }
+    },
+};
+
+export const policies: (ResourceValidationPolicy | StackValidationPolicy)[] = [
+    noLoadBalancerServices,
+    tillerVerifiesTls,
+    helmOperatorVerifiesTiller,
+    noLoadBalancerValues,
+    builderSshClosedWhenProtected,
+    builderSshClosed,
+];

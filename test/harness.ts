@@ -1,6 +1,6 @@
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import { invokes, resourceState } from "./mocks";
+import { invokes, previewState, resourceState } from "./mocks";
 
 /** One resource the program declared, as the engine would have received it. */
 export interface Recorded {
@@ -57,6 +57,11 @@ export interface RunOptions {
     replaceConfig?: boolean;
     stack?: string;
     preview?: boolean;
+    /**
+     * Plan mode: a preview in which the mock provider answers with the inputs only, so every value a
+     * provider computes (IDs, keys, certificates, IPs, the kubeconfig) stays unknown, as in a first `pulumi preview`.
+     */
+    unknownOutputs?: boolean;
 }
 
 const ROOT = path.resolve(__dirname, "..");
@@ -97,6 +102,9 @@ export async function runProgram(options: RunOptions = {}): Promise<Run> {
                     state: {},
                 });
                 try {
+                    if (options.unknownOutputs) {
+                        return { id: "", state: previewState(args) };
+                    }
                     const state = await resourceState(args);
                     registered.get(`${args.type}::${args.name}`)!.state = state;
                     return { id: `${args.name}-id`, state };
@@ -119,7 +127,7 @@ export async function runProgram(options: RunOptions = {}): Promise<Run> {
         },
         PROJECT,
         stack,
-        options.preview ?? false,
+        (options.preview || options.unknownOutputs) ?? false,
     );
 
     const known = new Map<pulumi.Resource, string>();

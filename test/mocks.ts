@@ -102,6 +102,17 @@ export async function resourceState(args: pulumi.runtime.MockResourceArgs): Prom
     return { ...args.inputs, ...computed };
 }
 
+/**
+ * Outputs a provider reports when previewing a create: the inputs, with every value it computes left
+ * unknown. Top-level computed outputs are unknown simply by being absent; nested ones are listed here.
+ */
+export function previewState(args: pulumi.runtime.MockResourceArgs): Record<string, unknown> {
+    if (args.type === "digitalocean:index/kubernetesCluster:KubernetesCluster") {
+        return { ...args.inputs, nodePool: { ...args.inputs.nodePool, nodes: pulumi.runtime.unknownValue } };
+    }
+    return args.inputs;
+}
+
 /** The signature key Pulumi uses to mark a secret value in serialized inputs. */
 const SECRET_SIG = "4dabf18193072939515e22adb298388d";
 

@@ -1,0 +1,115 @@
+import * as assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import * as pulumi from "@pulumi/pulumi";
+import * as YAML from "yaml";
+import { Recorded, Run } from "./harness";
+import { COMPUTED, Plan, SECRET, planStack, readable, renderPlan, stackConfig } from "./plan";
+
+const ROOT = path.resolve(__dirname, "..");
+
+function recorded(type: string, name: string, inputs: Record<string, any>, parent = "pulumi:pulumi:Stack"): Recorded {
+    return { type, name, inputs, state: {}, custom: true, parent, dependsOn: [], provider: undefined, providerRef: undefined, protect: false };
+}
+
+describe("offline plan of the example staging stack", () => {
+    let plan: Plan & { run: Run };
+
+    before(async () => {
+        plan = await planStack("staging");
+    });
+
+    it("prints one tree line per resource, each under its component", () => {
+        const lines = plan.tree.split("\n");
+        assert.equal(lines[0], "pulumi:pulumi:Stack");
+        assert.equal(lines.length - 1, plan.run.resources.length);
+        const at = (text: string) => lines.findIndex((l) => l.endsWith(text));
+        assert.match(lines[at("hephy-doks:cluster:DoksCluster  staging")], /^├─ /);
+        assert.match(lines[at("digitalocean:index/kubernetesCluster:KubernetesCluster  staging-cluster")], /^│  ├─ /);
+        assert.ok(at("digitalocean:index/kubernetesCluster:KubernetesCluster  staging-cluster") > at("hephy-doks:cluster:DoksCluster  staging"));
+        assert.ok(
+            lines.includes("   ├─ kubernetes:yaml/v2:ConfigFile  staging-cert-manager-crds  (objects from https://github.com/cert-manager/cert-manager/releases/download/v1.21.1/cert-manager.crds.yaml)"),
+            "a ConfigFile says where its objects come from",
+        );
+    });
+
+    it("counts resources per type, with no LoadBalancer, and prints the monthly cost", () => {
+        const summary = plan.summary.split("\n");
+        assert.equal(summary[0], `Resources: ${plan.run.resources.length}`);
+        for (const line of ["    3  digitalocean:index/dnsRecord:DnsRecord", "    1  digitalocean:index/kubernetesCluster:KubernetesCluster", "    2  kubernetes:helm.fluxcd.io/v1:HelmRelease", "    2  kubernetes:apps/v1:Deployment"]) {
+            assert.ok(summary.includes(line), line);
+        }
+        assert.ok(summary.includes("LoadBalancers: 0"));
+        assert.match(summary[summary.length - 1], /^Monthly cost: \$72\/month: 3 x s-2vcpu-4gb at \$24, HA control plane \$0, 0 LoadBalancers \$0 \(DigitalOcean list prices of 2026-08-21;/);
+    });
+
+    it("writes each Kubernetes object and HelmRelease exactly as sent, one file each", () => {
+        const objects = plan.run.resources.filter((r) => r.type.startsWith("kubernetes:") && typeof r.inputs.kind === "string");
+        assert.equal(plan.files.size, objects.length);
+        const ingress = objects.find((r) => r.inputs.kind === "HelmRelease" && r.inputs.metadata.name === "ingress")!;
+        const file: any = YAML.parse(plan.files.get("nginx-ingress/helmrelease-ingress.yaml")!);
+        assert.deepEqual(readable(ingress.inputs), file);
+        assert.equal(file.spec.values.controller.service.type, "NodePort");
+        assert.ok(plan.files.has("_cluster/clusterissuer-letsencrypt-prod.yaml"));
+        assert.ok(plan.files.has("kube-system/deployment-tiller-deploy.yaml"));
+    });
+
+    it("shows what providers compute as <computed>: the Tiller PEMs and the node addresses", () => {
+        assert.equal(YAML.parse(plan.files.get("kube-system/secret-tiller-secret.yaml")!).stringData, COMPUTED);
+        const records = plan.run.ofType("digitalocean:index/dnsRecord:DnsRecord");
+        assert.equal(records.length, 3);
+        assert.deepEqual(records.map((r) => readable(r.inputs.value)), [COMPUTED, COMPUTED, COMPUTED]);
+    });
+});
+
+describe("plan rendering", () => {
+    it("counts a LoadBalancer wherever one is asked for, so `LoadBalancers: 0` can fail", () => {
+        const service = recorded("kubernetes:core/v1:Service", "stray", { apiVersion: "v1", kind: "Service", metadata: { name: "stray", namespace: "default" }, spec: { type: "LoadBalancer" } });
+        const plan = renderPlan({ resources: [service] }, "n/a");
+        assert.deepEqual(plan.loadBalancers, ["kubernetes:core/v1:Service::stray.spec.type"]);
+        assert.match(plan.summary, /^LoadBalancers: 1 \(kubernetes:core\/v1:Service::stray\.spec\.type\)$/m);
+        assert.deepEqual([...plan.files.keys()], ["default/service-stray.yaml"]);
+    });
+
+    it("masks secrets and marks unknowns", () => {
+        const secret = (value: unknown) => ({ "4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270", value });
+        assert.deepEqual(readable({ a: secret("hunter2"), b: pulumi.unknown, c: secret(pulumi.unknown), d: ["x"] }), { a: SECRET, b: COMPUTED, c: `${COMPUTED} ${SECRET}`, d: ["x"] });
+    });
+
+    it("reads a stack file's settings of this project as the engine passes them, and refuses what it cannot read", () => {
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), "plan-"));
+        fs.writeFileSync(
+            path.join(dir, "Pulumi.demo.yaml"),
+            'config:\n  digitalocean:token:\n    secure: AAAB\n  hephy-doks:nodeCount: 5\n  hephy-doks:protect: true\n  hephy-doks:builderSshSources: ["203.0.113.0/24"]\n  hephy-doks:domain: example.com\n',
+        );
+        assert.deepEqual(stackConfig("demo", dir), { nodeCount: "5", protect: "true", builderSshSources: '["203.0.113.0/24"]', domain: "example.com" });
+        assert.throws(() => stackConfig("prod", dir), /^Error: no stack file Pulumi\.prod\.yaml in .*; stacks with a file: demo$/);
+        fs.writeFileSync(path.join(dir, "Pulumi.locked.yaml"), "config:\n  hephy-doks:acmeEmail:\n    secure: AAAB\n");
+        assert.throws(() => stackConfig("locked", dir), /hephy-doks:acmeEmail in Pulumi\.locked\.yaml is a secret, which an offline plan cannot decrypt/);
+    });
+});
+
+describe("npm run plan", function () {
+    this.timeout(30000);
+
+    const plan = (...args: string[]) => spawnSync(process.execPath, ["-r", "ts-node/register/transpile-only", "test/plan.ts", ...args], { cwd: ROOT, encoding: "utf8" });
+
+    it("prints the tree and summary and writes the objects under <out>/<stack>", () => {
+        const out = fs.mkdtempSync(path.join(os.tmpdir(), "plan-"));
+        const result = plan("--stack", "staging", "--out", out);
+        assert.equal(result.status, 0, result.stderr);
+        assert.match(result.stdout, /^Plan of stack staging: an offline evaluation under the mock engine/);
+        assert.match(result.stdout, /\nLoadBalancers: 0\n/);
+        const written = fs.readFileSync(path.join(out, "staging", "plan.txt"), "utf8");
+        assert.ok(result.stdout.includes(written.trim()), "plan.txt holds what was printed");
+        assert.ok(fs.existsSync(path.join(out, "staging", "cert-manager", "helmrelease-cert-manager.yaml")));
+    });
+
+    it("fails with the stacks it knows when the stack has no file", () => {
+        const result = plan("--stack", "nope");
+        assert.equal(result.status, 1);
+        assert.match(result.stderr, /npm run plan: no stack file Pulumi\.nope\.yaml in .*; stacks with a file: staging/);
+    });
+});

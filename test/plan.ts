@@ -1,0 +1,170 @@
+import * as fs from "node:fs";
+import * as path from "node:path";
+import * as pulumi from "@pulumi/pulumi";
+import * as YAML from "yaml";
+import { PROJECT } from "../config";
+import { loadBalancerPaths } from "../policy/policies";
+import { Recorded, Run, runProgram } from "./harness";
+import { OFFERED_VERSIONS, sentAsSecret } from "./mocks";
+
+/**
+ * `npm run plan [-- --stack NAME] [--out DIR]`: evaluates the real program with a stack's config file
+ * under the mock engine (no cloud, no CLI, no token) and shows what `pulumi up` would declare: the
+ * resource tree, counts per type, the LoadBalancer count and the monthly cost, and every Kubernetes
+ * object and HelmRelease as YAML under `plan/<stack>/`. The tests render their runs with the same code.
+ */
+
+const ROOT = path.resolve(__dirname, "..");
+const STACK_ROOT = "pulumi:pulumi:Stack";
+export const COMPUTED = "<computed>";
+export const SECRET = "<secret>";
+
+/** What `npm run plan` prints and writes for one evaluation. */
+export interface Plan {
+    /** The resource tree, one line per resource, children under their parent. */
+    tree: string;
+    /** Resource counts per type, the LoadBalancer count and the cost. */
+    summary: string;
+    /** Relative path under `plan/<stack>/` → YAML of one Kubernetes object or HelmRelease. */
+    files: Map<string, string>;
+    /** Every place a Service of type LoadBalancer is asked for, in any object or Helm values. */
+    loadBalancers: string[];
+}
+
+/** A recorded input as a reviewer should read it: unknowns as `<computed>`, secrets masked. */
+export function readable(value: unknown): unknown {
+    if (pulumi.isUnknown(value)) {
+        return COMPUTED;
+    }
+    if (sentAsSecret(value)) {
+        const inner = (value as { value: unknown }).value;
+        return inner === undefined || pulumi.isUnknown(inner) ? `${COMPUTED} ${SECRET}` : SECRET;
+    }
+    if (Array.isArray(value)) {
+        return value.map(readable);
+    }
+    if (typeof value === "object" && value !== null) {
+        return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, readable(v)]));
+    }
+    return value;
+}
+
+/** Kubernetes objects among the recorded resources: custom resources with an apiVersion and kind. */
+function kubernetesObjects(resources: Recorded[]): Recorded[] {
+    return resources.filter((r) => r.custom && r.type.startsWith("kubernetes:") && typeof r.inputs.kind === "string");
+}
+
+function fileName(object: Recorded): string {
+    const { kind, metadata = {} } = object.inputs;
+    const name = typeof metadata.name === "string" ? metadata.name : object.name;
+    const namespace = typeof metadata.namespace === "string" ? metadata.namespace : "_cluster";
+    return `${namespace}/${String(kind).toLowerCase()}-${name}.yaml`;
+}
+
+function renderTree(resources: Recorded[]): string {
+    const children = new Map<string, Recorded[]>();
+    for (const r of resources) {
+        const parent = r.parent ?? STACK_ROOT;
+        children.set(parent, [...(children.get(parent) ?? []), r]);
+    }
+    const lines = [`${STACK_ROOT}`];
+    const walk = (parent: string, indent: string) => {
+        const list = children.get(parent) ?? [];
+        list.forEach((r, i) => {
+            const last = i === list.length - 1;
+            // A ConfigFile's objects are read from its file by the provider at deploy time; say where from.
+            const source = typeof r.inputs.file === "string" ? `  (objects from ${r.inputs.file})` : "";
+            lines.push(`${indent}${last ? "└─ " : "├─ "}${r.type}  ${r.name}${source}`);
+            walk(`${r.type}::${r.name}`, `${indent}${last ? "   " : "│  "}`);
+        });
+    };
+    walk(STACK_ROOT, "");
+    return lines.join("\n");
+}
+
+/** Renders one evaluation of the program. */
+export function renderPlan(run: Pick<Run, "resources">, cost: string): Plan {
+    const objects = kubernetesObjects(run.resources);
+    const files = new Map<string, string>();
+    for (const object of objects) {
+        files.set(fileName(object), YAML.stringify(readable(object.inputs), { lineWidth: 0 }));
+    }
+    const loadBalancers = run.resources.flatMap((r) => loadBalancerPaths(readable(r.inputs), `${r.type}::${r.name}`));
+    const counts = new Map<string, number>();
+    for (const r of run.resources) {
+        counts.set(r.type, (counts.get(r.type) ?? 0) + 1);
+    }
+    const summary = [
+        `Resources: ${run.resources.length}`,
+        ...[...counts.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([type, n]) => `  ${String(n).padStart(3)}  ${type}`),
+        `LoadBalancers: ${loadBalancers.length}${loadBalancers.length > 0 ? ` (${loadBalancers.join(", ")})` : ""}`,
+        `Monthly cost: ${cost}`,
+    ].join("\n");
+    return { tree: renderTree(run.resources), summary, files, loadBalancers };
+}
+
+/** The `hephy-doks:` settings of `Pulumi.<stack>.yaml`, as the engine would hand them to the program. */
+export function stackConfig(stack: string, root = ROOT): Record<string, string> {
+    const file = path.join(root, `Pulumi.${stack}.yaml`);
+    if (!fs.existsSync(file)) {
+        const known = fs.readdirSync(root).flatMap((f) => /^Pulumi\.(.+)\.yaml$/.exec(f)?.[1] ?? []);
+        throw new Error(`no stack file Pulumi.${stack}.yaml in ${root}; stacks with a file: ${known.join(", ") || "none"}`);
+    }
+    const config: Record<string, unknown> = YAML.parse(fs.readFileSync(file, "utf8"))?.config ?? {};
+    const prefix = `${PROJECT}:`;
+    const values: Record<string, string> = {};
+    for (const [key, value] of Object.entries(config).filter(([k]) => k.startsWith(prefix))) {
+        if (typeof value === "object" && value !== null && "secure" in value) {
+            throw new Error(`${key} in Pulumi.${stack}.yaml is a secret, which an offline plan cannot decrypt`);
+        }
+        values[key.slice(prefix.length)] = typeof value === "string" ? value : JSON.stringify(value);
+    }
+    return values;
+}
+
+/** Evaluates the program for a stack file in plan mode and renders it. */
+export async function planStack(stack: string): Promise<Plan & { run: Run }> {
+    const run = await runProgram({ stack, config: stackConfig(stack), replaceConfig: true, unknownOutputs: true });
+    return { ...renderPlan(run, String(run.outputs.monthlyCostEstimate)), run };
+}
+
+/** Writes a plan's files under `dir`, replacing what an earlier plan left there. */
+export function writePlan(plan: Plan, dir: string): void {
+    fs.rmSync(dir, { recursive: true, force: true });
+    for (const [file, text] of plan.files) {
+        fs.mkdirSync(path.dirname(path.join(dir, file)), { recursive: true });
+        fs.writeFileSync(path.join(dir, file), text);
+    }
+    fs.writeFileSync(path.join(dir, "plan.txt"), `${plan.tree}\n\n${plan.summary}\n`);
+}
+
+function argument(args: string[], flag: string): string | undefined {
+    const at = args.indexOf(flag);
+    return at >= 0 ? args[at + 1] : undefined;
+}
+
+async function main(args: string[]): Promise<void> {
+    const stack = argument(args, "--stack") ?? "staging";
+    const dir = path.join(argument(args, "--out") ?? path.join(ROOT, "plan"), stack);
+    const plan = await planStack(stack);
+    writePlan(plan, dir);
+    console.log(
+        [
+            `Plan of stack ${stack}: an offline evaluation under the mock engine. Values a provider computes show as ${COMPUTED};`,
+            `the Kubernetes version is resolved against the DOKS versions the mocks offer (${OFFERED_VERSIONS.join(", ")}), not against DigitalOcean.`,
+            "",
+            plan.tree,
+            "",
+            plan.summary,
+            "",
+            `Wrote ${plan.files.size} Kubernetes objects and plan.txt under ${path.relative(process.cwd(), dir) || "."}`,
+        ].join("\n"),
+    );
+}
+
+if (require.main === module) {
+    main(process.argv.slice(2)).catch((error: Error) => {
+        console.error(`npm run plan: ${error.message}`);
+        process.exit(1);
+    });
+}

@@ -15,12 +15,32 @@ export interface Recorded {
     parent: string | undefined;
     /** `type::name` of each explicit `dependsOn`. */
     dependsOn: string[];
+    /** `type::name` of each resource whose outputs flow into this one's inputs (the engine's implicit dependencies). */
+    inputDependsOn: string[];
     /** `type::name` of the provider resource passed in the options, if any. */
     provider: string | undefined;
     /** The provider reference the engine was given (`urn::id`), for custom resources. */
     providerRef: string | undefined;
     /** Whether `protect` was set. */
     protect: boolean;
+}
+
+/** Every Output in a value, however deep. */
+function outputsIn(value: unknown, found: pulumi.Output<unknown>[] = []): pulumi.Output<unknown>[] {
+    if (pulumi.Output.isInstance(value)) {
+        found.push(value);
+    } else if (Array.isArray(value)) {
+        value.forEach((v) => outputsIn(v, found));
+    } else if (typeof value === "object" && value !== null && !pulumi.Resource.isInstance(value)) {
+        Object.values(value).forEach((v) => outputsIn(v, found));
+    }
+    return found;
+}
+
+/** The resources an Output carries, as the SDK reports them to the engine. */
+async function resourcesOf(outputs: pulumi.Output<unknown>[]): Promise<pulumi.Resource[]> {
+    const sets = await Promise.all(outputs.map((o) => (o as unknown as { allResources(): Promise<Set<pulumi.Resource>> }).allResources()));
+    return sets.flatMap((set) => [...set]);
 }
 
 export interface Invoked {
@@ -48,6 +68,21 @@ export const BASE_CONFIG: Readonly<Record<string, string>> = {
     domain: "example.com",
     acmeEmail: "ops@example.org",
     workflowEnabled: "false",
+};
+
+/** A stack that points Workflow at a fork which supports today's Kubernetes, as README describes. */
+export const WITH_WORKFLOW_FORK = {
+    workflowEnabled: "true",
+    platformSubdomain: "paas",
+    releases: JSON.stringify({
+        workflow: {
+            git: "https://github.com/example/workflow",
+            ref: "k8s-1.36",
+            path: "charts/workflow",
+            kubernetes: { min: "1.33", max: "1.36" },
+            values: { controller: { org: "example", docker_tag: "git-abc1234" } },
+        },
+    }),
 };
 
 export interface RunOptions {
@@ -88,7 +123,7 @@ export async function runProgram(options: RunOptions = {}): Promise<Run> {
     const config = { ...(options.replaceConfig ? {} : BASE_CONFIG), ...(options.config ?? {}) };
     pulumi.runtime.setAllConfig(Object.fromEntries(Object.entries(config).map(([k, v]) => [`${PROJECT}:${k}`, v])));
 
-    const registered = new Map<string, Omit<Recorded, "parent" | "dependsOn" | "provider" | "protect">>();
+    const registered = new Map<string, Omit<Recorded, "parent" | "dependsOn" | "inputDependsOn" | "provider" | "protect">>();
     const calls: Invoked[] = [];
     await pulumi.runtime.setMocks(
         {
@@ -132,6 +167,7 @@ export async function runProgram(options: RunOptions = {}): Promise<Run> {
 
     const known = new Map<pulumi.Resource, string>();
     const options_ = new Map<string, Pick<Recorded, "parent" | "dependsOn" | "provider" | "protect">>();
+    const inputResources = new Map<string, Promise<pulumi.Resource[]>>();
     let outputs: Record<string, any> = {};
     forgetProgram();
     try {
@@ -147,6 +183,7 @@ export async function runProgram(options: RunOptions = {}): Promise<Run> {
                     provider: args.opts.provider ? key(args.opts.provider, known) : undefined,
                     protect: args.opts.protect === true,
                 });
+                inputResources.set(id, resourcesOf(outputsIn(args.props)));
                 return undefined;
             });
             // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -156,7 +193,11 @@ export async function runProgram(options: RunOptions = {}): Promise<Run> {
         });
     } finally {
         await pulumi.runtime.disconnect();
-        lastResources = collect(registered, options_);
+        const inputDeps = new Map<string, string[]>();
+        for (const [id, found] of inputResources) {
+            inputDeps.set(id, [...new Set((await found.catch(() => [])).map((r) => key(r, known)))]);
+        }
+        lastResources = collect(registered, options_, inputDeps);
         lastInvokes = calls;
     }
 
@@ -178,8 +219,9 @@ export async function runProgram(options: RunOptions = {}): Promise<Run> {
 }
 
 function collect(
-    registered: Map<string, Omit<Recorded, "parent" | "dependsOn" | "provider" | "protect">>,
+    registered: Map<string, Omit<Recorded, "parent" | "dependsOn" | "inputDependsOn" | "provider" | "protect">>,
     opts: Map<string, Pick<Recorded, "parent" | "dependsOn" | "provider" | "protect">>,
+    inputDeps: Map<string, string[]>,
 ): Recorded[] {
     const resources: Recorded[] = [];
     for (const [id, o] of opts) {
@@ -192,6 +234,7 @@ function collect(
             state: reg?.state ?? {},
             custom: reg?.custom ?? false,
             providerRef: reg?.providerRef,
+            inputDependsOn: inputDeps.get(id) ?? [],
             ...o,
         });
     }

@@ -11,7 +11,7 @@ import { COMPUTED, Plan, SECRET, planStack, readable, renderPlan, stackConfig } 
 const ROOT = path.resolve(__dirname, "..");
 
 function recorded(type: string, name: string, inputs: Record<string, any>, parent = "pulumi:pulumi:Stack"): Recorded {
-    return { type, name, inputs, state: {}, custom: true, parent, dependsOn: [], provider: undefined, providerRef: undefined, protect: false };
+    return { type, name, inputs, state: {}, custom: true, parent, dependsOn: [], inputDependsOn: [], provider: undefined, providerRef: undefined, protect: false };
 }
 
 describe("offline plan of the example staging stack", () => {

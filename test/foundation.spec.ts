@@ -2,7 +2,7 @@ import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { parse as parseYaml } from "yaml";
-import { CONFIG_KEYS, DEFAULTS } from "../config";
+import { CONFIG_KEYS, DEFAULTS, PRICES } from "../config";
 import { isSecret, plain, programError, runProgram, sentAsSecret, valueOf } from "./harness";
 import { FIRST_DROPLET_ID, MOCK_TOKEN, dropletIp } from "./mocks";
 
@@ -161,6 +161,14 @@ describe("foundation: cluster, firewall, DNS", () => {
 describe("project files", () => {
     const root = path.resolve(__dirname, "..");
     const project = parseYaml(fs.readFileSync(path.join(root, "Pulumi.yaml"), "utf8"));
+
+    it("documents exactly the price table the program uses, with its date", () => {
+        const readme = fs.readFileSync(path.join(root, "README.md"), "utf8");
+        const section = readme.slice(readme.indexOf("## Cost"), readme.indexOf("\n## ", readme.indexOf("## Cost") + 1));
+        const documented = Object.fromEntries([...section.matchAll(/\| `([a-z0-9-]+)` \| ([0-9]+) /g)].map((m) => [m[1], Number(m[2])]));
+        assert.deepEqual(documented, PRICES.nodeUsd);
+        assert.ok(section.includes(PRICES.asOf));
+    });
 
     it("refreshes before every operation, so an expired DOKS credential is renewed", () => {
         assert.equal(project.options.refresh, "always");

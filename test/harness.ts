@@ -167,7 +167,9 @@ export async function runProgram(options: RunOptions = {}): Promise<Run> {
 
     const known = new Map<pulumi.Resource, string>();
     const options_ = new Map<string, Pick<Recorded, "parent" | "dependsOn" | "provider" | "protect">>();
-    const inputResources = new Map<string, Promise<pulumi.Resource[]>>();
+    // Settled at once, so a failing program leaves no unhandled rejection; errors are judged below.
+    const inputResources = new Map<string, Promise<pulumi.Resource[] | Error>>();
+    let succeeded = false;
     let outputs: Record<string, any> = {};
     forgetProgram();
     try {
@@ -183,7 +185,7 @@ export async function runProgram(options: RunOptions = {}): Promise<Run> {
                     provider: args.opts.provider ? key(args.opts.provider, known) : undefined,
                     protect: args.opts.protect === true,
                 });
-                inputResources.set(id, resourcesOf(outputsIn(args.props)));
+                inputResources.set(id, resourcesOf(outputsIn(args.props)).catch((error: Error) => error));
                 return undefined;
             });
             // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -191,11 +193,19 @@ export async function runProgram(options: RunOptions = {}): Promise<Run> {
             outputs = await program();
             return outputs;
         });
+        succeeded = true;
     } finally {
         await pulumi.runtime.disconnect();
         const inputDeps = new Map<string, string[]>();
         for (const [id, found] of inputResources) {
-            inputDeps.set(id, [...new Set((await found.catch(() => [])).map((r) => key(r, known)))]);
+            const resources = await found;
+            if (resources instanceof Error) {
+                if (succeeded) {
+                    throw new Error(`test harness: cannot tell what ${id} depends on: ${resources.message}`);
+                }
+                continue;
+            }
+            inputDeps.set(id, [...new Set(resources.map((r) => key(r, known)))]);
         }
         lastResources = collect(registered, options_, inputDeps);
         lastInvokes = calls;

@@ -14,11 +14,13 @@ function recorded(type: string, name: string, inputs: Record<string, any>, paren
     return { type, name, inputs, state: {}, custom: true, parent, dependsOn: [], inputDependsOn: [], provider: undefined, providerRef: undefined, protect: false };
 }
 
-describe("offline plan of the example staging stack", () => {
+const FIXTURES = path.join(__dirname, "fixtures");
+
+describe("offline plan of a stack file", () => {
     let plan: Plan & { run: Run };
 
     before(async () => {
-        plan = await planStack("staging");
+        plan = await planStack("example", FIXTURES);
     });
 
     it("prints one tree line per resource, each under its component", () => {
@@ -26,11 +28,11 @@ describe("offline plan of the example staging stack", () => {
         assert.equal(lines[0], "pulumi:pulumi:Stack");
         assert.equal(lines.length - 1, plan.run.resources.length);
         const at = (text: string) => lines.findIndex((l) => l.endsWith(text));
-        assert.match(lines[at("hephy-doks:cluster:DoksCluster  staging")], /^├─ /);
-        assert.match(lines[at("digitalocean:index/kubernetesCluster:KubernetesCluster  staging-cluster")], /^│  ├─ /);
-        assert.ok(at("digitalocean:index/kubernetesCluster:KubernetesCluster  staging-cluster") > at("hephy-doks:cluster:DoksCluster  staging"));
+        assert.match(lines[at("hephy-doks:cluster:DoksCluster  example")], /^├─ /);
+        assert.match(lines[at("digitalocean:index/kubernetesCluster:KubernetesCluster  example-cluster")], /^│  ├─ /);
+        assert.ok(at("digitalocean:index/kubernetesCluster:KubernetesCluster  example-cluster") > at("hephy-doks:cluster:DoksCluster  example"));
         assert.ok(
-            lines.includes("   ├─ kubernetes:yaml/v2:ConfigFile  staging-cert-manager-crds  (objects from https://github.com/cert-manager/cert-manager/releases/download/v1.21.1/cert-manager.crds.yaml)"),
+            lines.includes("   ├─ kubernetes:yaml/v2:ConfigFile  example-cert-manager-crds  (objects from https://github.com/cert-manager/cert-manager/releases/download/v1.21.1/cert-manager.crds.yaml)"),
             "a ConfigFile says where its objects come from",
         );
     });
@@ -86,6 +88,8 @@ describe("plan rendering", () => {
         );
         assert.deepEqual(stackConfig("demo", dir), { nodeCount: "5", protect: "true", builderSshSources: '["203.0.113.0/24"]', domain: "example.com" });
         assert.throws(() => stackConfig("prod", dir), /^Error: no stack file Pulumi\.prod\.yaml in .*; stacks with a file: demo$/);
+        fs.writeFileSync(path.join(dir, "Pulumi.bare.yaml"), "config:\n  nodeCount: 2\n  other:key: x\n");
+        assert.deepEqual(stackConfig("bare", dir), { nodeCount: "2" }, "a key with no namespace is the project's");
         fs.writeFileSync(path.join(dir, "Pulumi.locked.yaml"), "config:\n  hephy-doks:acmeEmail:\n    secure: AAAB\n");
         assert.throws(() => stackConfig("locked", dir), /hephy-doks:acmeEmail in Pulumi\.locked\.yaml is a secret, which an offline plan cannot decrypt/);
     });
@@ -96,15 +100,21 @@ describe("npm run plan", function () {
 
     const plan = (...args: string[]) => spawnSync(process.execPath, ["-r", "ts-node/register/transpile-only", "test/plan.ts", ...args], { cwd: ROOT, encoding: "utf8" });
 
-    it("prints the tree and summary and writes the objects under <out>/<stack>", () => {
+    it("prints the tree and summary and writes the objects under <out>/<stack>, replacing only an earlier plan", () => {
         const out = fs.mkdtempSync(path.join(os.tmpdir(), "plan-"));
-        const result = plan("--stack", "staging", "--out", out);
+        const result = plan("--stack", "example", "--stack-dir", FIXTURES, "--out", out);
         assert.equal(result.status, 0, result.stderr);
-        assert.match(result.stdout, /^Plan of stack staging: an offline evaluation under the mock engine/);
+        assert.match(result.stdout, /^Plan of stack example: an offline evaluation under the mock engine/);
         assert.match(result.stdout, /\nLoadBalancers: 0\n/);
-        const written = fs.readFileSync(path.join(out, "staging", "plan.txt"), "utf8");
+        const written = fs.readFileSync(path.join(out, "example", "plan.txt"), "utf8");
         assert.ok(result.stdout.includes(written.trim()), "plan.txt holds what was printed");
-        assert.ok(fs.existsSync(path.join(out, "staging", "cert-manager", "helmrelease-cert-manager.yaml")));
+        assert.ok(fs.existsSync(path.join(out, "example", "cert-manager", "helmrelease-cert-manager.yaml")));
+        assert.equal(plan("--stack", "example", "--stack-dir", FIXTURES, "--out", out).status, 0, "a second plan replaces the first");
+
+        fs.mkdirSync(path.join(out, "mine", "example"), { recursive: true });
+        const refused = plan("--stack", "example", "--stack-dir", FIXTURES, "--out", path.join(out, "mine"));
+        assert.equal(refused.status, 1);
+        assert.match(refused.stderr, /exists and holds no earlier plan \(no plan\.txt\); choose another --out/);
     });
 
     it("fails with the stacks it knows when the stack has no file", () => {

@@ -8,7 +8,7 @@ import { Recorded, Run, runProgram } from "./harness";
 import { OFFERED_VERSIONS, sentAsSecret } from "./mocks";
 
 /**
- * `npm run plan [-- --stack NAME] [--out DIR]`: evaluates the real program with a stack's config file
+ * `npm run plan [-- --stack NAME] [--out DIR] [--stack-dir DIR]`: evaluates the real program with a stack's config file
  * under the mock engine (no cloud, no CLI, no token) and shows what `pulumi up` would declare: the
  * resource tree, counts per type, the LoadBalancer count and the monthly cost, and every Kubernetes
  * object and HelmRelease as YAML under `plan/<stack>/`. The tests render their runs with the same code.
@@ -103,7 +103,10 @@ export function renderPlan(run: Pick<Run, "resources">, cost: string): Plan {
     return { tree: renderTree(run.resources), summary, files, loadBalancers };
 }
 
-/** The `hephy-doks:` settings of `Pulumi.<stack>.yaml`, as the engine would hand them to the program. */
+/**
+ * This project's settings in `Pulumi.<stack>.yaml`, as the engine hands them to the program: keys in
+ * the `hephy-doks:` namespace, or with no namespace (which Pulumi puts in the project's).
+ */
 export function stackConfig(stack: string, root = ROOT): Record<string, string> {
     const file = path.join(root, `Pulumi.${stack}.yaml`);
     if (!fs.existsSync(file)) {
@@ -113,23 +116,26 @@ export function stackConfig(stack: string, root = ROOT): Record<string, string> 
     const config: Record<string, unknown> = YAML.parse(fs.readFileSync(file, "utf8"))?.config ?? {};
     const prefix = `${PROJECT}:`;
     const values: Record<string, string> = {};
-    for (const [key, value] of Object.entries(config).filter(([k]) => k.startsWith(prefix))) {
+    for (const [key, value] of Object.entries(config).filter(([k]) => k.startsWith(prefix) || !k.includes(":"))) {
         if (typeof value === "object" && value !== null && "secure" in value) {
             throw new Error(`${key} in Pulumi.${stack}.yaml is a secret, which an offline plan cannot decrypt`);
         }
-        values[key.slice(prefix.length)] = typeof value === "string" ? value : JSON.stringify(value);
+        values[key.startsWith(prefix) ? key.slice(prefix.length) : key] = typeof value === "string" ? value : JSON.stringify(value);
     }
     return values;
 }
 
 /** Evaluates the program for a stack file in plan mode and renders it. */
-export async function planStack(stack: string): Promise<Plan & { run: Run }> {
-    const run = await runProgram({ stack, config: stackConfig(stack), replaceConfig: true, unknownOutputs: true });
+export async function planStack(stack: string, stackDir = ROOT): Promise<Plan & { run: Run }> {
+    const run = await runProgram({ stack, config: stackConfig(stack, stackDir), replaceConfig: true, unknownOutputs: true });
     return { ...renderPlan(run, String(run.outputs.monthlyCostEstimate)), run };
 }
 
-/** Writes a plan's files under `dir`, replacing what an earlier plan left there. */
+/** Writes a plan's files under `dir`, replacing what an earlier plan left there (and nothing else). */
 export function writePlan(plan: Plan, dir: string): void {
+    if (fs.existsSync(dir) && !fs.existsSync(path.join(dir, "plan.txt"))) {
+        throw new Error(`${dir} exists and holds no earlier plan (no plan.txt); choose another --out`);
+    }
     fs.rmSync(dir, { recursive: true, force: true });
     for (const [file, text] of plan.files) {
         fs.mkdirSync(path.dirname(path.join(dir, file)), { recursive: true });
@@ -146,7 +152,7 @@ function argument(args: string[], flag: string): string | undefined {
 async function main(args: string[]): Promise<void> {
     const stack = argument(args, "--stack") ?? "staging";
     const dir = path.join(argument(args, "--out") ?? path.join(ROOT, "plan"), stack);
-    const plan = await planStack(stack);
+    const plan = await planStack(stack, path.resolve(argument(args, "--stack-dir") ?? ROOT));
     writePlan(plan, dir);
     console.log(
         [

@@ -1,4 +1,6 @@
 import * as assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
 import { plain, Recorded, Run, runProgram, WITH_WORKFLOW_FORK } from "./harness";
 
 /**
@@ -80,5 +82,22 @@ describe("teardown order of pulumi destroy", () => {
     it("finds no order where there is none, so the checks above can fail", () => {
         assert.ok(!dependsOn(CLUSTER).has(PROVIDER));
         assert.equal(dependsOn("tls:index/privateKey:PrivateKey::staging-ca-key").size, 0);
+    });
+});
+
+describe("stopping Workflow's tracking, as README describes it", () => {
+    it("names exactly the objects that turning Workflow off would delete, in an order Pulumi accepts", async () => {
+        const ids = (run: Run) => new Set(run.resources.map((r) => `${r.type}::${r.name}`));
+        const on = ids(await runProgram({ config: WITH_WORKFLOW_FORK }));
+        const off = ids(await runProgram({ config: { platformSubdomain: "paas" } }));
+        const removed = [...on].filter((id) => !off.has(id)).map((id) => id.replace("::staging-", "::<stack>-"));
+        const readme = fs.readFileSync(path.join(__dirname, "..", "README.md"), "utf8");
+        const procedure = readme.slice(readme.indexOf("**Stop tracking a release without purging it**"), readme.indexOf("**Remove a release on purpose:**"));
+        const forgotten = [...procedure.matchAll(/pulumi state delete '<URN ending (.+?)>'/g)].map((m) => m[1]);
+        assert.deepEqual([...forgotten].sort(), [...removed].sort());
+        // A resource can leave the state only after those that depend on it.
+        assert.ok(forgotten.indexOf("kubernetes:helm.fluxcd.io/v1:HelmRelease::<stack>-hephy") < forgotten.indexOf("kubernetes:core/v1:Namespace::<stack>-deis"));
+        assert.ok(forgotten.indexOf("kubernetes:admissionregistration.k8s.io/v1:MutatingAdmissionPolicyBinding::<stack>-builder-clusterip") < forgotten.indexOf("kubernetes:admissionregistration.k8s.io/v1:MutatingAdmissionPolicy::<stack>-builder-clusterip"));
+        assert.ok(procedure.indexOf("--replicas=0") < procedure.indexOf("kubectl -n deis delete helmrelease hephy"));
     });
 });

@@ -37,19 +37,26 @@ describe("GitHub workflows", () => {
     it("runs each operation once, in pulumi.yml: install, test, guard, then pulumi/actions v7 with backend, policy pack and secrets", () => {
         const reusable = workflow("pulumi.yml");
         assert.deepEqual(Object.keys(reusable.on), ["workflow_call"]);
-        assert.deepEqual(Object.keys(reusable.on.workflow_call.secrets), ["DIGITALOCEAN_TOKEN", "PULUMI_CONFIG_PASSPHRASE", "PULUMI_ACCESS_TOKEN"]);
+        const secrets = reusable.on.workflow_call.secrets;
+        assert.deepEqual(Object.keys(secrets), ["DIGITALOCEAN_TOKEN", "PULUMI_CONFIG_PASSPHRASE", "PULUMI_ACCESS_TOKEN", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]);
+        // Environment secrets are invisible to the caller, so none may be required at call time.
+        assert.ok(Object.values(secrets).every((secret: any) => secret.required === false));
         const job = reusable.jobs.pulumi;
         assert.deepEqual(job.env, {
             DIGITALOCEAN_TOKEN: "${{ secrets.DIGITALOCEAN_TOKEN }}",
             PULUMI_CONFIG_PASSPHRASE: "${{ secrets.PULUMI_CONFIG_PASSPHRASE }}",
             PULUMI_ACCESS_TOKEN: "${{ secrets.PULUMI_ACCESS_TOKEN }}",
             PULUMI_BACKEND_URL: "${{ vars.PULUMI_BACKEND_URL }}",
+            AWS_ACCESS_KEY_ID: "${{ secrets.AWS_ACCESS_KEY_ID }}",
+            AWS_SECRET_ACCESS_KEY: "${{ secrets.AWS_SECRET_ACCESS_KEY }}",
             STACK: "${{ inputs.stack }}",
+            COMMAND: "${{ inputs.command }}",
         });
         assert.deepEqual(job.concurrency, { group: "pulumi-${{ inputs.stack }}-${{ inputs.command == 'preview' && 'preview' || 'update' }}", "cancel-in-progress": false });
         assert.equal(job.environment, "${{ inputs.stack == 'production' && 'production' || 'staging' }}");
 
         const steps: any[] = job.steps;
+        assert.match(steps[0].run, /if \[ -z "\$DIGITALOCEAN_TOKEN" \]; then echo "::error::set the secret DIGITALOCEAN_TOKEN/);
         const install = stepIndex(steps, (s) => s.run === "npm ci --no-audit --no-fund", "installs with npm ci");
         const test = stepIndex(steps, (s) => s.run === "npm test", "runs the tests");
         const guard = stepIndex(steps, (s) => s.run === 'bash .github/scripts/teardown-guard.sh "$STACK"', "runs the teardown guard");
@@ -94,7 +101,9 @@ describe("GitHub workflows", () => {
         const teardown = workflow("teardown.yml");
         assert.equal(teardown.on.workflow_dispatch.inputs.stack.required, true);
         assert.equal(teardown.on.schedule.length, 1);
-        assert.deepEqual(teardown.on.pull_request, { types: ["closed"] });
+        // The default branch's workflow and guard, not the closed pull request's copy.
+        assert.deepEqual(teardown.on.pull_request_target, { types: ["closed"] });
+        assert.equal(teardown.on.pull_request, undefined);
         const select = teardown.jobs.select.steps.find((s: any) => s.id === "select");
         assert.equal(select.run, "bash .github/scripts/teardown-guard.sh --select");
         assert.deepEqual(teardown.jobs.destroy.with, { command: "destroy", stack: "${{ matrix.stack }}" });
@@ -111,6 +120,8 @@ describe("teardown guard (.github/scripts/teardown-guard.sh) against a stand-in 
         bin = fs.mkdtempSync(path.join(os.tmpdir(), "guard-"));
         calls = path.join(bin, "calls.log");
         // Answers like the Pulumi CLI, from files the test writes: <stack>.protect, <stack>.json, stacks.json.
+        // Answers like the Pulumi CLI, from files the test writes: <stack>.config.json, <stack>.json,
+        // stacks.json; a missing <stack>.json means the backend cannot be read.
         fs.writeFileSync(
             path.join(bin, "pulumi"),
             [
@@ -118,8 +129,8 @@ describe("teardown guard (.github/scripts/teardown-guard.sh) against a stand-in 
                 `echo "$*" >> "${calls}"`,
                 'stack=""; for ((i = 1; i <= $#; i++)); do [[ ${!i} == --stack ]] && { j=$((i + 1)); stack=${!j}; }; done',
                 'case "$1 $2" in',
-                `  "config get") [[ -f "${bin}/$stack.protect" ]] && cat "${bin}/$stack.protect" || { echo "error: configuration key 'hephy-doks:protect' not found for stack '$stack'" >&2; exit 255; } ;;`,
-                `  "stack export") cat "${bin}/$stack.json" 2>/dev/null || echo '{"version": 3, "deployment": {"resources": []}}' ;;`,
+                `  "config --json") cat "${bin}/$stack.config.json" 2>/dev/null || echo "{}" ;;`,
+                `  "stack export") cat "${bin}/$stack.json" 2>/dev/null || { echo "error: could not read the backend" >&2; exit 1; } ;;`,
                 `  "stack ls") cat "${bin}/stacks.json" ;;`,
                 '  *) echo "unexpected pulumi $*" >&2; exit 2 ;;',
                 "esac",
@@ -127,12 +138,15 @@ describe("teardown guard (.github/scripts/teardown-guard.sh) against a stand-in 
             { mode: 0o755 },
         );
         const resources = (protect: boolean) => JSON.stringify({ version: 3, deployment: { resources: [{ urn: "urn:pulumi:x::hephy-doks::digitalocean:index/kubernetesCluster:KubernetesCluster::x-cluster", protect }] } });
-        fs.writeFileSync(path.join(bin, "pr-7.protect"), "true\n");
+        fs.writeFileSync(path.join(bin, "pr-7.config.json"), JSON.stringify({ "hephy-doks:protect": { value: "true", secret: false } }));
+        fs.writeFileSync(path.join(bin, "pr-7.json"), resources(false));
         fs.writeFileSync(path.join(bin, "staging-locked.json"), resources(true));
-        fs.writeFileSync(path.join(bin, "staging-feature.json"), resources(false));
+        for (const stack of ["staging-feature", "staging", "pr-42", "staging-b"]) {
+            fs.writeFileSync(path.join(bin, `${stack}.json`), resources(false));
+        }
         fs.writeFileSync(
             path.join(bin, "stacks.json"),
-            JSON.stringify(["staging", "staging-feature", "staging-locked", "pr-42", "pr-7", "production"].map((name) => ({ name: `acme/hephy-doks/${name}` }))),
+            JSON.stringify(["staging", "staging-feature", "staging-locked", "staging-Odd", "staging-unreadable", "staging-b", "pr-42", "pr-7", "production"].map((name) => ({ name: `acme/hephy-doks/${name}` }))),
         );
     });
 
@@ -169,20 +183,28 @@ describe("teardown guard (.github/scripts/teardown-guard.sh) against a stand-in 
             const result = guard([stack]);
             assert.equal(result.status, 0, result.stderr);
             assert.equal(result.stdout.trim(), `teardown may destroy stack "${stack}"`);
-            assert.deepEqual(result.calls.trim().split("\n"), [`config get hephy-doks:protect --stack ${stack}`, `stack export --stack ${stack}`]);
+            assert.deepEqual(result.calls.trim().split("\n"), [`config --json --stack ${stack}`, `stack export --stack ${stack}`]);
         }
     });
 
-    it("selects every unprotected staging-* stack nightly, and skips the protected ones", () => {
+    it("refuses a stack whose state the backend cannot give: it never fails open", () => {
+        const result = guard(["staging-unreadable"]);
+        assert.equal(result.status, 1);
+        assert.match(result.stderr, /teardown refuses stack "staging-unreadable": cannot read its state/);
+    });
+
+    it("selects every unprotected staging-* stack nightly, skipping protected, unreadable and oddly named ones", () => {
         const result = guard(["--select"], { EVENT: "schedule" });
         assert.equal(result.status, 0, result.stderr);
-        assert.equal(result.output, 'stacks=["staging-feature"]\n');
-        assert.match(result.stdout, /the nightly teardown skips "staging-locked"/);
+        assert.equal(result.output, 'stacks=["staging-feature","staging-b"]\n');
+        for (const skipped of ["staging-locked", "staging-Odd", "staging-unreadable"]) {
+            assert.match(result.stdout, new RegExp(`the nightly teardown skips "${skipped}" and goes on with the others`));
+        }
     });
 
     it("selects a closed pull request's own stack if it exists", () => {
-        assert.equal(guard(["--select"], { EVENT: "pull_request", PR_NUMBER: "42" }).output, 'stacks=["pr-42"]\n');
-        const absent = guard(["--select"], { EVENT: "pull_request", PR_NUMBER: "43" });
+        assert.equal(guard(["--select"], { EVENT: "pull_request_target", PR_NUMBER: "42" }).output, 'stacks=["pr-42"]\n');
+        const absent = guard(["--select"], { EVENT: "pull_request_target", PR_NUMBER: "43" });
         assert.equal(absent.output, "stacks=[]\n");
         assert.match(absent.stdout, /no stack "pr-43" in the backend; nothing to tear down/);
     });
@@ -192,6 +214,7 @@ describe("teardown guard (.github/scripts/teardown-guard.sh) against a stand-in 
         assert.equal(result.status, 1);
         assert.match(result.stderr, /teardown refuses stack "production"/);
         assert.equal(result.output, "");
+        assert.equal(result.calls, "", "refused before the backend is asked anything");
         assert.equal(guard(["--select"], { EVENT: "workflow_dispatch", INPUT_STACK: "staging-feature" }).output, 'stacks=["staging-feature"]\n');
     });
 });

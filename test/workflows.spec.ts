@@ -70,7 +70,7 @@ describe("GitHub workflows", () => {
             "cloud-url": "${{ vars.PULUMI_BACKEND_URL }}",
             "comment-on-pr": "${{ inputs.command == 'preview' }}",
             refresh: true,
-            upsert: "${{ inputs.command == 'up' }}",
+            upsert: "${{ inputs.command == 'up' && inputs.stack != 'production' }}",
             policyPacks: "${{ inputs.command != 'destroy' && 'policy' || '' }}",
             remove: "${{ inputs.command == 'destroy' }}",
         });

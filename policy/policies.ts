@@ -9,6 +9,7 @@ import { PolicyResource, ReportViolation, ResourceValidationArgs, ResourceValida
 /** Type tokens the policies look at, as the Pulumi engine reports them. */
 export const TYPES = {
     service: "kubernetes:core/v1:Service",
+    servicePatch: "kubernetes:core/v1:ServicePatch",
     deployment: "kubernetes:apps/v1:Deployment",
     helmRelease: "kubernetes:helm.fluxcd.io/v1:HelmRelease",
     cluster: "digitalocean:index/kubernetesCluster:KubernetesCluster",
@@ -97,7 +98,7 @@ export const noLoadBalancerServices: ResourceValidationPolicy = {
     description: "No Kubernetes Service of type LoadBalancer: every node serves traffic itself through the hostNetwork nginx.",
     enforcementLevel: "mandatory",
     validateResource: (args, reportViolation) => {
-        if (args.type === TYPES.service && args.props.spec?.type === "LoadBalancer") {
+        if ((args.type === TYPES.service || args.type === TYPES.servicePatch) && args.props.spec?.type === "LoadBalancer") {
             reportViolation(`Service ${objectName(args.props)} is of type LoadBalancer, which would create a billed DigitalOcean load balancer; use ClusterIP or NodePort`);
         }
     },

@@ -79,6 +79,7 @@ describe("policy: no-loadbalancer-services", () => {
         for (const type of ["ClusterIP", "NodePort", undefined]) {
             assert.deepEqual(await violations(noLoadBalancerServices, resource(TYPES.service, { spec: { type } })), [], String(type));
         }
+        assert.equal((await violations(noLoadBalancerServices, resource(TYPES.servicePatch, { metadata: { name: "x" }, spec: { type: "LoadBalancer" } }))).length, 1, "a patch that makes a Service a LoadBalancer");
         assert.deepEqual(await violations(noLoadBalancerServices, resource(TYPES.deployment, { spec: { type: "LoadBalancer" } })), []);
     });
 });

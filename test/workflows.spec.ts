@@ -104,6 +104,8 @@ describe("GitHub workflows", () => {
         // The default branch's workflow and guard, not the closed pull request's copy.
         assert.deepEqual(teardown.on.pull_request_target, { types: ["closed"] });
         assert.equal(teardown.on.pull_request, undefined);
+        assert.deepEqual(teardown.permissions, { contents: "read", "pull-requests": "read" });
+        assert.equal(teardown.jobs.select.env.GH_TOKEN, "${{ github.token }}");
         const select = teardown.jobs.select.steps.find((s: any) => s.id === "select");
         assert.equal(select.run, "bash .github/scripts/teardown-guard.sh --select");
         assert.deepEqual(teardown.jobs.destroy.with, { command: "destroy", stack: "${{ matrix.stack }}" });
@@ -137,16 +139,25 @@ describe("teardown guard (.github/scripts/teardown-guard.sh) against a stand-in 
             ].join("\n"),
             { mode: 0o755 },
         );
+        // Answers like `gh pr view N --json state --jq .state`, from pr-<n>.state; no file: gh fails.
+        fs.writeFileSync(
+            path.join(bin, "gh"),
+            ["#!/usr/bin/env bash", `echo "gh $*" >> "${calls}"`, `cat "${bin}/pr-$3.state" 2>/dev/null || { echo "GraphQL: Could not resolve to a PullRequest" >&2; exit 1; }`].join("\n"),
+            { mode: 0o755 },
+        );
+        for (const [number, state] of [["42", "OPEN"], ["7", "CLOSED"], ["9", "MERGED"]]) {
+            fs.writeFileSync(path.join(bin, `pr-${number}.state`), `${state}\n`);
+        }
         const resources = (protect: boolean) => JSON.stringify({ version: 3, deployment: { resources: [{ urn: "urn:pulumi:x::hephy-doks::digitalocean:index/kubernetesCluster:KubernetesCluster::x-cluster", protect }] } });
         fs.writeFileSync(path.join(bin, "pr-7.config.json"), JSON.stringify({ "hephy-doks:protect": { value: "true", secret: false } }));
         fs.writeFileSync(path.join(bin, "pr-7.json"), resources(false));
         fs.writeFileSync(path.join(bin, "staging-locked.json"), resources(true));
-        for (const stack of ["staging-feature", "staging", "pr-42", "staging-b"]) {
+        for (const stack of ["staging-feature", "staging", "pr-42", "staging-b", "pr-9", "pr-11"]) {
             fs.writeFileSync(path.join(bin, `${stack}.json`), resources(false));
         }
         fs.writeFileSync(
             path.join(bin, "stacks.json"),
-            JSON.stringify(["staging", "staging-feature", "staging-locked", "staging-Odd", "staging-unreadable", "staging-b", "pr-42", "pr-7", "production"].map((name) => ({ name: `acme/hephy-doks/${name}` }))),
+            JSON.stringify(["staging", "staging-feature", "staging-locked", "staging-Odd", "staging-unreadable", "staging-b", "pr-42", "pr-7", "pr-9", "pr-11", "production"].map((name) => ({ name: `acme/hephy-doks/${name}` }))),
         );
     });
 
@@ -193,11 +204,12 @@ describe("teardown guard (.github/scripts/teardown-guard.sh) against a stand-in 
         assert.match(result.stderr, /teardown refuses stack "staging-unreadable": cannot read its state/);
     });
 
-    it("selects every unprotected staging-* stack nightly, skipping protected, unreadable and oddly named ones", () => {
+    it("selects nightly every unprotected staging-* stack and every pr-* stack whose pull request is closed", () => {
         const result = guard(["--select"], { EVENT: "schedule" });
         assert.equal(result.status, 0, result.stderr);
-        assert.equal(result.output, 'stacks=["staging-feature","staging-b"]\n');
-        for (const skipped of ["staging-locked", "staging-Odd", "staging-unreadable"]) {
+        // pr-42 is open; gh cannot tell about pr-11, so it stays; pr-7 is closed but protected.
+        assert.equal(result.output, 'stacks=["staging-feature","staging-b","pr-9"]\n');
+        for (const skipped of ["staging-locked", "staging-Odd", "staging-unreadable", "pr-7"]) {
             assert.match(result.stdout, new RegExp(`the nightly teardown skips "${skipped}" and goes on with the others`));
         }
     });

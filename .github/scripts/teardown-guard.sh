@@ -6,7 +6,9 @@
 #
 #   teardown-guard.sh STACK     exits 0 if STACK may be destroyed, else prints why and exits 1
 #   teardown-guard.sh --select  writes stacks=<JSON list> to $GITHUB_OUTPUT: the stacks this event
-#                               tears down (EVENT, INPUT_STACK and PR_NUMBER from the workflow)
+#                               tears down (EVENT, INPUT_STACK and PR_NUMBER from the workflow);
+#                               nightly, every staging-<name> stack and every pr-<number> stack whose
+#                               pull request is no longer open (asked with the gh CLI)
 set -euo pipefail
 
 SHORT_LIVED='^(staging(-[a-z0-9][a-z0-9-]*)?|pr-[0-9]+)$'
@@ -48,7 +50,7 @@ existing_stacks() {
 }
 
 select_stacks() {
-  local candidates=() chosen=() existing stack
+  local candidates=() chosen=() existing stack state
   case ${EVENT:-} in
     workflow_dispatch) candidates=("${INPUT_STACK:-}") ;;
     pull_request_target) candidates=("pr-${PR_NUMBER:-}") ;;
@@ -62,6 +64,12 @@ select_stacks() {
   existing=$(existing_stacks) || return 1
   if [[ $EVENT == schedule ]]; then
     mapfile -t candidates < <(grep -E '^staging-' <<<"$existing" || true)
+    # A pull request whose own teardown failed or never ran leaves its stack behind; sweep those too.
+    for stack in $(grep -E '^pr-[0-9]+$' <<<"$existing" || true); do
+      if state=$(gh pr view "${stack#pr-}" --json state --jq .state) && [[ $state != OPEN ]]; then
+        candidates+=("$stack")
+      fi
+    done
   fi
   for stack in "${candidates[@]}"; do
     if ! grep -qx -- "$stack" <<<"$existing"; then

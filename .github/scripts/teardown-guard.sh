@@ -72,7 +72,7 @@ select_stacks() {
     done
   fi
   for stack in "${candidates[@]}"; do
-    if ! grep -qx -- "$stack" <<<"$existing"; then
+    if ! grep -Fqx -- "$stack" <<<"$existing"; then
       echo "no stack \"$stack\" in the backend; nothing to tear down"
     elif [[ $EVENT == schedule ]] && ! { check_name "$stack" && check_unprotected "$stack"; }; then
       echo "the nightly teardown skips \"$stack\" and goes on with the others"

@@ -3,7 +3,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { parse as parseYaml } from "yaml";
 import { CONFIG_KEYS, DEFAULTS, PRICES } from "../config";
-import { isSecret, plain, programError, runProgram, sentAsSecret, valueOf } from "./harness";
+import { ROOT, isSecret, plain, programError, runProgram, sentAsSecret, valueOf } from "./harness";
 import { FIRST_DROPLET_ID, MOCK_TOKEN, dropletIp } from "./mocks";
 import { stackConfig } from "./plan";
 
@@ -160,11 +160,10 @@ describe("foundation: cluster, firewall, DNS", () => {
 });
 
 describe("project files", () => {
-    const root = path.resolve(__dirname, "..");
-    const project = parseYaml(fs.readFileSync(path.join(root, "Pulumi.yaml"), "utf8"));
+    const project = parseYaml(fs.readFileSync(path.join(ROOT, "Pulumi.yaml"), "utf8"));
 
     it("documents exactly the price table the program uses, with its date", () => {
-        const readme = fs.readFileSync(path.join(root, "README.md"), "utf8");
+        const readme = fs.readFileSync(path.join(ROOT, "README.md"), "utf8");
         const section = readme.slice(readme.indexOf("## Cost"), readme.indexOf("\n## ", readme.indexOf("## Cost") + 1));
         const documented = Object.fromEntries([...section.matchAll(/\| `([a-z0-9-]+)` \| ([0-9]+) /g)].map((m) => [m[1], Number(m[2])]));
         assert.deepEqual(documented, PRICES.nodeUsd);
@@ -189,11 +188,11 @@ describe("project files", () => {
     });
 
     it("has an example staging stack that passes validation and refuses ambient kubeconfigs", async () => {
-        const stack = parseYaml(fs.readFileSync(path.join(root, "Pulumi.staging.yaml"), "utf8")).config;
+        const stack = parseYaml(fs.readFileSync(path.join(ROOT, "Pulumi.staging.yaml"), "utf8")).config;
         assert.deepEqual(stack["pulumi:disable-default-providers"], ["kubernetes"]);
         const token = stack["digitalocean:token"];
         assert.ok(token === undefined || Object.keys(token).join() === "secure", "the token is set with --secret, never in clear");
-        const config = stackConfig("staging", root);
+        const config = stackConfig("staging", ROOT);
         const run = await runProgram({ config, replaceConfig: true });
         assert.equal(run.ofType(RECORD).length, Number(config.nodeCount));
     });

@@ -1,5 +1,6 @@
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
+import { PROJECT } from "../config";
 import { invokes, previewState, resourceState } from "./mocks";
 
 /** One resource the program declared, as the engine would have received it. */
@@ -58,8 +59,6 @@ export interface Run {
     one(type: string, name?: string): Recorded;
 }
 
-export const PROJECT = "hephy-doks";
-
 /**
  * Config every test starts from: the two required keys, and Workflow off, since no released
  * Workflow runs on the Kubernetes versions DigitalOcean offers (tests that need it point it at a chart).
@@ -99,7 +98,8 @@ export interface RunOptions {
     unknownOutputs?: boolean;
 }
 
-const ROOT = path.resolve(__dirname, "..");
+/** The project's root, where index.ts and the stack files are. */
+export const ROOT = path.resolve(__dirname, "..");
 
 function key(r: pulumi.Resource, known: Map<pulumi.Resource, string>): string {
     return known.get(r) ?? "pulumi:pulumi:Stack";

@@ -5,10 +5,9 @@ import * as os from "node:os";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import * as YAML from "yaml";
-import { Recorded, Run } from "./harness";
+import { ROOT, Recorded, Run } from "./harness";
 import { COMPUTED, Plan, SECRET, planStack, readable, renderPlan, stackConfig } from "./plan";
 
-const ROOT = path.resolve(__dirname, "..");
 
 function recorded(type: string, name: string, inputs: Record<string, any>, parent = "pulumi:pulumi:Stack"): Recorded {
     return { type, name, inputs, state: {}, custom: true, parent, dependsOn: [], inputDependsOn: [], provider: undefined, providerRef: undefined, protect: false };

@@ -4,7 +4,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as YAML from "yaml";
 import { PROJECT } from "../config";
 import { loadBalancerPaths } from "../policy/policies";
-import { Recorded, Run, runProgram } from "./harness";
+import { ROOT, Recorded, Run, runProgram } from "./harness";
 import { OFFERED_VERSIONS, sentAsSecret } from "./mocks";
 
 /**
@@ -14,7 +14,6 @@ import { OFFERED_VERSIONS, sentAsSecret } from "./mocks";
  * object and HelmRelease as YAML under `plan/<stack>/`. The tests render their runs with the same code.
  */
 
-const ROOT = path.resolve(__dirname, "..");
 const STACK_ROOT = "pulumi:pulumi:Stack";
 export const COMPUTED = "<computed>";
 export const SECRET = "<secret>";

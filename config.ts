@@ -45,6 +45,10 @@ export const UPSTREAM = {
     /** Names on Tiller's certificate: its Service as dialled from the cluster, and 127.0.0.1 for `helm --tls` through a port-forward. */
     tillerDnsNames: ["tiller-deploy", "tiller-deploy.kube-system", "tiller-deploy.kube-system.svc", "localhost"],
     tillerIpAddresses: ["127.0.0.1"],
+    /** Name of the Service that serves the project's own charts to helm-operator (components/chartServer.ts). */
+    chartServerName: "hephy-doks-charts",
+    /** PLACEHOLDER */
+    chartServerImage: "docker.io/nginxinc/nginx-unprivileged:1.31.3-alpine",
     /**
      * Chart repositories helm-operator knows, as the article's `configureRepositories`: hephy for
      * Workflow's dependencies, and stable at its new home (helm/helm v2.17.0 commit 62d6e40 retired
@@ -62,10 +66,22 @@ export interface KubernetesRange {
     readonly max: string;
 }
 
-/** Where helm-operator fetches a chart: a Helm repository, or a git repository (`spec.chart.git`). */
+/** A chart in a Helm repository, as `spec.chart` of a HelmRelease names it. */
+export interface RepositoryChart {
+    readonly repository: string;
+    readonly name: string;
+    readonly version: string;
+}
+
+/**
+ * Where helm-operator fetches a chart: a Helm repository, a git repository (`spec.chart.git`), or a
+ * chart of this project (`bundled`, a directory relative to the project root) that the program packages
+ * and serves to helm-operator from inside the cluster.
+ */
 export type ChartSource =
-    | { readonly repository: string; readonly name: string; readonly version: string }
-    | { readonly git: string; readonly ref: string; readonly path: string };
+    | RepositoryChart
+    | { readonly git: string; readonly ref: string; readonly path: string }
+    | { readonly bundled: string };
 
 /** One platform release: what to install, with which Helm, where it is known to work, and why we believe so. */
 export interface ReleaseEntry {
@@ -118,27 +134,28 @@ export const CATALOG: Readonly<Record<ReleaseKey, ReleaseEntry>> = {
     workflow: {
         releaseName: "hephy",
         namespace: "deis",
-        chart: { repository: "https://charts.teamhephy.com/", name: "workflow", version: "v2.23.0" },
-        // Helm-2-style charts (requirements.yaml, no Chart.yaml apiVersion), installed through Tiller as the article does.
+        // The project's own chart for today's Kubernetes (charts/hephy-workflow, docs/workflow.md): no
+        // released Workflow chart installs on Kubernetes 1.25 or newer.
+        chart: { bundled: "charts/hephy-workflow" },
+        // Through Tiller, as the article installs Workflow (chart apiVersion v1).
         helmVersion: "v2",
-        kubernetes: { min: "1.16", max: "1.21" },
+        kubernetes: { min: "1.33", max: "1.37" },
         sources: [
-            "teamhephy/workflow tag v2.23.0 (2021-05-08) is the last release; apps/v1 workloads from v2.22.0 (src/changelogs/v2.22.0.md), so not before 1.16",
-            "teamhephy/controller v2.22.0 rootfs/scheduler/resources/ingress.py: native ingress creates extensions/v1beta1 Ingresses, gone in Kubernetes 1.22",
-            "teamhephy/nsqd v2.5.1 charts/nsqd/templates: a policy/v1beta1 PodDisruptionBudget, gone in Kubernetes 1.25",
-            "teamhephy/controller master has networking.k8s.io/v1 support but no image of it was ever published (controller PR #175, 2023)",
+            "charts/hephy-workflow: only apps/v1, rbac.authorization.k8s.io/v1, networking.k8s.io/v1 and core v1 objects, rendered by Helm 3.8.1 for every minor of this range in npm test (test/workflowChart.spec.ts)",
+            "charts/hephy-workflow/files/ingress.py: the controller's Ingress client speaks networking.k8s.io/v1 (served since Kubernetes 1.19)",
+            "teamhephy/workflow tag v2.23.0 (2021-05-08) is the last release; its images, pinned there, are the ones the chart runs",
         ],
     },
 };
 
 /** The CRD manifest cert-manager publishes with each release (cert-manager.io docs, installation/helm). */
 export function certManagerCrdUrl(entry: ReleaseEntry): string {
+    if ("bundled" in entry.chart) {
+        throw new Error("cert-manager's CRDs come from its release; a bundled cert-manager chart has no release to take them from");
+    }
     const version = "version" in entry.chart ? entry.chart.version : entry.chart.ref;
     return `https://github.com/cert-manager/cert-manager/releases/download/${version}/cert-manager.crds.yaml`;
 }
-
-/** Kubernetes minors the zero-LoadBalancer admission policies need: MutatingAdmissionPolicy is GA (on by default) from 1.36. */
-export const ADMISSION_POLICY_MIN = "1.36";
 
 /** The private-key algorithms `hephy-doks:tlsKeyAlgorithm` accepts, as @pulumi/tls `PrivateKey` inputs. */
 export const KEY_ALGORITHMS = {
@@ -533,8 +550,13 @@ function parseReleases(raw: string, problems: string[]): Record<ReleaseKey, Rele
             }
             chart = { git: git ?? "", ref: ref ?? "", path: path ?? "" };
         } else if (repository !== undefined || chartName !== undefined || version !== undefined) {
-            const current = base.chart as { repository: string; name: string; version: string };
-            chart = { repository: repository ?? current.repository, name: chartName ?? current.name, version: version ?? current.version };
+            if ("repository" in base.chart) {
+                chart = { repository: repository ?? base.chart.repository, name: chartName ?? base.chart.name, version: version ?? base.chart.version };
+            } else if (repository === undefined || chartName === undefined || version === undefined) {
+                problems.push(`${at}: the catalog serves this chart from the project, so a repository source needs all of repository, name and version`);
+            } else {
+                chart = { repository, name: chartName, version };
+            }
         }
         if (version !== undefined && !EXACT_VERSION.test(version)) {
             problems.push(
@@ -575,6 +597,14 @@ function parseReleases(raw: string, problems: string[]): Record<ReleaseKey, Rele
     return releases;
 }
 
+/** A chart source in one line, for messages. */
+export function describeChart(chart: ChartSource): string {
+    if ("bundled" in chart) {
+        return `${chart.bundled} (this project)`;
+    }
+    return "version" in chart ? `${chart.name} ${chart.version}` : `${chart.git}//${chart.path}@${chart.ref}`;
+}
+
 /** Compares two `major.minor` versions (a DOKS slug's patch and suffix are ignored). */
 export function compareMinor(a: string, b: string): number {
     const [aMajor, aMinor] = a.split(".").map(Number);
@@ -589,8 +619,7 @@ export function minorOf(slug: string): string {
 
 /**
  * Refuses a combination known not to work: each enabled release must support the resolved DOKS
- * version, and Workflow needs the admission policies that keep its builder off a load balancer.
- * Called before any resource is declared.
+ * version. Called before any resource is declared.
  */
 export function checkCompatibility(config: StackConfig, doksVersion: string): void {
     const minor = minorOf(doksVersion);
@@ -600,7 +629,7 @@ export function checkCompatibility(config: StackConfig, doksVersion: string): vo
         const entry = config.releases[key];
         const { min, max } = entry.kubernetes;
         if (compareMinor(minor, min) < 0 || compareMinor(minor, max) > 0) {
-            const chart = "version" in entry.chart ? `${entry.chart.name} ${entry.chart.version}` : `${entry.chart.git}//${entry.chart.path}@${entry.chart.ref}`;
+            const chart = describeChart(entry.chart);
             problems.push(
                 `release ${key} (${chart}) supports Kubernetes ${min} to ${max}, not ${doksVersion}. ` +
                     `Why: ${entry.sources.join("; ")}. ` +
@@ -609,13 +638,6 @@ export function checkCompatibility(config: StackConfig, doksVersion: string): vo
                     (key === "workflow" ? `, or pulumi config set ${PROJECT}:workflowEnabled false to install the platform without Workflow` : ""),
             );
         }
-    }
-    if (config.workflowEnabled && compareMinor(minor, ADMISSION_POLICY_MIN) < 0) {
-        problems.push(
-            `Workflow's builder Service is hard-coded to type LoadBalancer in native-ingress mode; the MutatingAdmissionPolicy that turns it ` +
-                `into a ClusterIP needs Kubernetes ${ADMISSION_POLICY_MIN} or newer (admissionregistration.k8s.io/v1), not ${doksVersion}. ` +
-                `Fix: pulumi config set ${PROJECT}:kubernetesVersion ${ADMISSION_POLICY_MIN}, or ${PROJECT}:workflowEnabled false`,
-        );
     }
     if (problems.length > 0) {
         throw new CompatibilityError(config.stack, problems);

@@ -1,10 +1,13 @@
+import * as path from "node:path";
+import { ChartServer } from "./components/chartServer";
 import { DoksCluster, resolveKubernetesVersion } from "./components/cluster";
 import { NodeDns } from "./components/dns";
-import { HelmOperator } from "./components/helmOperator";
+import { HELM_OPERATOR, HelmOperator } from "./components/helmOperator";
 import { Tiller } from "./components/tiller";
 import { NoLoadBalancers } from "./components/noLoadBalancers";
 import { Platform } from "./components/platform";
 import { TillerPki } from "./components/tillerPki";
+import { WORKFLOW_LIMITS, workflowOutputs } from "./components/platform";
 import { FIXED, UPSTREAM, certManagerCrdUrl, checkCompatibility, estimateMonthlyCost, loadConfig } from "./config";
 
 // An async program: config and the Kubernetes version are checked before any resource is declared.
@@ -23,7 +26,8 @@ export = async () => {
         inboundPorts: [
             { port: 80, sources: FIXED.publicSources },
             { port: 443, sources: FIXED.publicSources },
-            { port: 2222, sources: config.builderSshSources },
+            // git push reaches the builder only while Workflow is installed.
+            ...(config.workflowEnabled ? [{ port: 2222, sources: config.builderSshSources }] : []),
         ],
         protect: config.protect,
     });
@@ -62,11 +66,20 @@ export = async () => {
         tiller: [tiller.deployment, tiller.service],
     });
 
-    const workflow = config.releases.workflow;
-    const noLoadBalancers = new NoLoadBalancers(config.namePrefix, {
-        provider: cluster.provider,
-        builderService: config.workflowEnabled ? { namespace: workflow.namespace, name: "deis-builder" } : undefined,
-    });
+    const noLoadBalancers = new NoLoadBalancers(config.namePrefix, { provider: cluster.provider });
+
+    const workflowChart = config.releases.workflow.chart;
+    const workflowChartServer =
+        config.workflowEnabled && "bundled" in workflowChart
+            ? new ChartServer(`${config.namePrefix}-charts`, {
+                  provider: cluster.provider,
+                  namespace: HELM_OPERATOR.namespace,
+                  namespaceReady: [helmOperator.namespace],
+                  serviceName: UPSTREAM.chartServerName,
+                  chartDirectory: path.join(__dirname, workflowChart.bundled),
+                  image: UPSTREAM.chartServerImage,
+              })
+            : undefined;
 
     new Platform(config.namePrefix, {
         provider: cluster.provider,
@@ -77,6 +90,7 @@ export = async () => {
         certManagerCrdUrl: certManagerCrdUrl(config.releases.certManager),
         operatorReady: [helmOperator.crds, helmOperator.deployment, tiller.deployment],
         loadBalancerGuards: noLoadBalancers.ready,
+        servedCharts: workflowChartServer ? { workflow: workflowChartServer } : {},
     });
 
     const cost = estimateMonthlyCost(config);
@@ -88,11 +102,11 @@ export = async () => {
         platformDomain: config.platformDomain,
         nodeIps: dns.nodeIps,
         tillerCaCertPem: pki.caCertPem,
-        controllerUrl: `http://deis.${config.platformDomain}`,
-        builderSsh: `ssh://git@deis-builder.${config.platformDomain}:2222`,
+        ...(config.workflowEnabled ? workflowOutputs(config.platformDomain) : {}),
         nextSteps: config.workflowEnabled
-            ? `Once the hephy release is Released: deis register http://deis.${config.platformDomain}, then deis keys:add and git push to ssh://git@deis-builder.${config.platformDomain}:2222`
-            : `Workflow is disabled (hephy-doks:workflowEnabled false): nginx-ingress and cert-manager serve *.${config.platformDomain}`,
+            ? `Once the hephy release is Released: deis register https://deis.${config.platformDomain}, deis keys:add, then git push to ` +
+              `ssh://git@deis-builder.${config.platformDomain}:2222. ${WORKFLOW_LIMITS}`
+            : `Workflow is disabled (hephy-doks:workflowEnabled false): the ingress controller and cert-manager serve *.${config.platformDomain}`,
         monthlyCostUsd: cost.monthlyUsd,
         monthlyCostEstimate: cost.summary,
     };

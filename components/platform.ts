@@ -1,7 +1,8 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { ChartSource, ReleaseEntry, ReleaseKey } from "../config";
+import { ChartSource, ReleaseEntry, ReleaseKey, RepositoryChart } from "../config";
 import { childOf } from "./kube";
+import { WorkflowSecrets } from "./workflowSecrets";
 
 /** The ACME directories of Let's Encrypt (https://letsencrypt.org/docs/staging-environment/). */
 export const ACME_SERVERS = {
@@ -11,6 +12,20 @@ export const ACME_SERVERS = {
 
 /** The IngressClass the nginx release creates and every ACME solver uses. */
 export const INGRESS_CLASS = "nginx";
+
+/** What Workflow on DOKS does and does not do (docs/workflow.md has the reasons). */
+export const WORKFLOW_LIMITS =
+    "Works: buildpack apps by git push, deis pull of images from public registries (set PORT with deis config:set), deis logs. " +
+    "Does not work: Dockerfile builds (DOKS nodes run containerd, and the dockerbuilder needs a Docker daemon), " +
+    "deis domains, certs and tls (they annotate Services for the router, which native-ingress mode does not run). See docs/workflow.md.";
+
+/** Stack outputs of an installed Workflow: the addresses its CLI and git push use. */
+export function workflowOutputs(platformDomain: string): { controllerUrl: string; builderSsh: string } {
+    return {
+        controllerUrl: `https://deis.${platformDomain}`,
+        builderSsh: `ssh://git@deis-builder.${platformDomain}:2222`,
+    };
+}
 
 /** How long `pulumi up` waits for helm-operator to report a release Released. */
 const RELEASE_TIMEOUT_SECONDS = 900;
@@ -32,6 +47,8 @@ export interface PlatformArgs {
     operatorReady: pulumi.Resource[];
     /** The admission policies that keep Services off load balancers; in force before any chart renders one. */
     loadBalancerGuards: pulumi.Resource[];
+    /** Where the bundled charts of the catalog are served in the cluster, and what to wait for; required for each bundled release. */
+    servedCharts: Partial<Record<ReleaseKey, { chart: RepositoryChart; ready: pulumi.Resource[] }>>;
 }
 
 /** Deep-merges `override` into `base` (objects merge, everything else is replaced). */
@@ -46,12 +63,12 @@ export function mergeValues(base: Record<string, unknown>, override: Readonly<Re
 }
 
 /** `spec.chart` of a HelmRelease; a git source skips helm-operator's dependency update, as the article's fix does. */
-function chartSpec(chart: ChartSource): Record<string, unknown> {
+function chartSpec(chart: Exclude<ChartSource, { bundled: string }>): Record<string, unknown> {
     return "git" in chart ? { git: chart.git, ref: chart.ref, path: chart.path, skipDepUpdate: true } : { ...chart };
 }
 
 /** The values the article gives each release, in the pinned charts' keys. */
-export function releaseValues(platformDomain: string): Record<ReleaseKey, Record<string, unknown>> {
+export function releaseValues(platformDomain: string, workflowEnabled: boolean): Record<ReleaseKey, Record<string, unknown>> {
     return {
         // kubernetes/ingress-nginx charts/ingress-nginx/values.yaml 4.15.1: every node serves 80/443 on its
         // own address, and 2222 is forwarded to the builder; no LoadBalancer Service.
@@ -65,7 +82,8 @@ export function releaseValues(platformDomain: string): Record<ReleaseKey, Record
                 // Workflow's Ingresses carry no class, so nginx must be the default class.
                 ingressClassResource: { name: INGRESS_CLASS, default: true },
             },
-            tcp: { "2222": "deis/deis-builder:2222" },
+            // Only while Workflow is installed: with it off there is no builder to forward to.
+            tcp: workflowEnabled ? { "2222": "deis/deis-builder:2222" } : {},
         },
         // cert-manager/cert-manager deploy/charts/cert-manager/values.yaml v1.21.1: the program installs the
         // CRDs itself, before the release; Ingresses annotated kubernetes.io/tls-acme get letsencrypt-prod.
@@ -73,10 +91,11 @@ export function releaseValues(platformDomain: string): Record<ReleaseKey, Record
             crds: { enabled: false },
             ingressShim: { defaultIssuerName: "letsencrypt-prod", defaultIssuerKind: "ClusterIssuer", defaultIssuerGroup: "cert-manager.io" },
         },
-        // teamhephy/workflow charts/workflow/values.yaml v2.23.0, as the article sets them.
+        // The article's values, in teamhephy/workflow v2.23.0 charts/workflow/values.yaml keys, which
+        // charts/hephy-workflow accepts too; `tls` is the article's cert-manager step on the API Ingress.
         workflow: {
             global: { experimental_native_ingress: true, use_cni: true, use_rbac: true },
-            controller: { platform_domain: platformDomain },
+            controller: { platform_domain: platformDomain, tls: { cluster_issuer: "letsencrypt-prod" } },
         },
     };
 }
@@ -92,10 +111,15 @@ export class Platform extends pulumi.ComponentResource {
 
     constructor(name: string, args: PlatformArgs, opts?: pulumi.ComponentResourceOptions) {
         super("hephy-doks:platform:Platform", name, {}, opts);
-        const values = releaseValues(args.platformDomain);
+        const values = releaseValues(args.platformDomain, args.workflowEnabled);
 
-        const release = (key: ReleaseKey, dependsOn: pulumi.Resource[]) => {
+        const release = (key: ReleaseKey, dependsOn: (namespace: k8s.core.v1.Namespace) => pulumi.Resource[]) => {
             const entry = args.releases[key];
+            const served = args.servedCharts[key];
+            if ("bundled" in entry.chart && !served) {
+                throw new pulumi.ResourceError(`release ${key} uses the bundled chart ${entry.chart.bundled}, but nothing serves it`, this);
+            }
+            const chart = "bundled" in entry.chart ? served!.chart : entry.chart;
             const labels = key === "certManager" ? { "cert-manager.io/disable-validation": "true" } : undefined;
             // cert-manager's webhook skips namespaces with this label (values.yaml webhook.namespaceSelector),
             // as the article labels its namespace, so cert-manager's own objects never wait on the webhook.
@@ -123,7 +147,7 @@ export class Platform extends pulumi.ComponentResource {
                     spec: {
                         releaseName: entry.releaseName,
                         helmVersion: entry.helmVersion,
-                        chart: chartSpec(entry.chart),
+                        chart: chartSpec(chart),
                         // Helm waits for the pods, so Released means running (the webhook before the issuers).
                         wait: true,
                         timeout: RELEASE_TIMEOUT_SECONDS - 60,
@@ -131,17 +155,17 @@ export class Platform extends pulumi.ComponentResource {
                         values: mergeValues(values[key], entry.values),
                     },
                 },
-                childOf(this, args.provider, [...args.operatorReady, ...args.loadBalancerGuards, ...dependsOn]),
+                childOf(this, args.provider, [...args.operatorReady, ...args.loadBalancerGuards, ...(served?.ready ?? []), ...dependsOn(namespace)]),
             );
             this.helmReleases[key] = helmRelease;
             return helmRelease;
         };
 
-        const nginx = release("nginx", []);
+        const nginx = release("nginx", () => []);
 
         // The article's "kubectl apply the CRDs before installing the chart", automated.
         const certManagerCrds = new k8s.yaml.v2.ConfigFile(`${name}-cert-manager-crds`, { file: args.certManagerCrdUrl }, childOf(this, args.provider));
-        const certManager = release("certManager", [certManagerCrds]);
+        const certManager = release("certManager", () => [certManagerCrds]);
 
         this.clusterIssuers = (Object.keys(ACME_SERVERS) as (keyof typeof ACME_SERVERS)[]).map(
             (issuer) =>
@@ -165,7 +189,11 @@ export class Platform extends pulumi.ComponentResource {
         );
 
         if (args.workflowEnabled) {
-            release("workflow", [nginx]);
+            release("workflow", (namespace) => {
+                const secrets = new WorkflowSecrets(`${name}-workflow`, { provider: args.provider, namespace: namespace.metadata.name }, { parent: this });
+                // The API Ingress asks letsencrypt-prod for its certificate, so the issuers come first.
+                return [nginx, ...this.clusterIssuers, ...secrets.secrets];
+            });
         }
 
         this.registerOutputs({});

@@ -59,14 +59,10 @@ export interface Run {
     one(type: string, name?: string): Recorded;
 }
 
-/**
- * Config every test starts from: the two required keys, and Workflow off, since no released
- * Workflow runs on the Kubernetes versions DigitalOcean offers (tests that need it point it at a chart).
- */
+/** Config every test starts from: the two required keys, as a new stack has them. */
 export const BASE_CONFIG: Readonly<Record<string, string>> = {
     domain: "example.com",
     acmeEmail: "ops@example.org",
-    workflowEnabled: "false",
 };
 
 /** A stack that points Workflow at a fork which supports today's Kubernetes, as README describes. */

@@ -1,3 +1,4 @@
+import * as crypto from "node:crypto";
 import * as pulumi from "@pulumi/pulumi";
 import { isTlsType, tlsState } from "./tlsMocks";
 
@@ -75,7 +76,16 @@ export const computedState: Record<string, StateFn> = {
     },
     "digitalocean:index/firewall:Firewall": () => ({ status: "succeeded" }),
     "digitalocean:index/dnsRecord:DnsRecord": ({ inputs }) => ({ fqdn: `${inputs.name}.${inputs.domain}` }),
+    "random:index/randomPassword:RandomPassword": ({ name, inputs }) => ({ result: randomResult(name, inputs) }),
+    "random:index/randomString:RandomString": ({ name, inputs }) => ({ result: randomResult(name, inputs) }),
 };
+
+/** A stand-in for @pulumi/random's result: `length` letters and digits, fixed per resource name. */
+function randomResult(name: string, inputs: Record<string, any>): string {
+    const alphabet = inputs.upper === false ? "abcdefghijklmnopqrstuvwxyz" : "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    const bytes = crypto.createHash("sha512").update(name).digest();
+    return Array.from({ length: Number(inputs.length) }, (_, i) => alphabet[bytes[i % bytes.length] % alphabet.length]).join("");
+}
 
 export type CallFn = (inputs: Record<string, any>) => Record<string, unknown>;
 

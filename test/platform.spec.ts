@@ -1,6 +1,7 @@
 import * as assert from "node:assert/strict";
 import { CompatibilityError } from "../config";
 import { loadBalancerPaths } from "../policy/policies";
+import { OFFERED_VERSIONS } from "./mocks";
 import { WITH_WORKFLOW_FORK, plain, programError, Recorded, Run, runProgram, valueOf } from "./harness";
 
 const CR = "kubernetes:apiextensions.k8s.io/v1:CustomResource";
@@ -88,17 +89,46 @@ describe("platform releases", () => {
         assert.deepEqual(spec.spec.chart, { git: "https://github.com/example/workflow", ref: "k8s-1.36", path: "charts/workflow", skipDepUpdate: true });
         assert.deepEqual(spec.spec.values, {
             global: { experimental_native_ingress: true, use_cni: true, use_rbac: true },
-            controller: { platform_domain: "paas.example.com", org: "example", docker_tag: "git-abc1234" },
+            controller: { platform_domain: "paas.example.com", tls: { cluster_issuer: "letsencrypt-prod" }, org: "example", docker_tag: "git-abc1234" },
         });
     });
 
-    it("releases the catalog's Workflow chart from the hephy repository when only its range is overridden", async () => {
-        const vouched = await runProgram({
-            config: { workflowEnabled: "true", releases: JSON.stringify({ workflow: { kubernetes: { min: "1.16", max: "1.36" } } }) },
+    it("releases the project's own Workflow chart by default, served from inside the cluster, after its Secrets and issuers", async () => {
+        const standard = await runProgram();
+        const hephy = release(standard, "hephy");
+        const spec = plain(hephy.inputs).spec;
+        assert.equal(spec.helmVersion, "v2");
+        assert.equal(spec.chart.repository, "http://hephy-doks-charts.flux.svc.cluster.local:8080/");
+        assert.equal(spec.chart.name, "hephy-workflow");
+        assert.match(spec.chart.version, /^2\.23\.0-doks\.1\.g[0-9a-f]{12}$/);
+        assert.deepEqual(spec.values.controller, { platform_domain: "staging.example.com", tls: { cluster_issuer: "letsencrypt-prod" } });
+        const server = standard.one("kubernetes:core/v1:Service", "staging-charts-service");
+        assert.deepEqual(plain(server.inputs).spec.ports, [{ name: "http", port: 8080, targetPort: "http" }]);
+        assert.equal(plain(server.inputs).spec.type, "ClusterIP");
+        for (const edge of [
+            "kubernetes:apps/v1:Deployment::staging-charts-deployment",
+            "kubernetes:core/v1:ConfigMap::staging-charts-content",
+            "kubernetes:core/v1:Secret::staging-workflow-database-creds",
+            "kubernetes:core/v1:Secret::staging-workflow-builder-ssh-private-keys",
+            `${CLUSTER_ISSUER}::staging-letsencrypt-prod`,
+        ]) {
+            assert.ok(hephy.dependsOn.includes(edge) || hephy.dependsOn.includes(edge.replace(CLUSTER_ISSUER, CR)), `Workflow waits for ${edge}`);
+        }
+    });
+
+    it("keeps a repository override of the bundled Workflow chart whole, or refuses it", async () => {
+        const fork = await runProgram({
+            config: {
+                releases: JSON.stringify({
+                    workflow: { repository: "https://charts.example.com/", name: "workflow", version: "2.23.5", kubernetes: { min: "1.33", max: "1.36" } },
+                }),
+            },
         });
-        const spec = plain(release(vouched, "hephy").inputs).spec;
-        assert.deepEqual(spec.chart, { repository: "https://charts.teamhephy.com/", name: "workflow", version: "v2.23.0" });
-        assert.deepEqual(spec.values.controller, { platform_domain: "staging.example.com" });
+        assert.deepEqual(plain(release(fork, "hephy").inputs).spec.chart, { repository: "https://charts.example.com/", name: "workflow", version: "2.23.5" });
+        assert.equal(fork.ofType("hephy-doks:chartServer:ChartServer").length, 0, "a fork's chart needs no server");
+        const { error, declared } = await programError({ config: { releases: JSON.stringify({ workflow: { version: "2.23.5", kubernetes: { min: "1.33", max: "1.36" } } }) } });
+        assert.match(error.message, /hephy-doks:releases\.workflow: the catalog serves this chart from the project, so a repository source needs all of repository, name and version/);
+        assert.deepEqual(declared, []);
     });
 
     it("pins every chart to one exact version", () => {
@@ -166,7 +196,6 @@ describe("platform releases", () => {
         }
         const hephy = deps(release(run, "hephy"));
         assert.ok(hephy.some((d) => d.endsWith("::staging-ingress")), "Workflow waits for nginx");
-        assert.ok(hephy.includes("kubernetes:admissionregistration.k8s.io/v1:MutatingAdmissionPolicyBinding::staging-builder-clusterip"));
     });
 });
 
@@ -186,51 +215,57 @@ describe("zero LoadBalancers", () => {
         });
     }
 
-    it("turns Workflow's hard-coded LoadBalancer builder into a ClusterIP on admission, and denies any other", async () => {
-        const run = await runProgram({ config: WITH_WORKFLOW_FORK });
-        const mutate = plain(run.one("kubernetes:admissionregistration.k8s.io/v1:MutatingAdmissionPolicy").inputs);
-        assert.deepEqual(mutate.spec.matchConstraints, {
-            resourceRules: [{ apiGroups: [""], apiVersions: ["v1"], resources: ["services"], operations: ["CREATE", "UPDATE"], resourceNames: ["deis-builder"] }],
-            namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "deis" } },
-        });
-        assert.equal(mutate.spec.failurePolicy, "Fail");
-        const [mutation] = mutate.spec.mutations;
-        assert.equal(mutation.patchType, "JSONPatch");
-        assert.match(mutation.jsonPatch.expression, /^\[JSONPatch\{op: "replace", path: "\/spec\/type", value: "ClusterIP"\}\]/);
-        assert.match(mutation.jsonPatch.expression, /op: "remove", path: "\/spec\/allocateLoadBalancerNodePorts"/);
-        const binding = plain(run.one("kubernetes:admissionregistration.k8s.io/v1:MutatingAdmissionPolicyBinding").inputs);
-        assert.equal(binding.spec.policyName, mutate.metadata.name);
-
+    it("denies any Service of type LoadBalancer on admission, and needs no mutation of Workflow's builder", async () => {
+        const run = await runProgram();
         const deny = plain(run.one("kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicy").inputs);
         assert.deepEqual(deny.spec.validations.map((v: any) => v.expression), ["object.spec.type != 'LoadBalancer'"]);
+        assert.equal(deny.spec.failurePolicy, "Fail");
         const denyBinding = plain(run.one("kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicyBinding").inputs);
         assert.deepEqual(denyBinding.spec, { policyName: "deny-loadbalancer-services", validationActions: ["Deny"] });
+        assert.equal(run.resources.filter((r) => r.type.includes("MutatingAdmissionPolicy")).length, 0);
     });
 
-    it("declares no builder policy when Workflow is off", async () => {
-        const run = await runProgram();
-        assert.equal(run.ofType("kubernetes:admissionregistration.k8s.io/v1:MutatingAdmissionPolicy").length, 0);
-        assert.equal(crs(run, HELM_RELEASE).length, 2);
+    it("declares none of Workflow's pieces when Workflow is off: no release, chart server, Secrets, port 2222 or outputs", async () => {
+        const run = await runProgram({ config: { workflowEnabled: "false" } });
+        assert.deepEqual(crs(run, HELM_RELEASE).map((r) => plain(r.inputs).metadata.name).sort(), ["cert-manager", "ingress"]);
+        for (const type of ["hephy-doks:chartServer:ChartServer", "hephy-doks:workflowSecrets:WorkflowSecrets", "kubernetes:core/v1:Secret"]) {
+            assert.deepEqual(
+                run.ofType(type).filter((r) => !r.name.includes("tiller") && !r.name.includes("helm-operator")).map((r) => r.name),
+                [],
+                type,
+            );
+        }
+        const firewall = plain(run.one("digitalocean:index/firewall:Firewall").inputs);
+        assert.deepEqual(firewall.inboundRules.map((r: any) => r.portRange), ["80", "443"]);
+        assert.deepEqual(plain(release(run, "ingress").inputs).spec.values.tcp, {});
+        assert.equal(run.outputs.controllerUrl, undefined);
+        assert.equal(run.outputs.builderSsh, undefined);
+        assert.doesNotMatch(await valueOf(run.outputs.nextSteps), /2222|deis register/);
     });
 });
 
 describe("compatibility guard", () => {
-    it("refuses the released Workflow on every version DigitalOcean offers, before any resource", async () => {
-        const { error, declared } = await programError({ config: { workflowEnabled: "true" } });
+    for (const version of OFFERED_VERSIONS) {
+        it(`deploys the default platform with Workflow and zero LoadBalancers on ${version}`, async () => {
+            const run = await runProgram({ config: { kubernetesVersion: version } });
+            assert.deepEqual(crs(run, HELM_RELEASE).map((r) => plain(r.inputs).metadata.name).sort(), ["cert-manager", "hephy", "ingress"]);
+            assert.equal(run.ofType("hephy-doks:chartServer:ChartServer").length, 1);
+            assert.deepEqual(run.resources.flatMap((r) => loadBalancerPaths(plain(r.inputs), `${r.type}::${r.name}`)), []);
+        });
+    }
+
+    it("refuses a Workflow chart override outside its range, naming the keys that fix it, before any resource", async () => {
+        const upstream = { repository: "https://charts.teamhephy.com/", name: "workflow", version: "v2.23.0", kubernetes: { min: "1.16", max: "1.21" } };
+        const { error, declared } = await programError({ config: { releases: JSON.stringify({ workflow: upstream }) } });
         // The program was loaded afresh, so its CompatibilityError is another class object than the test's.
         assert.equal(error.name, "CompatibilityError");
         const problems = (error as CompatibilityError).problems;
         assert.equal(problems.length, 1);
         assert.match(
             problems[0],
-            /^release workflow \(workflow v2\.23\.0\) supports Kubernetes 1\.16 to 1\.21, not 1\.36\.1-do\.0\. Why: .*extensions\/v1beta1 Ingresses.* Fix: pulumi config set hephy-doks:kubernetesVersion .* hephy-doks:releases\.workflow .* pulumi config set hephy-doks:workflowEnabled false/,
+            /^release workflow \(workflow v2\.23\.0\) supports Kubernetes 1\.16 to 1\.21, not 1\.36\.1-do\.0\. Why: .* Fix: pulumi config set hephy-doks:kubernetesVersion .* hephy-doks:releases\.workflow .* pulumi config set hephy-doks:workflowEnabled false/,
         );
         assert.deepEqual(declared, []);
-    });
-
-    it("refuses Workflow below the Kubernetes version its builder policy needs", async () => {
-        const { error } = await programError({ config: { ...WITH_WORKFLOW_FORK, kubernetesVersion: "1.35" } });
-        assert.match(error.message, /MutatingAdmissionPolicy .* needs Kubernetes 1\.36 or newer .* not 1\.35\.3-do\.1\. Fix: pulumi config set hephy-doks:kubernetesVersion 1\.36/);
     });
 
     it("refuses a platform release outside its range, naming it and the keys that fix it", async () => {
@@ -251,8 +286,10 @@ describe("compatibility guard", () => {
 describe("platform outputs", () => {
     it("exports the controller URL, the builder's SSH address and what to do next", async () => {
         const run = await runProgram({ config: WITH_WORKFLOW_FORK });
-        assert.equal(await valueOf(run.outputs.controllerUrl), "http://deis.paas.example.com");
+        assert.equal(await valueOf(run.outputs.controllerUrl), "https://deis.paas.example.com");
         assert.equal(await valueOf(run.outputs.builderSsh), "ssh://git@deis-builder.paas.example.com:2222");
-        assert.match(await valueOf(run.outputs.nextSteps), /deis register http:\/\/deis\.paas\.example\.com/);
+        const nextSteps = await valueOf(run.outputs.nextSteps);
+        assert.match(nextSteps, /deis register https:\/\/deis\.paas\.example\.com/);
+        assert.match(nextSteps, /Works: buildpack apps .* Does not work: Dockerfile builds/);
     });
 });

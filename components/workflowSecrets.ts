@@ -1,0 +1,83 @@
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
+import * as tls from "@pulumi/tls";
+import { childOf } from "./kube";
+
+/**
+ * The Secrets Workflow's images read, with upstream's names and keys (teamhephy/workflow v2.23.0 and
+ * the component charts it pins: builder `builder-secret-*.yaml`, controller `controller-secret-*.yaml`,
+ * database `database-secret-creds.yaml`, redis `logger-redis-secret-creds.yaml`, minio
+ * `minio-secret-user.yaml`, workflow `objectstorage-secret.yaml`). Upstream's charts generate them with
+ * `randAlphaNum` and `genPrivateKey` on every render, which helm-operator's three-minute dry-run
+ * compare turns into a new revision, and new credentials, every sync. The project's chart only
+ * references them; the program generates them once and keeps them in its state, as secrets.
+ */
+export const WORKFLOW_SECRETS = {
+    builderKey: { name: "builder-key-auth", keys: ["builder-key"] },
+    builderSsh: { name: "builder-ssh-private-keys", keys: ["ssh-host-rsa-key", "ssh-host-ecdsa-key"] },
+    djangoSecretKey: { name: "django-secret-key", keys: ["secret-key"] },
+    deployHookKey: { name: "deploy-hook-key", keys: ["secret-key"] },
+    database: { name: "database-creds", keys: ["user", "password"] },
+    loggerRedis: { name: "logger-redis-creds", keys: ["password"] },
+    minioUser: { name: "minio-user", keys: ["accesskey", "secretkey"] },
+    objectStorage: { name: "objectstorage-keyfile", keys: ["accesskey", "secretkey"] },
+} as const;
+
+export interface WorkflowSecretsArgs {
+    /** The Kubernetes provider of the cluster. */
+    provider: k8s.Provider;
+    /** Workflow's namespace, already created. */
+    namespace: pulumi.Input<string>;
+}
+
+/** Workflow's credentials and SSH host keys: generated once by Pulumi, stored as Kubernetes Secrets. */
+export class WorkflowSecrets extends pulumi.ComponentResource {
+    /** Every Secret; the Workflow release must wait for them. */
+    public readonly secrets: k8s.core.v1.Secret[];
+
+    constructor(name: string, args: WorkflowSecretsArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("hephy-doks:workflowSecrets:WorkflowSecrets", name, {}, opts);
+        // Letters and digits only: the images put these in URLs, DSNs and shell commands unquoted.
+        const token = (role: string, length: number) =>
+            new random.RandomPassword(`${name}-${role}`, { length, special: false }, { parent: this }).result;
+        // Postgres folds unquoted names to lower case, so the user name is lower case from the start.
+        const databaseUser = new random.RandomString(
+            `${name}-database-user`,
+            { length: 16, upper: false, numeric: false, special: false },
+            { parent: this },
+        ).result;
+        // The builder's SSH host keys in the PEM forms upstream's genPrivateKey gives (PKCS#1 RSA, SEC1
+        // ECDSA P-256); RSA at 3072 bits, OpenSSH's default for host keys.
+        const rsaHostKey = new tls.PrivateKey(`${name}-builder-ssh-rsa`, { algorithm: "RSA", rsaBits: 3072 }, { parent: this });
+        const ecdsaHostKey = new tls.PrivateKey(`${name}-builder-ssh-ecdsa`, { algorithm: "ECDSA", ecdsaCurve: "P256" }, { parent: this });
+        const minioAccessKey = token("minio-access-key", 20);
+        const minioSecretKey = token("minio-secret-key", 40);
+
+        const data: Record<keyof typeof WORKFLOW_SECRETS, pulumi.Input<string>[]> = {
+            builderKey: [token("builder-key", 64)],
+            builderSsh: [rsaHostKey.privateKeyPem, ecdsaHostKey.privateKeyPem],
+            djangoSecretKey: [token("django-secret-key", 64)],
+            deployHookKey: [token("deploy-hook-key", 64)],
+            database: [databaseUser, token("database-password", 32)],
+            loggerRedis: [token("logger-redis-password", 32)],
+            // The on-cluster object store and its clients share one key pair.
+            minioUser: [minioAccessKey, minioSecretKey],
+            objectStorage: [minioAccessKey, minioSecretKey],
+        };
+        this.secrets = (Object.keys(WORKFLOW_SECRETS) as (keyof typeof WORKFLOW_SECRETS)[]).map((role) => {
+            const { name: secretName, keys } = WORKFLOW_SECRETS[role];
+            return new k8s.core.v1.Secret(
+                `${name}-${secretName}`,
+                {
+                    metadata: { name: secretName, namespace: args.namespace, labels: { heritage: "hephy-doks" } },
+                    type: "Opaque",
+                    stringData: Object.fromEntries(keys.map((key, i) => [key, pulumi.secret(data[role][i])])),
+                },
+                childOf(this, args.provider),
+            );
+        });
+
+        this.registerOutputs({});
+    }
+}

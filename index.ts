@@ -1,5 +1,5 @@
 import * as path from "node:path";
-import { ChartServer } from "./components/chartServer";
+import { ChartServer, chartServerUrl } from "./components/chartServer";
 import { DoksCluster, resolveKubernetesVersion } from "./components/cluster";
 import { NodeDns } from "./components/dns";
 import { HELM_OPERATOR, HelmOperator } from "./components/helmOperator";
@@ -8,7 +8,7 @@ import { NoLoadBalancers } from "./components/noLoadBalancers";
 import { Platform } from "./components/platform";
 import { TillerPki } from "./components/tillerPki";
 import { WORKFLOW_LIMITS, workflowOutputs } from "./components/platform";
-import { FIXED, UPSTREAM, certManagerCrdUrl, checkCompatibility, estimateMonthlyCost, loadConfig } from "./config";
+import { FIXED, UPSTREAM, certManagerCrdUrl, chartRepositories, checkCompatibility, estimateMonthlyCost, loadConfig } from "./config";
 
 // An async program: config and the Kubernetes version are checked before any resource is declared.
 export = async () => {
@@ -62,7 +62,7 @@ export = async () => {
         clientKeyPair: pki.helmClient,
         caCertPem: pki.caCertPem,
         tillerHostname: UPSTREAM.tillerHostname,
-        repositories: UPSTREAM.chartRepositories.map((r) => ({ ...r })),
+        repositories: chartRepositories(config, chartServerUrl(UPSTREAM.chartServerName, HELM_OPERATOR.namespace)),
         tiller: [tiller.deployment, tiller.service],
     });
 

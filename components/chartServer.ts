@@ -8,6 +8,13 @@ import { childOf, httpProbe } from "./kube";
 /** A ConfigMap's data and binaryData together hold at most 1 MiB (kubernetes pkg/apis/core/validation/validation.go `ValidateConfigMap`, `core.MaxSecretSize`). */
 export const CONFIGMAP_MAX_BYTES = 1024 * 1024;
 
+const PORT = 8080;
+
+/** The repository URL of a chart server: its Service's in-cluster name, which helm-operator resolves. */
+export function chartServerUrl(serviceName: string, namespace: string): string {
+    return `http://${serviceName}.${namespace}.svc.cluster.local:${PORT}/`;
+}
+
 export interface ChartServerArgs {
     /** The Kubernetes provider of the cluster. */
     provider: k8s.Provider;
@@ -36,8 +43,8 @@ export class ChartServer extends pulumi.ComponentResource {
 
     constructor(name: string, args: ChartServerArgs, opts?: pulumi.ComponentResourceOptions) {
         super("hephy-doks:chartServer:ChartServer", name, {}, opts);
-        const port = 8080;
-        const repository = `http://${args.serviceName}.${args.namespace}.svc.cluster.local:${port}/`;
+        const port = PORT;
+        const repository = chartServerUrl(args.serviceName, args.namespace);
         const packaged = packageChart(args.chartDirectory, repository);
         const size = packaged.archive.length + Buffer.byteLength(packaged.indexYaml);
         if (size > CONFIGMAP_MAX_BYTES) {

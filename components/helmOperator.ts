@@ -1,6 +1,6 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { boundServiceAccount, childOf, httpProbe } from "./kube";
+import { boundServiceAccount, childOf, httpProbe, rollOnChange } from "./kube";
 import { TILLER } from "./tiller";
 import { KeyPair } from "./tillerPki";
 
@@ -151,7 +151,11 @@ export class HelmOperator extends pulumi.ComponentResource {
                     strategy: { type: "Recreate" },
                     selector: { matchLabels: HELM_OPERATOR.labels },
                     template: {
-                        metadata: { labels: HELM_OPERATOR.labels },
+                        // It reads its certificate at start, and its repositories.yaml through a subPath mount.
+                        metadata: {
+                            labels: HELM_OPERATOR.labels,
+                            annotations: rollOnChange([args.clientKeyPair.certPem, args.caCertPem, repositoriesYaml(args.repositories)]),
+                        },
                         spec: {
                             serviceAccountName: serviceAccount.metadata.name,
                             terminationGracePeriodSeconds: 300,

@@ -1,3 +1,4 @@
+import * as crypto from "node:crypto";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 
@@ -32,4 +33,15 @@ export function boundServiceAccount(
 /** An HTTP GET probe, with the timings the upstream manifest gives. */
 export function httpProbe(path: string, port: number | string, timings: Omit<k8s.types.input.core.v1.Probe, "httpGet">): k8s.types.input.core.v1.Probe {
     return { httpGet: { path, port }, ...timings };
+}
+
+/**
+ * Pod template annotations that change whenever any of `inputs` changes, so the Deployment rolls.
+ * For processes that read mounted certificates or files only when they start (Tiller, helm-operator):
+ * Kubernetes updates a mounted Secret in place, and a subPath mount not at all, but neither restarts anyone.
+ */
+export function rollOnChange(inputs: pulumi.Input<string>[]): pulumi.Output<Record<string, string>> {
+    return pulumi.all(inputs).apply((values): Record<string, string> => ({
+        "hephy-doks/inputs-sha256": crypto.createHash("sha256").update(values.join("\0")).digest("hex"),
+    }));
 }

@@ -1,6 +1,6 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { boundServiceAccount, childOf, httpProbe } from "./kube";
+import { boundServiceAccount, childOf, httpProbe, rollOnChange } from "./kube";
 import { KeyPair } from "./tillerPki";
 
 /** Names and ports `helm init` uses (helm/helm v2.17.0 `cmd/helm/installer/uninstall.go`, `pkg/tiller/environment`). */
@@ -77,7 +77,8 @@ export class Tiller extends pulumi.ComponentResource {
                     replicas: 1,
                     selector: { matchLabels: TILLER.labels },
                     template: {
-                        metadata: { labels: TILLER.labels },
+                        // A renewed certificate reaches Tiller only through a restart.
+                        metadata: { labels: TILLER.labels, annotations: rollOnChange([args.serverKeyPair.certPem, args.caCertPem]) },
                         spec: {
                             serviceAccountName: serviceAccount.metadata.name,
                             automountServiceAccountToken: true,

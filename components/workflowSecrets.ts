@@ -22,7 +22,17 @@ export const WORKFLOW_SECRETS = {
     loggerRedis: { name: "logger-redis-creds", keys: ["password"] },
     minioUser: { name: "minio-user", keys: ["accesskey", "secretkey"] },
     objectStorage: { name: "objectstorage-keyfile", keys: ["accesskey", "secretkey"] },
+    registry: { name: "registry-secret", keys: ["hostname", "username", "password"] },
 } as const;
+
+/**
+ * With the registry off-cluster the controller copies `registry-secret` into every app namespace as
+ * the app pods' image pull secret, and fails a deploy without it (teamhephy/controller v2.22.0
+ * api/models/app.py `_get_private_registry_config`). An empty hostname would mean Docker Hub, where the
+ * kubelet would present these credentials for hephy/slugrunner instead of pulling anonymously; a
+ * reserved name (RFC 2606) no image comes from keeps every pull anonymous.
+ */
+const NO_PRIVATE_REGISTRY = { hostname: "registry.invalid", username: "none", password: "none" } as const;
 
 export interface WorkflowSecretsArgs {
     /** The Kubernetes provider of the cluster. */
@@ -64,6 +74,7 @@ export class WorkflowSecrets extends pulumi.ComponentResource {
             // The on-cluster object store and its clients share one key pair.
             minioUser: [minioAccessKey, minioSecretKey],
             objectStorage: [minioAccessKey, minioSecretKey],
+            registry: [NO_PRIVATE_REGISTRY.hostname, NO_PRIVATE_REGISTRY.username, NO_PRIVATE_REGISTRY.password],
         };
         this.secrets = (Object.keys(WORKFLOW_SECRETS) as (keyof typeof WORKFLOW_SECRETS)[]).map((role) => {
             const { name: secretName, keys } = WORKFLOW_SECRETS[role];

@@ -131,6 +131,22 @@ describe("platform releases", () => {
         assert.deepEqual(declared, []);
     });
 
+    it("lists every repository a release pulls from for helm-operator, beside the article's hephy and stable", async () => {
+        const standard = await runProgram();
+        const yaml = plain(standard.one("kubernetes:core/v1:Secret", "staging-helm-operator-repositories").inputs).stringData["repositories.yaml"];
+        const listed = [...yaml.matchAll(/- name: (\S+)\n {2}url: (\S+)\n/g)].map((m: RegExpMatchArray) => [m[1], m[2]]);
+        assert.deepEqual(listed, [
+            ["hephy", "https://charts.teamhephy.com/"],
+            ["stable", "https://charts.helm.sh/stable"],
+            ["nginx", "https://kubernetes.github.io/ingress-nginx"],
+            ["certmanager", "https://charts.jetstack.io"],
+            ["workflow", "http://hephy-doks-charts.flux.svc.cluster.local:8080/"],
+        ]);
+        for (const r of crs(standard, HELM_RELEASE)) {
+            assert.ok(listed.some(([, url]) => url === plain(r.inputs).spec.chart.repository), `${r.name} pulls from a listed repository`);
+        }
+    });
+
     it("pins every chart to one exact version", () => {
         for (const r of crs(run, HELM_RELEASE)) {
             const chart = plain(r.inputs).spec.chart;

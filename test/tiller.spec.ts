@@ -94,7 +94,7 @@ describe("Tiller", () => {
         assert.deepEqual(deployment.spec.selector, { matchLabels: labels });
         assert.equal(deployment.spec.replicas, 1);
         const pod = deployment.spec.template;
-        assert.deepEqual(pod.metadata, { labels });
+        assert.deepEqual(pod.metadata.labels, labels);
         assert.equal(pod.spec.serviceAccountName, "tiller");
         assert.equal(pod.spec.automountServiceAccountToken, true);
         assert.deepEqual(pod.spec.volumes, [{ name: "tiller-certs", secret: { secretName: "tiller-secret" } }]);
@@ -363,5 +363,29 @@ describe("mutual TLS between helm-operator and Tiller, with the PEMs the program
             await handshake(port, { key: clientKey, cert: clientCert, ca: clientCa, servername: "tiller.example.com" }),
             "ERR_TLS_CERT_ALTNAME_INVALID",
         );
+    });
+});
+
+describe("renewed certificates reach Tiller and helm-operator", () => {
+    const podAnnotations = (run: Run, name: string) =>
+        plain(run.one("kubernetes:apps/v1:Deployment", name).inputs).spec.template.metadata.annotations["hephy-doks/inputs-sha256"];
+
+    it("rolls both Deployments when their certificates change, and neither when nothing changes", async () => {
+        const first = await runProgram();
+        const again = await runProgram();
+        // A longer leaf lifetime is a new certificate over the same keys, as an early renewal is.
+        const renewed = await runProgram({ config: { tlsCertValidityHours: "8000" } });
+        for (const name of ["staging-tiller-deploy", "staging-helm-operator-deployment"]) {
+            assert.match(podAnnotations(first, name), /^[0-9a-f]{64}$/);
+            assert.equal(podAnnotations(again, name), podAnnotations(first, name), `${name} is stable`);
+            assert.notEqual(podAnnotations(renewed, name), podAnnotations(first, name), `${name} rolls`);
+        }
+    });
+
+    it("rolls helm-operator when its chart repositories change, which it reads through a subPath mount", async () => {
+        const withWorkflow = await runProgram();
+        const without = await runProgram({ config: { workflowEnabled: "false" } });
+        assert.notEqual(podAnnotations(without, "staging-helm-operator-deployment"), podAnnotations(withWorkflow, "staging-helm-operator-deployment"));
+        assert.equal(podAnnotations(without, "staging-tiller-deploy"), podAnnotations(withWorkflow, "staging-tiller-deploy"));
     });
 });

@@ -1,0 +1,253 @@
+import * as assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import * as YAML from "yaml";
+import { CATALOG, compareMinor } from "../config";
+import { WORKFLOW_SECRETS } from "../components/workflowSecrets";
+import { helmTemplate } from "./helm";
+import { plain, ROOT, Run, runProgram } from "./harness";
+
+const CHART = path.join(ROOT, "charts", "hephy-workflow");
+
+/**
+ * APIs Kubernetes removed, and the minor that removed them
+ * (https://kubernetes.io/docs/reference/using-api/deprecation-guide/).
+ */
+const REMOVED_APIS: readonly { apiVersion: string; kinds?: string[]; removedIn: string }[] = [
+    { apiVersion: "extensions/v1beta1", removedIn: "1.22" },
+    { apiVersion: "apps/v1beta1", removedIn: "1.16" },
+    { apiVersion: "apps/v1beta2", removedIn: "1.16" },
+    { apiVersion: "networking.k8s.io/v1beta1", removedIn: "1.22" },
+    { apiVersion: "rbac.authorization.k8s.io/v1beta1", removedIn: "1.22" },
+    { apiVersion: "admissionregistration.k8s.io/v1beta1", kinds: ["MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"], removedIn: "1.22" },
+    { apiVersion: "apiextensions.k8s.io/v1beta1", removedIn: "1.22" },
+    { apiVersion: "scheduling.k8s.io/v1beta1", removedIn: "1.22" },
+    { apiVersion: "policy/v1beta1", removedIn: "1.25" },
+    { apiVersion: "batch/v1beta1", removedIn: "1.25" },
+    { apiVersion: "discovery.k8s.io/v1beta1", removedIn: "1.25" },
+    { apiVersion: "autoscaling/v2beta1", removedIn: "1.25" },
+    { apiVersion: "autoscaling/v2beta2", removedIn: "1.26" },
+    { apiVersion: "storage.k8s.io/v1beta1", kinds: ["CSIStorageCapacity"], removedIn: "1.27" },
+    { apiVersion: "flowcontrol.apiserver.k8s.io/v1beta2", removedIn: "1.29" },
+    { apiVersion: "flowcontrol.apiserver.k8s.io/v1beta3", removedIn: "1.32" },
+];
+
+/** Why an object is not served in `minor`, or undefined if it is. */
+function removedIn(object: { apiVersion: string; kind: string }, minor: string): string | undefined {
+    const removal = REMOVED_APIS.find((r) => r.apiVersion === object.apiVersion && (!r.kinds || r.kinds.includes(object.kind)));
+    return removal && compareMinor(minor, removal.removedIn) >= 0 ? `${object.apiVersion} ${object.kind} was removed in ${removal.removedIn}` : undefined;
+}
+
+/** Every minor from min to max of a catalog range. */
+function minors({ min, max }: { min: string; max: string }): string[] {
+    const [major, first] = min.split(".").map(Number);
+    const last = Number(max.split(".")[1]);
+    return Array.from({ length: last - first + 1 }, (_, i) => `${major}.${first + i}`);
+}
+
+type K8sObject = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; annotations?: Record<string, string> }; [key: string]: any };
+
+function parseManifest(manifest: string): K8sObject[] {
+    return YAML.parseAllDocuments(manifest)
+        .map((d) => d.toJS() as K8sObject | null)
+        .filter((o): o is K8sObject => o !== null);
+}
+
+function find(objects: K8sObject[], kind: string, name: string): K8sObject {
+    const found = objects.filter((o) => o.kind === kind && o.metadata.name === name);
+    assert.equal(found.length, 1, `one ${kind} ${name}`);
+    return found[0];
+}
+
+/** The pod templates of every workload. */
+function podSpecs(objects: K8sObject[]): { owner: string; spec: any }[] {
+    return objects.filter((o) => o.spec?.template?.spec).map((o) => ({ owner: `${o.kind}/${o.metadata.name}`, spec: o.spec.template.spec }));
+}
+
+const esmImport = new Function("specifier", "return import(specifier)") as (specifier: string) => Promise<any>;
+
+describe("the project's Workflow chart, rendered by Helm 3.8.1 (Go 1.17) with the values the program sends", () => {
+    let run: Run;
+    let values: Record<string, unknown>;
+    let archive: string;
+    let work: string;
+    const rendered = new Map<string, K8sObject[]>();
+    const range = CATALOG.workflow.kubernetes;
+
+    before(async function () {
+        // The first render may fetch and verify the Helm binary.
+        this.timeout(120000);
+        run = await runProgram();
+        const release = run.resources.find((r) => plain(r.inputs).kind === "HelmRelease" && plain(r.inputs).metadata.name === "hephy");
+        assert.ok(release, "the program releases Workflow");
+        values = plain(release.inputs).spec.values;
+        // The archive exactly as the in-cluster repository serves it.
+        const content = plain(run.one("kubernetes:core/v1:ConfigMap", "staging-charts-content").inputs);
+        const [fileName] = Object.keys(content.binaryData);
+        work = fs.mkdtempSync(path.join(os.tmpdir(), "hephy-doks-workflow-"));
+        archive = path.join(work, fileName);
+        fs.writeFileSync(archive, Buffer.from(content.binaryData[fileName], "base64"));
+        for (const minor of minors(range)) {
+            rendered.set(minor, parseManifest(helmTemplate({ chart: archive, releaseName: "hephy", namespace: "deis", kubeVersion: `${minor}.0`, values })));
+        }
+    });
+
+    after(() => work && fs.rmSync(work, { recursive: true, force: true }));
+
+    it(`renders for every minor of the catalog's range, ${range.min} to ${range.max}, with only APIs those minors serve`, () => {
+        assert.deepEqual([...rendered.keys()], minors(range));
+        for (const [minor, objects] of rendered) {
+            assert.ok(objects.length >= 30, `${minor}: ${objects.length} objects`);
+            assert.deepEqual(objects.map((o) => removedIn(o, minor)).filter(Boolean), [], `Kubernetes ${minor}`);
+        }
+    });
+
+    it("knows a removed API when it sees one, so the check above can fail", () => {
+        assert.equal(removedIn({ apiVersion: "policy/v1beta1", kind: "PodDisruptionBudget" }, "1.25"), "policy/v1beta1 PodDisruptionBudget was removed in 1.25");
+        assert.equal(removedIn({ apiVersion: "policy/v1beta1", kind: "PodDisruptionBudget" }, "1.24"), undefined);
+        assert.ok(removedIn({ apiVersion: "extensions/v1beta1", kind: "Ingress" }, "1.34"));
+    });
+
+    it("renders objects valid against the Kubernetes schemas", async () => {
+        const groups: Record<string, any> = {
+            v1: await esmImport("kubernetes-models/v1"),
+            "apps/v1": await esmImport("kubernetes-models/apps/v1"),
+            "rbac.authorization.k8s.io/v1": await esmImport("kubernetes-models/rbac.authorization.k8s.io/v1"),
+            "networking.k8s.io/v1": await esmImport("kubernetes-models/networking.k8s.io/v1"),
+        };
+        for (const object of rendered.get(range.max)!) {
+            const model = groups[object.apiVersion]?.[object.kind];
+            assert.ok(model, `a schema for ${object.apiVersion} ${object.kind}`);
+            new model(object).validate();
+        }
+    });
+
+    it("renders byte-identically twice, so helm-operator's dry-run compare never cuts a revision", () => {
+        const render = () => helmTemplate({ chart: archive, releaseName: "hephy", namespace: "deis", kubeVersion: `${range.max}.0`, values });
+        assert.equal(render(), render());
+    });
+
+    it("asks for no load balancer and no node port: the builder's SSH is a ClusterIP Service on 2222", () => {
+        for (const [minor, objects] of rendered) {
+            const services = objects.filter((o) => o.kind === "Service");
+            assert.deepEqual(services.filter((s) => (s.spec.type ?? "ClusterIP") !== "ClusterIP").map((s) => s.metadata.name), [], minor);
+            assert.deepEqual(services.filter((s) => s.spec.ports.some((p: any) => p.nodePort !== undefined)).map((s) => s.metadata.name), [], minor);
+            const builder = find(objects, "Service", "deis-builder");
+            assert.deepEqual(builder.spec.ports.map((p: any) => [p.port, p.protocol ?? "TCP"]), [[2222, "TCP"]]);
+            const sshPort = builder.spec.ports[0].targetPort;
+            const builderPod = find(objects, "Deployment", "deis-builder").spec.template.spec;
+            assert.ok(builderPod.containers[0].ports.some((p: any) => p.containerPort === sshPort || p.name === sshPort), "2222 reaches the builder's SSH port");
+        }
+    });
+
+    it("runs the controller in native-ingress mode with the networking/v1 ingress client mounted over the image's", () => {
+        const objects = rendered.get(range.max)!;
+        const pod = find(objects, "Deployment", "deis-controller").spec.template.spec;
+        const [controller] = pod.containers;
+        const env = Object.fromEntries(controller.env.map((e: any) => [e.name, e.value]));
+        assert.equal(env.EXPERIMENTAL_NATIVE_INGRESS, "true");
+        assert.equal(env.EXPERIMENTAL_NATIVE_INGRESS_HOSTNAME, "staging.example.com");
+        const mount = controller.volumeMounts.find((m: any) => m.mountPath === "/app/scheduler/resources/ingress.py");
+        assert.ok(mount, "the overlay is mounted at the module's path");
+        assert.equal(mount.subPath, "ingress.py");
+        const volume = pod.volumes.find((v: any) => v.name === mount.name);
+        const overlay = find(objects, "ConfigMap", volume.configMap.name);
+        assert.equal(overlay.data["ingress.py"], fs.readFileSync(path.join(CHART, "files", "ingress.py"), "utf8"));
+    });
+
+    it("grants the controller networking.k8s.io Ingresses", () => {
+        const role = find(rendered.get(range.max)!, "ClusterRole", "deis:deis-controller");
+        const rule = role.rules.find((r: any) => r.apiGroups.includes("networking.k8s.io") && r.resources.includes("ingresses"));
+        assert.ok(rule, "a rule for networking.k8s.io ingresses");
+        for (const verb of ["get", "list", "create", "delete"]) {
+            assert.ok(rule.verbs.includes(verb), verb);
+        }
+    });
+
+    it("serves the controller API through a networking/v1 Ingress on the platform domain, with a Let's Encrypt certificate", () => {
+        const ingress = find(rendered.get(range.max)!, "Ingress", "controller-api-server-ingress-http");
+        assert.equal(ingress.apiVersion, "networking.k8s.io/v1");
+        assert.equal(ingress.metadata.annotations?.["cert-manager.io/cluster-issuer"], "letsencrypt-prod");
+        assert.deepEqual(ingress.spec.rules, [
+            {
+                host: "deis.staging.example.com",
+                http: { paths: [{ path: "/", pathType: "Prefix", backend: { service: { name: "deis-controller", port: { number: 80 } } } }] },
+            },
+        ]);
+        assert.deepEqual(ingress.spec.tls, [{ hosts: ["deis.staging.example.com"], secretName: "controller-api-server-tls" }]);
+        assert.equal(ingress.spec.ingressClassName, undefined, "class-less, like the apps' Ingresses");
+    });
+
+    it("renders no Secret, and every Secret it reads is one the program creates, with that key", () => {
+        const objects = rendered.get(range.max)!;
+        assert.deepEqual(objects.filter((o) => o.kind === "Secret").map((o) => o.metadata.name), []);
+        const created = new Map<string, readonly string[]>(Object.values(WORKFLOW_SECRETS).map((s) => [s.name, s.keys]));
+        const references: string[] = [];
+        for (const { owner, spec } of podSpecs(objects)) {
+            for (const volume of spec.volumes ?? []) {
+                if (volume.secret) {
+                    references.push(`${owner} volume ${volume.secret.secretName}`);
+                    assert.ok(created.has(volume.secret.secretName), `${owner} mounts ${volume.secret.secretName}`);
+                }
+            }
+            for (const container of spec.containers) {
+                for (const ref of (container.env ?? []).map((e: any) => e.valueFrom?.secretKeyRef).filter(Boolean)) {
+                    references.push(`${owner} env ${ref.name}/${ref.key}`);
+                    assert.ok(created.get(ref.name)?.includes(ref.key), `${owner} reads ${ref.name}/${ref.key}`);
+                }
+            }
+        }
+        assert.ok(references.length >= 10, references.join("\n"));
+        const declared = run.ofType("kubernetes:core/v1:Secret").map((r) => plain(r.inputs).metadata);
+        for (const name of created.keys()) {
+            assert.ok(declared.some((m) => m.name === name && m.namespace === "deis"), `the program creates ${name} in deis`);
+        }
+    });
+
+    it("pins every image by tag and pulls it only when missing", () => {
+        for (const { owner, spec } of podSpecs(rendered.get(range.max)!)) {
+            for (const container of [...(spec.initContainers ?? []), ...spec.containers]) {
+                assert.match(container.image, /:v?[0-9]+\.[0-9]+\.[0-9]+$/, `${owner} ${container.name}`);
+                assert.equal(container.imagePullPolicy, "IfNotPresent", `${owner} ${container.name}`);
+            }
+        }
+    });
+
+    it("uses only template functions Tiller 2.17 has", () => {
+        const known = new Set(
+            fs
+                .readFileSync(path.join(ROOT, "test", "fixtures", "helm-v2.17.0-functions.txt"), "utf8")
+                .split("\n")
+                .filter((l) => l && !l.startsWith("#")),
+        );
+        const keywords = new Set(["if", "else", "end", "range", "with", "define", "template", "block", "nil", "true", "false"]);
+        const used = new Set<string>();
+        for (const file of fs.readdirSync(path.join(CHART, "templates"))) {
+            const text = fs.readFileSync(path.join(CHART, "templates", file), "utf8");
+            for (const [, action] of text.matchAll(/\{\{-?([\s\S]*?)-?\}\}/g)) {
+                const code = action.replace(/"(?:[^"\\]|\\.)*"|`[^`]*`|\/\*[\s\S]*?\*\//g, " ");
+                for (const [, word] of code.matchAll(/(?<![.$\w])([A-Za-z_]\w*)/g)) {
+                    if (!keywords.has(word)) used.add(word);
+                }
+            }
+        }
+        assert.ok(used.has("include") && used.has("toYaml"), [...used].join(", "));
+        assert.deepEqual([...used].filter((f) => !known.has(f)), []);
+        assert.ok(!known.has("lookup"), "the list is Helm 2's, without Helm 3's lookup");
+    });
+
+    it("fails to render a template that needs a newer Go than helm-operator's Helm, with the engine's error", () => {
+        const copy = fs.mkdtempSync(path.join(os.tmpdir(), "hephy-doks-broken-"));
+        try {
+            fs.cpSync(CHART, copy, { recursive: true });
+            fs.writeFileSync(path.join(copy, "templates", "broken.yaml"), "{{- range .Values.global }}{{ break }}{{- end }}\n");
+            assert.throws(
+                () => helmTemplate({ chart: copy, releaseName: "hephy", namespace: "deis", kubeVersion: `${range.max}.0`, values }),
+                /cannot render .* for Kubernetes .*:\n.*function "break" not defined/s,
+            );
+        } finally {
+            fs.rmSync(copy, { recursive: true, force: true });
+        }
+    });
+});

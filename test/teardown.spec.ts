@@ -85,7 +85,7 @@ describe("teardown order of pulumi destroy", () => {
     });
 });
 
-describe("stopping Workflow's tracking, as README describes it", () => {
+describe("stopping Workflow's tracking, as docs/operations.md describes it", () => {
     it("names exactly the objects that turning Workflow off would delete, in an order Pulumi accepts", async () => {
         const ids = (run: Run) => new Set(run.resources.map((r) => `${r.type}::${r.name}`));
         const on = await runProgram({ config: { platformSubdomain: "paas" } });
@@ -97,7 +97,7 @@ describe("stopping Workflow's tracking, as README describes it", () => {
             .filter((r) => !off.has(`${r.type}::${r.name}`) && inDeis(r))
             .map((r) => `${r.type}::${r.name}`.replace("::staging-", "::<stack>-"));
         assert.ok(removed.length >= 10, `found ${removed.length} objects in deis`);
-        const readme = fs.readFileSync(path.join(ROOT, "README.md"), "utf8");
+        const readme = fs.readFileSync(path.join(ROOT, "docs", "operations.md"), "utf8");
         const procedure = readme.slice(readme.indexOf("**Stop tracking a release without purging it**"), readme.indexOf("**Remove a release on purpose:**"));
         const forgotten = [...procedure.matchAll(/pulumi state delete '<URN ending (.+?)>'/g)].map((m) => m[1]);
         assert.deepEqual([...forgotten].sort(), [...removed].sort());

@@ -340,6 +340,14 @@ function fix(key: string, example: string): string {
     return `(pulumi config set ${PROJECT}:${key} ${example})`;
 }
 
+/**
+ * The command that sets a list key, one `--path` item at a time: `pulumi config set KEY '["…"]'` stores a
+ * string, which the CLI refuses for a key Pulumi.yaml declares `type: array`.
+ */
+export function fixList(key: string, items: readonly string[]): string {
+    return "(" + items.map((item, i) => `pulumi config set --path '${PROJECT}:${key}[${i}]' ${item}`).join(" && ") + ")";
+}
+
 function quote(raw: string): string {
     return JSON.stringify(raw);
 }
@@ -681,7 +689,7 @@ export class CompatibilityError extends ConfigError {
 
 function parseCidrList(raw: string | undefined, problems: string[]): readonly string[] {
     const key = `${PROJECT}:builderSshSources`;
-    const example = `'["203.0.113.0/24"]'`;
+    const example = fixList("builderSshSources", ["203.0.113.0/24"]);
     if (raw === undefined) {
         return DEFAULTS.builderSshSources;
     }
@@ -689,11 +697,11 @@ function parseCidrList(raw: string | undefined, problems: string[]): readonly st
     try {
         list = JSON.parse(raw);
     } catch {
-        problems.push(`${key} must be a JSON list of CIDRs, got ${quote(raw)} ${fix("builderSshSources", example)}`);
+        problems.push(`${key} must be a JSON list of CIDRs, got ${quote(raw)} ${example}`);
         return [];
     }
     if (!Array.isArray(list) || list.length === 0) {
-        problems.push(`${key} must be a non-empty list of CIDRs, got ${quote(raw)} ${fix("builderSshSources", example)}`);
+        problems.push(`${key} must be a non-empty list of CIDRs, got ${quote(raw)} ${example}`);
         return [];
     }
     for (const item of list) {

@@ -86,7 +86,7 @@ function reportWorldOpenBuilderSsh(resources: PolicyResource[], reportViolation:
         if (rules.length > 0) {
             reportViolation(
                 `Firewall ${firewall.name} opens the builder's SSH port ${BUILDER_SSH_PORT} to the whole internet (${rules.join(", ")})${protectedStack ? " in a protected stack" : ""}; ` +
-                    `restrict it with: pulumi config set hephy-doks:builderSshSources '["<your CIDR>"]'`,
+                    `restrict it with: pulumi config set --path 'hephy-doks:builderSshSources[0]' <your CIDR> (one --path item per CIDR: the key is an array)`,
                 firewall.urn,
             );
         }

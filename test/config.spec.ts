@@ -1,4 +1,8 @@
 import * as assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { parse as parseYaml } from "yaml";
+import { ROOT } from "./harness";
 import { CATALOG, ConfigError, DEFAULTS, PRICES, estimateMonthlyCost, isCidr, parseConfig } from "../config";
 
 const REQUIRED = { domain: "example.com", acmeEmail: "ops@example.org" };
@@ -114,9 +118,25 @@ describe("parseConfig", () => {
             const problems = problemsOf(values);
             assert.equal(problems.length, 1, problems.join("\n"));
             assert.match(problems[0], message);
-            assert.match(problems[0], /pulumi config set hephy-doks:|entries must be|must not exceed|must be less than|hephy-doks:releases/);
+            assert.match(problems[0], /pulumi config set (--path ')?hephy-doks:|entries must be|must not exceed|must be less than|hephy-doks:releases/);
         });
     }
+
+    it("prints, for an array key, commands the CLI accepts: one --path item each, never a JSON string", () => {
+        const declared = parseYaml(fs.readFileSync(path.join(ROOT, "Pulumi.yaml"), "utf8")).config;
+        const arrays = Object.keys(declared).filter((k) => declared[k].type === "array");
+        assert.deepEqual(arrays, ["builderSshSources"]);
+        const texts = [
+            ...bad.map(([, values]) => problemsOf(values).join("\n")),
+            ...["README.md", "docs/operations.md", "docs/delivery.md", "docs/design.md", "policy/policies.ts"].map((f) => fs.readFileSync(path.join(ROOT, f), "utf8")),
+        ];
+        const commands = texts.flatMap((t) => [...t.matchAll(/pulumi config set [^\n`)]*/g)].map((m) => m[0]));
+        const forArrays = commands.filter((c) => arrays.some((k) => c.includes(`hephy-doks:${k}`)));
+        assert.ok(forArrays.length >= 3, forArrays.join("\n"));
+        for (const command of forArrays) {
+            assert.match(command, /^pulumi config set --path 'hephy-doks:\w+\[[0-9]+\]' \S+/, command);
+        }
+    });
 
     it("rejects a default subdomain when the stack name is no DNS label, and says to set it", () => {
         const [problem] = problemsOf(REQUIRED, "Staging_EU");

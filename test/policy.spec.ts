@@ -130,7 +130,7 @@ describe("policy: builder SSH in protected and unprotected stacks", () => {
 
     it("is mandatory in a stack that protects its cluster, and silent there once 2222 is restricted", async () => {
         const [message] = await violations(builderSshClosedWhenProtected, [cluster(true), firewall(["0.0.0.0/0", "::/0"])]);
-        assert.match(message, /^Firewall workers opens the builder's SSH port 2222 to the whole internet \(tcp 2222 from 0\.0\.0\.0\/0, tcp 2222 from ::\/0\) in a protected stack; restrict it with: pulumi config set hephy-doks:builderSshSources/);
+        assert.match(message, /^Firewall workers opens the builder's SSH port 2222 to the whole internet \(tcp 2222 from 0\.0\.0\.0\/0, tcp 2222 from ::\/0\) in a protected stack; restrict it with: pulumi config set --path 'hephy-doks:builderSshSources\[0\]' <your CIDR>/);
         assert.deepEqual(await violations(builderSshClosedWhenProtected, [cluster(true), firewall(["203.0.113.0/24"])]), []);
         assert.deepEqual(await violations(builderSshClosedWhenProtected, [cluster(false), firewall(["0.0.0.0/0"])]), []);
         assert.equal(builderSshClosedWhenProtected.enforcementLevel, "mandatory");

@@ -14,6 +14,32 @@ function workflow(name: string): any {
     return YAML.parse(fs.readFileSync(path.join(WORKFLOWS, name), "utf8"));
 }
 
+/**
+ * Every third-party action, pinned to the commit its release tag pointed to (looked up in a clone of
+ * each repository: `git rev-parse '<tag>^{commit}'`), so a moved or re-pushed tag changes nothing here.
+ */
+const PINS: Record<string, string> = {
+    "actions/checkout": "actions/checkout@3d3c42e5aac5ba805825da76410c181273ba90b1 # v7.0.1",
+    "actions/setup-node": "actions/setup-node@820762786026740c76f36085b0efc47a31fe5020 # v7.0.0",
+    "pulumi/actions": "pulumi/actions@8e5e406f4007fca908480587cb9893c07090f58d # v7.0.0",
+};
+const PINNED = /^[\w.-]+\/[\w./-]+@[0-9a-f]{40} # v\d+(\.\d+)*$/;
+
+/** Each `uses:` line of a workflow's text, with its trailing comment (which YAML.parse drops). */
+function usesLines(text: string): string[] {
+    return [...text.matchAll(/^\s*(?:-\s+)?uses:\s*(.+?)\s*$/gm)].map((m) => m[1]);
+}
+
+/** The `uses:` lines that name an action by anything but a full commit SHA and its release tag. */
+function unpinned(text: string): string[] {
+    return usesLines(text).filter((uses) => !uses.startsWith("./") && !PINNED.test(uses));
+}
+
+/** Every `uses:` of a workflow, as parsed: job level (reusable workflows) and step level. */
+function parsedUses(wf: any): string[] {
+    return Object.values(wf.jobs).flatMap((job: any) => [job.uses, ...(job.steps ?? []).map((s: any) => s.uses)]).filter(Boolean);
+}
+
 /** The steps of the reusable workflow, by what they run or use. */
 function stepIndex(steps: any[], match: (step: any) => boolean, what: string): number {
     const at = steps.findIndex(match);
@@ -34,7 +60,24 @@ describe("GitHub workflows", () => {
         assert.ok(broken.length > 0, "actionlint reports a broken workflow, so the check above can fail");
     });
 
-    it("runs each operation once, in pulumi.yml: install, test, guard, then pulumi/actions v7 with backend, policy pack and secrets", () => {
+    it("pin every third-party action by full commit SHA, with its release tag in a trailing comment", () => {
+        for (const file of fs.readdirSync(WORKFLOWS)) {
+            const text = fs.readFileSync(path.join(WORKFLOWS, file), "utf8");
+            // The line scan sees every `uses:` the YAML has, so none escapes the check below.
+            assert.deepEqual(usesLines(text).map((uses) => uses.replace(/ #.*$/, "")), parsedUses(YAML.parse(text)), file);
+            assert.deepEqual(unpinned(text), [], file);
+            for (const uses of usesLines(text).filter((u) => !u.startsWith("./"))) {
+                // The same action at the same commit everywhere.
+                assert.equal(uses, PINS[uses.split("@")[0]], `${file}: ${uses}`);
+            }
+        }
+        // The check can fail: a tag, a branch, a short SHA, or a SHA without its tag.
+        const sha = "3d3c42e5aac5ba805825da76410c181273ba90b1";
+        const bad = ["actions/checkout@v7", "actions/checkout@main", "actions/checkout@3d3c42e", `actions/checkout@${sha}`, `actions/checkout@${sha} # main`, `actions/checkout@${sha.toUpperCase()} # v7.0.1`];
+        assert.deepEqual(unpinned(bad.map((uses) => `      - uses: ${uses}\n`).join("") + "    uses: ./.github/workflows/pulumi.yml\n"), bad);
+    });
+
+    it("runs each operation once, in pulumi.yml: install, test, guard, then pulumi/actions v7.0.0 with backend, policy pack and secrets", () => {
         const reusable = workflow("pulumi.yml");
         assert.deepEqual(Object.keys(reusable.on), ["workflow_call"]);
         const secrets = reusable.on.workflow_call.secrets;
@@ -60,7 +103,7 @@ describe("GitHub workflows", () => {
         const install = stepIndex(steps, (s) => s.run === "npm ci --no-audit --no-fund", "installs with npm ci");
         const test = stepIndex(steps, (s) => s.run === "npm test", "runs the tests");
         const guard = stepIndex(steps, (s) => s.run === 'bash .github/scripts/teardown-guard.sh "$STACK"', "runs the teardown guard");
-        const pulumi = stepIndex(steps, (s) => s.uses === "pulumi/actions@v7" && s.with?.command, "runs the Pulumi command");
+        const pulumi = stepIndex(steps, (s) => s.uses === PINS["pulumi/actions"].replace(/ #.*$/, "") && s.with?.command, "runs the Pulumi command");
         assert.ok(install < test && test < pulumi && guard < pulumi, "install, test and guard come before the Pulumi command");
         assert.equal(steps[test].if, "inputs.command != 'destroy'");
         assert.equal(steps[guard].if, "inputs.command == 'destroy'");
@@ -74,7 +117,7 @@ describe("GitHub workflows", () => {
             policyPacks: "${{ inputs.command != 'destroy' && 'policy' || '' }}",
             remove: "${{ inputs.command == 'destroy' }}",
         });
-        assert.deepEqual(steps.map((s) => s.uses).filter(Boolean), ["actions/checkout@v7", "actions/setup-node@v7", "pulumi/actions@v7", "pulumi/actions@v7"]);
+        assert.deepEqual(usesLines(fs.readFileSync(path.join(WORKFLOWS, "pulumi.yml"), "utf8")), [PINS["actions/checkout"], PINS["actions/setup-node"], PINS["pulumi/actions"], PINS["pulumi/actions"]]);
     });
 
     it("previews pull requests on a stack from the input or PREVIEW_STACK, staging by default, and comments on the pull request", () => {

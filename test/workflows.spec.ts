@@ -40,6 +40,45 @@ function parsedUses(wf: any): string[] {
     return Object.values(wf.jobs).flatMap((job: any) => [job.uses, ...(job.steps ?? []).map((s: any) => s.uses)]).filter(Boolean);
 }
 
+/** A job that can reach credentials: it is given secrets, runs in an environment, or reads a secret. */
+function credentialed(job: any): boolean {
+    return "secrets" in job || "environment" in job || /\bsecrets\./.test(JSON.stringify(job));
+}
+
+function needsOf(job: any): string[] {
+    return job.needs === undefined ? [] : [job.needs].flat();
+}
+
+/** The steps that run the tests, across a workflow's jobs, as `job: run`. */
+function testRuns(wf: any): string[] {
+    return Object.entries(wf.jobs).flatMap(([name, job]: [string, any]) =>
+        (job.steps ?? []).filter((s: any) => /\bnpm (run )?test\b|\bmocha\b/.test(s.run ?? "")).map((s: any) => `${name}: ${s.run}`),
+    );
+}
+
+/**
+ * What keeps a workflow from running the tests once, in its unprivileged `test` job, before any job
+ * that can reach credentials: none when it does.
+ */
+function gateProblems(wf: any): string[] {
+    const problems: string[] = [];
+    const test = wf.jobs.test;
+    if (!test) return ["no test job"];
+    if (JSON.stringify(test.permissions) !== JSON.stringify({ contents: "read" })) problems.push("test: permissions are not just contents: read");
+    if (credentialed(test)) problems.push("test: can reach credentials");
+    if (test.uses) problems.push("test: calls a reusable workflow");
+    if ((test.steps ?? []).some((s: any) => s.uses?.startsWith("actions/checkout@") && (s.with?.["persist-credentials"] !== false || s.with?.ref))) {
+        problems.push("test: checkout keeps its token or picks another ref");
+    }
+    const runs = (test.steps ?? []).map((s: any) => s.run).filter(Boolean);
+    if (JSON.stringify(runs) !== JSON.stringify(["npm ci --no-audit --no-fund", "npm test"])) problems.push(`test: runs ${JSON.stringify(runs)}`);
+    if (JSON.stringify(testRuns(wf)) !== JSON.stringify(["test: npm test"])) problems.push(`the tests run in ${JSON.stringify(testRuns(wf))}`);
+    for (const [name, job] of Object.entries(wf.jobs) as [string, any][]) {
+        if (name !== "test" && credentialed(job) && !needsOf(job).includes("test")) problems.push(`${name}: reaches credentials without needing test`);
+    }
+    return problems;
+}
+
 /** The steps of the reusable workflow, by what they run or use. */
 function stepIndex(steps: any[], match: (step: any) => boolean, what: string): number {
     const at = steps.findIndex(match);
@@ -77,7 +116,7 @@ describe("GitHub workflows", () => {
         assert.deepEqual(unpinned(bad.map((uses) => `      - uses: ${uses}\n`).join("") + "    uses: ./.github/workflows/pulumi.yml\n"), bad);
     });
 
-    it("runs each operation once, in pulumi.yml: install, test, guard, then pulumi/actions v7.0.0 with backend, policy pack and secrets", () => {
+    it("runs each operation once, in pulumi.yml: install, guard (no tests), then pulumi/actions v7.0.0 with backend, policy pack and secrets", () => {
         const reusable = workflow("pulumi.yml");
         assert.deepEqual(Object.keys(reusable.on), ["workflow_call"]);
         const secrets = reusable.on.workflow_call.secrets;
@@ -101,11 +140,11 @@ describe("GitHub workflows", () => {
         const steps: any[] = job.steps;
         assert.match(steps[0].run, /if \[ -z "\$DIGITALOCEAN_TOKEN" \]; then echo "::error::set the secret DIGITALOCEAN_TOKEN/);
         const install = stepIndex(steps, (s) => s.run === "npm ci --no-audit --no-fund", "installs with npm ci");
-        const test = stepIndex(steps, (s) => s.run === "npm test", "runs the tests");
         const guard = stepIndex(steps, (s) => s.run === 'bash .github/scripts/teardown-guard.sh "$STACK"', "runs the teardown guard");
         const pulumi = stepIndex(steps, (s) => s.uses === PINS["pulumi/actions"].replace(/ #.*$/, "") && s.with?.command, "runs the Pulumi command");
-        assert.ok(install < test && test < pulumi && guard < pulumi, "install, test and guard come before the Pulumi command");
-        assert.equal(steps[test].if, "inputs.command != 'destroy'");
+        assert.ok(install < pulumi && guard < pulumi, "install and guard come before the Pulumi command");
+        // The callers' unprivileged test job runs them; this job, which holds the credentials, does not.
+        assert.deepEqual(testRuns(reusable), []);
         assert.equal(steps[guard].if, "inputs.command == 'destroy'");
         assert.deepEqual(steps[pulumi].with, {
             command: "${{ inputs.command }}",
@@ -118,6 +157,54 @@ describe("GitHub workflows", () => {
             remove: "${{ inputs.command == 'destroy' }}",
         });
         assert.deepEqual(usesLines(fs.readFileSync(path.join(WORKFLOWS, "pulumi.yml"), "utf8")), [PINS["actions/checkout"], PINS["actions/setup-node"], PINS["pulumi/actions"], PINS["pulumi/actions"]]);
+    });
+
+    it("runs npm test once per preview and deploy, in a job without secrets, environment or write access, which every credentialed job needs", () => {
+        const preview = workflow("preview.yml");
+        const deploy = workflow("deploy.yml");
+        assert.deepEqual(gateProblems(preview), []);
+        assert.deepEqual(gateProblems(deploy), []);
+        assert.deepEqual(preview.jobs.test, deploy.jobs.test, "one test job, the same in both");
+        assert.deepEqual(Object.keys(preview.jobs), ["test", "preview"]);
+        assert.deepEqual(Object.keys(deploy.jobs), ["test", "staging", "production"]);
+        assert.deepEqual(needsOf(preview.jobs.preview), ["test"]);
+        assert.deepEqual(needsOf(deploy.jobs.staging), ["test"]);
+        assert.deepEqual(needsOf(deploy.jobs.production), ["test", "staging"]);
+        // A needing job's own `if:` keeps GitHub's implied success(): a failed test job skips it.
+        for (const job of [preview.jobs.preview, deploy.jobs.production]) assert.doesNotMatch(job.if, /always\(\)|failure\(\)|cancelled\(\)/);
+
+        // The check can fail: an ungated credentialed job, a test job given secrets, an environment,
+        // write access, or a second run of the tests.
+        const broken = (change: (wf: any) => void) => {
+            const copy = structuredClone(deploy);
+            change(copy);
+            return gateProblems(copy);
+        };
+        assert.deepEqual(broken((wf) => delete wf.jobs.staging.needs), ["staging: reaches credentials without needing test"]);
+        assert.deepEqual(broken((wf) => (wf.jobs.test.secrets = "inherit")), ["test: can reach credentials"]);
+        assert.deepEqual(broken((wf) => (wf.jobs.test.environment = "staging")), ["test: can reach credentials"]);
+        assert.deepEqual(broken((wf) => (wf.jobs.test.env = { DIGITALOCEAN_TOKEN: "${{ secrets.DIGITALOCEAN_TOKEN }}" })), ["test: can reach credentials"]);
+        assert.deepEqual(broken((wf) => (wf.jobs.test.permissions = { contents: "write" })), ["test: permissions are not just contents: read"]);
+        assert.deepEqual(broken((wf) => delete wf.jobs.test.permissions), ["test: permissions are not just contents: read"]);
+        assert.deepEqual(broken((wf) => (wf.jobs.test.steps[0].with = {})), ["test: checkout keeps its token or picks another ref"]);
+        assert.deepEqual(broken((wf) => (wf.jobs.staging = { needs: "test", "runs-on": "ubuntu-latest", environment: "staging", steps: [{ run: "npm test" }] })), [
+            'the tests run in ["test: npm test","staging: npm test"]',
+        ]);
+        assert.deepEqual(broken((wf) => delete wf.jobs.test), ["no test job"]);
+    });
+
+    it("checks out without a ref or a kept token, so under pull_request_target (teardown.yml only) the code is the default branch's, never the pull request's", () => {
+        for (const file of fs.readdirSync(WORKFLOWS)) {
+            const wf = workflow(file);
+            for (const [name, job] of Object.entries(wf.jobs) as [string, any][]) {
+                for (const step of (job.steps ?? []).filter((s: any) => s.uses?.startsWith("actions/checkout@"))) {
+                    // No ref: under pull_request_target that is the default branch, never the pull request's code.
+                    assert.deepEqual(step.with, { "persist-credentials": false }, `${file}: ${name}`);
+                }
+            }
+        }
+        const targeted = fs.readdirSync(WORKFLOWS).filter((file) => "pull_request_target" in (workflow(file).on ?? {}));
+        assert.deepEqual(targeted, ["teardown.yml"]);
     });
 
     it("previews pull requests on a stack from the input or PREVIEW_STACK, staging by default, and comments on the pull request", () => {
@@ -135,7 +222,7 @@ describe("GitHub workflows", () => {
         assert.deepEqual(deploy.on.push, { branches: ["main"] });
         assert.deepEqual(deploy.jobs.staging.with, { command: "up", stack: "staging" });
         assert.deepEqual(deploy.jobs.production.with, { command: "up", stack: "production" });
-        assert.equal(deploy.jobs.production.needs, "staging");
+        assert.deepEqual(deploy.jobs.production.needs, ["test", "staging"]);
         assert.equal(deploy.jobs.production.if, "vars.DEPLOY_PRODUCTION == 'true'");
         assert.deepEqual(deploy.permissions, { contents: "read" });
     });
@@ -154,6 +241,11 @@ describe("GitHub workflows", () => {
         assert.deepEqual(teardown.jobs.destroy.with, { command: "destroy", stack: "${{ matrix.stack }}" });
         assert.equal(teardown.jobs.destroy.strategy.matrix.stack, "${{ fromJSON(needs.select.outputs.stacks) }}");
         assert.equal(teardown.jobs.destroy.uses, "./.github/workflows/pulumi.yml");
+        // A broken main must not keep a staging cluster billing: no tests here, and destroy waits only on select.
+        assert.deepEqual(Object.keys(teardown.jobs), ["select", "destroy"]);
+        assert.deepEqual(testRuns(teardown), []);
+        assert.equal(teardown.jobs.destroy.needs, "select");
+        assert.deepEqual(gateProblems(teardown), ["no test job"]);
     });
 });
 

@@ -2,6 +2,7 @@ import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as zlib from "node:zlib";
+import { parse as parseYaml } from "yaml";
 
 /**
  * Packages a chart directory of this repository into a Helm chart archive and a one-chart repository
@@ -28,21 +29,23 @@ export interface PackagedChart {
  */
 const FIXED_TIME = new Date("2021-05-08T00:00:00Z");
 
+/**
+ * Names that are never part of a chart: dotfiles (editor and OS state such as `.DS_Store`) and editor
+ * backups. Left in, they would ship and change the version from one machine to the next.
+ */
+const NOT_CHART_FILES = /^\.|~$|\.(swp|bak|orig)$/;
+
 /** The files of a chart directory, relative paths sorted, so the order never depends on the filesystem. */
 function chartFiles(dir: string): string[] {
     const walk = (relative: string): string[] =>
         fs
             .readdirSync(path.join(dir, relative), { withFileTypes: true })
+            .filter((entry) => !NOT_CHART_FILES.test(entry.name))
             .flatMap((entry) => {
                 const child = path.posix.join(relative, entry.name);
                 return entry.isDirectory() ? walk(child) : entry.isFile() ? [child] : [];
             });
     return walk("").sort();
-}
-
-/** A top-level scalar of Chart.yaml; the project's own charts keep these on one line each. */
-function chartField(chartYaml: string, field: string): string | undefined {
-    return new RegExp(`^${field}:[ \\t]*["']?([^"'\\n]*?)["']?[ \\t]*$`, "m").exec(chartYaml)?.[1];
 }
 
 /** One ustar header block for a regular file (POSIX.1-1988 `ustar` format). */
@@ -105,8 +108,10 @@ function gzipStored(data: Buffer): Buffer {
 export function packageChart(dir: string, repositoryUrl: string): PackagedChart {
     const files = chartFiles(dir).map((relative) => ({ relative, content: fs.readFileSync(path.join(dir, relative)) }));
     const chartYaml = files.find((f) => f.relative === "Chart.yaml")?.content.toString("utf8");
-    const name = chartYaml && chartField(chartYaml, "name");
-    const baseVersion = chartYaml && chartField(chartYaml, "version");
+    const metadata = (chartYaml ? parseYaml(chartYaml) : {}) as Record<string, unknown>;
+    const field = (key: string) => (typeof metadata[key] === "string" && metadata[key] !== "" ? (metadata[key] as string) : undefined);
+    const name = field("name");
+    const baseVersion = field("version");
     if (!chartYaml || !name || !baseVersion) {
         throw new Error(`${dir} is not a chart: it needs a Chart.yaml with name and version`);
     }
@@ -124,15 +129,15 @@ export function packageChart(dir: string, repositoryUrl: string): PackagedChart 
     const digest = crypto.createHash("sha256").update(archive).digest("hex");
     const fileName = `${name}-${version}.tgz`;
     const created = FIXED_TIME.toISOString();
-    const appVersion = chartField(chartYaml, "appVersion");
-    const description = chartField(chartYaml, "description");
+    const appVersion = field("appVersion");
+    const description = field("description");
     // JSON is YAML, and Helm reads index.yaml with a YAML-to-JSON parser.
     const index = {
         apiVersion: "v1",
         entries: {
             [name]: [
                 {
-                    apiVersion: chartField(chartYaml, "apiVersion") ?? "v1",
+                    apiVersion: field("apiVersion") ?? "v1",
                     name,
                     version,
                     ...(appVersion ? { appVersion } : {}),

@@ -50,6 +50,21 @@ describe("packaging the project's Workflow chart (chartPackage.ts)", () => {
         assert.equal(entry.version, packaged.version);
         assert.deepEqual(entry.urls, [`${REPOSITORY}${packaged.fileName}`]);
         assert.equal(index.apiVersion, "v1");
+        const chart = YAML.parse(fs.readFileSync(path.join(CHART, "Chart.yaml"), "utf8"));
+        assert.deepEqual([entry.name, entry.appVersion, entry.description], [chart.name, chart.appVersion, chart.description]);
+    });
+
+    it("leaves editor and OS leftovers out of the archive and the version", () => {
+        const copy = fs.mkdtempSync(path.join(os.tmpdir(), "hephy-doks-chart-"));
+        try {
+            fs.cpSync(CHART, copy, { recursive: true });
+            const clean = packageChart(copy, REPOSITORY);
+            fs.writeFileSync(path.join(copy, ".DS_Store"), "x");
+            fs.writeFileSync(path.join(copy, "templates", "controller.yaml~"), "x");
+            assert.ok(packageChart(copy, REPOSITORY).archive.equals(clean.archive));
+        } finally {
+            fs.rmSync(copy, { recursive: true, force: true });
+        }
     });
 
     it("changes the version and the digest when any file changes", () => {

@@ -9,7 +9,7 @@ import * as path from "node:path";
 import * as YAML from "yaml";
 import { packageChart } from "../chartPackage";
 import { CONFIGMAP_MAX_BYTES } from "../components/chartServer";
-import { helmBinary } from "./helm";
+import { helmBinary, helmEnv } from "./helm";
 import { plain, ROOT, Run, runProgram } from "./harness";
 
 const CHART = path.join(ROOT, "charts", "hephy-workflow");
@@ -22,8 +22,7 @@ function sha256(data: Buffer): string {
 /** Runs helm with a private home; resolves with its output, rejects with its error. */
 function helm(args: string[], home: string): Promise<string> {
     return new Promise((resolve, reject) => {
-        const env = { PATH: process.env.PATH ?? "", HOME: home, HELM_CACHE_HOME: home, HELM_CONFIG_HOME: home, HELM_DATA_HOME: home };
-        const child = spawn(helmBinary(), args, { env });
+        const child = spawn(helmBinary(), args, { env: helmEnv(home) });
         let out = "";
         let err = "";
         child.stdout.on("data", (d) => (out += d));

@@ -274,3 +274,6 @@ export function isSecret(output: pulumi.Output<unknown>): Promise<boolean> {
 }
 
 export { plain, sentAsSecret } from "./mocks";
+
+/** Imports an ES module (kubernetes-models) from this CommonJS test code. */
+export const esmImport = new Function("specifier", "return import(specifier)") as (specifier: string) => Promise<any>;

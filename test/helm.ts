@@ -67,6 +67,11 @@ export function helmBinary(): string {
     }
 }
 
+/** The environment of a Helm run with a private home, so no repositories or plugins of the machine leak in. */
+export function helmEnv(home: string): NodeJS.ProcessEnv {
+    return { PATH: process.env.PATH ?? "", HOME: home, HELM_CACHE_HOME: home, HELM_CONFIG_HOME: home, HELM_DATA_HOME: home };
+}
+
 export interface RenderOptions {
     /** A chart directory or packaged `.tgz`. */
     chart: string;
@@ -98,8 +103,7 @@ export function helmTemplate(options: RenderOptions): string {
                 "--values",
                 valuesFile,
             ],
-            // A private Helm home, so no repositories or plugins of the machine leak into the render.
-            { encoding: "utf8", env: { PATH: process.env.PATH ?? "", HOME: work, HELM_CACHE_HOME: work, HELM_CONFIG_HOME: work, HELM_DATA_HOME: work } },
+            { encoding: "utf8", env: helmEnv(work) },
         );
         if (result.status !== 0) {
             throw new Error(`helm ${HELM.version} cannot render ${options.chart} for Kubernetes ${options.kubeVersion}:\n${result.stderr}`);

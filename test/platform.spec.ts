@@ -2,7 +2,7 @@ import * as assert from "node:assert/strict";
 import { CompatibilityError } from "../config";
 import { loadBalancerPaths } from "../policy/policies";
 import { OFFERED_VERSIONS } from "./mocks";
-import { WITH_WORKFLOW_FORK, plain, programError, Recorded, Run, runProgram, valueOf } from "./harness";
+import { WITH_WORKFLOW_FORK, plain, programError, Recorded, Run, runProgram, valueOf, esmImport } from "./harness";
 
 const CR = "kubernetes:apiextensions.k8s.io/v1:CustomResource";
 const HELM_RELEASE = "kubernetes:helm.fluxcd.io/v1:HelmRelease";
@@ -20,8 +20,6 @@ function release(run: Run, name: string): Recorded {
     assert.equal(found.length, 1, `one HelmRelease ${name}`);
     return found[0];
 }
-
-const esmImport = new Function("specifier", "return import(specifier)") as (specifier: string) => Promise<any>;
 
 describe("platform releases", () => {
     let run: Run;

@@ -6,7 +6,7 @@ import * as YAML from "yaml";
 import { CATALOG, compareMinor } from "../config";
 import { WORKFLOW_SECRETS } from "../components/workflowSecrets";
 import { helmTemplate } from "./helm";
-import { plain, ROOT, Run, runProgram } from "./harness";
+import { plain, ROOT, Run, runProgram, esmImport } from "./harness";
 
 const CHART = path.join(ROOT, "charts", "hephy-workflow");
 
@@ -64,8 +64,6 @@ function find(objects: K8sObject[], kind: string, name: string): K8sObject {
 function podSpecs(objects: K8sObject[]): { owner: string; spec: any }[] {
     return objects.filter((o) => o.spec?.template?.spec).map((o) => ({ owner: `${o.kind}/${o.metadata.name}`, spec: o.spec.template.spec }));
 }
-
-const esmImport = new Function("specifier", "return import(specifier)") as (specifier: string) => Promise<any>;
 
 describe("the project's Workflow chart, rendered by Helm 3.8.1 (Go 1.17) with the values the program sends", () => {
     let run: Run;

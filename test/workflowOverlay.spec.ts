@@ -3,7 +3,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { ROOT } from "./harness";
+import { ROOT, esmImport } from "./harness";
 
 const OVERLAY = path.join(ROOT, "charts", "hephy-workflow", "files", "ingress.py");
 const HARNESS = path.join(ROOT, "test", "overlay", "harness.py");
@@ -17,8 +17,6 @@ interface Captured {
 function capture(overlay: string): Captured {
     return JSON.parse(execFileSync("python3", [HARNESS, overlay], { encoding: "utf8" })) as Captured;
 }
-
-const esmImport = new Function("specifier", "return import(specifier)") as (specifier: string) => Promise<any>;
 
 describe("the controller's ingress client overlay (charts/hephy-workflow/files/ingress.py)", () => {
     let captured: Captured;

@@ -43,7 +43,6 @@ export class ChartServer extends pulumi.ComponentResource {
 
     constructor(name: string, args: ChartServerArgs, opts?: pulumi.ComponentResourceOptions) {
         super("hephy-doks:chartServer:ChartServer", name, {}, opts);
-        const port = PORT;
         const repository = chartServerUrl(args.serviceName, args.namespace);
         const packaged = packageChart(args.chartDirectory, repository);
         const size = packaged.archive.length + Buffer.byteLength(packaged.indexYaml);
@@ -68,7 +67,7 @@ export class ChartServer extends pulumi.ComponentResource {
             child,
         );
 
-        const probe = httpProbe("/index.yaml", port, { periodSeconds: 10, timeoutSeconds: 2, failureThreshold: 3 });
+        const probe = httpProbe("/index.yaml", PORT, { periodSeconds: 10, timeoutSeconds: 2, failureThreshold: 3 });
         const deployment = new k8s.apps.v1.Deployment(
             `${name}-deployment`,
             {
@@ -87,7 +86,7 @@ export class ChartServer extends pulumi.ComponentResource {
                                     name: "web",
                                     image: args.image,
                                     imagePullPolicy: "IfNotPresent",
-                                    ports: [{ name: "http", containerPort: port }],
+                                    ports: [{ name: "http", containerPort: PORT }],
                                     readinessProbe: probe,
                                     livenessProbe: probe,
                                     resources: { requests: { cpu: "10m", memory: "16Mi" }, limits: { memory: "64Mi" } },
@@ -116,7 +115,7 @@ export class ChartServer extends pulumi.ComponentResource {
             `${name}-service`,
             {
                 metadata,
-                spec: { type: "ClusterIP", selector: labels, ports: [{ name: "http", port, targetPort: "http" }] },
+                spec: { type: "ClusterIP", selector: labels, ports: [{ name: "http", port: PORT, targetPort: "http" }] },
             },
             child,
         );

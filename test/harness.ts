@@ -277,3 +277,15 @@ export { plain, sentAsSecret } from "./mocks";
 
 /** Imports an ES module (kubernetes-models) from this CommonJS test code. */
 export const esmImport = new Function("specifier", "return import(specifier)") as (specifier: string) => Promise<any>;
+
+/**
+ * The kubernetes-models class of a built-in Kubernetes kind (`v1`, `apps/v1`, …), to validate an object
+ * against the real schema; undefined for a kind it has no schema for (custom resources).
+ */
+export async function kubernetesModel(apiVersion: string, kind: string): Promise<(new (object: unknown) => { validate(): void }) | undefined> {
+    try {
+        return (await esmImport(`kubernetes-models/${apiVersion}`))[kind];
+    } catch {
+        return undefined;
+    }
+}

@@ -2,7 +2,7 @@ import * as assert from "node:assert/strict";
 import { CompatibilityError } from "../config";
 import { loadBalancerPaths } from "../policy/policies";
 import { OFFERED_VERSIONS } from "./mocks";
-import { WITH_WORKFLOW_FORK, plain, programError, Recorded, Run, runProgram, valueOf, esmImport } from "./harness";
+import { WITH_WORKFLOW_FORK, plain, programError, Recorded, Run, runProgram, valueOf, esmImport, kubernetesModel } from "./harness";
 
 const CR = "kubernetes:apiextensions.k8s.io/v1:CustomResource";
 const HELM_RELEASE = "kubernetes:helm.fluxcd.io/v1:HelmRelease";
@@ -172,16 +172,10 @@ describe("platform releases", () => {
     });
 
     it("renders every Kubernetes object valid against the Kubernetes schemas", async () => {
-        const groups: Record<string, any> = {
-            "core/v1": await esmImport("kubernetes-models/v1"),
-            "apps/v1": await esmImport("kubernetes-models/apps/v1"),
-            "rbac.authorization.k8s.io/v1": await esmImport("kubernetes-models/rbac.authorization.k8s.io/v1"),
-            "admissionregistration.k8s.io/v1": await esmImport("kubernetes-models/admissionregistration.k8s.io/v1"),
-        };
         let validated = 0;
         for (const r of run.resources.filter((r) => r.custom && r.type.startsWith("kubernetes:"))) {
             const [, group, kind] = r.type.split(":");
-            const model = groups[group]?.[kind];
+            const model = await kubernetesModel(group.replace(/^core\//, ""), kind);
             if (!model) continue;
             const object = plain(r.inputs);
             new model(object).validate();

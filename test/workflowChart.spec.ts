@@ -6,7 +6,7 @@ import * as YAML from "yaml";
 import { CATALOG, compareMinor } from "../config";
 import { WORKFLOW_SECRETS } from "../components/workflowSecrets";
 import { helmTemplate } from "./helm";
-import { plain, ROOT, Run, runProgram, esmImport } from "./harness";
+import { plain, ROOT, Run, runProgram, kubernetesModel } from "./harness";
 
 const CHART = path.join(ROOT, "charts", "hephy-workflow");
 
@@ -108,14 +108,8 @@ describe("the project's Workflow chart, rendered by Helm 3.8.1 (Go 1.17) with th
     });
 
     it("renders objects valid against the Kubernetes schemas", async () => {
-        const groups: Record<string, any> = {
-            v1: await esmImport("kubernetes-models/v1"),
-            "apps/v1": await esmImport("kubernetes-models/apps/v1"),
-            "rbac.authorization.k8s.io/v1": await esmImport("kubernetes-models/rbac.authorization.k8s.io/v1"),
-            "networking.k8s.io/v1": await esmImport("kubernetes-models/networking.k8s.io/v1"),
-        };
         for (const object of rendered.get(range.max)!) {
-            const model = groups[object.apiVersion]?.[object.kind];
+            const model = await kubernetesModel(object.apiVersion, object.kind);
             assert.ok(model, `a schema for ${object.apiVersion} ${object.kind}`);
             new model(object).validate();
         }

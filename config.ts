@@ -45,6 +45,12 @@ export const UPSTREAM = {
     /** Names on Tiller's certificate: its Service as dialled from the cluster, and 127.0.0.1 for `helm --tls` through a port-forward. */
     tillerDnsNames: ["tiller-deploy", "tiller-deploy.kube-system", "tiller-deploy.kube-system.svc", "localhost"],
     tillerIpAddresses: ["127.0.0.1"],
+    /**
+     * Workflow's builder: the Service `git push` reaches through the ingress controller's TCP forward,
+     * in Workflow's namespace (charts/hephy-workflow templates/builder.yaml, after teamhephy/builder
+     * v2.13.7 charts/builder/templates/builder-service.yaml; the article's `deis/deis-builder:2222`).
+     */
+    builder: { service: "deis-builder", port: 2222 },
     /** Name of the Service that serves the project's own charts to helm-operator (components/chartServer.ts). */
     chartServerName: "hephy-doks-charts",
     /**
@@ -92,6 +98,11 @@ export interface ReleaseEntry {
     readonly releaseName: string;
     readonly namespace: string;
     readonly chart: ChartSource;
+    /**
+     * sha256 of the chart archive a repository chart is pinned to, as the repository's index.yaml
+     * records it; `test/fixtures/charts/` holds that archive, and npm test renders it.
+     */
+    readonly archiveSha256?: string;
     readonly helmVersion: "v2" | "v3";
     /** Kubernetes minors the chart (as configured here) installs and works on. */
     readonly kubernetes: KubernetesRange;
@@ -101,7 +112,7 @@ export interface ReleaseEntry {
     readonly sources: readonly string[];
 }
 
-export type ReleaseKey = "nginx" | "certManager" | "workflow";
+export type ReleaseKey = "ingress" | "certManager" | "workflow";
 
 /**
  * The version catalog: every chart the platform installs, pinned to an exact version (helm-operator
@@ -109,24 +120,26 @@ export type ReleaseKey = "nginx" | "certManager" | "workflow";
  * `hephy-doks:releases`.
  */
 export const CATALOG: Readonly<Record<ReleaseKey, ReleaseEntry>> = {
-    nginx: {
+    // The front door: HAProxy's controller replaces ingress-nginx, which SIG Network retired in March
+    // 2026 (docs/ingress.md has the comparison and the cut-over of running stacks).
+    ingress: {
         releaseName: "ingress",
-        namespace: "nginx-ingress",
-        chart: { repository: "https://kubernetes.github.io/ingress-nginx", name: "ingress-nginx", version: "4.15.1" },
-        // A Helm 3 chart (apiVersion v2 since 3.12.0); every Helm-2-era nginx chart watches the
-        // networking.k8s.io/v1beta1 Ingress API that Kubernetes 1.22 removed.
+        namespace: "haproxy-ingress",
+        chart: { repository: "https://haproxytech.github.io/helm-charts", name: "kubernetes-ingress", version: "1.52.1" },
+        archiveSha256: "862ddb3343143289a47d0f749a284b32536495c689a25ae354bbc1ed68851bde",
         helmVersion: "v3",
-        kubernetes: { min: "1.31", max: "1.36" },
+        kubernetes: { min: "1.33", max: "1.37" },
         sources: [
-            "kubernetes/ingress-nginx charts/ingress-nginx/Chart.yaml 4.15.1 (controller v1.15.1, the last release; the project retired in March 2026)",
-            "kubernetes/ingress-nginx README.md support table: v1.15.x on Kubernetes 1.31-1.35; 1.36 removes no API it uses (inference)",
-            "kubernetes/ingress-nginx CHANGELOG controller v1.0.0: networking.k8s.io/v1beta1 Ingress support dropped",
+            "haproxytech/helm-charts kubernetes-ingress/Chart.yaml @ kubernetes-ingress-1.52.1 (controller 3.2.12, kubeVersion >=1.23.0-0); gh-pages index.yaml digest",
+            "haproxytech/kubernetes-ingress .gitlab/e2e_k8s.yml @ v3.2.12: end-to-end tests on Kubernetes 1.34; it uses only networking.k8s.io/v1, discovery.k8s.io/v1, apps/v1 and core v1, all served through 1.37 (inference)",
+            "rendered by Helm 3.8.1 (Go 1.17) for every minor of this range in npm test (test/releaseCharts.spec.ts)",
         ],
     },
     certManager: {
         releaseName: "cert-manager",
         namespace: "cert-manager",
         chart: { repository: "https://charts.jetstack.io", name: "cert-manager", version: "v1.21.1" },
+        archiveSha256: "c27101f3f3e2349fb4a9e704316105bf7b52ad73b8c8257d3498ef7f2f6a4adc",
         helmVersion: "v3",
         kubernetes: { min: "1.33", max: "1.36" },
         sources: [
@@ -560,7 +573,12 @@ function parseReleases(raw: string, problems: string[]): Record<ReleaseKey, Rele
     for (const [name, override] of Object.entries(overrides)) {
         const at = `${key}.${name}`;
         if (!(name in CATALOG)) {
-            problems.push(`${key} has no release ${quote(name)}; releases: ${Object.keys(CATALOG).join(", ")}`);
+            problems.push(
+                `${key} has no release ${quote(name)}; releases: ${Object.keys(CATALOG).join(", ")}` +
+                    (name === "nginx"
+                        ? `. The retired ingress-nginx is no longer installed: the front door is releases.ingress, HAProxy's kubernetes-ingress chart, whose values differ (docs/ingress.md)`
+                        : ""),
+            );
             continue;
         }
         if (!isObject(override)) {
@@ -624,6 +642,7 @@ function parseReleases(raw: string, problems: string[]): Record<ReleaseKey, Rele
             releases[name as ReleaseKey] = {
                 ...base,
                 chart,
+                archiveSha256: chart === base.chart ? base.archiveSha256 : undefined,
                 helmVersion: helmVersion as "v2" | "v3",
                 kubernetes,
                 values: override.values as Record<string, unknown> | undefined,

@@ -27,7 +27,7 @@ export = async () => {
             { port: 80, sources: FIXED.publicSources },
             { port: 443, sources: FIXED.publicSources },
             // git push reaches the builder only while Workflow is installed.
-            ...(config.workflowEnabled ? [{ port: 2222, sources: config.builderSshSources }] : []),
+            ...(config.workflowEnabled ? [{ port: UPSTREAM.builder.port, sources: config.builderSshSources }] : []),
         ],
         protect: config.protect,
     });
@@ -91,6 +91,12 @@ export = async () => {
         operatorReady: [helmOperator.crds, helmOperator.deployment, tiller.deployment],
         loadBalancerGuards: noLoadBalancers.ready,
         servedCharts: workflowChartServer ? { workflow: workflowChartServer } : {},
+        historyMax: config.tillerHistoryMax,
+        ingressCertificate: {
+            keyAlgorithm: config.tls.keyAlgorithm,
+            validityHours: config.tls.certValidityHours,
+            earlyRenewalHours: config.tls.earlyRenewalHours,
+        },
     });
 
     const cost = estimateMonthlyCost(config);
@@ -104,8 +110,8 @@ export = async () => {
         tillerCaCertPem: pki.caCertPem,
         ...(config.workflowEnabled ? workflowOutputs(config.platformDomain) : {}),
         nextSteps: config.workflowEnabled
-            ? `Once the hephy release is Released: deis register https://deis.${config.platformDomain}, deis keys:add, then git push to ` +
-              `ssh://git@deis-builder.${config.platformDomain}:2222. ${WORKFLOW_LIMITS}`
+            ? `Once the hephy release is Released: deis register ${workflowOutputs(config.platformDomain).controllerUrl}, deis keys:add, then git push to ` +
+              `${workflowOutputs(config.platformDomain).builderSsh}. ${WORKFLOW_LIMITS}`
             : `Workflow is disabled (hephy-doks:workflowEnabled false): the ingress controller and cert-manager serve *.${config.platformDomain}`,
         monthlyCostUsd: cost.monthlyUsd,
         monthlyCostEstimate: cost.summary,

@@ -58,7 +58,7 @@ export class DoksCluster extends pulumi.ComponentResource {
                     nodeCount: args.nodeCount,
                     tags: [args.workerTag],
                 },
-                // The ingress-nginx DaemonSet needs no load balancer, but a stray LoadBalancer Service or a
+                // The ingress DaemonSet needs no load balancer, but a stray LoadBalancer Service or a
                 // PersistentVolumeClaim would otherwise outlive the cluster and keep billing.
                 destroyAllAssociatedResources: true,
             },

@@ -16,7 +16,7 @@ export interface NodeDnsArgs {
 
 /**
  * Round-robin DNS for the platform: one A record per worker node under the same wildcard name.
- * Every node runs the nginx DaemonSet on its host network, so every node is a load balancer.
+ * Every node runs the ingress controller on its host network, so every node is a load balancer.
  */
 export class NodeDns extends pulumi.ComponentResource {
     public readonly records: digitalocean.DnsRecord[];

@@ -33,7 +33,7 @@ export class NoLoadBalancers extends pulumi.ComponentResource {
                     validations: [
                         {
                             expression: "object.spec.type != 'LoadBalancer'",
-                            message: "hephy-doks runs without load balancers: expose Services through the nginx DaemonSet (Ingress or its tcp map), not type LoadBalancer",
+                            message: "hephy-doks runs without load balancers: expose Services through the ingress controller on every node (an Ingress, or its TCP forwards), not type LoadBalancer",
                             reason: "Forbidden",
                         },
                     ],

@@ -1,6 +1,7 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { ChartSource, ReleaseEntry, ReleaseKey, RepositoryChart } from "../config";
+import { ChartSource, KeyAlgorithm, ReleaseEntry, ReleaseKey, RepositoryChart, UPSTREAM } from "../config";
+import { INGRESS_OBJECTS, IngressPrerequisites } from "./ingressPrerequisites";
 import { childOf } from "./kube";
 import { WorkflowSecrets } from "./workflowSecrets";
 
@@ -10,7 +11,7 @@ export const ACME_SERVERS = {
     "letsencrypt-prod": "https://acme-v02.api.letsencrypt.org/directory",
 } as const;
 
-/** The IngressClass the nginx release creates and every ACME solver uses. */
+/** The IngressClass the ingress release creates and every ACME solver uses. */
 export const INGRESS_CLASS = "nginx";
 
 /** What Workflow on DOKS does and does not do (docs/workflow.md has the reasons). */
@@ -23,7 +24,7 @@ export const WORKFLOW_LIMITS =
 export function workflowOutputs(platformDomain: string): { controllerUrl: string; builderSsh: string } {
     return {
         controllerUrl: `https://deis.${platformDomain}`,
-        builderSsh: `ssh://git@deis-builder.${platformDomain}:2222`,
+        builderSsh: `ssh://git@${UPSTREAM.builder.service}.${platformDomain}:${UPSTREAM.builder.port}`,
     };
 }
 
@@ -49,7 +50,28 @@ export interface PlatformArgs {
     loadBalancerGuards: pulumi.Resource[];
     /** Where the bundled charts of the catalog are served in the cluster, and what to wait for; required for each bundled release. */
     servedCharts: Partial<Record<ReleaseKey, { chart: RepositoryChart; ready: pulumi.Resource[] }>>;
+    /** Revisions helm-operator keeps of each release (`spec.maxHistory`). */
+    historyMax: number;
+    /** The ingress controller's default certificate: key algorithm and lifetime. */
+    ingressCertificate: { keyAlgorithm: KeyAlgorithm; validityHours: number; earlyRenewalHours: number };
 }
+
+/**
+ * Resource options of the ingress controller's HelmRelease. Every controller this release has ever
+ * installed binds 80 and 443 on every node and owns IngressClass `nginx`, so a new one cannot start
+ * while the old one runs: a changed chart or namespace replaces the release, deleting the old one
+ * first. helm-operator uninstalls a release inside its informer's delete handler, before the same
+ * informer hands it the new release (fluxcd/helm-operator v1.4.4 pkg/operator/operator.go
+ * `DeleteFunc`); the new pods wait in Pending until the old ones free the ports. The logical name stays
+ * the one the ingress-nginx release had, so an existing stack replaces it in place rather than
+ * creating the new one first and deleting the old one at the end.
+ */
+export const INGRESS_CUTOVER: Pick<pulumi.CustomResourceOptions, "deleteBeforeReplace" | "replaceOnChanges"> = {
+    deleteBeforeReplace: true,
+    // A namespace change replaces the object anyway; an in-place upgrade from one chart to another
+    // would fail on the IngressClass, whose spec.controller is immutable.
+    replaceOnChanges: ["spec.chart.name"],
+};
 
 /** Deep-merges `override` into `base` (objects merge, everything else is replaced). */
 export function mergeValues(base: Record<string, unknown>, override: Readonly<Record<string, unknown>> | undefined): Record<string, unknown> {
@@ -67,23 +89,58 @@ function chartSpec(chart: Exclude<ChartSource, { bundled: string }>): Record<str
     return "git" in chart ? { git: chart.git, ref: chart.ref, path: chart.path, skipDepUpdate: true } : { ...chart };
 }
 
+/** Where the ingress controller forwards raw TCP: the builder's SSH port, while Workflow is installed. */
+export function tcpForwards(workflowNamespace: string, workflowEnabled: boolean): Record<string, string> {
+    const { service, port } = UPSTREAM.builder;
+    return workflowEnabled ? { [String(port)]: `${workflowNamespace}/${service}:${port}` } : {};
+}
+
+/** What the values of each release depend on. */
+export interface ReleaseValuesArgs {
+    /** `<platformSubdomain>.<domain>`. */
+    platformDomain: string;
+    /** Whether Workflow is installed (and so whether its builder gets a TCP forward). */
+    workflowEnabled: boolean;
+    /** The ingress controller's namespace, where its prerequisites are. */
+    ingressNamespace: string;
+    /** Raw TCP forwards of the ingress controller, from `tcpForwards`. */
+    tcpServices: Record<string, string>;
+}
+
 /** The values the article gives each release, in the pinned charts' keys. */
-export function releaseValues(platformDomain: string, workflowEnabled: boolean): Record<ReleaseKey, Record<string, unknown>> {
+export function releaseValues(args: ReleaseValuesArgs): Record<ReleaseKey, Record<string, unknown>> {
     return {
-        // kubernetes/ingress-nginx charts/ingress-nginx/values.yaml 4.15.1: every node serves 80/443 on its
-        // own address, and 2222 is forwarded to the builder; no LoadBalancer Service.
-        nginx: {
+        // haproxytech/helm-charts kubernetes-ingress/values.yaml and templates/_podspec.tpl @ kubernetes-ingress-1.52.1:
+        // a DaemonSet on every node's host network, HAProxy bound to 80 and 443 there, raw TCP forwarded
+        // from the ConfigMap; no Service of any kind, so nothing takes a load balancer or a NodePort.
+        ingress: {
             controller: {
                 kind: "DaemonSet",
-                hostNetwork: true,
+                daemonset: { useHostNetwork: true },
                 dnsPolicy: "ClusterFirstWithHostNet",
-                hostPort: { enabled: true, ports: { http: 80, https: 443 } },
-                service: { type: "NodePort" },
-                // Workflow's Ingresses carry no class, so nginx must be the default class.
+                // --http-bind-port/--https-bind-port; `null` drops pprof's admin port from the pod's ports.
+                containerPort: { http: 80, https: 443, admin: null },
+                // The image grants haproxy NET_BIND_SERVICE as a file capability, which needs escalation.
+                allowPrivilegeEscalation: true,
+                // Workflow's Ingresses carry no class, so this is the default class; it keeps ingress-nginx's
+                // name, which existing Ingresses and the ACME solvers name.
+                ingressClass: INGRESS_CLASS,
                 ingressClassResource: { name: INGRESS_CLASS, default: true },
+                service: {
+                    enabled: false,
+                    // No HTTP/3: UDP 443 is not open on the firewall.
+                    enablePorts: { quic: false },
+                    // Declares each forwarded port on the pod, so the scheduler sees it taken on the node.
+                    tcpPorts: Object.keys(args.tcpServices).map((port) => ({ name: `tcp-${port}`, port: Number(port), targetPort: Number(port) })),
+                },
+                publishService: { enabled: false },
+                pprof: { enabled: false },
+                prometheus: { enabled: false },
+                defaultTLSSecret: { enabled: true, secretNamespace: args.ingressNamespace, secret: INGRESS_OBJECTS.defaultTls },
+                extraArgs: [`--configmap-tcp-services=${args.ingressNamespace}/${INGRESS_OBJECTS.tcpServices}`],
+                // Redirects of Ingresses with TLS go to 443, not to the chart's unprivileged 8443.
+                config: { "ssl-redirect-port": "443" },
             },
-            // Only while Workflow is installed: with it off there is no builder to forward to.
-            tcp: workflowEnabled ? { "2222": "deis/deis-builder:2222" } : {},
         },
         // cert-manager/cert-manager deploy/charts/cert-manager/values.yaml v1.21.1: the program installs the
         // CRDs itself, before the release; Ingresses annotated kubernetes.io/tls-acme get letsencrypt-prod.
@@ -95,14 +152,14 @@ export function releaseValues(platformDomain: string, workflowEnabled: boolean):
         // charts/hephy-workflow accepts too; `tls` is the article's cert-manager step on the API Ingress.
         workflow: {
             global: { experimental_native_ingress: true, use_cni: true, use_rbac: true },
-            controller: { platform_domain: platformDomain, tls: { cluster_issuer: "letsencrypt-prod" } },
+            controller: { platform_domain: args.platformDomain, tls: { cluster_issuer: "letsencrypt-prod" } },
         },
     };
 }
 
 /**
  * The article's GitOps repository, as Pulumi resources: the namespaces, the HelmReleases that
- * helm-operator turns into nginx-ingress, cert-manager and Hephy Workflow, cert-manager's CRDs and
+ * helm-operator turns into the ingress controller, cert-manager and Hephy Workflow, cert-manager's CRDs and
  * the two Let's Encrypt ClusterIssuers.
  */
 export class Platform extends pulumi.ComponentResource {
@@ -111,9 +168,15 @@ export class Platform extends pulumi.ComponentResource {
 
     constructor(name: string, args: PlatformArgs, opts?: pulumi.ComponentResourceOptions) {
         super("hephy-doks:platform:Platform", name, {}, opts);
-        const values = releaseValues(args.platformDomain, args.workflowEnabled);
+        const ingressNamespace = args.releases.ingress.namespace;
+        const tcpServices = tcpForwards(args.releases.workflow.namespace, args.workflowEnabled);
+        const values = releaseValues({ platformDomain: args.platformDomain, workflowEnabled: args.workflowEnabled, ingressNamespace, tcpServices });
 
-        const release = (key: ReleaseKey, dependsOn: (namespace: k8s.core.v1.Namespace) => pulumi.Resource[]) => {
+        const release = (
+            key: ReleaseKey,
+            dependsOn: (namespace: k8s.core.v1.Namespace) => pulumi.Resource[],
+            options: pulumi.CustomResourceOptions = {},
+        ) => {
             const entry = args.releases[key];
             const served = args.servedCharts[key];
             if ("bundled" in entry.chart && !served) {
@@ -151,17 +214,37 @@ export class Platform extends pulumi.ComponentResource {
                         // Helm waits for the pods, so Released means running (the webhook before the issuers).
                         wait: true,
                         timeout: RELEASE_TIMEOUT_SECONDS - 60,
-                        maxHistory: 10,
+                        maxHistory: args.historyMax,
                         values: mergeValues(values[key], entry.values),
                     },
                 },
-                childOf(this, args.provider, [...args.operatorReady, ...args.loadBalancerGuards, ...(served?.ready ?? []), ...dependsOn(namespace)]),
+                {
+                    ...childOf(this, args.provider, [...args.operatorReady, ...args.loadBalancerGuards, ...(served?.ready ?? []), ...dependsOn(namespace)]),
+                    ...options,
+                },
             );
             this.helmReleases[key] = helmRelease;
             return helmRelease;
         };
 
-        const nginx = release("nginx", () => []);
+        const ingress = release(
+            "ingress",
+            (namespace) =>
+                new IngressPrerequisites(
+                    `${name}-ingress`,
+                    {
+                        provider: args.provider,
+                        namespace: namespace.metadata.name,
+                        tcpServices,
+                        keyAlgorithm: args.ingressCertificate.keyAlgorithm,
+                        certValidityHours: args.ingressCertificate.validityHours,
+                        earlyRenewalHours: args.ingressCertificate.earlyRenewalHours,
+                        commonName: `*.${args.platformDomain}`,
+                    },
+                    { parent: this },
+                ).ready,
+            INGRESS_CUTOVER,
+        );
 
         // The article's "kubectl apply the CRDs before installing the chart", automated.
         const certManagerCrds = new k8s.yaml.v2.ConfigFile(`${name}-cert-manager-crds`, { file: args.certManagerCrdUrl }, childOf(this, args.provider));
@@ -192,7 +275,7 @@ export class Platform extends pulumi.ComponentResource {
             release("workflow", (namespace) => {
                 const secrets = new WorkflowSecrets(`${name}-workflow`, { provider: args.provider, namespace: namespace.metadata.name }, { parent: this });
                 // The API Ingress asks letsencrypt-prod for its certificate, so the issuers come first.
-                return [nginx, ...this.clusterIssuers, ...secrets.secrets];
+                return [ingress, ...this.clusterIssuers, ...secrets.secrets];
             });
         }
 

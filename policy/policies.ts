@@ -1,3 +1,4 @@
+import { UPSTREAM } from "../config";
 import { PolicyResource, ReportViolation, ResourceValidationArgs, ResourceValidationPolicy, StackValidationPolicy } from "@pulumi/policy";
 
 /**
@@ -17,7 +18,7 @@ export const TYPES = {
 } as const;
 
 /** Workflow's builder listens here; the article opens it on the worker firewall for `git push`. */
-export const BUILDER_SSH_PORT = 2222;
+export const BUILDER_SSH_PORT = UPSTREAM.builder.port;
 
 /** Every place in a value where a Service type of LoadBalancer is set, as an object key or in YAML text. */
 export function loadBalancerPaths(value: unknown, path = ""): string[] {
@@ -95,11 +96,11 @@ function reportWorldOpenBuilderSsh(resources: PolicyResource[], reportViolation:
 
 export const noLoadBalancerServices: ResourceValidationPolicy = {
     name: "no-loadbalancer-services",
-    description: "No Kubernetes Service of type LoadBalancer: every node serves traffic itself through the hostNetwork nginx.",
+    description: "No Kubernetes Service of type LoadBalancer: every node serves traffic itself through the ingress controller on its host network.",
     enforcementLevel: "mandatory",
     validateResource: (args, reportViolation) => {
         if ((args.type === TYPES.service || args.type === TYPES.servicePatch) && args.props.spec?.type === "LoadBalancer") {
-            reportViolation(`Service ${objectName(args.props)} is of type LoadBalancer, which would create a billed DigitalOcean load balancer; use ClusterIP or NodePort`);
+            reportViolation(`Service ${objectName(args.props)} is of type LoadBalancer, which would create a billed DigitalOcean load balancer; use ClusterIP and reach it through the ingress controller`);
         }
     },
 };
@@ -154,7 +155,7 @@ export const noLoadBalancerValues: ResourceValidationPolicy = {
         const isHelmRelease = args.type === TYPES.helmRelease || (args.props.apiVersion === "helm.fluxcd.io/v1" && args.props.kind === "HelmRelease");
         const paths = isHelmRelease ? loadBalancerPaths(args.props.spec?.values, "spec.values") : [];
         if (paths.length > 0) {
-            reportViolation(`HelmRelease ${objectName(args.props)} asks for a LoadBalancer Service at ${paths.join(", ")}; use NodePort or ClusterIP`);
+            reportViolation(`HelmRelease ${objectName(args.props)} asks for a LoadBalancer Service at ${paths.join(", ")}; use ClusterIP and reach it through the ingress controller`);
         }
     },
 };

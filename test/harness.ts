@@ -24,7 +24,14 @@ export interface Recorded {
     providerRef: string | undefined;
     /** Whether `protect` was set. */
     protect: boolean;
+    /** Whether a replacement deletes the old resource before creating the new one. */
+    deleteBeforeReplace: boolean;
+    /** Input paths whose change replaces the resource. */
+    replaceOnChanges: string[];
 }
+
+/** The resource options a test reads, beside parent and provider. */
+type RecordedOptions = Pick<Recorded, "parent" | "dependsOn" | "provider" | "protect" | "deleteBeforeReplace" | "replaceOnChanges">;
 
 /** Every Output in a value, however deep. */
 function outputsIn(value: unknown, found: pulumi.Output<unknown>[] = []): pulumi.Output<unknown>[] {
@@ -119,7 +126,7 @@ export async function runProgram(options: RunOptions = {}): Promise<Run> {
     const config = { ...(options.replaceConfig ? {} : BASE_CONFIG), ...(options.config ?? {}) };
     pulumi.runtime.setAllConfig(Object.fromEntries(Object.entries(config).map(([k, v]) => [`${PROJECT}:${k}`, v])));
 
-    const registered = new Map<string, Omit<Recorded, "parent" | "dependsOn" | "inputDependsOn" | "provider" | "protect">>();
+    const registered = new Map<string, Omit<Recorded, keyof RecordedOptions | "inputDependsOn">>();
     const calls: Invoked[] = [];
     await pulumi.runtime.setMocks(
         {
@@ -162,7 +169,7 @@ export async function runProgram(options: RunOptions = {}): Promise<Run> {
     );
 
     const known = new Map<pulumi.Resource, string>();
-    const options_ = new Map<string, Pick<Recorded, "parent" | "dependsOn" | "provider" | "protect">>();
+    const options_ = new Map<string, RecordedOptions>();
     // Settled at once, so a failing program leaves no unhandled rejection; errors are judged below.
     const inputResources = new Map<string, Promise<pulumi.Resource[] | Error>>();
     let succeeded = false;
@@ -180,6 +187,8 @@ export async function runProgram(options: RunOptions = {}): Promise<Run> {
                     dependsOn: depList.map((d) => (pulumi.Resource.isInstance(d) ? key(d, known) : "<output>")),
                     provider: args.opts.provider ? key(args.opts.provider, known) : undefined,
                     protect: args.opts.protect === true,
+                    deleteBeforeReplace: (args.opts as pulumi.CustomResourceOptions).deleteBeforeReplace === true,
+                    replaceOnChanges: args.opts.replaceOnChanges ?? [],
                 });
                 inputResources.set(id, resourcesOf(outputsIn(args.props)).catch((error: Error) => error));
                 return undefined;
@@ -225,8 +234,8 @@ export async function runProgram(options: RunOptions = {}): Promise<Run> {
 }
 
 function collect(
-    registered: Map<string, Omit<Recorded, "parent" | "dependsOn" | "inputDependsOn" | "provider" | "protect">>,
-    opts: Map<string, Pick<Recorded, "parent" | "dependsOn" | "provider" | "protect">>,
+    registered: Map<string, Omit<Recorded, keyof RecordedOptions | "inputDependsOn">>,
+    opts: Map<string, RecordedOptions>,
     inputDeps: Map<string, string[]>,
 ): Recorded[] {
     const resources: Recorded[] = [];

@@ -10,7 +10,7 @@ import { COMPUTED, Plan, SECRET, planStack, readable, renderPlan, stackConfig } 
 
 
 function recorded(type: string, name: string, inputs: Record<string, any>, parent = "pulumi:pulumi:Stack"): Recorded {
-    return { type, name, inputs, state: {}, custom: true, parent, dependsOn: [], inputDependsOn: [], provider: undefined, providerRef: undefined, protect: false };
+    return { type, name, inputs, state: {}, custom: true, parent, dependsOn: [], inputDependsOn: [], provider: undefined, providerRef: undefined, protect: false, deleteBeforeReplace: false, replaceOnChanges: [] };
 }
 
 const FIXTURES = path.join(__dirname, "fixtures");
@@ -50,9 +50,9 @@ describe("offline plan of a stack file", () => {
         const objects = plan.run.resources.filter((r) => r.type.startsWith("kubernetes:") && typeof r.inputs.kind === "string");
         assert.equal(plan.files.size, objects.length);
         const ingress = objects.find((r) => r.inputs.kind === "HelmRelease" && r.inputs.metadata.name === "ingress")!;
-        const file: any = YAML.parse(plan.files.get("nginx-ingress/helmrelease-ingress.yaml")!);
+        const file: any = YAML.parse(plan.files.get("haproxy-ingress/helmrelease-ingress.yaml")!);
         assert.deepEqual(readable(ingress.inputs), file);
-        assert.equal(file.spec.values.controller.service.type, "NodePort");
+        assert.equal(file.spec.values.controller.service.enabled, false);
         assert.ok(plan.files.has("_cluster/clusterissuer-letsencrypt-prod.yaml"));
         assert.ok(plan.files.has("kube-system/deployment-tiller-deploy.yaml"));
     });

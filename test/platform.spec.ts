@@ -1,8 +1,9 @@
 import * as assert from "node:assert/strict";
+import * as crypto from "node:crypto";
 import { CompatibilityError } from "../config";
 import { loadBalancerPaths } from "../policy/policies";
 import { OFFERED_VERSIONS } from "./mocks";
-import { WITH_WORKFLOW_FORK, plain, programError, Recorded, Run, runProgram, valueOf, esmImport, kubernetesModel } from "./harness";
+import { WITH_WORKFLOW_FORK, plain, programError, sentAsSecret, Recorded, Run, runProgram, valueOf, esmImport, kubernetesModel } from "./harness";
 
 const CR = "kubernetes:apiextensions.k8s.io/v1:CustomResource";
 const HELM_RELEASE = "kubernetes:helm.fluxcd.io/v1:HelmRelease";
@@ -31,38 +32,62 @@ describe("platform releases", () => {
         const namespaces = Object.fromEntries(run.ofType(NAMESPACE).map((r) => [plain(r.inputs).metadata.name, plain(r.inputs).metadata.labels]));
         assert.deepEqual(namespaces, {
             flux: undefined,
-            "nginx-ingress": undefined,
+            "haproxy-ingress": undefined,
             "cert-manager": { "cert-manager.io/disable-validation": "true" },
             deis: undefined,
         });
     });
 
-    it("releases nginx-ingress as a hostNetwork DaemonSet on host ports, NodePort Service, TCP 2222 to the builder", () => {
+    it("releases HAProxy's ingress controller as a hostNetwork DaemonSet on 80/443, with no Service, TCP 2222 to the builder", () => {
         const spec = plain(release(run, "ingress").inputs);
         assert.deepEqual(spec.metadata, {
             name: "ingress",
-            namespace: "nginx-ingress",
+            namespace: "haproxy-ingress",
             annotations: { "pulumi.com/waitFor": "condition=Released", "pulumi.com/timeoutSeconds": "900" },
         });
         assert.deepEqual(spec.spec, {
             releaseName: "ingress",
             helmVersion: "v3",
-            chart: { repository: "https://kubernetes.github.io/ingress-nginx", name: "ingress-nginx", version: "4.15.1" },
+            chart: { repository: "https://haproxytech.github.io/helm-charts", name: "kubernetes-ingress", version: "1.52.1" },
             wait: true,
             timeout: 840,
             maxHistory: 10,
             values: {
                 controller: {
                     kind: "DaemonSet",
-                    hostNetwork: true,
+                    daemonset: { useHostNetwork: true },
                     dnsPolicy: "ClusterFirstWithHostNet",
-                    hostPort: { enabled: true, ports: { http: 80, https: 443 } },
-                    service: { type: "NodePort" },
+                    containerPort: { http: 80, https: 443, admin: null },
+                    allowPrivilegeEscalation: true,
+                    ingressClass: "nginx",
                     ingressClassResource: { name: "nginx", default: true },
+                    service: { enabled: false, enablePorts: { quic: false }, tcpPorts: [{ name: "tcp-2222", port: 2222, targetPort: 2222 }] },
+                    publishService: { enabled: false },
+                    pprof: { enabled: false },
+                    prometheus: { enabled: false },
+                    defaultTLSSecret: { enabled: true, secretNamespace: "haproxy-ingress", secret: "ingress-default-tls" },
+                    extraArgs: ["--configmap-tcp-services=haproxy-ingress/ingress-tcp-services"],
+                    config: { "ssl-redirect-port": "443" },
                 },
-                tcp: { "2222": "deis/deis-builder:2222" },
             },
         });
+    });
+
+    it("creates what the ingress release reads by name before it: the TCP forwards and a default certificate held as a secret", async () => {
+        const ingress = release(run, "ingress");
+        const forwards = run.one("kubernetes:core/v1:ConfigMap", "staging-ingress-ingress-tcp-services");
+        assert.deepEqual(plain(forwards.inputs).metadata, { name: "ingress-tcp-services", namespace: "haproxy-ingress" });
+        assert.deepEqual(plain(forwards.inputs).data, { "2222": "deis/deis-builder:2222" });
+        const secret = run.one("kubernetes:core/v1:Secret", "staging-ingress-ingress-default-tls");
+        assert.equal(plain(secret.inputs).type, "kubernetes.io/tls");
+        assert.ok(sentAsSecret(secret.inputs.stringData), "the private key reaches the provider as a secret");
+        const certificate = new crypto.X509Certificate(plain(secret.inputs).stringData["tls.crt"]);
+        assert.match(certificate.subject, /CN=\*\.paas\.example\.com/);
+        assert.ok(certificate.checkPrivateKey(crypto.createPrivateKey(plain(secret.inputs).stringData["tls.key"])));
+        for (const prerequisite of [forwards, secret]) {
+            assert.equal(prerequisite.parent, "hephy-doks:ingressPrerequisites:IngressPrerequisites::staging-ingress");
+            assert.ok(ingress.dependsOn.includes(`${prerequisite.type}::${prerequisite.name}`), `the release waits for ${prerequisite.name}`);
+        }
     });
 
     it("releases cert-manager with its CRDs left to the program and letsencrypt-prod as the default issuer", () => {
@@ -136,7 +161,7 @@ describe("platform releases", () => {
         assert.deepEqual(listed, [
             ["hephy", "https://charts.teamhephy.com/"],
             ["stable", "https://charts.helm.sh/stable"],
-            ["nginx", "https://kubernetes.github.io/ingress-nginx"],
+            ["ingress", "https://haproxytech.github.io/helm-charts"],
             ["certmanager", "https://charts.jetstack.io"],
             ["workflow", "http://hephy-doks-charts.flux.svc.cluster.local:8080/"],
         ]);
@@ -184,7 +209,7 @@ describe("platform releases", () => {
         assert.ok(validated >= 20, `validated ${validated} objects`);
     });
 
-    it("orders the platform: CRDs, operator and Tiller before releases; cert-manager CRDs before its release and issuers; nginx before Workflow", () => {
+    it("orders the platform: CRDs, operator and Tiller before releases; cert-manager CRDs before its release and issuers; the ingress controller before Workflow", () => {
         const deps = (r: Recorded) => r.dependsOn;
         const operatorReady = [
             "kubernetes:yaml/v2:ConfigFile::staging-helm-operator-crds",
@@ -203,7 +228,7 @@ describe("platform releases", () => {
             assert.ok(deps(issuer).some((d) => d.endsWith("::staging-cert-manager")), `${issuer.name} waits for the cert-manager release`);
         }
         const hephy = deps(release(run, "hephy"));
-        assert.ok(hephy.some((d) => d.endsWith("::staging-ingress")), "Workflow waits for nginx");
+        assert.ok(hephy.some((d) => d.endsWith("::staging-ingress")), "Workflow waits for the ingress controller");
     });
 });
 
@@ -238,14 +263,15 @@ describe("zero LoadBalancers", () => {
         assert.deepEqual(crs(run, HELM_RELEASE).map((r) => plain(r.inputs).metadata.name).sort(), ["cert-manager", "ingress"]);
         for (const type of ["hephy-doks:chartServer:ChartServer", "hephy-doks:workflowSecrets:WorkflowSecrets", "kubernetes:core/v1:Secret"]) {
             assert.deepEqual(
-                run.ofType(type).filter((r) => !r.name.includes("tiller") && !r.name.includes("helm-operator")).map((r) => r.name),
+                run.ofType(type).filter((r) => !/tiller|helm-operator|ingress-default-tls/.test(r.name)).map((r) => r.name),
                 [],
                 type,
             );
         }
         const firewall = plain(run.one("digitalocean:index/firewall:Firewall").inputs);
         assert.deepEqual(firewall.inboundRules.map((r: any) => r.portRange), ["80", "443"]);
-        assert.deepEqual(plain(release(run, "ingress").inputs).spec.values.tcp, {});
+        assert.deepEqual(plain(release(run, "ingress").inputs).spec.values.controller.service.tcpPorts, []);
+        assert.deepEqual(plain(run.one("kubernetes:core/v1:ConfigMap", "staging-ingress-ingress-tcp-services").inputs).data, {});
         assert.equal(run.outputs.controllerUrl, undefined);
         assert.equal(run.outputs.builderSsh, undefined);
         assert.doesNotMatch(await valueOf(run.outputs.nextSteps), /2222|deis register/);

@@ -74,7 +74,7 @@ describe("policy: no-loadbalancer-services", () => {
     it("rejects a Service of type LoadBalancer and passes the other types", async () => {
         const lb = resource(TYPES.service, { metadata: { namespace: "deis", name: "deis-builder" }, spec: { type: "LoadBalancer" } });
         assert.deepEqual(await violations(noLoadBalancerServices, lb), [
-            "Service deis/deis-builder is of type LoadBalancer, which would create a billed DigitalOcean load balancer; use ClusterIP or NodePort",
+            "Service deis/deis-builder is of type LoadBalancer, which would create a billed DigitalOcean load balancer; use ClusterIP and reach it through the ingress controller",
         ]);
         for (const type of ["ClusterIP", "NodePort", undefined]) {
             assert.deepEqual(await violations(noLoadBalancerServices, resource(TYPES.service, { spec: { type } })), [], String(type));
@@ -111,9 +111,9 @@ describe("policy: helm-operator-verifies-tiller", () => {
 
 describe("policy: no-loadbalancer-helm-values", () => {
     it("rejects a HelmRelease whose values ask for a LoadBalancer, in an object or in YAML text", async () => {
-        const release = (values: unknown) => resource(TYPES.helmRelease, { metadata: { namespace: "nginx-ingress", name: "ingress" }, spec: { values } });
+        const release = (values: unknown) => resource(TYPES.helmRelease, { metadata: { namespace: "haproxy-ingress", name: "ingress" }, spec: { values } });
         assert.deepEqual(await violations(noLoadBalancerValues, release({ controller: { service: { type: "LoadBalancer" } } })), [
-            "HelmRelease nginx-ingress/ingress asks for a LoadBalancer Service at spec.values.controller.service.type; use NodePort or ClusterIP",
+            "HelmRelease haproxy-ingress/ingress asks for a LoadBalancer Service at spec.values.controller.service.type; use ClusterIP and reach it through the ingress controller",
         ]);
         assert.equal((await violations(noLoadBalancerValues, release({ extra: "kind: Service\nspec:\n  type: LoadBalancer\n" }))).length, 1);
         assert.deepEqual(await violations(noLoadBalancerValues, release({ controller: { service: { type: "NodePort" } } })), []);

@@ -72,7 +72,7 @@ describe("Tiller PKI", () => {
     });
 
     it("parents the PKI under its component", () => {
-        const pki = run.resources.filter((r) => r.type.startsWith("tls:") && !r.name.includes("builder-ssh"));
+        const pki = run.resources.filter((r) => r.type.startsWith("tls:") && !/builder-ssh|ingress-default-tls/.test(r.name));
         for (const r of pki) {
             assert.equal(r.parent, "hephy-doks:tillerPki:TillerPki::staging", r.name);
         }

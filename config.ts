@@ -131,7 +131,7 @@ export const CATALOG: Readonly<Record<ReleaseKey, ReleaseEntry>> = {
         kubernetes: { min: "1.33", max: "1.37" },
         sources: [
             "haproxytech/helm-charts kubernetes-ingress/Chart.yaml @ kubernetes-ingress-1.52.1 (controller 3.2.12, kubeVersion >=1.23.0-0); gh-pages index.yaml digest",
-            "haproxytech/kubernetes-ingress .gitlab/e2e_k8s.yml @ v3.2.12: end-to-end tests on Kubernetes 1.34; it uses only networking.k8s.io/v1, discovery.k8s.io/v1, apps/v1 and core v1, all served through 1.37 (inference)",
+            "haproxytech/kubernetes-ingress .gitlab/e2e_k8s.yml @ v3.2 9e4b6b93: end-to-end tests on Kubernetes 1.34.0; 1.33 and 1.35-1.37 by inference: it watches networking.k8s.io/v1 Ingresses and IngressClasses, discovery.k8s.io/v1 EndpointSlices and core v1 objects, all served through 1.37",
             "rendered by Helm 3.8.1 (Go 1.17) for every minor of this range in npm test (test/releaseCharts.spec.ts)",
         ],
     },

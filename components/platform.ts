@@ -118,17 +118,19 @@ export function releaseValues(args: ReleaseValuesArgs): Record<ReleaseKey, Recor
                 kind: "DaemonSet",
                 daemonset: { useHostNetwork: true },
                 dnsPolicy: "ClusterFirstWithHostNet",
-                // --http-bind-port/--https-bind-port; `null` drops pprof's admin port from the pod's ports.
+                // --http-bind-port/--https-bind-port; `null` drops the controller port from the pod's ports.
                 containerPort: { http: 80, https: 443, admin: null },
-                // The image grants haproxy NET_BIND_SERVICE as a file capability, which needs escalation.
-                allowPrivilegeEscalation: true,
+                // As root: on the node's network only root binds below 1024, and the image's file capability
+                // sits on haproxy_wrapper, which execs haproxy without it (haproxytech/kubernetes-ingress
+                // build/Dockerfile `setcap`, pkg/protection/haproxy_wrapper.c `execv` @ v3.2 9e4b6b93).
+                unprivileged: false,
                 // Workflow's Ingresses carry no class, so this is the default class; it keeps ingress-nginx's
                 // name, which existing Ingresses and the ACME solvers name.
                 ingressClass: INGRESS_CLASS,
                 ingressClassResource: { name: INGRESS_CLASS, default: true },
                 service: {
                     enabled: false,
-                    // No HTTP/3: UDP 443 is not open on the firewall.
+                    // No HTTP/3 arguments or UDP port: UDP 443 is not open on the firewall.
                     enablePorts: { quic: false },
                     // Declares each forwarded port on the pod, so the scheduler sees it taken on the node.
                     tcpPorts: Object.keys(args.tcpServices).map((port) => ({ name: `tcp-${port}`, port: Number(port), targetPort: Number(port) })),
@@ -137,8 +139,15 @@ export function releaseValues(args: ReleaseValuesArgs): Record<ReleaseKey, Recor
                 pprof: { enabled: false },
                 prometheus: { enabled: false },
                 defaultTLSSecret: { enabled: true, secretNamespace: args.ingressNamespace, secret: INGRESS_OBJECTS.defaultTls },
-                extraArgs: [`--configmap-tcp-services=${args.ingressNamespace}/${INGRESS_OBJECTS.tcpServices}`],
-                // Redirects of Ingresses with TLS go to 443, not to the chart's unprivileged 8443.
+                extraArgs: [
+                    `--configmap-tcp-services=${args.ingressNamespace}/${INGRESS_OBJECTS.tcpServices}`,
+                    // The controller's data server (pprof, metrics) listens on 6060 unless its port is 0, and
+                    // haproxy binds UDP 443 for HTTP/3 unless told not to (pkg/utils/flags.go, pkg/controller/builder.go).
+                    "--controller-port=0",
+                    "--disable-quic",
+                ],
+                // An Ingress with TLS redirects plain HTTP to this port, 8443 by default (pkg/annotations/common/main.go);
+                // ACME solver Ingresses have no TLS, so HTTP-01 challenges are answered, not redirected.
                 config: { "ssl-redirect-port": "443" },
             },
         },

@@ -113,3 +113,21 @@ export function helmTemplate(options: RenderOptions): string {
         fs.rmSync(work, { recursive: true, force: true });
     }
 }
+
+/** Renders a chart with one template file added, to show what the engine makes of that template. */
+export function helmTemplateWith(options: RenderOptions, template: { name: string; text: string }): string {
+    const work = fs.mkdtempSync(path.join(os.tmpdir(), "hephy-doks-altered-"));
+    try {
+        let chart = path.join(work, "chart");
+        if (fs.statSync(options.chart).isDirectory()) {
+            fs.cpSync(options.chart, chart, { recursive: true });
+        } else {
+            execFileSync("tar", ["-xzf", options.chart, "-C", work]);
+            chart = path.join(work, fs.readdirSync(work)[0]);
+        }
+        fs.writeFileSync(path.join(chart, "templates", template.name), template.text);
+        return helmTemplate({ ...options, chart });
+    } finally {
+        fs.rmSync(work, { recursive: true, force: true });
+    }
+}

@@ -42,13 +42,14 @@ describe("offline plan of a stack file", () => {
         for (const line of ["    3  digitalocean:index/dnsRecord:DnsRecord", "    1  digitalocean:index/kubernetesCluster:KubernetesCluster", "    2  kubernetes:helm.fluxcd.io/v1:HelmRelease", "    2  kubernetes:apps/v1:Deployment"]) {
             assert.ok(summary.includes(line), line);
         }
-        assert.ok(summary.includes("LoadBalancers: 0"));
+        assert.ok(summary.some((l) => /^LoadBalancers: 0 over \d+ objects of the program and \d+ its releases render$/.test(l)), summary.join("\n"));
+        assert.ok(summary.some((l) => /^Rendered releases: 2 \(\d+ objects\)$/.test(l)), summary.join("\n"));
         assert.match(summary[summary.length - 1], /^Monthly cost: \$72\/month: 3 x s-2vcpu-4gb at \$24, HA control plane \$0, 0 LoadBalancers \$0 \(DigitalOcean list prices of 2026-08-21;/);
     });
 
     it("writes each Kubernetes object and HelmRelease exactly as sent, one file each", () => {
         const objects = plan.run.resources.filter((r) => r.type.startsWith("kubernetes:") && typeof r.inputs.kind === "string");
-        assert.equal(plan.files.size, objects.length);
+        assert.equal([...plan.files.keys()].filter((f) => !f.endsWith(".rendered.yaml")).length, objects.length);
         const ingress = objects.find((r) => r.inputs.kind === "HelmRelease" && r.inputs.metadata.name === "ingress")!;
         const file: any = YAML.parse(plan.files.get("haproxy-ingress/helmrelease-ingress.yaml")!);
         assert.deepEqual(readable(ingress.inputs), file);
@@ -70,8 +71,20 @@ describe("plan rendering", () => {
         const service = recorded("kubernetes:core/v1:Service", "stray", { apiVersion: "v1", kind: "Service", metadata: { name: "stray", namespace: "default" }, spec: { type: "LoadBalancer" } });
         const plan = renderPlan({ resources: [service] }, "n/a");
         assert.deepEqual(plan.loadBalancers, ["kubernetes:core/v1:Service::stray.spec.type"]);
-        assert.match(plan.summary, /^LoadBalancers: 1 \(kubernetes:core\/v1:Service::stray\.spec\.type\)$/m);
+        assert.match(plan.summary, /^LoadBalancers: 1 \(kubernetes:core\/v1:Service::stray\.spec\.type\) over 1 objects of the program and 0 its releases render$/m);
         assert.deepEqual([...plan.files.keys()], ["default/service-stray.yaml"]);
+    });
+
+    it("counts a LoadBalancer that only a chart renders, and says which releases it could not render", () => {
+        const service = { apiVersion: "v1", kind: "Service", metadata: { name: "controller", namespace: "edge" }, spec: { type: "LoadBalancer" } };
+        const plan = renderPlan({ resources: [] }, "n/a", {
+            rendered: [{ release: "edge/ingress", chart: "some-chart-1.0.0", manifest: YAML.stringify(service), objects: [service] }],
+            missing: ["deis/hephy: the chart comes from git"],
+        });
+        assert.deepEqual(plan.loadBalancers, ["edge/ingress Service/controller.spec.type"]);
+        assert.match(plan.summary, /^Rendered releases: 1 \(1 objects\); not rendered: deis\/hephy: the chart comes from git$/m);
+        assert.match(plan.summary, /^LoadBalancers: 1 \(edge\/ingress Service\/controller\.spec\.type\) over 0 objects of the program and 1 its releases render, without 1 release\(s\) that could not be rendered$/m);
+        assert.ok(plan.files.get("edge/helmrelease-ingress.rendered.yaml")!.startsWith("# some-chart-1.0.0, rendered by Helm v3.8.1 (go1.17.5)\n"));
     });
 
     it("masks secrets and marks unknowns", () => {
@@ -104,7 +117,8 @@ describe("npm run plan", function () {
         const result = plan("--stack", "example", "--stack-dir", FIXTURES, "--out", out);
         assert.equal(result.status, 0, result.stderr);
         assert.match(result.stdout, /^Plan of stack example: an offline evaluation under the mock engine/);
-        assert.match(result.stdout, /\nLoadBalancers: 0\n/);
+        assert.match(result.stdout, /\nLoadBalancers: 0 over \d+ objects of the program and \d+ its releases render\n/);
+        assert.ok(fs.existsSync(path.join(out, "example", "haproxy-ingress", "helmrelease-ingress.rendered.yaml")));
         const written = fs.readFileSync(path.join(out, "example", "plan.txt"), "utf8");
         assert.ok(result.stdout.includes(written.trim()), "plan.txt holds what was printed");
         assert.ok(fs.existsSync(path.join(out, "example", "cert-manager", "helmrelease-cert-manager.yaml")));

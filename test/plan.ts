@@ -4,14 +4,17 @@ import * as pulumi from "@pulumi/pulumi";
 import * as YAML from "yaml";
 import { PROJECT } from "../config";
 import { loadBalancerPaths } from "../policy/policies";
+import { HELM } from "./helm";
 import { ROOT, Recorded, Run, runProgram } from "./harness";
+import { RenderedRelease, renderReleases } from "./renderReleases";
 import { OFFERED_VERSIONS, sentAsSecret } from "./mocks";
 
 /**
  * `npm run plan [-- --stack NAME] [--out DIR] [--stack-dir DIR]`: evaluates the real program with a stack's config file
  * under the mock engine (no cloud, no CLI, no token) and shows what `pulumi up` would declare: the
  * resource tree, counts per type, the LoadBalancer count and the monthly cost, and every Kubernetes
- * object and HelmRelease as YAML under `plan/<stack>/`. The tests render their runs with the same code.
+ * object and HelmRelease as YAML under `plan/<stack>/`, beside what each HelmRelease's chart renders
+ * with helm-operator's Helm generation. LoadBalancers are counted over all of it. The tests render their runs with the same code.
  */
 
 const STACK_ROOT = "pulumi:pulumi:Stack";
@@ -24,10 +27,20 @@ export interface Plan {
     tree: string;
     /** Resource counts per type, the LoadBalancer count and the cost. */
     summary: string;
-    /** Relative path under `plan/<stack>/` → YAML of one Kubernetes object or HelmRelease. */
+    /**
+     * Relative path under `plan/<stack>/` → YAML of one Kubernetes object or HelmRelease, or of what a
+     * HelmRelease's chart renders (`<namespace>/helmrelease-<name>.rendered.yaml`).
+     */
     files: Map<string, string>;
-    /** Every place a Service of type LoadBalancer is asked for, in any object or Helm values. */
+    /** Every place a Service of type LoadBalancer is asked for: in any object, Helm values or rendered release. */
     loadBalancers: string[];
+}
+
+/** What the HelmReleases of a run render, from renderReleases. */
+export interface Releases {
+    rendered: RenderedRelease[];
+    /** Releases that could not be rendered offline, with the reason. */
+    missing: string[];
 }
 
 /** A recorded input as a reviewer should read it: unknowns as `<computed>`, secrets masked. */
@@ -81,14 +94,22 @@ function renderTree(resources: Recorded[]): string {
     return lines.join("\n");
 }
 
-/** Renders one evaluation of the program. */
-export function renderPlan(run: Pick<Run, "resources">, cost: string): Plan {
+/** Renders one evaluation of the program, with what its HelmReleases render. */
+export function renderPlan(run: Pick<Run, "resources">, cost: string, releases: Releases = { rendered: [], missing: [] }): Plan {
     const objects = kubernetesObjects(run.resources);
     const files = new Map<string, string>();
     for (const object of objects) {
         files.set(fileName(object), YAML.stringify(readable(object.inputs), { lineWidth: 0 }));
     }
-    const loadBalancers = run.resources.flatMap((r) => loadBalancerPaths(readable(r.inputs), `${r.type}::${r.name}`));
+    for (const release of releases.rendered) {
+        const [namespace, name] = release.release.split("/");
+        files.set(`${namespace}/helmrelease-${name}.rendered.yaml`, `# ${release.chart}, rendered by Helm ${HELM.version} (${HELM.goVersion})\n${release.manifest}`);
+    }
+    const renderedObjects = releases.rendered.flatMap((r) => r.objects.map((o) => ({ o, at: `${r.release} ${o.kind}/${o.metadata.name}` })));
+    const loadBalancers = [
+        ...run.resources.flatMap((r) => loadBalancerPaths(readable(r.inputs), `${r.type}::${r.name}`)),
+        ...renderedObjects.flatMap(({ o, at }) => loadBalancerPaths(o, at)),
+    ];
     const counts = new Map<string, number>();
     for (const r of run.resources) {
         counts.set(r.type, (counts.get(r.type) ?? 0) + 1);
@@ -96,7 +117,11 @@ export function renderPlan(run: Pick<Run, "resources">, cost: string): Plan {
     const summary = [
         `Resources: ${run.resources.length}`,
         ...[...counts.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([type, n]) => `  ${String(n).padStart(3)}  ${type}`),
-        `LoadBalancers: ${loadBalancers.length}${loadBalancers.length > 0 ? ` (${loadBalancers.join(", ")})` : ""}`,
+        `Rendered releases: ${releases.rendered.length} (${renderedObjects.length} objects)` +
+            (releases.missing.length > 0 ? `; not rendered: ${releases.missing.join("; ")}` : ""),
+        `LoadBalancers: ${loadBalancers.length}${loadBalancers.length > 0 ? ` (${loadBalancers.join(", ")})` : ""}` +
+            ` over ${objects.length} objects of the program and ${renderedObjects.length} its releases render` +
+            (releases.missing.length > 0 ? `, without ${releases.missing.length} release(s) that could not be rendered` : ""),
         `Monthly cost: ${cost}`,
     ].join("\n");
     return { tree: renderTree(run.resources), summary, files, loadBalancers };
@@ -127,7 +152,8 @@ export function stackConfig(stack: string, root = ROOT): Record<string, string> 
 /** Evaluates the program for a stack file in plan mode and renders it. */
 export async function planStack(stack: string, stackDir = ROOT): Promise<Plan & { run: Run }> {
     const run = await runProgram({ stack, config: stackConfig(stack, stackDir), replaceConfig: true, unknownOutputs: true });
-    return { ...renderPlan(run, String(run.outputs.monthlyCostEstimate)), run };
+    const releases = renderReleases(run, String(run.outputs.kubernetesVersion).split("-")[0]);
+    return { ...renderPlan(run, String(run.outputs.monthlyCostEstimate), releases), run };
 }
 
 /** Writes a plan's files under `dir`, replacing what an earlier plan left there (and nothing else). */

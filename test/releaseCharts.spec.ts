@@ -1,0 +1,219 @@
+import * as assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import * as YAML from "yaml";
+import { CATALOG, ReleaseKey, RepositoryChart, UPSTREAM } from "../config";
+import { INGRESS_CLASS } from "../components/platform";
+import { helmTemplate, helmTemplateWith } from "./helm";
+import { plain, Run, runProgram, kubernetesModel } from "./harness";
+import { find, K8sObject, minors, notServed, parseManifest, podSpecs } from "./manifests";
+import { CHART_FIXTURES, chartArchive, helmReleases, sha256 } from "./renderReleases";
+
+/** The catalog's releases that helm-operator installs with Helm 3 from a chart repository. */
+const V3_RELEASES = (Object.keys(CATALOG) as ReleaseKey[]).filter((key) => CATALOG[key].helmVersion === "v3");
+
+function render(archive: string, spec: any, minor: string): string {
+    return helmTemplate({ chart: archive, releaseName: spec.spec.releaseName, namespace: spec.metadata.namespace, kubeVersion: `${minor}.0`, values: spec.spec.values });
+}
+
+describe("the third-party releases, rendered by Helm 3.8.1 (Go 1.17) from their published archives with the values the program sends", () => {
+    let run: Run;
+    let work: string;
+    /** release key → minor → rendered objects */
+    const rendered = new Map<ReleaseKey, Map<string, K8sObject[]>>();
+    const specs = new Map<ReleaseKey, any>();
+    const archives = new Map<ReleaseKey, string>();
+
+    before(async function () {
+        // The first render may fetch and verify the Helm binary.
+        this.timeout(120000);
+        run = await runProgram();
+        work = fs.mkdtempSync(path.join(os.tmpdir(), "hephy-doks-charts-"));
+        for (const key of V3_RELEASES) {
+            const spec = helmReleases(run).find((r) => r.metadata.name === CATALOG[key].releaseName);
+            const found = chartArchive(run, spec.spec, work);
+            assert.ok("archive" in found, `${key}: ${"missing" in found ? found.missing : ""}`);
+            specs.set(key, spec);
+            archives.set(key, found.archive);
+            rendered.set(key, new Map(minors(CATALOG[key].kubernetes).map((minor) => [minor, parseManifest(render(found.archive, spec, minor))])));
+        }
+    });
+
+    after(() => work && fs.rmSync(work, { recursive: true, force: true }));
+
+    it("keeps each chart archive as published: the fixture's sha256 is the catalog's, and it holds the catalog's chart and version", () => {
+        assert.deepEqual(V3_RELEASES, ["ingress", "certManager"]);
+        const fixtures = fs.readdirSync(CHART_FIXTURES).sort();
+        assert.deepEqual(
+            fixtures,
+            V3_RELEASES.map((key) => `${(CATALOG[key].chart as RepositoryChart).name}-${(CATALOG[key].chart as RepositoryChart).version}.tgz`).sort(),
+            "one fixture per release, and none left over",
+        );
+        for (const key of V3_RELEASES) {
+            const chart = CATALOG[key].chart as RepositoryChart;
+            assert.equal(sha256(archives.get(key)!), CATALOG[key].archiveSha256, `${key}: ${chart.name}-${chart.version}.tgz`);
+            const chartYaml = YAML.parse(execFileSync("tar", ["-xzOf", archives.get(key)!, `${chart.name}/Chart.yaml`], { encoding: "utf8" }));
+            assert.deepEqual([chartYaml.name, chartYaml.version, chartYaml.apiVersion], [chart.name, chart.version, "v2"]);
+        }
+    });
+
+    for (const key of V3_RELEASES) {
+        const range = CATALOG[key].kubernetes;
+        it(`${key}: renders for every minor of the catalog's range, ${range.min} to ${range.max}, with only APIs the cluster serves`, () => {
+            const byMinor = rendered.get(key)!;
+            assert.deepEqual([...byMinor.keys()], minors(range));
+            for (const [minor, objects] of byMinor) {
+                assert.ok(objects.length >= 5, `${minor}: ${objects.length} objects`);
+                assert.deepEqual(objects.map((o) => notServed(o, minor)).filter(Boolean), [], `Kubernetes ${minor}`);
+            }
+        });
+
+        it(`${key}: renders objects valid against the Kubernetes schemas`, async () => {
+            for (const object of rendered.get(key)!.get(range.max)!) {
+                const model = await kubernetesModel(object.apiVersion, object.kind);
+                assert.ok(model, `a schema for ${object.apiVersion} ${object.kind}`);
+                new model(object).validate();
+            }
+        });
+
+        it(`${key}: renders byte-identically twice, so helm-operator's dry-run compare never cuts a revision`, () => {
+            assert.equal(render(archives.get(key)!, specs.get(key), range.max), render(archives.get(key)!, specs.get(key), range.max));
+        });
+    }
+
+    it("asks for no load balancer and no node port: neither chart renders a Service that is not ClusterIP", () => {
+        for (const key of V3_RELEASES) {
+            for (const [minor, objects] of rendered.get(key)!) {
+                const services = objects.filter((o) => o.kind === "Service");
+                assert.deepEqual(services.filter((s) => (s.spec.type ?? "ClusterIP") !== "ClusterIP").map((s) => s.metadata.name), [], `${key} ${minor}`);
+                assert.deepEqual(services.filter((s) => s.spec.ports.some((p: any) => p.nodePort !== undefined)).map((s) => s.metadata.name), [], `${key} ${minor}`);
+            }
+        }
+        assert.deepEqual(rendered.get("ingress")!.get("1.35")!.filter((o) => o.kind === "Service"), [], "the ingress controller has no Service at all");
+    });
+
+    describe("the ingress controller", () => {
+        const controller = (minor: string) => {
+            const objects = rendered.get("ingress")!.get(minor)!;
+            const daemonSets = objects.filter((o) => o.kind === "DaemonSet");
+            assert.equal(daemonSets.length, 1);
+            assert.equal(objects.filter((o) => o.kind === "Deployment").length, 0, "no Deployment beside the DaemonSet");
+            const pod = daemonSets[0].spec.template.spec;
+            const container = pod.containers[0];
+            return { objects, pod, container, args: container.args as string[] };
+        };
+
+        it("runs on every node's host network, bound to 80 and 443 there, with 2222 declared", () => {
+            for (const minor of minors(CATALOG.ingress.kubernetes)) {
+                const { pod, container, args } = controller(minor);
+                assert.equal(pod.hostNetwork, true, minor);
+                assert.equal(pod.dnsPolicy, "ClusterFirstWithHostNet");
+                assert.ok(args.includes("--http-bind-port=80") && args.includes("--https-bind-port=443"), args.join(" "));
+                const ports = container.ports.map((p: any) => `${p.containerPort}/${p.protocol}`);
+                for (const port of ["80/TCP", "443/TCP", `${UPSTREAM.builder.port}/TCP`]) {
+                    assert.ok(ports.includes(port), `${minor}: ${port} in ${ports.join(", ")}`);
+                }
+                // The DaemonSet has no node selector or affinity, so every node runs it.
+                assert.equal(pod.nodeSelector, undefined);
+                assert.equal(pod.affinity, undefined);
+            }
+        });
+
+        it("closes the debug and admin listeners: no pprof, no metrics server, no controller port, no QUIC", () => {
+            const { container, args } = controller(CATALOG.ingress.kubernetes.max);
+            assert.ok(!args.includes("--pprof") && !args.includes("--prometheus"), args.join(" "));
+            assert.ok(args.includes("--controller-port=0") && args.includes("--disable-quic"), args.join(" "));
+            assert.ok(!args.some((a) => a.startsWith("--quic")), args.join(" "));
+            const ports = container.ports.map((p: any) => p.containerPort);
+            assert.ok(!ports.includes(6060), `6060 in ${ports.join(", ")}`);
+            assert.ok(container.ports.every((p: any) => p.protocol === "TCP"), "no UDP");
+        });
+
+        it("forwards raw TCP 2222 to the builder Service that the Workflow chart renders", () => {
+            const { args } = controller(CATALOG.ingress.kubernetes.max);
+            const flag = args.find((a) => a.startsWith("--configmap-tcp-services="))!;
+            assert.ok(flag, args.join(" "));
+            const [namespace, name] = flag.split("=")[1].split("/");
+            const forwards = run.resources.find(
+                (r) => r.type === "kubernetes:core/v1:ConfigMap" && plain(r.inputs).metadata.name === name && plain(r.inputs).metadata.namespace === namespace,
+            );
+            assert.ok(forwards, `the program creates ConfigMap ${namespace}/${name}`);
+            const target = plain(forwards.inputs).data[String(UPSTREAM.builder.port)];
+            assert.equal(target, `${CATALOG.workflow.namespace}/${UPSTREAM.builder.service}:${UPSTREAM.builder.port}`);
+            // The target exists: the program's own Workflow chart renders that Service on that port.
+            const hephy = helmReleases(run).find((r) => r.metadata.name === CATALOG.workflow.releaseName);
+            const workflowArchive = chartArchive(run, hephy.spec, work);
+            assert.ok("archive" in workflowArchive);
+            const builder = find(parseManifest(render(workflowArchive.archive, hephy, CATALOG.workflow.kubernetes.max)), "Service", UPSTREAM.builder.service);
+            assert.equal(hephy.metadata.namespace, target.split("/")[0]);
+            assert.ok(builder.spec.ports.some((p: any) => p.port === UPSTREAM.builder.port && (p.protocol ?? "TCP") === "TCP"));
+        });
+
+        it("serves the default IngressClass, under the name the ClusterIssuers' HTTP-01 solvers use, to itself", () => {
+            const { objects, args } = controller(CATALOG.ingress.kubernetes.max);
+            const classes = objects.filter((o) => o.kind === "IngressClass");
+            assert.equal(classes.length, 1);
+            const [ingressClass] = classes;
+            assert.equal(ingressClass.metadata.annotations?.["ingressclass.kubernetes.io/is-default-class"], "true");
+            assert.equal(ingressClass.metadata.name, INGRESS_CLASS);
+            // The controller takes an Ingress only if its class's controller is haproxy.org/ingress-controller/<--ingress.class>
+            // (haproxytech/kubernetes-ingress pkg/store/store.go and documentation/ingressclass.md @ v3.2).
+            const flag = args.find((a) => a.startsWith("--ingress.class="))?.split("=")[1];
+            assert.equal(flag, ingressClass.metadata.name);
+            assert.equal(ingressClass.spec.controller, `haproxy.org/ingress-controller/${flag}`);
+            const issuers = run.resources.filter((r) => plain(r.inputs).kind === "ClusterIssuer");
+            assert.equal(issuers.length, 2);
+            for (const issuer of issuers) {
+                assert.deepEqual(plain(issuer.inputs).spec.acme.solvers, [{ http01: { ingress: { ingressClassName: ingressClass.metadata.name } } }]);
+            }
+        });
+
+        it("serves the program's default certificate instead of generating one, and redirects HTTPS to 443", () => {
+            const { objects, args } = controller(CATALOG.ingress.kubernetes.max);
+            assert.deepEqual(objects.filter((o) => o.kind === "Secret").map((o) => o.metadata.name), [], "the chart renders no Secret");
+            const [namespace, name] = args.find((a) => a.startsWith("--default-ssl-certificate="))!.split("=")[1].split("/");
+            const secret = run.resources.find((r) => r.type === "kubernetes:core/v1:Secret" && plain(r.inputs).metadata.name === name);
+            assert.ok(secret, `the program creates ${name}`);
+            assert.equal(plain(secret.inputs).metadata.namespace, namespace);
+            assert.equal(plain(secret.inputs).type, "kubernetes.io/tls");
+            const config = objects.find((o) => o.kind === "ConfigMap" && args.includes(`--configmap=${o.metadata.namespace}/${o.metadata.name}`));
+            assert.ok(config, "the controller's ConfigMap");
+            assert.equal(config.data["ssl-redirect-port"], "443");
+        });
+
+        it("runs a pinned controller image", () => {
+            for (const { owner, spec } of podSpecs(controller(CATALOG.ingress.kubernetes.max).objects)) {
+                for (const container of spec.containers) {
+                    assert.match(container.image, /^docker\.io\/haproxytech\/kubernetes-ingress:3\.2\.12$/, `${owner} ${container.name}`);
+                }
+            }
+        });
+    });
+
+    describe("cert-manager", () => {
+        it("leaves the CRDs to the program and runs its webhook behind a ClusterIP Service", () => {
+            const objects = rendered.get("certManager")!.get(CATALOG.certManager.kubernetes.max)!;
+            assert.deepEqual(objects.filter((o) => o.kind === "CustomResourceDefinition").map((o) => o.metadata.name), []);
+            const webhook = objects.find((o) => o.kind === "Service" && o.metadata.name.endsWith("webhook"));
+            assert.ok(webhook);
+            assert.equal(webhook.spec.type, "ClusterIP");
+            const deployment = objects.find((o) => o.kind === "Deployment" && o.metadata.name === "cert-manager")!;
+            const args: string[] = deployment.spec.template.spec.containers[0].args;
+            assert.ok(args.includes("--default-issuer-name=letsencrypt-prod") && args.includes("--default-issuer-kind=ClusterIssuer"), args.join(" "));
+        });
+    });
+
+    it("fails to render a template that needs a newer Go than helm-operator's Helm, with the engine's error", () => {
+        const spec = specs.get("ingress");
+        assert.throws(
+            () =>
+                helmTemplateWith(
+                    { chart: archives.get("ingress")!, releaseName: "ingress", namespace: spec.metadata.namespace, kubeVersion: "1.35.0", values: spec.spec.values },
+                    { name: "broken.yaml", text: "{{- range .Values.controller.extraArgs }}{{ break }}{{- end }}\n" },
+                ),
+            /cannot render .* for Kubernetes .*:\n.*function "break" not defined/s,
+        );
+    });
+});

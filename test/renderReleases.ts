@@ -1,0 +1,86 @@
+import * as crypto from "node:crypto";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { helmTemplate } from "./helm";
+import { plain, ROOT, Run } from "./harness";
+import { K8sObject, parseManifest } from "./manifests";
+
+/**
+ * Third-party chart archives, exactly as their repositories publish them: each file's sha256 is the
+ * digest the repository's index.yaml records, and the catalog pins (`archiveSha256` in config.ts).
+ */
+export const CHART_FIXTURES = path.join(ROOT, "test", "fixtures", "charts");
+
+/** One HelmRelease of the program, rendered as helm-operator's Helm would install it. */
+export interface RenderedRelease {
+    /** `namespace/name` of the HelmRelease. */
+    release: string;
+    /** `name-version` of the chart. */
+    chart: string;
+    manifest: string;
+    objects: K8sObject[];
+}
+
+export function sha256(file: string): string {
+    return crypto.createHash("sha256").update(fs.readFileSync(file)).digest("hex");
+}
+
+/** The HelmReleases an evaluation of the program declared, as sent. */
+export function helmReleases(run: Pick<Run, "resources">): any[] {
+    return run.resources.filter((r) => r.custom && plain(r.inputs).kind === "HelmRelease").map((r) => plain(r.inputs));
+}
+
+/**
+ * Where the chart of a HelmRelease is on this machine: a repository chart's fixture, or the archive of a
+ * chart the program serves from its own ConfigMap. Undefined, with the reason, when there is none (a
+ * chart override from a repository or git this machine cannot reach).
+ */
+export function chartArchive(run: Pick<Run, "resources">, spec: any, work: string): { archive: string } | { missing: string } {
+    const { name, version, repository } = spec.chart;
+    if (name === undefined || version === undefined) {
+        return { missing: `the chart comes from git (${spec.chart.git}), which an offline render cannot fetch` };
+    }
+    const file = `${name}-${version}.tgz`;
+    for (const r of run.resources) {
+        const binaryData = plain(r.inputs).binaryData;
+        if (r.type === "kubernetes:core/v1:ConfigMap" && binaryData?.[file]) {
+            const archive = path.join(work, file);
+            fs.writeFileSync(archive, Buffer.from(binaryData[file], "base64"));
+            return { archive };
+        }
+    }
+    const fixture = path.join(CHART_FIXTURES, file);
+    return fs.existsSync(fixture) ? { archive: fixture } : { missing: `no archive of ${file} from ${repository} in ${path.relative(ROOT, CHART_FIXTURES)}` };
+}
+
+/**
+ * Renders every HelmRelease of a run for one Kubernetes version, with the values the program sends;
+ * a chart the engine cannot render throws with the engine's error.
+ */
+export function renderReleases(run: Pick<Run, "resources">, kubeVersion: string): { rendered: RenderedRelease[]; missing: string[] } {
+    const work = fs.mkdtempSync(path.join(os.tmpdir(), "hephy-doks-releases-"));
+    try {
+        const rendered: RenderedRelease[] = [];
+        const missing: string[] = [];
+        for (const release of helmReleases(run)) {
+            const id = `${release.metadata.namespace}/${release.metadata.name}`;
+            const found = chartArchive(run, release.spec, work);
+            if ("missing" in found) {
+                missing.push(`${id}: ${found.missing}`);
+                continue;
+            }
+            const manifest = helmTemplate({
+                chart: found.archive,
+                releaseName: release.spec.releaseName,
+                namespace: release.metadata.namespace,
+                kubeVersion,
+                values: release.spec.values ?? {},
+            });
+            rendered.push({ release: id, chart: `${release.spec.chart.name}-${release.spec.chart.version}`, manifest, objects: parseManifest(manifest) });
+        }
+        return { rendered, missing };
+    } finally {
+        fs.rmSync(work, { recursive: true, force: true });
+    }
+}

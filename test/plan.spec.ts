@@ -78,13 +78,13 @@ describe("plan rendering", () => {
     it("counts a LoadBalancer that only a chart renders, and says which releases it could not render", () => {
         const service = { apiVersion: "v1", kind: "Service", metadata: { name: "controller", namespace: "edge" }, spec: { type: "LoadBalancer" } };
         const plan = renderPlan({ resources: [] }, "n/a", {
-            rendered: [{ release: "edge/ingress", chart: "some-chart-1.0.0", manifest: YAML.stringify(service), objects: [service] }],
+            rendered: [{ release: "edge/ingress", chart: "some-chart-1.0.0", source: "the published archive", manifest: YAML.stringify(service), objects: [service] }],
             missing: ["deis/hephy: the chart comes from git"],
         });
         assert.deepEqual(plan.loadBalancers, ["edge/ingress Service/controller.spec.type"]);
         assert.match(plan.summary, /^Rendered releases: 1 \(1 objects\); not rendered: deis\/hephy: the chart comes from git$/m);
         assert.match(plan.summary, /^LoadBalancers: 1 \(edge\/ingress Service\/controller\.spec\.type\) over 0 objects of the program and 1 its releases render, without 1 release\(s\) that could not be rendered$/m);
-        assert.ok(plan.files.get("edge/helmrelease-ingress.rendered.yaml")!.startsWith("# some-chart-1.0.0, rendered by Helm v3.8.1 (go1.17.5)\n"));
+        assert.ok(plan.files.get("edge/helmrelease-ingress.rendered.yaml")!.startsWith("# some-chart-1.0.0 (the published archive), rendered by Helm v3.8.1 (go1.17.5)\n"));
     });
 
     it("masks secrets and marks unknowns", () => {

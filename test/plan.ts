@@ -103,7 +103,7 @@ export function renderPlan(run: Pick<Run, "resources">, cost: string, releases: 
     }
     for (const release of releases.rendered) {
         const [namespace, name] = release.release.split("/");
-        files.set(`${namespace}/helmrelease-${name}.rendered.yaml`, `# ${release.chart}, rendered by Helm ${HELM.version} (${HELM.goVersion})\n${release.manifest}`);
+        files.set(`${namespace}/helmrelease-${name}.rendered.yaml`, `# ${release.chart} (${release.source}), rendered by Helm ${HELM.version} (${HELM.goVersion})\n${release.manifest}`);
     }
     const renderedObjects = releases.rendered.flatMap((r) => r.objects.map((o) => ({ o, at: `${r.release} ${o.kind}/${o.metadata.name}` })));
     const loadBalancers = [
@@ -188,7 +188,8 @@ async function main(args: string[]): Promise<void> {
             "",
             plan.summary,
             "",
-            `Wrote ${plan.files.size} Kubernetes objects and plan.txt under ${path.relative(process.cwd(), dir) || "."}`,
+            `Wrote ${[...plan.files.keys()].filter((f) => !f.endsWith(".rendered.yaml")).length} Kubernetes objects, ` +
+                `${[...plan.files.keys()].filter((f) => f.endsWith(".rendered.yaml")).length} rendered releases and plan.txt under ${path.relative(process.cwd(), dir) || "."}`,
         ].join("\n"),
     );
 }

@@ -7,10 +7,13 @@ import { plain, ROOT, Run } from "./harness";
 import { K8sObject, parseManifest } from "./manifests";
 
 /**
- * Third-party chart archives, exactly as their repositories publish them: each file's sha256 is the
- * digest the repository's index.yaml records, and the catalog pins (`archiveSha256` in config.ts).
+ * Third-party chart archives, as their repositories publish them: each file's sha256 is the digest the
+ * repository's index.yaml records, and the catalog pins (`archiveSha256` in config.ts). Charts whose
+ * published archive could not be obtained are under `assembled/`, put together from the release tag as
+ * the project's release build does and pinned in its SHA256SUMS (the README there says how).
  */
 export const CHART_FIXTURES = path.join(ROOT, "test", "fixtures", "charts");
+export const ASSEMBLED_FIXTURES = path.join(CHART_FIXTURES, "assembled");
 
 /** One HelmRelease of the program, rendered as helm-operator's Helm would install it. */
 export interface RenderedRelease {
@@ -18,6 +21,8 @@ export interface RenderedRelease {
     release: string;
     /** `name-version` of the chart. */
     chart: string;
+    /** Where the rendered archive came from. */
+    source: string;
     manifest: string;
     objects: K8sObject[];
 }
@@ -36,7 +41,7 @@ export function helmReleases(run: Pick<Run, "resources">): any[] {
  * chart the program serves from its own ConfigMap. Undefined, with the reason, when there is none (a
  * chart override from a repository or git this machine cannot reach).
  */
-export function chartArchive(run: Pick<Run, "resources">, spec: any, work: string): { archive: string } | { missing: string } {
+export function chartArchive(run: Pick<Run, "resources">, spec: any, work: string): { archive: string; source: string } | { missing: string } {
     const { name, version, repository } = spec.chart;
     if (name === undefined || version === undefined) {
         return { missing: `the chart comes from git (${spec.chart.git}), which an offline render cannot fetch` };
@@ -47,11 +52,18 @@ export function chartArchive(run: Pick<Run, "resources">, spec: any, work: strin
         if (r.type === "kubernetes:core/v1:ConfigMap" && binaryData?.[file]) {
             const archive = path.join(work, file);
             fs.writeFileSync(archive, Buffer.from(binaryData[file], "base64"));
-            return { archive };
+            return { archive, source: "the archive the program serves" };
         }
     }
-    const fixture = path.join(CHART_FIXTURES, file);
-    return fs.existsSync(fixture) ? { archive: fixture } : { missing: `no archive of ${file} from ${repository} in ${path.relative(ROOT, CHART_FIXTURES)}` };
+    const published = path.join(CHART_FIXTURES, file);
+    if (fs.existsSync(published)) {
+        return { archive: published, source: "the published archive" };
+    }
+    const assembled = path.join(ASSEMBLED_FIXTURES, file);
+    if (fs.existsSync(assembled)) {
+        return { archive: assembled, source: "assembled from the release tag, not the published archive (test/fixtures/charts/README.md)" };
+    }
+    return { missing: `no archive of ${file} from ${repository} in ${path.relative(ROOT, CHART_FIXTURES)}` };
 }
 
 /**
@@ -77,7 +89,7 @@ export function renderReleases(run: Pick<Run, "resources">, kubeVersion: string)
                 kubeVersion,
                 values: release.spec.values ?? {},
             });
-            rendered.push({ release: id, chart: `${release.spec.chart.name}-${release.spec.chart.version}`, manifest, objects: parseManifest(manifest) });
+            rendered.push({ release: id, chart: `${release.spec.chart.name}-${release.spec.chart.version}`, source: found.source, manifest, objects: parseManifest(manifest) });
         }
         return { rendered, missing };
     } finally {

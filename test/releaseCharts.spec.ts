@@ -185,6 +185,9 @@ describe("the third-party releases, rendered by Helm 3.8.1 (Go 1.17) from their 
             const config = objects.find((o) => o.kind === "ConfigMap" && args.includes(`--configmap=${o.metadata.namespace}/${o.metadata.name}`));
             assert.ok(config, "the controller's ConfigMap");
             assert.equal(config.data["ssl-redirect-port"], "443");
+            // Only Ingresses with TLS redirect; a global ssl-redirect would also redirect cert-manager's HTTP-01 solvers
+            // (haproxytech/kubernetes-ingress pkg/annotations/ingress/httpsRedirect.go @ v3.2).
+            assert.equal(config.data["ssl-redirect"], undefined);
         });
 
         it("runs a pinned controller image", () => {

@@ -28,6 +28,11 @@ export const DEFAULTS = {
     /** Tiller's release history bound; Helm 2 defaults to 0 (unbounded). */
     tillerHistoryMax: 10,
     workflowEnabled: true,
+    /** DigitalOcean applies patch releases (security fixes) itself, in the maintenance window. */
+    autoUpgrade: true,
+    /** A weekend night in UTC; DigitalOcean's window lasts about four hours. */
+    maintenanceDay: "sunday" as MaintenanceDay,
+    maintenanceStartTime: "03:00",
     /** JSON object of per-release overrides of the catalog below; empty means the catalog as is. */
     releases: "{}",
 } as const;
@@ -208,10 +213,22 @@ export const KEY_ALGORITHMS = {
 } as const;
 export type KeyAlgorithm = keyof typeof KEY_ALGORITHMS;
 
+/** The days DigitalOcean's maintenance policy accepts (`maintenance_policy.day`). */
+export const MAINTENANCE_DAYS = ["any", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"] as const;
+export type MaintenanceDay = (typeof MAINTENANCE_DAYS)[number];
+
 /** Values the program fixes rather than reads from config. */
 export const FIXED = {
-    /** Short, so a replaced node drops out of the round-robin within a minute. */
+    /**
+     * Short, so resolvers drop a record within a minute of the `pulumi up` that changes it. The records
+     * change only at a `pulumi up`: a node replaced between runs keeps its stale record until the next one.
+     */
     dnsTtlSeconds: 60,
+    /**
+     * A kubeconfig credential that expires within this many hours is renewed before the run uses it:
+     * longer than the longest run (the cluster, then three releases of up to 15 minutes each).
+     */
+    credentialRenewalHours: 24,
     /** Inbound sources for HTTP and HTTPS: everyone, over IPv4 and IPv6. */
     publicSources: ["0.0.0.0/0", "::/0"] as readonly string[],
     nodeCountMin: 1,
@@ -273,7 +290,7 @@ export function estimateMonthlyCost(config: Pick<StackConfig, "nodeSize" | "node
 export interface StackConfig {
     readonly stack: string;
     readonly region: string;
-    /** `undefined` means the newest version DigitalOcean offers; otherwise a prefix such as `1.33`. */
+    /** `undefined` means `latest`; otherwise a minor such as `1.33` or a DOKS slug (kubernetesVersion.ts has the rules). */
     readonly kubernetesVersionPrefix: string | undefined;
     readonly nodeSize: string;
     readonly nodeCount: number;
@@ -291,6 +308,12 @@ export interface StackConfig {
     /** Our own tag on the worker droplets, which the firewall targets. */
     readonly workerTag: string;
     readonly dnsTtlSeconds: number;
+    /** The cluster's name in DigitalOcean: `hephy-doks-<stack>`. */
+    readonly clusterName: string;
+    /** Whether DigitalOcean applies patch releases itself. */
+    readonly autoUpgrade: boolean;
+    /** DigitalOcean's weekly maintenance window (UTC). */
+    readonly maintenance: { readonly day: MaintenanceDay; readonly startTime: string };
     readonly tls: TlsSettings;
     readonly tillerHistoryMax: number;
     /** Whether to install Hephy Workflow itself (the platform underneath is installed either way). */
@@ -328,6 +351,9 @@ export const CONFIG_KEYS = [
     "tlsEarlyRenewalHours",
     "tillerHistoryMax",
     "workflowEnabled",
+    "autoUpgrade",
+    "maintenanceDay",
+    "maintenanceStartTime",
     "releases",
 ] as const;
 
@@ -497,6 +523,17 @@ export function parseConfig(read: ConfigReader, stack: string, presentKeys: read
     const protect = boolean("protect", DEFAULTS.protect);
     const haControlPlane = boolean("haControlPlane", DEFAULTS.haControlPlane);
     const workflowEnabled = boolean("workflowEnabled", DEFAULTS.workflowEnabled);
+    const autoUpgrade = boolean("autoUpgrade", DEFAULTS.autoUpgrade);
+    const maintenanceDay = raw("maintenanceDay") ?? DEFAULTS.maintenanceDay;
+    if (!(MAINTENANCE_DAYS as readonly string[]).includes(maintenanceDay)) {
+        problems.push(`${PROJECT}:maintenanceDay must be one of ${MAINTENANCE_DAYS.join(", ")}, got ${quote(maintenanceDay)} ${fix("maintenanceDay", "sunday")}`);
+    }
+    const maintenanceStartTime = raw("maintenanceStartTime") ?? DEFAULTS.maintenanceStartTime;
+    if (!/^([01][0-9]|2[0-3]):[0-5][0-9]$/.test(maintenanceStartTime)) {
+        problems.push(
+            `${PROJECT}:maintenanceStartTime must be a UTC time of day as HH:MM, from 00:00 to 23:59, got ${quote(maintenanceStartTime)} ${fix("maintenanceStartTime", "03:00")}`,
+        );
+    }
     const releases = parseReleases(raw("releases") ?? DEFAULTS.releases, problems);
 
     const keyAlgorithm = raw("tlsKeyAlgorithm") ?? DEFAULTS.tlsKeyAlgorithm;
@@ -541,6 +578,9 @@ export function parseConfig(read: ConfigReader, stack: string, presentKeys: read
         namePrefix: nameSafe(stack),
         workerTag: `${PROJECT}-${nameSafe(stack)}-workers`,
         dnsTtlSeconds: FIXED.dnsTtlSeconds,
+        clusterName: `${PROJECT}-${nameSafe(stack)}`,
+        autoUpgrade,
+        maintenance: { day: maintenanceDay as MaintenanceDay, startTime: maintenanceStartTime },
         tls: { keyAlgorithm: keyAlgorithm as KeyAlgorithm, caValidityHours, certValidityHours, earlyRenewalHours },
         tillerHistoryMax,
         workflowEnabled,

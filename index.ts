@@ -1,6 +1,6 @@
 import * as path from "node:path";
 import { ChartServer, chartServerUrl } from "./components/chartServer";
-import { DoksCluster, resolveKubernetesVersion } from "./components/cluster";
+import { DoksCluster, findRunningCluster, resolveKubernetesVersion } from "./components/cluster";
 import { NodeDns } from "./components/dns";
 import { HELM_OPERATOR, HelmOperator } from "./components/helmOperator";
 import { Tiller } from "./components/tiller";
@@ -9,16 +9,26 @@ import { Platform } from "./components/platform";
 import { TillerPki } from "./components/tillerPki";
 import { WORKFLOW_LIMITS, workflowOutputs } from "./components/platform";
 import { FIXED, UPSTREAM, certManagerCrdUrl, chartRepositories, checkCompatibility, estimateMonthlyCost, loadConfig } from "./config";
+import { supportedByReleases } from "./kubernetesVersion";
 
 // An async program: config and the Kubernetes version are checked before any resource is declared.
 export = async () => {
     const config = loadConfig();
-    const kubernetesVersion = await resolveKubernetesVersion(config.kubernetesVersionPrefix);
+    const kubernetesVersion = await resolveKubernetesVersion({
+        stack: config.stack,
+        requested: config.kubernetesVersionPrefix,
+        running: await findRunningCluster(config.clusterName, config.workerTag),
+        supported: supportedByReleases(config),
+    });
     checkCompatibility(config, kubernetesVersion);
 
     const cluster = new DoksCluster(config.namePrefix, {
+        clusterName: config.clusterName,
         region: config.region,
         version: kubernetesVersion,
+        autoUpgrade: config.autoUpgrade,
+        maintenance: config.maintenance,
+        credentialRenewalHours: FIXED.credentialRenewalHours,
         nodeSize: config.nodeSize,
         nodeCount: config.nodeCount,
         haControlPlane: config.haControlPlane,

@@ -1,6 +1,8 @@
 import * as digitalocean from "@pulumi/digitalocean";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
+import { ConfigError, KubernetesRange, MaintenanceDay } from "../config";
+import { chooseKubernetesVersion } from "../kubernetesVersion";
 
 /** A port the worker firewall opens, and who may reach it. */
 export interface InboundPort {
@@ -13,8 +15,16 @@ export interface InboundPort {
 export interface DoksClusterArgs {
     /** DigitalOcean region slug, such as `fra1`. */
     region: string;
+    /** The cluster's name in DigitalOcean, fixed so a later run can find it. */
+    clusterName: string;
     /** The exact DOKS version slug, such as `1.33.1-do.0`, already resolved from what DigitalOcean offers. */
     version: string;
+    /** Whether DigitalOcean applies patch releases itself, in the maintenance window. */
+    autoUpgrade: boolean;
+    /** DigitalOcean's weekly maintenance window: its day and its start (UTC, `HH:MM`). */
+    maintenance: { day: MaintenanceDay; startTime: string };
+    /** Renew the kubeconfig credential when the one in state expires within this many hours. */
+    credentialRenewalHours: number;
     /** Droplet size slug of the worker nodes. Changing it replaces the whole cluster (pulumi-digitalocean#317). */
     nodeSize: string;
     /** Number of worker nodes. */
@@ -49,8 +59,13 @@ export class DoksCluster extends pulumi.ComponentResource {
         this.cluster = new digitalocean.KubernetesCluster(
             `${name}-cluster`,
             {
+                name: args.clusterName,
                 region: args.region,
                 version: args.version,
+                autoUpgrade: args.autoUpgrade,
+                // New nodes first, old ones drained after: capacity stays during upgrades (NodeDns copes with the extra nodes).
+                surgeUpgrade: true,
+                maintenancePolicy: { day: args.maintenance.day, startTime: args.maintenance.startTime },
                 ha: args.haControlPlane,
                 nodePool: {
                     name: `${name}-workers`,
@@ -65,10 +80,16 @@ export class DoksCluster extends pulumi.ComponentResource {
             { parent: this, protect: args.protect },
         );
 
-        // The DOKS credential in kubeConfigs expires after 7 days (pulumi-digitalocean#77, #78, #312).
-        // Pulumi.yaml sets `options.refresh: always`, so each `pulumi up`/`preview` re-reads the cluster,
-        // which gets a fresh credential from the DigitalOcean API before the provider below connects.
-        this.kubeconfig = pulumi.secret(this.cluster.kubeConfigs.apply((configs) => configs[0].rawConfig));
+        // The DOKS credential in kubeConfigs expires after 7 days, and the provider renews it only once it
+        // has expired (pulumi-digitalocean#77, #78, #312): a run that starts shortly before would lose it
+        // half-way. Reading the cluster mints a new credential, so one that expires within the renewal
+        // window is replaced by a fresh one whether or not the run refreshed.
+        const current = digitalocean.getKubernetesClusterOutput({ name: this.cluster.name }, { parent: this });
+        this.kubeconfig = pulumi.secret(
+            pulumi.all([this.cluster.kubeConfigs, current.kubeConfigs]).apply(([stored, fresh]) =>
+                expiresWithin(stored[0].expiresAt, args.credentialRenewalHours) ? fresh[0].rawConfig : stored[0].rawConfig,
+            ),
+        );
         this.nodes = this.cluster.nodePool.apply((pool) => pool.nodes ?? []);
 
         this.provider = new k8s.Provider(
@@ -110,20 +131,55 @@ export class DoksCluster extends pulumi.ComponentResource {
     }
 }
 
+/** Whether an RFC 3339 expiry time is less than `hours` from now (or unknown). */
+export function expiresWithin(expiresAt: string | undefined, hours: number, now = Date.now()): boolean {
+    const at = expiresAt ? Date.parse(expiresAt) : NaN;
+    return !(at - now > hours * 3600 * 1000);
+}
+
+/** The DigitalOcean cluster this stack already runs, if any: what the version choice must not disturb. */
+export interface RunningCluster {
+    /** The DOKS slug it runs. */
+    version: string;
+}
+
 /**
- * Resolves `hephy-doks:kubernetesVersion` (a prefix, or undefined for the newest) to the exact DOKS
- * slug DigitalOcean offers now. The program awaits this before declaring any resource, so the version
- * can be checked against the release catalog first. Following DigitalOcean's newest patch of a minor
- * keeps its automatic patch upgrades from showing up as drift.
+ * Finds the stack's running cluster by its name, once its workers (our tag) show that it exists. A
+ * cluster created before the program named clusters is not found by name; this run renames it, and
+ * the warning says that its version could not be read this once.
  */
-export async function resolveKubernetesVersion(prefix: string | undefined): Promise<string> {
-    const found = await digitalocean.getKubernetesVersions(prefix === undefined ? {} : { versionPrefix: prefix });
-    if (found.latestVersion) {
-        return found.latestVersion;
+export async function findRunningCluster(name: string, workerTag: string): Promise<RunningCluster | undefined> {
+    const workers = await digitalocean.getDroplets({ filters: [{ key: "tags", values: [workerTag] }] });
+    if (workers.droplets.length === 0) {
+        return undefined;
     }
-    const offered = await digitalocean.getKubernetesVersions({});
-    throw new pulumi.RunError(
-        `hephy-doks:kubernetesVersion ${JSON.stringify(prefix)} matches no version DigitalOcean offers; ` +
-            `offered now: ${offered.validVersions.join(", ")} (pulumi config set hephy-doks:kubernetesVersion <minor>)`,
-    );
+    try {
+        return { version: (await digitalocean.getKubernetesCluster({ name })).version };
+    } catch {
+        pulumi.log.warn(
+            `droplets tagged ${workerTag} exist, but no cluster is named ${name}: a cluster created before clusters were named ` +
+                `is renamed by this run, and its version is chosen as for a new cluster this once`,
+        );
+        return undefined;
+    }
+}
+
+/**
+ * Resolves `hephy-doks:kubernetesVersion` against what DigitalOcean offers now and what the cluster
+ * runs (kubernetesVersion.ts has the rules). The program awaits this before declaring any resource.
+ */
+export async function resolveKubernetesVersion(args: {
+    stack: string;
+    requested: string | undefined;
+    running: RunningCluster | undefined;
+    supported: KubernetesRange | undefined;
+}): Promise<string> {
+    const offered = (await digitalocean.getKubernetesVersions({})).validVersions;
+    try {
+        const chosen = chooseKubernetesVersion({ requested: args.requested, offered, running: args.running?.version, supported: args.supported });
+        chosen.warnings.forEach((w) => pulumi.log.warn(w));
+        return chosen.version;
+    } catch (error) {
+        throw new ConfigError(args.stack, [(error as Error).message]);
+    }
 }

@@ -9,9 +9,34 @@ export interface NodeDnsArgs {
     /** How many nodes the pool has; one A record is declared per node, so `pulumi preview` lists them all. */
     nodeCount: number;
     /** The node pool's nodes, whose droplets carry the public addresses. */
-    nodes: pulumi.Input<pulumi.Input<{ dropletId: pulumi.Input<string> }>[]>;
+    nodes: pulumi.Input<pulumi.Input<PoolNode>[]>;
     /** Record TTL in seconds. */
     ttl: number;
+}
+
+/** What NodeDns reads of a node of the pool. */
+export interface PoolNode {
+    dropletId: pulumi.Input<string>;
+    /** `provisioning`, `running`, `draining` or `deleting` (DigitalOcean's node status). */
+    status?: pulumi.Input<string>;
+    /** RFC 3339 creation time. */
+    createdAt?: pulumi.Input<string>;
+}
+
+/**
+ * The nodes to publish, one per record: running nodes first, the newest of them. During a surge upgrade
+ * the pool has more nodes than records, and the old ones are about to be drained; their replacements are
+ * the newest. The chosen nodes go to the records oldest first, so a pool that did not change keeps each
+ * record on its node. Fewer nodes than records means the pool does not have the size the stack declares.
+ */
+export function publishedNodes<T extends { status?: string; createdAt?: string }>(nodes: readonly T[], count: number): T[] {
+    const rank = (n: T) => (n.status === undefined || n.status === "running" ? 0 : n.status === "provisioning" ? 1 : 2);
+    const age = (a: T, b: T) => (a.createdAt ?? "").localeCompare(b.createdAt ?? "");
+    const chosen = [...nodes].sort((a, b) => rank(a) - rank(b) || age(b, a)).slice(0, count);
+    if (chosen.length < count) {
+        throw new Error(`the node pool reports ${nodes.length} nodes, fewer than the ${count} of hephy-doks:nodeCount; run pulumi up again once the pool has its nodes`);
+    }
+    return chosen.sort(age);
 }
 
 /**
@@ -26,21 +51,20 @@ export class NodeDns extends pulumi.ComponentResource {
     constructor(name: string, args: NodeDnsArgs, opts?: pulumi.ComponentResourceOptions) {
         super("hephy-doks:dns:NodeDns", name, {}, opts);
 
-        const nodes = pulumi.output(args.nodes);
+        // The pool as this run read it (Pulumi.yaml refreshes before every update), so each `pulumi up`
+        // points the records at the nodes that exist now.
+        const published = pulumi.output(args.nodes).apply((list) => {
+            try {
+                return publishedNodes(list, args.nodeCount);
+            } catch (error) {
+                throw new pulumi.ResourceError((error as Error).message, this);
+            }
+        });
         const ips: pulumi.Output<string>[] = [];
         this.records = [];
         for (let i = 0; i < args.nodeCount; i++) {
-            const dropletId = nodes.apply((list) => {
-                if (list.length !== args.nodeCount) {
-                    throw new pulumi.ResourceError(
-                        `the node pool reports ${list.length} nodes but hephy-doks:nodeCount is ${args.nodeCount}; ` +
-                            "run `pulumi refresh` once the pool has settled",
-                        this,
-                    );
-                }
-                // The provider reports droplet IDs as strings; getDroplet takes a number.
-                return Number(list[i].dropletId);
-            });
+            // The provider reports droplet IDs as strings; getDroplet takes a number.
+            const dropletId = published.apply((list) => Number(list[i].dropletId));
             const droplet = digitalocean.getDropletOutput({ id: dropletId }, { parent: this });
             ips.push(droplet.ipv4Address);
             this.records.push(

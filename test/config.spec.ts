@@ -39,6 +39,9 @@ describe("parseConfig", () => {
             namePrefix: "staging",
             workerTag: "hephy-doks-staging-workers",
             dnsTtlSeconds: 60,
+            clusterName: "hephy-doks-staging",
+            autoUpgrade: true,
+            maintenance: { day: "sunday", startTime: "03:00" },
             tls: { keyAlgorithm: "ECDSA-P256", caValidityHours: 87600, certValidityHours: 8760, earlyRenewalHours: 720 },
             tillerHistoryMax: 10,
             workflowEnabled: true,
@@ -112,6 +115,9 @@ describe("parseConfig", () => {
         ["a bad helmVersion", { ...REQUIRED, releases: '{"ingress": {"helmVersion": "v4"}}' }, /^hephy-doks:releases\.ingress\.helmVersion must be v2 or v3, got "v4"/],
         ["an inverted Kubernetes range", { ...REQUIRED, releases: '{"ingress": {"kubernetes": {"min": "1.36", "max": "1.31"}}}' }, /^hephy-doks:releases\.ingress\.kubernetes must be \{"min": "1\.x", "max": "1\.y"\} with min <= max/],
         ["bad workflowEnabled", { ...REQUIRED, workflowEnabled: "no" }, /^hephy-doks:workflowEnabled must be true or false, got "no"/],
+        ["a maintenance day DigitalOcean does not know", { ...REQUIRED, maintenanceDay: "weekend" }, /^hephy-doks:maintenanceDay must be one of any, monday, .* got "weekend"/],
+        ["a maintenance time that is not HH:MM", { ...REQUIRED, maintenanceStartTime: "3am" }, /^hephy-doks:maintenanceStartTime must be a UTC time of day as HH:MM, .* got "3am"/],
+        ["bad autoUpgrade", { ...REQUIRED, autoUpgrade: "sometimes" }, /^hephy-doks:autoUpgrade must be true or false, got "sometimes"/],
         ["unbounded Tiller history", { ...REQUIRED, tillerHistoryMax: "0" }, /^hephy-doks:tillerHistoryMax must be an integer from 1 to 1000, got "0"/],
     ];
     for (const [what, values, message] of bad) {

@@ -17,8 +17,12 @@ describe("foundation: cluster, firewall, DNS", () => {
         const run = await runProgram({ config: { region: "nyc3", nodeSize: "s-4vcpu-8gb", nodeCount: "4", kubernetesVersion: "1.35" } });
         const cluster = run.one(CLUSTER, "staging-cluster");
         assert.deepEqual(plain(cluster.inputs), {
+            name: "hephy-doks-staging",
             region: "nyc3",
             version: "1.35.3-do.1",
+            autoUpgrade: true,
+            surgeUpgrade: true,
+            maintenancePolicy: { day: "sunday", startTime: "03:00" },
             ha: false,
             destroyAllAssociatedResources: true,
             nodePool: { name: "staging-workers", size: "s-4vcpu-8gb", nodeCount: 4, tags: ["hephy-doks-staging-workers"] },
@@ -26,7 +30,7 @@ describe("foundation: cluster, firewall, DNS", () => {
         assert.equal(cluster.protect, false);
         assert.deepEqual(
             run.invokes.filter((i) => i.token.endsWith("getKubernetesVersions")).map((i) => i.inputs),
-            [{ versionPrefix: "1.35" }],
+            [{}],
         );
         assert.equal(await valueOf(run.outputs.kubernetesVersion), "1.35.3-do.1");
     });
@@ -38,7 +42,7 @@ describe("foundation: cluster, firewall, DNS", () => {
 
     it("fails before declaring anything when no offered version matches", async () => {
         const { error, declared } = await programError({ config: { kubernetesVersion: "1.19" } });
-        assert.match(error.message, /hephy-doks:kubernetesVersion "1\.19" matches no version DigitalOcean offers; offered now: 1\.36\.1-do\.0, 1\.35\.3-do\.1, 1\.34\.6-do\.2/);
+        assert.match(error.message, /hephy-doks:kubernetesVersion 1\.19 is not offered by DigitalOcean; offered now: 1\.34\.6-do\.2, 1\.35\.3-do\.1, 1\.36\.1-do\.0 \(pulumi config set hephy-doks:kubernetesVersion/);
         assert.equal(declared.length, 0);
     });
 

@@ -1,7 +1,7 @@
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { PROJECT } from "../config";
-import { invokes, previewState, resourceState } from "./mocks";
+import { invokes, previewState, resourceState, world } from "./mocks";
 
 /** One resource the program declared, as the engine would have received it. */
 export interface Recorded {
@@ -126,6 +126,7 @@ export async function runProgram(options: RunOptions = {}): Promise<Run> {
     const config = { ...(options.replaceConfig ? {} : BASE_CONFIG), ...(options.config ?? {}) };
     pulumi.runtime.setAllConfig(Object.fromEntries(Object.entries(config).map(([k, v]) => [`${PROJECT}:${k}`, v])));
 
+    world.declared.clear();
     const registered = new Map<string, Omit<Recorded, keyof RecordedOptions | "inputDependsOn">>();
     const calls: Invoked[] = [];
     await pulumi.runtime.setMocks(

@@ -11,6 +11,36 @@ import { isTlsType, tlsState } from "./tlsMocks";
 /** What DigitalOcean offered when these tests were written, newest first (as the API lists them). */
 export const OFFERED_VERSIONS = ["1.36.1-do.0", "1.35.3-do.1", "1.34.6-do.2"];
 
+/**
+ * The DigitalOcean account the mocks answer for. Tests change it to move the offer, run a stack against a
+ * cluster that already exists, or age its credential, and call `resetWorld` afterwards.
+ */
+export const world = {
+    /** The versions DigitalOcean offers. */
+    offered: [...OFFERED_VERSIONS],
+    /** A cluster the account already runs for the stack: its name, version and worker tag. */
+    running: undefined as { name: string; version: string; workerTag: string } | undefined,
+    /** Hours until the credential in the cluster's state expires. */
+    storedCredentialHours: 24 * 7,
+    /** Nodes the pool reports beyond `nodeCount`, as during a surge upgrade; they are the newest. */
+    surgeNodes: 0,
+    /** Names of the clusters the program under test has declared in this run (the harness clears it). */
+    declared: new Set<string>(),
+};
+
+export function resetWorld(): void {
+    world.offered = [...OFFERED_VERSIONS];
+    world.running = undefined;
+    world.storedCredentialHours = 24 * 7;
+    world.surgeNodes = 0;
+}
+
+/** The mocks' clock for credential expiry: the hour the tests started, so every run in a process agrees. */
+const CLOCK = Math.floor(Date.now() / 3600000) * 3600000;
+
+/** The token a credential read from the DigitalOcean API now carries (getKubernetesCluster mints one). */
+export const FRESH_TOKEN = "dop_v1_freshtoken000000000000000000000000000000000000000000000000000";
+
 /** Droplet IDs of the first mock node; node i gets FIRST_DROPLET_ID + i. */
 export const FIRST_DROPLET_ID = 510000001;
 
@@ -21,7 +51,7 @@ export function dropletIp(dropletId: number): string {
 
 export const MOCK_TOKEN = "dop_v1_mocktoken0000000000000000000000000000000000000000000000000000";
 
-function kubeconfigFor(clusterName: string, endpoint: string): string {
+function kubeconfigFor(clusterName: string, endpoint: string, token = MOCK_TOKEN): string {
     return [
         "apiVersion: v1",
         "kind: Config",
@@ -39,7 +69,7 @@ function kubeconfigFor(clusterName: string, endpoint: string): string {
         "users:",
         `- name: do-${clusterName}-admin`,
         "  user:",
-        `    token: ${MOCK_TOKEN}`,
+        `    token: ${token}`,
         "",
     ].join("\n");
 }
@@ -49,14 +79,16 @@ export type StateFn = (args: pulumi.runtime.MockResourceArgs) => Record<string, 
 
 export const computedState: Record<string, StateFn> = {
     "digitalocean:index/kubernetesCluster:KubernetesCluster": ({ name, inputs }) => {
+        world.declared.add(inputs.name);
         const id = `${name}-0000-4000-8000-000000000000`;
         const endpoint = `https://${id}.k8s.ondigitalocean.com`;
-        const count = Number(inputs.nodePool?.nodeCount ?? 0);
+        const count = Number(inputs.nodePool?.nodeCount ?? 0) + world.surgeNodes;
         const nodes = Array.from({ length: count }, (_, i) => ({
             id: `node-${i}`,
             name: `${inputs.nodePool.name}-${i}`,
             status: "running",
             dropletId: String(FIRST_DROPLET_ID + i),
+            createdAt: new Date(Date.UTC(2026, 10, 1) + i * 3600 * 1000).toISOString(),
         }));
         return {
             name: inputs.name ?? `${name}-1a2b3c4`,
@@ -68,7 +100,7 @@ export const computedState: Record<string, StateFn> = {
                     rawConfig: kubeconfigFor(name, endpoint),
                     host: endpoint,
                     token: MOCK_TOKEN,
-                    expiresAt: "2026-12-01T00:00:00Z",
+                    expiresAt: new Date(CLOCK + world.storedCredentialHours * 3600 * 1000).toISOString(),
                 },
             ],
             nodePool: { ...inputs.nodePool, id: "pool-0", actualNodeCount: count, nodes },
@@ -92,8 +124,24 @@ export type CallFn = (inputs: Record<string, any>) => Record<string, unknown>;
 export const invokes: Record<string, CallFn> = {
     "digitalocean:index/getKubernetesVersions:getKubernetesVersions": (inputs) => {
         const prefix: string = inputs.versionPrefix ?? "";
-        const valid = OFFERED_VERSIONS.filter((v) => v.startsWith(prefix));
+        const valid = world.offered.filter((v) => v.startsWith(prefix));
         return { id: "versions", versionPrefix: inputs.versionPrefix, latestVersion: valid[0] ?? "", validVersions: valid };
+    },
+    "digitalocean:index/getDroplets:getDroplets": (inputs) => {
+        const tags: string[] = inputs.filters?.find((f: { key: string }) => f.key === "tags")?.values ?? [];
+        const running = world.running && tags.includes(world.running.workerTag);
+        return { id: "droplets", droplets: running ? [{ id: FIRST_DROPLET_ID, name: "node-0", tags: [world.running!.workerTag] }] : [] };
+    },
+    // Any cluster the stack declared exists by the time the program reads it back; a running one has its version.
+    "digitalocean:index/getKubernetesCluster:getKubernetesCluster": (inputs) => {
+        const endpoint = `https://${inputs.name}.k8s.ondigitalocean.com`;
+        const running = world.running?.name === inputs.name ? world.running : undefined;
+        if (!running && !world.declared.has(inputs.name)) {
+            throw new Error(`mock getKubernetesCluster: no cluster named ${inputs.name}`);
+        }
+        const version = running?.version ?? OFFERED_VERSIONS[0];
+        const expiresAt = new Date(CLOCK + 7 * 24 * 3600 * 1000).toISOString();
+        return { id: `${inputs.name}-id`, name: inputs.name, version, kubeConfigs: [{ rawConfig: kubeconfigFor(inputs.name, endpoint, FRESH_TOKEN), host: endpoint, token: FRESH_TOKEN, expiresAt }] };
     },
     "digitalocean:index/getDroplet:getDroplet": (inputs) => {
         const id = Number(inputs.id);
@@ -118,6 +166,7 @@ export async function resourceState(args: pulumi.runtime.MockResourceArgs): Prom
  */
 export function previewState(args: pulumi.runtime.MockResourceArgs): Record<string, unknown> {
     if (args.type === "digitalocean:index/kubernetesCluster:KubernetesCluster") {
+        world.declared.add(args.inputs.name);
         return { ...args.inputs, nodePool: { ...args.inputs.nodePool, nodes: pulumi.runtime.unknownValue } };
     }
     return args.inputs;

@@ -290,7 +290,7 @@ describe("compatibility guard", () => {
 
     it("refuses a Workflow chart override outside its range, naming the keys that fix it, before any resource", async () => {
         const upstream = { repository: "https://charts.teamhephy.com/", name: "workflow", version: "v2.23.0", kubernetes: { min: "1.16", max: "1.21" } };
-        const { error, declared } = await programError({ config: { releases: JSON.stringify({ workflow: upstream }) } });
+        const { error, declared } = await programError({ config: { kubernetesVersion: "1.36", releases: JSON.stringify({ workflow: upstream }) } });
         // The program was loaded afresh, so its CompatibilityError is another class object than the test's.
         assert.equal(error.name, "CompatibilityError");
         const problems = (error as CompatibilityError).problems;
@@ -299,6 +299,14 @@ describe("compatibility guard", () => {
             problems[0],
             /^release workflow \(workflow v2\.23\.0\) supports Kubernetes 1\.16 to 1\.21, not 1\.36\.1-do\.0\. Why: .* Fix: pulumi config set hephy-doks:kubernetesVersion .* hephy-doks:releases\.workflow .* pulumi config set hephy-doks:workflowEnabled false/,
         );
+        assert.deepEqual(declared, []);
+    });
+
+    it("finds no latest version for releases with no offered minor in common, and names the keys that fix it", async () => {
+        const upstream = { repository: "https://charts.teamhephy.com/", name: "workflow", version: "v2.23.0", kubernetes: { min: "1.16", max: "1.21" } };
+        const { error, declared } = await programError({ config: { releases: JSON.stringify({ workflow: upstream }) } });
+        assert.equal(error.name, "ConfigError");
+        assert.match(error.message, /hephy-doks:kubernetesVersion latest: DigitalOcean offers 1\.34, 1\.35, 1\.36, and the enabled releases have no minor in common; point hephy-doks:releases .* hephy-doks:workflowEnabled false/);
         assert.deepEqual(declared, []);
     });
 

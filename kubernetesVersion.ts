@@ -1,0 +1,110 @@
+import { compareMinor, enabledReleases, KubernetesRange, minorOf, PROJECT, StackConfig } from "./config";
+
+/** What the choice of the cluster's Kubernetes version depends on. */
+export interface VersionChoice {
+    /** `hephy-doks:kubernetesVersion`: undefined for `latest`, a minor such as `1.35`, or a DOKS slug. */
+    requested: string | undefined;
+    /** The slugs DigitalOcean offers now, in any order. */
+    offered: readonly string[];
+    /** The slug the stack's cluster runs now; undefined when it has none yet. */
+    running: string | undefined;
+    /** The minors every enabled release supports; undefined when no minor is common to all. */
+    supported: KubernetesRange | undefined;
+}
+
+export interface ChosenVersion {
+    /** The DOKS slug the cluster is declared with. */
+    version: string;
+    /** Things the user should know, such as a newer minor the releases do not support yet. */
+    warnings: string[];
+}
+
+/** The newest slug of a list, by minor, then patch, then DigitalOcean's `-do.N` revision. */
+function newest(slugs: readonly string[]): string | undefined {
+    const key = (slug: string) => slug.split(/[.-]/).filter((p) => /^[0-9]+$/.test(p)).map(Number);
+    return [...slugs].sort((a, b) => {
+        const [x, y] = [key(a), key(b)];
+        for (let i = 0; i < Math.max(x.length, y.length); i++) {
+            if ((x[i] ?? 0) !== (y[i] ?? 0)) return (y[i] ?? 0) - (x[i] ?? 0);
+        }
+        return 0;
+    })[0];
+}
+
+/** The minors every enabled release of a stack supports, or undefined when they have none in common. */
+export function supportedByReleases(config: Pick<StackConfig, "releases" | "workflowEnabled">): KubernetesRange | undefined {
+    return commonRange(enabledReleases(config).map((key) => config.releases[key].kubernetes));
+}
+
+/** The minors every range includes, or undefined when they have none in common. */
+export function commonRange(ranges: readonly KubernetesRange[]): KubernetesRange | undefined {
+    const min = ranges.map((r) => r.min).reduce((a, b) => (compareMinor(a, b) >= 0 ? a : b));
+    const max = ranges.map((r) => r.max).reduce((a, b) => (compareMinor(a, b) <= 0 ? a : b));
+    return compareMinor(min, max) <= 0 ? { min, max } : undefined;
+}
+
+/**
+ * Chooses the cluster's version so that it changes only when the stack's config asks for it:
+ *
+ * - a running cluster keeps its version while the config names its slug, its minor, or `latest`.
+ *   A patch DigitalOcean releases later is applied by DigitalOcean's own auto-upgrade (the
+ *   `autoUpgrade` key), never by an unrelated `pulumi up`, and a version DigitalOcean no longer offers
+ *   is never refused for a cluster that runs it;
+ * - a new cluster, or one whose config names another minor or slug, gets the newest offered patch of
+ *   that minor; `latest` is the newest offered minor that every enabled release supports.
+ */
+export function chooseKubernetesVersion(choice: VersionChoice): ChosenVersion {
+    const { requested, offered, running, supported } = choice;
+    const warnings: string[] = [];
+    const offeredMinors = [...new Set(offered.map(minorOf))].sort(compareMinor);
+    const fix = (value: string) => `pulumi config set ${PROJECT}:kubernetesVersion ${value}`;
+    const notOffered = (what: string) =>
+        new Error(`${PROJECT}:kubernetesVersion ${what} is not offered by DigitalOcean; offered now: ${[...offered].sort().join(", ") || "none"} (${fix("<one of them, or its minor>")})`);
+
+    const isSlug = requested !== undefined && requested.split(".").length > 2;
+    if (running !== undefined) {
+        const runningMinor = minorOf(running);
+        const keep =
+            requested === undefined ||
+            (isSlug ? requested === running : requested === runningMinor) ||
+            // DOKS cannot downgrade; DigitalOcean moves a cluster off a minor that leaves support.
+            (!isSlug && compareMinor(requested, runningMinor) < 0);
+        if (keep) {
+            if (requested !== undefined && !isSlug && compareMinor(requested, runningMinor) < 0) {
+                warnings.push(`the cluster runs ${running}, newer than the ${requested} the config asks for, and DOKS cannot downgrade: kept ${running} (${fix(runningMinor)})`);
+            }
+            const newerMinor = offeredMinors.filter((m) => compareMinor(m, runningMinor) > 0 && (!supported || compareMinor(m, supported.max) <= 0)).pop();
+            if (newerMinor !== undefined) {
+                warnings.push(`DigitalOcean offers Kubernetes ${newerMinor}, which every release supports; the cluster stays on ${running} until you ask (${fix(newerMinor)})`);
+            }
+            if (!offered.includes(running)) {
+                warnings.push(`DigitalOcean no longer offers ${running}, which the cluster runs; it stays until you upgrade it or DigitalOcean does`);
+            }
+            return { version: running, warnings };
+        }
+    }
+
+    if (isSlug) {
+        if (!offered.includes(requested)) throw notOffered(requested);
+        return { version: requested, warnings };
+    }
+    if (requested !== undefined) {
+        const slug = newest(offered.filter((v) => minorOf(v) === requested));
+        if (slug === undefined) throw notOffered(requested);
+        return { version: slug, warnings };
+    }
+    const usable = offeredMinors.filter((m) => supported && compareMinor(m, supported.min) >= 0 && compareMinor(m, supported.max) <= 0);
+    const minor = usable.pop();
+    if (minor === undefined) {
+        throw new Error(
+            `${PROJECT}:kubernetesVersion latest: DigitalOcean offers ${offeredMinors.join(", ") || "no minor"}, and the enabled releases ` +
+                (supported ? `support only ${supported.min} to ${supported.max}` : "have no minor in common") +
+                `; point ${PROJECT}:releases at charts that support an offered minor, or turn Workflow off: pulumi config set ${PROJECT}:workflowEnabled false`,
+        );
+    }
+    const newer = offeredMinors.filter((m) => compareMinor(m, minor) > 0);
+    if (newer.length > 0) {
+        warnings.push(`DigitalOcean also offers ${newer.join(", ")}, which not every enabled release supports yet; chose ${minor}`);
+    }
+    return { version: newest(offered.filter((v) => minorOf(v) === minor))!, warnings };
+}

@@ -1,0 +1,162 @@
+import * as assert from "node:assert/strict";
+import { CATALOG } from "../config";
+import { expiresWithin } from "../components/cluster";
+import { publishedNodes } from "../components/dns";
+import { chooseKubernetesVersion, commonRange } from "../kubernetesVersion";
+import { plain, Run, runProgram, valueOf } from "./harness";
+import { dropletIp, FIRST_DROPLET_ID, FRESH_TOKEN, MOCK_TOKEN, resetWorld, world } from "./mocks";
+
+const CLUSTER = "digitalocean:index/kubernetesCluster:KubernetesCluster";
+const SUPPORTED = { min: "1.33", max: "1.36" };
+
+describe("choosing the cluster's Kubernetes version", () => {
+    const choose = (requested: string | undefined, offered: string[], running?: string) =>
+        chooseKubernetesVersion({ requested, offered, running, supported: SUPPORTED });
+
+    it("creates a new cluster on the newest patch of the newest minor every release supports, and says when a newer minor exists", () => {
+        const chosen = choose(undefined, ["1.37.0-do.0", "1.36.1-do.0", "1.36.2-do.1", "1.35.3-do.1"]);
+        assert.equal(chosen.version, "1.36.2-do.1");
+        assert.deepEqual(chosen.warnings, ["DigitalOcean also offers 1.37, which not every enabled release supports yet; chose 1.36"]);
+        assert.deepEqual(choose(undefined, ["1.36.1-do.0", "1.35.3-do.1"]).warnings, []);
+    });
+
+    it("keeps a running cluster's version when a minor is added, and says how to move", () => {
+        const chosen = choose(undefined, ["1.36.1-do.0", "1.35.3-do.1"], "1.35.3-do.1");
+        assert.equal(chosen.version, "1.35.3-do.1");
+        assert.deepEqual(chosen.warnings, ["DigitalOcean offers Kubernetes 1.36, which every release supports; the cluster stays on 1.35.3-do.1 until you ask (pulumi config set hephy-doks:kubernetesVersion 1.36)"]);
+    });
+
+    it("keeps a running cluster on a minor DigitalOcean retired, for latest, its minor and its slug", () => {
+        for (const requested of [undefined, "1.34", "1.34.6-do.2"]) {
+            const chosen = choose(requested, ["1.36.1-do.0", "1.35.3-do.1"], "1.34.6-do.2");
+            assert.equal(chosen.version, "1.34.6-do.2", String(requested));
+            assert.ok(chosen.warnings.includes("DigitalOcean no longer offers 1.34.6-do.2, which the cluster runs; it stays until you upgrade it or DigitalOcean does"));
+        }
+    });
+
+    it("does not move a running cluster to a patch DigitalOcean released since", () => {
+        for (const requested of [undefined, "1.35"]) {
+            assert.equal(choose(requested, ["1.35.4-do.0", "1.35.3-do.1"], "1.35.3-do.1").version, "1.35.3-do.1");
+        }
+        assert.equal(choose("1.35.4-do.0", ["1.35.4-do.0", "1.35.3-do.1"], "1.35.3-do.1").version, "1.35.4-do.0", "unless the config names it");
+    });
+
+    it("upgrades when the config names a newer minor, and never downgrades", () => {
+        assert.equal(choose("1.36", ["1.36.1-do.0", "1.36.2-do.0", "1.35.3-do.1"], "1.35.3-do.1").version, "1.36.2-do.0");
+        const older = choose("1.34", ["1.36.1-do.0", "1.35.3-do.1"], "1.35.3-do.1");
+        assert.equal(older.version, "1.35.3-do.1");
+        assert.match(older.warnings[0], /^the cluster runs 1\.35\.3-do\.1, newer than the 1\.34 the config asks for, and DOKS cannot downgrade/);
+    });
+
+    it("refuses what DigitalOcean does not offer for a new cluster, listing what it offers", () => {
+        assert.throws(() => choose("1.33", ["1.36.1-do.0"]), /^Error: hephy-doks:kubernetesVersion 1\.33 is not offered by DigitalOcean; offered now: 1\.36\.1-do\.0/);
+        assert.throws(() => choose("1.36.9-do.0", ["1.36.1-do.0"]), /1\.36\.9-do\.0 is not offered/);
+        assert.throws(() => choose(undefined, ["1.37.0-do.0"]), /latest: DigitalOcean offers 1\.37, and the enabled releases support only 1\.33 to 1\.36/);
+    });
+
+    it("intersects the releases' ranges", () => {
+        assert.deepEqual(commonRange([CATALOG.ingress.kubernetes, CATALOG.certManager.kubernetes, CATALOG.workflow.kubernetes]), { min: "1.33", max: "1.36" });
+        assert.equal(commonRange([{ min: "1.16", max: "1.21" }, { min: "1.33", max: "1.36" }]), undefined);
+    });
+});
+
+describe("a running stack while DigitalOcean's offer moves", () => {
+    afterEach(resetWorld);
+
+    const running = (version: string) => {
+        world.running = { name: "hephy-doks-staging", version, workerTag: "hephy-doks-staging-workers" };
+    };
+    const version = (run: Run) => plain(run.one(CLUSTER).inputs).version;
+
+    it("a minor added: the running cluster stays on its version", async () => {
+        running("1.35.3-do.1");
+        world.offered = ["1.37.0-do.0", "1.36.1-do.0", "1.35.3-do.1"];
+        const run = await runProgram();
+        assert.equal(version(run), "1.35.3-do.1");
+        assert.equal(await valueOf(run.outputs.kubernetesVersion), "1.35.3-do.1");
+    });
+
+    it("a minor retired: the cluster that runs it is not refused", async () => {
+        running("1.34.6-do.2");
+        world.offered = ["1.36.1-do.0", "1.35.3-do.1"];
+        for (const kubernetesVersion of ["latest", "1.34"]) {
+            assert.equal(version(await runProgram({ config: { kubernetesVersion } })), "1.34.6-do.2", kubernetesVersion);
+        }
+    });
+
+    it("a patch released: the cluster changes only when the config names the patch", async () => {
+        running("1.35.3-do.1");
+        world.offered = ["1.36.1-do.0", "1.35.4-do.0", "1.35.3-do.1"];
+        assert.equal(version(await runProgram({ config: { kubernetesVersion: "1.35" } })), "1.35.3-do.1");
+        assert.equal(version(await runProgram({ config: { kubernetesVersion: "1.35.4-do.0" } })), "1.35.4-do.0");
+    });
+
+    it("looks the running cluster up by the name it declares, only once its workers exist", async () => {
+        const fresh = await runProgram();
+        assert.equal(plain(fresh.one(CLUSTER).inputs).name, "hephy-doks-staging");
+        const lookups = (run: Run) => run.invokes.filter((i) => i.token.endsWith("getKubernetesCluster")).map((i) => i.inputs.name);
+        // A new stack: no workers, so only the credential read after the cluster exists.
+        assert.deepEqual(lookups(fresh), ["hephy-doks-staging"]);
+        running("1.35.3-do.1");
+        assert.deepEqual(lookups(await runProgram()), ["hephy-doks-staging", "hephy-doks-staging"]);
+    });
+
+    it("a cluster from before clusters were named: renamed, with its version chosen as for a new one", async () => {
+        world.running = { name: "staging-cluster-1a2b3c4", version: "1.35.3-do.1", workerTag: "hephy-doks-staging-workers" };
+        const run = await runProgram();
+        assert.equal(plain(run.one(CLUSTER).inputs).name, "hephy-doks-staging");
+        assert.equal(version(run), "1.36.1-do.0");
+    });
+
+    it("passes the patch auto-upgrade and maintenance window from config", async () => {
+        const run = await runProgram({ config: { autoUpgrade: "false", maintenanceDay: "tuesday", maintenanceStartTime: "22:30" } });
+        const inputs = plain(run.one(CLUSTER).inputs);
+        assert.equal(inputs.autoUpgrade, false);
+        assert.deepEqual(inputs.maintenancePolicy, { day: "tuesday", startTime: "22:30" });
+        assert.equal(inputs.surgeUpgrade, true);
+    });
+});
+
+describe("the kubeconfig credential", () => {
+    afterEach(resetWorld);
+
+    const providerToken = (run: Run) => /token: (\S+)/.exec(plain(run.one("pulumi:providers:kubernetes").inputs).kubeconfig)?.[1];
+
+    it("keeps the credential in state while it has more than a day left", async () => {
+        world.storedCredentialHours = 72;
+        assert.equal(providerToken(await runProgram()), MOCK_TOKEN);
+    });
+
+    it("renews a credential that expires within a day, without a refresh, from a fresh read of the cluster", async () => {
+        world.storedCredentialHours = 2;
+        const run = await runProgram();
+        assert.equal(providerToken(run), FRESH_TOKEN);
+        assert.ok(run.invokes.some((i) => i.token.endsWith("getKubernetesCluster") && i.inputs.name === "hephy-doks-staging"));
+    });
+
+    it("judges expiry against the clock", () => {
+        const now = Date.parse("2026-11-25T12:00:00Z");
+        assert.equal(expiresWithin("2026-11-26T13:00:00Z", 24, now), false);
+        assert.equal(expiresWithin("2026-11-26T11:00:00Z", 24, now), true);
+        assert.equal(expiresWithin(undefined, 24, now), true);
+    });
+});
+
+describe("DNS records that follow the nodes", () => {
+    afterEach(resetWorld);
+
+    it("publishes the newest running nodes during a surge upgrade instead of failing the run", async () => {
+        world.surgeNodes = 2;
+        const run = await runProgram({ config: { nodeCount: "3" } });
+        const values = run.ofType("digitalocean:index/dnsRecord:DnsRecord").map((r) => plain(r.inputs).value);
+        assert.deepEqual(values, [2, 3, 4].map((i) => dropletIp(FIRST_DROPLET_ID + i)));
+    });
+
+    it("prefers running nodes, keeps an unchanged pool on its records, and names a pool that is too small", () => {
+        const node = (id: string, status: string, createdAt: string) => ({ dropletId: id, status, createdAt });
+        const pool = [node("a", "running", "2026-01-01"), node("b", "running", "2026-01-02"), node("c", "draining", "2026-01-03"), node("d", "provisioning", "2026-01-04")];
+        assert.deepEqual(publishedNodes(pool, 2).map((n) => n.dropletId), ["a", "b"]);
+        assert.deepEqual(publishedNodes(pool, 3).map((n) => n.dropletId), ["a", "b", "d"]);
+        assert.throws(() => publishedNodes(pool, 5), /the node pool reports 4 nodes, fewer than the 5 of hephy-doks:nodeCount/);
+    });
+});

@@ -138,12 +138,15 @@ export const CATALOG: Readonly<Record<ReleaseKey, ReleaseEntry>> = {
             "haproxytech/helm-charts kubernetes-ingress/Chart.yaml @ kubernetes-ingress-1.52.1 (controller 3.2.12, kubeVersion >=1.23.0-0); gh-pages index.yaml digest",
             "haproxytech/kubernetes-ingress .gitlab/e2e_k8s.yml @ v3.2 9e4b6b93: end-to-end tests on Kubernetes 1.34.0; 1.33 and 1.35-1.37 by inference: it watches networking.k8s.io/v1 Ingresses and IngressClasses, discovery.k8s.io/v1 EndpointSlices and core v1 objects, all served through 1.37",
             "rendered by Helm 3.8.1 (Go 1.17) for every minor of this range in npm test (test/releaseCharts.spec.ts)",
+            "replaces ingress-nginx: retired by SIG Network (kubernetes.io/blog/2025/11/11/ingress-nginx-retirement), repository archived 2026-03-24, last release 4.15.1 ships NGINX 1.27.1, affected by CVE-2026-42945",
         ],
     },
     certManager: {
         releaseName: "cert-manager",
         namespace: "cert-manager",
         chart: { repository: "https://charts.jetstack.io", name: "cert-manager", version: "v1.21.1" },
+        // As two third-party repositories that vendor this archive record it; charts.jetstack.io could not
+        // be reached to confirm (test/fixtures/charts/README.md).
         archiveSha256: "c27101f3f3e2349fb4a9e704316105bf7b52ad73b8c8257d3498ef7f2f6a4adc",
         helmVersion: "v3",
         kubernetes: { min: "1.33", max: "1.36" },
@@ -652,6 +655,12 @@ function parseReleases(raw: string, problems: string[]): Record<ReleaseKey, Rele
             } else {
                 chart = { repository, name: chartName, version };
             }
+        }
+        if (name === "ingress" && "name" in chart && chart.name === "ingress-nginx") {
+            problems.push(
+                `${at} points at ingress-nginx, which is not selectable: SIG Network retired it (no security fixes since March 2026; ` +
+                    `its last NGINX is affected by CVE-2026-42945), and the program's values are those of HAProxy's kubernetes-ingress chart (docs/ingress.md)`,
+            );
         }
         if (version !== undefined && !EXACT_VERSION.test(version)) {
             problems.push(

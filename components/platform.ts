@@ -20,11 +20,14 @@ export const WORKFLOW_LIMITS =
     "Does not work: Dockerfile builds (DOKS nodes run containerd, and the dockerbuilder needs a Docker daemon), " +
     "deis domains, certs and tls (they annotate Services for the router, which native-ingress mode does not run). See docs/workflow.md.";
 
+/** The article's host names under the platform domain: the controller's API and the builder's SSH. */
+const WORKFLOW_HOSTS = { controller: "deis", builder: "deis-builder" } as const;
+
 /** Stack outputs of an installed Workflow: the addresses its CLI and git push use. */
 export function workflowOutputs(platformDomain: string): { controllerUrl: string; builderSsh: string } {
     return {
-        controllerUrl: `https://deis.${platformDomain}`,
-        builderSsh: `ssh://git@${UPSTREAM.builder.service}.${platformDomain}:${UPSTREAM.builder.port}`,
+        controllerUrl: `https://${WORKFLOW_HOSTS.controller}.${platformDomain}`,
+        builderSsh: `ssh://git@${WORKFLOW_HOSTS.builder}.${platformDomain}:${UPSTREAM.builder.port}`,
     };
 }
 
@@ -64,7 +67,10 @@ export interface PlatformArgs {
  * informer hands it the new release (fluxcd/helm-operator v1.4.4 pkg/operator/operator.go
  * `DeleteFunc`); the new pods wait in Pending until the old ones free the ports. The logical name stays
  * the one the ingress-nginx release had, so an existing stack replaces it in place rather than
- * creating the new one first and deleting the old one at the end.
+ * creating the new one first and deleting the old one at the end. The same run may roll helm-operator
+ * (its repositories change); the releases wait for its Deployment, which is ready only after its
+ * informer has synced (cmd/helm-operator/main.go @ v1.4.4), so the operator is watching when the
+ * delete comes. A delete it misses leaves ingress-nginx installed: docs/ingress.md has the recovery.
  */
 export const INGRESS_CUTOVER: Pick<pulumi.CustomResourceOptions, "deleteBeforeReplace" | "replaceOnChanges"> = {
     deleteBeforeReplace: true,
@@ -99,8 +105,6 @@ export function tcpForwards(workflowNamespace: string, workflowEnabled: boolean)
 export interface ReleaseValuesArgs {
     /** `<platformSubdomain>.<domain>`. */
     platformDomain: string;
-    /** Whether Workflow is installed (and so whether its builder gets a TCP forward). */
-    workflowEnabled: boolean;
     /** The ingress controller's namespace, where its prerequisites are. */
     ingressNamespace: string;
     /** Raw TCP forwards of the ingress controller, from `tcpForwards`. */
@@ -141,8 +145,9 @@ export function releaseValues(args: ReleaseValuesArgs): Record<ReleaseKey, Recor
                 defaultTLSSecret: { enabled: true, secretNamespace: args.ingressNamespace, secret: INGRESS_OBJECTS.defaultTls },
                 extraArgs: [
                     `--configmap-tcp-services=${args.ingressNamespace}/${INGRESS_OBJECTS.tcpServices}`,
-                    // The controller's data server (pprof, metrics) listens on 6060 unless its port is 0, and
-                    // haproxy binds UDP 443 for HTTP/3 unless told not to (pkg/utils/flags.go, pkg/controller/builder.go).
+                    // The controller's data server (pprof, metrics) listens on 6060 unless its port is 0
+                    // (pkg/utils/flags.go, pkg/controller/builder.go), and haproxy binds UDP 443 for HTTP/3
+                    // unless told not to (pkg/controller/handler.go).
                     "--controller-port=0",
                     "--disable-quic",
                 ],
@@ -179,7 +184,7 @@ export class Platform extends pulumi.ComponentResource {
         super("hephy-doks:platform:Platform", name, {}, opts);
         const ingressNamespace = args.releases.ingress.namespace;
         const tcpServices = tcpForwards(args.releases.workflow.namespace, args.workflowEnabled);
-        const values = releaseValues({ platformDomain: args.platformDomain, workflowEnabled: args.workflowEnabled, ingressNamespace, tcpServices });
+        const values = releaseValues({ platformDomain: args.platformDomain, ingressNamespace, tcpServices });
 
         const release = (
             key: ReleaseKey,

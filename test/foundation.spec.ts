@@ -5,7 +5,7 @@ import { parse as parseYaml } from "yaml";
 import { CONFIG_KEYS, DEFAULTS, PRICES } from "../config";
 import { ROOT, isSecret, plain, programError, runProgram, sentAsSecret, valueOf } from "./harness";
 import { FIRST_DROPLET_ID, MOCK_TOKEN, dropletIp } from "./mocks";
-import { stackConfig } from "./plan";
+import { stackConfig } from "../scripts/plan";
 
 const CLUSTER = "digitalocean:index/kubernetesCluster:KubernetesCluster";
 const FIREWALL = "digitalocean:index/firewall:Firewall";
@@ -191,13 +191,20 @@ describe("project files", () => {
         assert.equal(project.config.acmeEmail.default, undefined);
     });
 
-    it("has an example staging stack that passes validation and refuses ambient kubeconfigs", async () => {
-        const stack = parseYaml(fs.readFileSync(path.join(ROOT, "Pulumi.staging.yaml"), "utf8")).config;
-        assert.deepEqual(stack["pulumi:disable-default-providers"], ["kubernetes"]);
-        const token = stack["digitalocean:token"];
-        assert.ok(token === undefined || Object.keys(token).join() === "secure", "the token is set with --secret, never in clear");
-        const config = stackConfig("staging", ROOT);
-        const run = await runProgram({ config, replaceConfig: true });
-        assert.equal(run.ofType(RECORD).length, Number(config.nodeCount));
-    });
+    for (const name of ["staging", "production"]) {
+        it(`has an example ${name} stack that passes validation and refuses ambient kubeconfigs`, async () => {
+            const stack = parseYaml(fs.readFileSync(path.join(ROOT, `Pulumi.${name}.yaml`), "utf8")).config;
+            assert.deepEqual(stack["pulumi:disable-default-providers"], ["kubernetes"]);
+            const token = stack["digitalocean:token"];
+            assert.ok(token === undefined || Object.keys(token).join() === "secure", "the token is set with --secret, never in clear");
+            const config = stackConfig(name, ROOT);
+            const run = await runProgram({ stack: name, config, replaceConfig: true });
+            assert.equal(run.ofType(RECORD).length, Number(config.nodeCount));
+            if (name === "production") {
+                assert.equal(run.one(CLUSTER).protect, true);
+                assert.equal(plain(run.one(CLUSTER).inputs).ha, true);
+                assert.deepEqual(plain(run.one(FIREWALL).inputs).inboundRules.find((r: any) => r.portRange === "2222").sourceAddresses, ["203.0.113.0/24"]);
+            }
+        });
+    }
 });

@@ -6,7 +6,7 @@ import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import * as YAML from "yaml";
 import { ROOT, Recorded, Run } from "./harness";
-import { COMPUTED, Plan, SECRET, planStack, readable, renderPlan, stackConfig } from "./plan";
+import { COMPUTED, Plan, SECRET, parseArgs, planStack, readable, renderPlan, stackConfig } from "../scripts/plan";
 
 
 function recorded(type: string, name: string, inputs: Record<string, any>, parent = "pulumi:pulumi:Stack"): Recorded {
@@ -107,16 +107,32 @@ describe("plan rendering", () => {
     });
 });
 
+describe("npm run plan's command line", () => {
+    it("reads its flags strictly and names what is wrong", () => {
+        assert.deepEqual(parseArgs([]), { stack: "staging", out: path.join(ROOT, "plan"), stackDir: ROOT, help: false });
+        assert.deepEqual(parseArgs(["--stack", "production", "--out", "/tmp/x"]), { stack: "production", out: "/tmp/x", stackDir: ROOT, help: false });
+        assert.equal(parseArgs(["--help"]).help, true);
+        assert.throws(() => parseArgs(["--stak", "x"]), /^Error: unknown option "--stak"\n\nUsage: npm run plan/);
+        assert.throws(() => parseArgs(["--stack"]), /^Error: --stack needs a value/);
+        assert.throws(() => parseArgs(["--stack", "--out", "x"]), /^Error: --stack needs a value/);
+        assert.throws(() => parseArgs(["--stack", "a", "--stack", "b"]), /^Error: --stack is given twice/);
+        assert.throws(() => parseArgs(["production"]), /^Error: unexpected argument "production"/);
+    });
+});
+
 describe("npm run plan", function () {
     this.timeout(30000);
 
-    const plan = (...args: string[]) => spawnSync(process.execPath, ["-r", "ts-node/register/transpile-only", "test/plan.ts", ...args], { cwd: ROOT, encoding: "utf8" });
+    const plan = (...args: string[]) => spawnSync(process.execPath, ["-r", "ts-node/register/transpile-only", "scripts/plan.ts", ...args], { cwd: ROOT, encoding: "utf8" });
 
     it("prints the tree and summary and writes the objects under <out>/<stack>, replacing only an earlier plan", () => {
         const out = fs.mkdtempSync(path.join(os.tmpdir(), "plan-"));
         const result = plan("--stack", "example", "--stack-dir", FIXTURES, "--out", out);
         assert.equal(result.status, 0, result.stderr);
         assert.match(result.stdout, /^Plan of stack example: an offline evaluation under the mock engine/);
+        assert.match(result.stdout, /\nKubernetes version: 1\.36\.1-do\.0 \(MOCKED: /);
+        assert.match(result.stdout, /\nStack outputs:\n {2}kubeconfig: <computed> <secret>\n/);
+        assert.match(result.stdout, /\n {2}monthlyCostUsd: 72\n/);
         assert.match(result.stdout, /\nLoadBalancers: 0 over \d+ objects of the program and \d+ its releases render\n/);
         assert.ok(fs.existsSync(path.join(out, "example", "haproxy-ingress", "helmrelease-ingress.rendered.yaml")));
         const written = fs.readFileSync(path.join(out, "example", "plan.txt"), "utf8");
@@ -133,6 +149,6 @@ describe("npm run plan", function () {
     it("fails with the stacks it knows when the stack has no file", () => {
         const result = plan("--stack", "nope");
         assert.equal(result.status, 1);
-        assert.match(result.stderr, /npm run plan: no stack file Pulumi\.nope\.yaml in .*; stacks with a file: staging/);
+        assert.match(result.stderr, /npm run plan: no stack file Pulumi\.nope\.yaml in .*; stacks with a file: production, staging/);
     });
 });

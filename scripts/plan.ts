@@ -4,13 +4,13 @@ import * as pulumi from "@pulumi/pulumi";
 import * as YAML from "yaml";
 import { PROJECT } from "../config";
 import { loadBalancerPaths } from "../policy/policies";
-import { HELM } from "./helm";
-import { ROOT, Recorded, Run, runProgram } from "./harness";
-import { RenderedRelease, renderReleases } from "./renderReleases";
-import { OFFERED_VERSIONS, sentAsSecret } from "./mocks";
+import { HELM } from "../test/helm";
+import { ROOT, Recorded, Run, runProgram } from "../test/harness";
+import { RenderedRelease, renderReleases } from "../test/renderReleases";
+import { OFFERED_VERSIONS, sentAsSecret } from "../test/mocks";
 
 /**
- * `npm run plan [-- --stack NAME] [--out DIR] [--stack-dir DIR]`: evaluates the real program with a stack's config file
+ * `npm run plan [-- --stack NAME] [--out DIR] [--stack-dir DIR] [--help]`: evaluates the real program with a stack's config file
  * under the mock engine (no cloud, no CLI, no token) and shows what `pulumi up` would declare: the
  * resource tree, counts per type, the LoadBalancer count and the monthly cost, and every Kubernetes
  * object and HelmRelease as YAML under `plan/<stack>/`, beside what each HelmRelease's chart renders
@@ -169,24 +169,94 @@ export function writePlan(plan: Plan, dir: string): void {
     fs.writeFileSync(path.join(dir, "plan.txt"), `${plan.tree}\n\n${plan.summary}\n`);
 }
 
-function argument(args: string[], flag: string): string | undefined {
-    const at = args.indexOf(flag);
-    return at >= 0 ? args[at + 1] : undefined;
+export const USAGE = [
+    "Usage: npm run plan -- [--stack NAME] [--out DIR] [--stack-dir DIR]",
+    "",
+    "Evaluates the program for the stack file Pulumi.<NAME>.yaml under Pulumi's mock engine (no cloud, no CLI,",
+    "no token), renders every HelmRelease with helm-operator's Helm generation, and writes it all under DIR/<NAME>/.",
+    "",
+    "  --stack NAME      the stack to plan (default: staging)",
+    "  --out DIR         where to write (default: plan/); a directory that holds no earlier plan is refused",
+    "  --stack-dir DIR   where Pulumi.<NAME>.yaml is (default: the project root)",
+    "  --help            print this and exit",
+].join("\n");
+
+export interface PlanArgs {
+    stack: string;
+    out: string;
+    stackDir: string;
+    help: boolean;
 }
 
-async function main(args: string[]): Promise<void> {
-    const stack = argument(args, "--stack") ?? "staging";
-    const dir = path.join(argument(args, "--out") ?? path.join(ROOT, "plan"), stack);
-    const plan = await planStack(stack, path.resolve(argument(args, "--stack-dir") ?? ROOT));
+/** Parses the command line strictly: every flag known, each value present, none twice, no positional word. */
+export function parseArgs(args: readonly string[]): PlanArgs {
+    const flags: Record<string, string | undefined> = { "--stack": undefined, "--out": undefined, "--stack-dir": undefined };
+    let help = false;
+    for (let i = 0; i < args.length; i++) {
+        const arg = args[i];
+        if (arg === "--help" || arg === "-h") {
+            help = true;
+        } else if (arg in flags) {
+            const value = args[i + 1];
+            if (value === undefined || value.startsWith("-") || value === "") {
+                throw new Error(`${arg} needs a value\n\n${USAGE}`);
+            }
+            if (flags[arg] !== undefined) {
+                throw new Error(`${arg} is given twice\n\n${USAGE}`);
+            }
+            flags[arg] = value;
+            i++;
+        } else {
+            throw new Error(`${arg.startsWith("-") ? "unknown option" : "unexpected argument"} ${JSON.stringify(arg)}\n\n${USAGE}`);
+        }
+    }
+    return {
+        stack: flags["--stack"] ?? "staging",
+        out: path.resolve(flags["--out"] ?? path.join(ROOT, "plan")),
+        stackDir: path.resolve(flags["--stack-dir"] ?? ROOT),
+        help,
+    };
+}
+
+/** The stack outputs as a reviewer should read them: unknowns as `<computed>`, secrets masked. */
+export async function readableOutputs(outputs: Record<string, unknown>): Promise<Record<string, unknown>> {
+    const entries = await Promise.all(
+        Object.entries(outputs).map(async ([key, value]): Promise<[string, unknown]> => {
+            if (!pulumi.Output.isInstance(value)) {
+                return [key, value];
+            }
+            const output = value as unknown as { isKnown: Promise<boolean>; isSecret: Promise<boolean>; promise(): Promise<unknown> };
+            if (await output.isSecret) {
+                return [key, (await output.isKnown) ? SECRET : `${COMPUTED} ${SECRET}`];
+            }
+            return [key, (await output.isKnown) ? await output.promise() : COMPUTED];
+        }),
+    );
+    return Object.fromEntries(entries);
+}
+
+async function main(argv: string[]): Promise<void> {
+    const args = parseArgs(argv);
+    if (args.help) {
+        console.log(USAGE);
+        return;
+    }
+    const dir = path.join(args.out, args.stack);
+    const plan = await planStack(args.stack, args.stackDir);
     writePlan(plan, dir);
+    const outputs = await readableOutputs(plan.run.outputs);
     console.log(
         [
-            `Plan of stack ${stack}: an offline evaluation under the mock engine. Values a provider computes show as ${COMPUTED};`,
-            `the Kubernetes version is resolved against the DOKS versions the mocks offer (${OFFERED_VERSIONS.join(", ")}), not against DigitalOcean.`,
+            `Plan of stack ${args.stack}: an offline evaluation under the mock engine. Values a provider computes show as ${COMPUTED}.`,
+            `Kubernetes version: ${String(outputs.kubernetesVersion)} (MOCKED: chosen from the versions the mocks offer, ${OFFERED_VERSIONS.join(", ")}, ` +
+                `as for a new cluster; DigitalOcean's offer and a running cluster's version can differ)`,
             "",
             plan.tree,
             "",
             plan.summary,
+            "",
+            "Stack outputs:",
+            YAML.stringify(outputs, { lineWidth: 0 }).trimEnd().replace(/^/gm, "  "),
             "",
             `Wrote ${[...plan.files.keys()].filter((f) => !f.endsWith(".rendered.yaml")).length} Kubernetes objects, ` +
                 `${[...plan.files.keys()].filter((f) => f.endsWith(".rendered.yaml")).length} rendered releases and plan.txt under ${path.relative(process.cwd(), dir) || "."}`,

@@ -127,6 +127,49 @@ export function renderPlan(run: Pick<Run, "resources">, cost: string, releases: 
     return { tree: renderTree(run.resources), summary, files, loadBalancers };
 }
 
+/** A key's declaration in Pulumi.yaml's `config:` block. */
+export interface DeclaredType {
+    type?: "string" | "integer" | "boolean" | "array";
+    items?: { type: "string" | "integer" | "boolean" };
+}
+
+/**
+ * Whether a value, as a stack file or `pulumi config set` gives it, passes the CLI's check against a
+ * declared type (pulumi/pulumi 1b59498 sdk/go/common/workspace/project.go `ValidateConfigValue`): a
+ * scalar is checked as its text, so `3` and `"3"` are both integers, a list item by its own YAML type.
+ */
+export function passesDeclaredType(declared: DeclaredType, value: unknown): boolean {
+    const scalar = typeof value === "string" || typeof value === "number" || typeof value === "boolean";
+    const text = scalar ? String(value) : undefined;
+    switch (declared.type) {
+        case undefined:
+            return true;
+        case "string":
+            return text !== undefined;
+        case "integer":
+            return text !== undefined && /^[+-]?[0-9]+$/.test(text);
+        case "boolean":
+            return text === "true" || text === "false";
+        case "array":
+            return Array.isArray(value) && value.every((item) => (declared.items?.type === "string" ? typeof item === "string" : passesDeclaredType(declared.items ?? {}, item)));
+    }
+}
+
+/** The CLI's complaints about a stack file's `config:` (pkg/workspace/config.go `validateStackConfigValue`), in its words. */
+export function typeProblems(stack: string, config: Record<string, unknown>, declared: Record<string, DeclaredType>): string[] {
+    const problems: string[] = [];
+    for (const [key, value] of Object.entries(config)) {
+        const name = key.startsWith(`${PROJECT}:`) ? key.slice(PROJECT.length + 1) : key.includes(":") ? undefined : key;
+        const declaration = name === undefined ? undefined : declared[name];
+        const secure = typeof value === "object" && value !== null && "secure" in value;
+        if (declaration && !secure && !passesDeclaredType(declaration, value)) {
+            const type = declaration.type === "array" ? `array<${declaration.items?.type}>` : declaration.type;
+            problems.push(`Stack '${stack}' with configuration key '${name}' must be of type '${type}'`);
+        }
+    }
+    return problems;
+}
+
 /**
  * This project's settings in `Pulumi.<stack>.yaml`, as the engine hands them to the program: keys in
  * the `hephy-doks:` namespace, or with no namespace (which Pulumi puts in the project's).
@@ -138,6 +181,11 @@ export function stackConfig(stack: string, root = ROOT): Record<string, string> 
         throw new Error(`no stack file Pulumi.${stack}.yaml in ${root}; stacks with a file: ${known.join(", ") || "none"}`);
     }
     const config: Record<string, unknown> = YAML.parse(fs.readFileSync(file, "utf8"))?.config ?? {};
+    const declared = YAML.parse(fs.readFileSync(path.join(ROOT, "Pulumi.yaml"), "utf8")).config as Record<string, DeclaredType>;
+    const mistyped = typeProblems(stack, config, declared);
+    if (mistyped.length > 0) {
+        throw new Error(`Pulumi.${stack}.yaml does not pass the CLI's config validation:\n${mistyped.map((p) => `  - ${p}`).join("\n")}`);
+    }
     const prefix = `${PROJECT}:`;
     const values: Record<string, string> = {};
     for (const [key, value] of Object.entries(config).filter(([k]) => k.startsWith(prefix) || !k.includes(":"))) {

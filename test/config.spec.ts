@@ -2,6 +2,7 @@ import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { parse as parseYaml } from "yaml";
+import { passesDeclaredType } from "../scripts/plan";
 import { ROOT } from "./harness";
 import { CATALOG, ConfigError, DEFAULTS, PRICES, estimateMonthlyCost, isCidr, parseConfig } from "../config";
 
@@ -144,6 +145,17 @@ describe("parseConfig", () => {
         for (const command of forArrays) {
             assert.match(command, /^pulumi config set --path 'hephy-doks:\w+\[[0-9]+\]' \S+/, command);
         }
+        // Every other printed command stores its value as text, which must pass the key's declared type.
+        let checked = 0;
+        for (const command of commands) {
+            const match = /^pulumi config set (?:--secret )?hephy-doks:(\w+) (\S+)/.exec(command);
+            if (match && !match[2].startsWith("<") && declared[match[1]]) {
+                assert.ok(passesDeclaredType(declared[match[1]], match[2]), `${command}: ${match[2]} is not a ${declared[match[1]].type}`);
+                checked++;
+            }
+        }
+        assert.ok(checked >= 10, `${checked} commands checked`);
+        assert.equal(passesDeclaredType({ type: "integer" }, "three"), false, "the check can fail");
     });
 
     it("rejects a default subdomain when the stack name is no DNS label, and says to set it", () => {

@@ -6,7 +6,7 @@ import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import * as YAML from "yaml";
 import { ROOT, Recorded, Run } from "./harness";
-import { COMPUTED, Plan, SECRET, parseArgs, planStack, readable, renderPlan, stackConfig } from "../scripts/plan";
+import { COMPUTED, Plan, SECRET, parseArgs, planStack, readable, renderPlan, stackConfig, typeProblems } from "../scripts/plan";
 
 
 function recorded(type: string, name: string, inputs: Record<string, any>, parent = "pulumi:pulumi:Stack"): Recorded {
@@ -104,6 +104,37 @@ describe("plan rendering", () => {
         assert.deepEqual(stackConfig("bare", dir), { nodeCount: "2" }, "a key with no namespace is the project's");
         fs.writeFileSync(path.join(dir, "Pulumi.locked.yaml"), "config:\n  hephy-doks:acmeEmail:\n    secure: AAAB\n");
         assert.throws(() => stackConfig("locked", dir), /hephy-doks:acmeEmail in Pulumi\.locked\.yaml is a secret, which an offline plan cannot decrypt/);
+    });
+});
+
+describe("stack files against the types Pulumi.yaml declares, as the CLI checks them", () => {
+    const declared = YAML.parse(fs.readFileSync(path.join(ROOT, "Pulumi.yaml"), "utf8")).config;
+
+    it("passes every stack file of the project and of the tests", () => {
+        const files = [...fs.readdirSync(ROOT).map((f) => path.join(ROOT, f)), ...fs.readdirSync(FIXTURES).map((f) => path.join(FIXTURES, f))].filter((f) => /Pulumi\.[^.]+\.yaml$/.test(f));
+        assert.ok(files.length >= 3, files.join(", "));
+        for (const file of files) {
+            assert.deepEqual(typeProblems(path.basename(file), YAML.parse(fs.readFileSync(file, "utf8")).config, declared), [], file);
+        }
+    });
+
+    it("refuses what the CLI refuses, in its words, and npm run plan with it", () => {
+        const config = {
+            "hephy-doks:nodeCount": "three",
+            "hephy-doks:protect": "yes",
+            "hephy-doks:builderSshSources": '["203.0.113.0/24"]',
+            "hephy-doks:kubernetesVersion": 1.35,
+            nodeCount: 3,
+            "digitalocean:token": { secure: "AAAB" },
+        };
+        assert.deepEqual(typeProblems("demo", config, declared), [
+            "Stack 'demo' with configuration key 'nodeCount' must be of type 'integer'",
+            "Stack 'demo' with configuration key 'protect' must be of type 'boolean'",
+            "Stack 'demo' with configuration key 'builderSshSources' must be of type 'array<string>'",
+        ]);
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), "plan-"));
+        fs.writeFileSync(path.join(dir, "Pulumi.demo.yaml"), "config:\n  hephy-doks:builderSshSources: '[\"203.0.113.0/24\"]'\n");
+        assert.throws(() => stackConfig("demo", dir), /Pulumi\.demo\.yaml does not pass the CLI's config validation:\n {2}- Stack 'demo' with configuration key 'builderSshSources' must be of type 'array<string>'/);
     });
 });
 

@@ -323,6 +323,8 @@ export interface StackConfig {
     readonly workflowEnabled: boolean;
     /** The catalog with this stack's overrides applied. */
     readonly releases: Readonly<Record<ReleaseKey, ReleaseEntry>>;
+    /** Helm values that carry secrets, per release, from the encrypted `releaseSecretValues`; never sent in clear. */
+    readonly releaseSecretValues: Readonly<Partial<Record<ReleaseKey, Readonly<Record<string, unknown>>>>>;
 }
 
 /** How the Tiller PKI is generated. */
@@ -358,6 +360,7 @@ export const CONFIG_KEYS = [
     "maintenanceDay",
     "maintenanceStartTime",
     "releases",
+    "releaseSecretValues",
 ] as const;
 
 /** A stack configuration the program refuses, with every problem found. */
@@ -538,6 +541,7 @@ export function parseConfig(read: ConfigReader, stack: string, presentKeys: read
         );
     }
     const releases = parseReleases(raw("releases") ?? DEFAULTS.releases, problems);
+    const releaseSecretValues = parseSecretValues(raw("releaseSecretValues"), problems);
 
     const keyAlgorithm = raw("tlsKeyAlgorithm") ?? DEFAULTS.tlsKeyAlgorithm;
     if (!(keyAlgorithm in KEY_ALGORITHMS)) {
@@ -588,7 +592,38 @@ export function parseConfig(read: ConfigReader, stack: string, presentKeys: read
         tillerHistoryMax,
         workflowEnabled,
         releases,
+        releaseSecretValues,
     };
+}
+
+/**
+ * Reads `hephy-doks:releaseSecretValues`, a JSON object keyed by release of Helm values that carry
+ * secrets. Pulumi.yaml declares it `secret: true`, so the CLI refuses it unencrypted; messages here never
+ * repeat the value.
+ */
+function parseSecretValues(raw: string | undefined, problems: string[]): Partial<Record<ReleaseKey, Record<string, unknown>>> {
+    const key = `${PROJECT}:releaseSecretValues`;
+    if (raw === undefined) {
+        return {};
+    }
+    let parsed: unknown;
+    try {
+        parsed = JSON.parse(raw);
+    } catch {
+        parsed = undefined;
+    }
+    if (!isObject(parsed)) {
+        problems.push(`${key} must be a JSON object keyed by ${Object.keys(CATALOG).join(", ")} (its value is not shown: it is a secret) (pulumi config set --secret ${key} '{"workflow": {...}}')`);
+        return {};
+    }
+    for (const [name, values] of Object.entries(parsed)) {
+        if (!(name in CATALOG)) {
+            problems.push(`${key} has no release ${quote(name)}; releases: ${Object.keys(CATALOG).join(", ")}`);
+        } else if (!isObject(values)) {
+            problems.push(`${key}.${name} must be an object of Helm values (its value is not shown: it is a secret)`);
+        }
+    }
+    return parsed as Partial<Record<ReleaseKey, Record<string, unknown>>>;
 }
 
 const EXACT_VERSION = /^v?[0-9]+\.[0-9]+\.[0-9]+([-+][0-9A-Za-z.-]+)?$/;

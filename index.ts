@@ -107,6 +107,7 @@ export = async () => {
             validityHours: config.tls.certValidityHours,
             earlyRenewalHours: config.tls.earlyRenewalHours,
         },
+        secretValues: config.releaseSecretValues,
     });
 
     const cost = estimateMonthlyCost(config);

@@ -1,5 +1,6 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
+import * as YAML from "yaml";
 import { ChartSource, KeyAlgorithm, ReleaseEntry, ReleaseKey, RepositoryChart, UPSTREAM } from "../config";
 import { INGRESS_OBJECTS, IngressPrerequisites } from "./ingressPrerequisites";
 import { childOf } from "./kube";
@@ -57,7 +58,12 @@ export interface PlatformArgs {
     historyMax: number;
     /** The ingress controller's default certificate: key algorithm and lifetime. */
     ingressCertificate: { keyAlgorithm: KeyAlgorithm; validityHours: number; earlyRenewalHours: number };
+    /** Helm values that carry secrets, per release: sent in a Secret the HelmRelease reads, never in its spec. */
+    secretValues: Readonly<Partial<Record<ReleaseKey, Readonly<Record<string, unknown>>>>>;
 }
+
+/** The key helm-operator reads a `valuesFrom` Secret at by default (fluxcd/helm-operator v1.4.4 pkg/release/values.go). */
+const SECRET_VALUES_KEY = "values.yaml";
 
 /**
  * Resource options of the ingress controller's HelmRelease. Every controller this release has ever
@@ -205,6 +211,18 @@ export class Platform extends pulumi.ComponentResource {
                 { metadata: { name: entry.namespace, labels } },
                 childOf(this, args.provider),
             );
+            // helm-operator merges these under spec.values, which win on the same key (composeValues).
+            const secretValues = args.secretValues[key]
+                ? new k8s.core.v1.Secret(
+                      `${name}-${entry.releaseName}-secret-values`,
+                      {
+                          metadata: { name: `${entry.releaseName}-secret-values`, namespace: namespace.metadata.name },
+                          type: "Opaque",
+                          stringData: { [SECRET_VALUES_KEY]: pulumi.secret(YAML.stringify(args.secretValues[key])) },
+                      },
+                      childOf(this, args.provider),
+                  )
+                : undefined;
             const helmRelease = new k8s.apiextensions.CustomResource(
                 `${name}-${entry.releaseName}`,
                 {
@@ -230,10 +248,17 @@ export class Platform extends pulumi.ComponentResource {
                         timeout: RELEASE_TIMEOUT_SECONDS - 60,
                         maxHistory: args.historyMax,
                         values: mergeValues(values[key], entry.values),
+                        ...(secretValues ? { valuesFrom: [{ secretKeyRef: { name: secretValues.metadata.name, key: SECRET_VALUES_KEY } }] } : {}),
                     },
                 },
                 {
-                    ...childOf(this, args.provider, [...args.operatorReady, ...args.loadBalancerGuards, ...(served?.ready ?? []), ...dependsOn(namespace)]),
+                    ...childOf(this, args.provider, [
+                        ...args.operatorReady,
+                        ...args.loadBalancerGuards,
+                        ...(served?.ready ?? []),
+                        ...dependsOn(namespace),
+                        ...(secretValues ? [secretValues] : []),
+                    ]),
                     ...options,
                 },
             );

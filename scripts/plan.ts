@@ -131,6 +131,8 @@ export function renderPlan(run: Pick<Run, "resources">, cost: string, releases: 
 export interface DeclaredType {
     type?: "string" | "integer" | "boolean" | "array";
     items?: { type: "string" | "integer" | "boolean" };
+    /** The CLI refuses the key unencrypted. */
+    secret?: boolean;
 }
 
 /**
@@ -174,7 +176,7 @@ export function typeProblems(stack: string, config: Record<string, unknown>, dec
  * This project's settings in `Pulumi.<stack>.yaml`, as the engine hands them to the program: keys in
  * the `hephy-doks:` namespace, or with no namespace (which Pulumi puts in the project's).
  */
-export function stackConfig(stack: string, root = ROOT): Record<string, string> {
+export function stackConfig(stack: string, root = ROOT, encrypted: string[] = []): Record<string, string> {
     const file = path.join(root, `Pulumi.${stack}.yaml`);
     if (!fs.existsSync(file)) {
         const known = fs.readdirSync(root).flatMap((f) => /^Pulumi\.(.+)\.yaml$/.exec(f)?.[1] ?? []);
@@ -190,6 +192,11 @@ export function stackConfig(stack: string, root = ROOT): Record<string, string> 
     const values: Record<string, string> = {};
     for (const [key, value] of Object.entries(config).filter(([k]) => k.startsWith(prefix) || !k.includes(":"))) {
         if (typeof value === "object" && value !== null && "secure" in value) {
+            // A key that is secret by declaration is planned without its value; any other must be readable.
+            if (declared[key.replace(prefix, "")]?.secret === true) {
+                encrypted.push(key);
+                continue;
+            }
             throw new Error(`${key} in Pulumi.${stack}.yaml is a secret, which an offline plan cannot decrypt`);
         }
         values[key.startsWith(prefix) ? key.slice(prefix.length) : key] = typeof value === "string" ? value : JSON.stringify(value);
@@ -198,10 +205,11 @@ export function stackConfig(stack: string, root = ROOT): Record<string, string> 
 }
 
 /** Evaluates the program for a stack file in plan mode and renders it. */
-export async function planStack(stack: string, stackDir = ROOT): Promise<Plan & { run: Run }> {
-    const run = await runProgram({ stack, config: stackConfig(stack, stackDir), replaceConfig: true, unknownOutputs: true });
+export async function planStack(stack: string, stackDir = ROOT): Promise<Plan & { run: Run; encrypted: string[] }> {
+    const encrypted: string[] = [];
+    const run = await runProgram({ stack, config: stackConfig(stack, stackDir, encrypted), replaceConfig: true, unknownOutputs: true });
     const releases = renderReleases(run, String(run.outputs.kubernetesVersion).split("-")[0]);
-    return { ...renderPlan(run, String(run.outputs.monthlyCostEstimate), releases), run };
+    return { ...renderPlan(run, String(run.outputs.monthlyCostEstimate), releases), run, encrypted };
 }
 
 /** Writes a plan's files under `dir`, replacing what an earlier plan left there (and nothing else). */
@@ -296,6 +304,7 @@ async function main(argv: string[]): Promise<void> {
     console.log(
         [
             `Plan of stack ${args.stack}: an offline evaluation under the mock engine. Values a provider computes show as ${COMPUTED}.`,
+            ...plan.encrypted.map((key) => `Left out: ${key}, which is encrypted; the plan shows nothing of it, and no object made from it.`),
             `Kubernetes version: ${String(outputs.kubernetesVersion)} (MOCKED: chosen from the versions the mocks offer, ${OFFERED_VERSIONS.join(", ")}, ` +
                 `as for a new cluster; DigitalOcean's offer and a running cluster's version can differ)`,
             "",

@@ -47,6 +47,7 @@ describe("parseConfig", () => {
             tillerHistoryMax: 10,
             workflowEnabled: true,
             releases: CATALOG,
+            releaseSecretValues: {},
         });
     });
 
@@ -120,6 +121,9 @@ describe("parseConfig", () => {
         ["a maintenance day DigitalOcean does not know", { ...REQUIRED, maintenanceDay: "weekend" }, /^hephy-doks:maintenanceDay must be one of any, monday, .* got "weekend"/],
         ["a maintenance time that is not HH:MM", { ...REQUIRED, maintenanceStartTime: "3am" }, /^hephy-doks:maintenanceStartTime must be a UTC time of day as HH:MM, .* got "3am"/],
         ["bad autoUpgrade", { ...REQUIRED, autoUpgrade: "sometimes" }, /^hephy-doks:autoUpgrade must be true or false, got "sometimes"/],
+        ["secret values that are not JSON", { ...REQUIRED, releaseSecretValues: "password=hunter2" }, /^hephy-doks:releaseSecretValues must be a JSON object keyed by ingress, certManager, workflow \(its value is not shown: it is a secret\)/],
+        ["secret values for an unknown release", { ...REQUIRED, releaseSecretValues: '{"minio": {"key": "x"}}' }, /^hephy-doks:releaseSecretValues has no release "minio"/],
+        ["secret values that are not an object", { ...REQUIRED, releaseSecretValues: '{"workflow": "hunter2"}' }, /^hephy-doks:releaseSecretValues\.workflow must be an object of Helm values \(its value is not shown/],
         ["unbounded Tiller history", { ...REQUIRED, tillerHistoryMax: "0" }, /^hephy-doks:tillerHistoryMax must be an integer from 1 to 1000, got "0"/],
     ];
     for (const [what, values, message] of bad) {
@@ -127,7 +131,7 @@ describe("parseConfig", () => {
             const problems = problemsOf(values);
             assert.equal(problems.length, 1, problems.join("\n"));
             assert.match(problems[0], message);
-            assert.match(problems[0], /pulumi config set (--path ')?hephy-doks:|entries must be|must not exceed|must be less than|hephy-doks:releases/);
+            assert.match(problems[0], /pulumi config set (--path '|--secret )?hephy-doks:|entries must be|must not exceed|must be less than|hephy-doks:releases|hephy-doks:releaseSecretValues/);
         });
     }
 
@@ -156,6 +160,12 @@ describe("parseConfig", () => {
         }
         assert.ok(checked >= 10, `${checked} commands checked`);
         assert.equal(passesDeclaredType({ type: "integer" }, "three"), false, "the check can fail");
+    });
+
+    it("never repeats a secret value in a message", () => {
+        for (const releaseSecretValues of ["password=hunter2", '{"workflow": "hunter2"}']) {
+            assert.doesNotMatch(problemsOf({ ...REQUIRED, releaseSecretValues }).join("\n"), /hunter2/);
+        }
     });
 
     it("rejects a default subdomain when the stack name is no DNS label, and says to set it", () => {

@@ -104,6 +104,10 @@ describe("plan rendering", () => {
         assert.deepEqual(stackConfig("bare", dir), { nodeCount: "2" }, "a key with no namespace is the project's");
         fs.writeFileSync(path.join(dir, "Pulumi.locked.yaml"), "config:\n  hephy-doks:acmeEmail:\n    secure: AAAB\n");
         assert.throws(() => stackConfig("locked", dir), /hephy-doks:acmeEmail in Pulumi\.locked\.yaml is a secret, which an offline plan cannot decrypt/);
+        fs.writeFileSync(path.join(dir, "Pulumi.sealed.yaml"), "config:\n  hephy-doks:domain: example.com\n  hephy-doks:releaseSecretValues:\n    secure: AAAB\n");
+        const encrypted: string[] = [];
+        assert.deepEqual(stackConfig("sealed", dir, encrypted), { domain: "example.com" }, "a key secret by declaration is planned without it");
+        assert.deepEqual(encrypted, ["hephy-doks:releaseSecretValues"]);
     });
 });
 

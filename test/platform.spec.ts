@@ -1,5 +1,6 @@
 import * as assert from "node:assert/strict";
 import * as crypto from "node:crypto";
+import * as YAML from "yaml";
 import { CompatibilityError } from "../config";
 import { loadBalancerPaths } from "../policy/policies";
 import { OFFERED_VERSIONS } from "./mocks";
@@ -136,6 +137,22 @@ describe("platform releases", () => {
             `${CLUSTER_ISSUER}::staging-letsencrypt-prod`,
         ]) {
             assert.ok(hephy.dependsOn.includes(edge) || hephy.dependsOn.includes(edge.replace(CLUSTER_ISSUER, CR)), `Workflow waits for ${edge}`);
+        }
+    });
+
+    it("hands release values that carry secrets to helm-operator through a Secret, never in the HelmRelease", async () => {
+        const secrets = { workflow: { minio: { accesskey: "AKIAEXAMPLE", secretkey: "s3cr3t-value-42" } } };
+        const withSecrets = await runProgram({ config: { releaseSecretValues: JSON.stringify(secrets) } });
+        const hephy = release(withSecrets, "hephy");
+        assert.ok(!JSON.stringify(plain(hephy.inputs)).includes("s3cr3t-value-42"), "the HelmRelease carries no secret value");
+        assert.deepEqual(plain(hephy.inputs).spec.valuesFrom, [{ secretKeyRef: { name: "hephy-secret-values", key: "values.yaml" } }]);
+        const secret = withSecrets.one("kubernetes:core/v1:Secret", "staging-hephy-secret-values");
+        assert.ok(sentAsSecret(secret.inputs.stringData), "the values reach the provider as a secret");
+        assert.deepEqual(plain(secret.inputs).metadata, { name: "hephy-secret-values", namespace: "deis" });
+        assert.deepEqual(YAML.parse(plain(secret.inputs).stringData["values.yaml"]), secrets.workflow);
+        assert.ok(hephy.dependsOn.includes("kubernetes:core/v1:Secret::staging-hephy-secret-values"));
+        for (const other of ["ingress", "cert-manager"]) {
+            assert.equal(plain(release(withSecrets, other).inputs).spec.valuesFrom, undefined, other);
         }
     });
 

@@ -1,5 +1,13 @@
 import * as net from "node:net";
 import * as pulumi from "@pulumi/pulumi";
+import { CATALOG, ChartSource, compareMinor, ReleaseEntry, ReleaseKey } from "./catalog";
+import { PRICES } from "./pricing";
+
+/**
+ * The stack configuration: every key, its default and its validation, with the values the program fixes.
+ * Changes when a setting is added or its rules change. The catalog is in catalog.ts, prices in
+ * pricing.ts, the Kubernetes version rules in kubernetesVersion.ts.
+ */
 
 /** The Pulumi project name, which is also the namespace of every config key this program reads. */
 export const PROJECT = "hephy-doks";
@@ -37,176 +45,6 @@ export const DEFAULTS = {
     releases: "{}",
 } as const;
 
-/** Pinned upstream artefacts outside the release catalog, with where each fact comes from. */
-export const UPSTREAM = {
-    /** helm/helm v2.17.0 `cmd/helm/installer/install.go` (defaultImage ghcr.io/helm/tiller); 2.17.0 is the last Helm 2 release. */
-    tillerImage: "ghcr.io/helm/tiller:v2.17.0",
-    /** fluxcd/helm-operator chart-1.4.4 `values.yaml` image; 1.4.4 (2022-09-01) is the last release, the project is archived. */
-    helmOperatorImage: "docker.io/fluxcd/helm-operator:1.4.4",
-    /** The HelmRelease CRD (helm.fluxcd.io/v1, apiextensions.k8s.io/v1) of the same tag, as the chart README applies it. */
-    helmOperatorCrdUrl: "https://raw.githubusercontent.com/fluxcd/helm-operator/v1.4.4/deploy/crds.yaml",
-    /** The name helm-operator verifies on Tiller's certificate: the article's HELM_TLS_HOSTNAME. */
-    tillerHostname: "tiller-deploy.kube-system",
-    /** Names on Tiller's certificate: its Service as dialled from the cluster, and 127.0.0.1 for `helm --tls` through a port-forward. */
-    tillerDnsNames: ["tiller-deploy", "tiller-deploy.kube-system", "tiller-deploy.kube-system.svc", "localhost"],
-    tillerIpAddresses: ["127.0.0.1"],
-    /**
-     * Workflow's builder: the Service `git push` reaches through the ingress controller's TCP forward,
-     * in Workflow's namespace (charts/hephy-workflow templates/builder.yaml, after teamhephy/builder
-     * v2.13.7 charts/builder/templates/builder-service.yaml; the article's `deis/deis-builder:2222`).
-     */
-    builder: { service: "deis-builder", port: 2222 },
-    /** Name of the Service that serves the project's own charts to helm-operator (components/chartServer.ts). */
-    chartServerName: "hephy-doks-charts",
-    /**
-     * nginx/docker-nginx-unprivileged update.sh @ 8b44229 (2026-07-15): stable 1.30.4, past CVE-2026-42945
-     * (fixed in 1.30.1); uid 101, port 8080, pid and temp paths in /tmp (stable/alpine-slim/Dockerfile).
-     */
-    chartServerImage: "docker.io/nginxinc/nginx-unprivileged:1.30.4-alpine-slim",
-    /**
-     * Chart repositories helm-operator knows, as the article's `configureRepositories`: hephy for
-     * Workflow's dependencies, and stable at its new home (helm/helm v2.17.0 commit 62d6e40 retired
-     * storage.googleapis.com).
-     */
-    chartRepositories: [
-        { name: "hephy", url: "https://charts.teamhephy.com/" },
-        { name: "stable", url: "https://charts.helm.sh/stable" },
-    ],
-} as const;
-
-/** A Kubernetes minor version range, inclusive: `{ min: "1.31", max: "1.35" }`. */
-export interface KubernetesRange {
-    readonly min: string;
-    readonly max: string;
-}
-
-/** A chart in a Helm repository, as `spec.chart` of a HelmRelease names it. */
-export interface RepositoryChart {
-    readonly repository: string;
-    readonly name: string;
-    readonly version: string;
-}
-
-/**
- * Where helm-operator fetches a chart: a Helm repository, a git repository (`spec.chart.git`), or a
- * chart of this project (`bundled`, a directory relative to the project root) that the program packages
- * and serves to helm-operator from inside the cluster.
- */
-export type ChartSource =
-    | RepositoryChart
-    | { readonly git: string; readonly ref: string; readonly path: string }
-    | { readonly bundled: string };
-
-/** One platform release: what to install, with which Helm, where it is known to work, and why we believe so. */
-export interface ReleaseEntry {
-    /** Helm release name and HelmRelease name (the article's). */
-    readonly releaseName: string;
-    readonly namespace: string;
-    readonly chart: ChartSource;
-    /**
-     * sha256 of the chart archive a repository chart is pinned to, as the repository's index.yaml
-     * records it; `test/fixtures/charts/` holds that archive, and npm test renders it.
-     */
-    readonly archiveSha256?: string;
-    readonly helmVersion: "v2" | "v3";
-    /** Kubernetes minors the chart (as configured here) installs and works on. */
-    readonly kubernetes: KubernetesRange;
-    /** Values merged over the program's own for this release (overrides only). */
-    readonly values?: Readonly<Record<string, unknown>>;
-    /** Where each fact above comes from. */
-    readonly sources: readonly string[];
-}
-
-export type ReleaseKey = "ingress" | "certManager" | "workflow";
-
-/**
- * The version catalog: every chart the platform installs, pinned to an exact version (helm-operator
- * cuts a new revision on every sync for a range, fluxcd/helm-operator#469). Overridable per stack with
- * `hephy-doks:releases`.
- */
-export const CATALOG: Readonly<Record<ReleaseKey, ReleaseEntry>> = {
-    // The front door: HAProxy's controller replaces ingress-nginx, which SIG Network retired in March
-    // 2026 (docs/ingress.md has the comparison and the cut-over of running stacks).
-    ingress: {
-        releaseName: "ingress",
-        namespace: "haproxy-ingress",
-        chart: { repository: "https://haproxytech.github.io/helm-charts", name: "kubernetes-ingress", version: "1.52.1" },
-        archiveSha256: "862ddb3343143289a47d0f749a284b32536495c689a25ae354bbc1ed68851bde",
-        helmVersion: "v3",
-        kubernetes: { min: "1.33", max: "1.37" },
-        sources: [
-            "haproxytech/helm-charts kubernetes-ingress/Chart.yaml @ kubernetes-ingress-1.52.1 (controller 3.2.12, kubeVersion >=1.23.0-0); gh-pages index.yaml digest",
-            "haproxytech/kubernetes-ingress .gitlab/e2e_k8s.yml @ v3.2 9e4b6b93: end-to-end tests on Kubernetes 1.34.0; 1.33 and 1.35-1.37 by inference: it watches networking.k8s.io/v1 Ingresses and IngressClasses, discovery.k8s.io/v1 EndpointSlices and core v1 objects, all served through 1.37",
-            "rendered by Helm 3.8.1 (Go 1.17) for every minor of this range in npm test (test/releaseCharts.spec.ts)",
-            "replaces ingress-nginx: retired by SIG Network (kubernetes.io/blog/2025/11/11/ingress-nginx-retirement), repository archived 2026-03-24, last release 4.15.1 ships NGINX 1.27.1, affected by CVE-2026-42945",
-        ],
-    },
-    certManager: {
-        releaseName: "cert-manager",
-        namespace: "cert-manager",
-        chart: { repository: "https://charts.jetstack.io", name: "cert-manager", version: "v1.21.1" },
-        // As two third-party repositories that vendor this archive record it; charts.jetstack.io could not
-        // be reached to confirm (test/fixtures/charts/README.md).
-        archiveSha256: "c27101f3f3e2349fb4a9e704316105bf7b52ad73b8c8257d3498ef7f2f6a4adc",
-        helmVersion: "v3",
-        kubernetes: { min: "1.33", max: "1.36" },
-        sources: [
-            "cert-manager/cert-manager tag v1.21.1 (2026-07-29), deploy/charts/cert-manager/Chart.yaml (apiVersion v2 since v1.15.0)",
-            "cert-manager.io docs releases/: 1.21 supports Kubernetes 1.33-1.36",
-        ],
-    },
-    workflow: {
-        releaseName: "hephy",
-        namespace: "deis",
-        // The project's own chart for today's Kubernetes (charts/hephy-workflow, docs/workflow.md): no
-        // released Workflow chart installs on Kubernetes 1.25 or newer.
-        chart: { bundled: "charts/hephy-workflow" },
-        // Through Tiller, as the article installs Workflow (chart apiVersion v1).
-        helmVersion: "v2",
-        kubernetes: { min: "1.33", max: "1.37" },
-        sources: [
-            "charts/hephy-workflow: only apps/v1, rbac.authorization.k8s.io/v1, networking.k8s.io/v1 and core v1 objects, rendered by Helm 3.8.1 for every minor of this range in npm test (test/workflowChart.spec.ts)",
-            "charts/hephy-workflow/files/ingress.py: the controller's Ingress client speaks networking.k8s.io/v1 (served since Kubernetes 1.19)",
-            "teamhephy/workflow tag v2.23.0 (2021-05-08) is the last release; its images, pinned there, are the ones the chart runs",
-        ],
-    },
-};
-
-/**
- * Every chart repository helm-operator is told about: the article's two, and each repository an enabled
- * release pulls from. A release whose repository is listed reads only that repository's index; one whose
- * repository is not listed makes Helm read the cached index of every listed repository and fail when
- * one is missing, as it is on a fresh pod for any repository that is down (fluxcd/helm-operator v1.4.4
- * pkg/helm/v2/pull.go and v3/pull.go `PullWithRepoURL`; helm v2.17.0 and v3.7.0
- * pkg/downloader/chart_downloader.go `scanReposForURL`).
- */
-export function chartRepositories(config: Pick<StackConfig, "releases" | "workflowEnabled">, bundledRepository: string): { name: string; url: string }[] {
-    const listed: { name: string; url: string }[] = UPSTREAM.chartRepositories.map((r) => ({ ...r }));
-    const normal = (url: string) => (url.endsWith("/") ? url : `${url}/`);
-    for (const key of enabledReleases(config)) {
-        const chart = config.releases[key].chart;
-        const url = "bundled" in chart ? bundledRepository : "repository" in chart ? chart.repository : undefined;
-        if (url !== undefined && !listed.some((r) => normal(r.url) === normal(url))) {
-            listed.push({ name: key.toLowerCase(), url });
-        }
-    }
-    return listed;
-}
-
-/** The releases a stack installs: the whole catalog, less Workflow when it is off. */
-export function enabledReleases(config: Pick<StackConfig, "releases" | "workflowEnabled">): ReleaseKey[] {
-    return (Object.keys(config.releases) as ReleaseKey[]).filter((k) => k !== "workflow" || config.workflowEnabled);
-}
-
-/** The CRD manifest cert-manager publishes with each release (cert-manager.io docs, installation/helm). */
-export function certManagerCrdUrl(entry: ReleaseEntry): string {
-    if ("bundled" in entry.chart) {
-        throw new Error("cert-manager's CRDs come from its release; a bundled cert-manager chart has no release to take them from");
-    }
-    const version = "version" in entry.chart ? entry.chart.version : entry.chart.ref;
-    return `https://github.com/cert-manager/cert-manager/releases/download/${version}/cert-manager.crds.yaml`;
-}
-
 /** The private-key algorithms `hephy-doks:tlsKeyAlgorithm` accepts, as @pulumi/tls `PrivateKey` inputs. */
 export const KEY_ALGORITHMS = {
     "ECDSA-P256": { algorithm: "ECDSA", ecdsaCurve: "P256" },
@@ -237,57 +75,6 @@ export const FIXED = {
     nodeCountMin: 1,
     nodeCountMax: 50,
 } as const;
-
-/**
- * Monthly list prices in USD. Worker nodes are billed at droplet prices and the HA control plane at a
- * flat rate (https://docs.digitalocean.com/products/kubernetes/details/pricing/). Droplet prices are
- * DigitalOcean's `GET /v2/sizes` `price_monthly`, as recorded daily in
- * sergeykuzmich/terraform-digitalocean-variables `do_sizes.tf` (commit 97e31f6, 2026-08-21), unchanged
- * since DigitalOcean's repricing of 2022-07-01. To use another size, add its `price_monthly` here.
- */
-export const PRICES = {
-    asOf: "2026-08-21",
-    haControlPlaneUsd: 40,
-    nodeUsd: {
-        "s-1vcpu-2gb": 12,
-        "s-2vcpu-2gb": 18,
-        "s-2vcpu-4gb": 24,
-        "s-4vcpu-8gb": 48,
-        "s-8vcpu-16gb": 96,
-        "s-2vcpu-4gb-amd": 28,
-        "s-4vcpu-8gb-amd": 56,
-        "s-2vcpu-4gb-intel": 28,
-        "g-2vcpu-8gb": 63,
-        "g-4vcpu-16gb": 126,
-        "c-2": 42,
-        "c-4": 84,
-        "m-2vcpu-16gb": 84,
-    } as Readonly<Record<string, number>>,
-} as const;
-
-/** What a stack costs a month at list prices. */
-export interface CostEstimate {
-    readonly monthlyUsd: number;
-    /** One line that shows the arithmetic and the date of the prices. */
-    readonly summary: string;
-}
-
-/**
- * The monthly cost of what the program creates: the nodes, the HA control plane if on, and no load
- * balancer (the program creates none and its admission policy refuses them). Bandwidth overage and
- * volumes that workloads claim are usage-based and not included; DNS records are free.
- */
-export function estimateMonthlyCost(config: Pick<StackConfig, "nodeSize" | "nodeCount" | "haControlPlane">): CostEstimate {
-    const nodeUsd = PRICES.nodeUsd[config.nodeSize];
-    const haUsd = config.haControlPlane ? PRICES.haControlPlaneUsd : 0;
-    const monthlyUsd = config.nodeCount * nodeUsd + haUsd;
-    return {
-        monthlyUsd,
-        summary:
-            `$${monthlyUsd}/month: ${config.nodeCount} x ${config.nodeSize} at $${nodeUsd}, ` +
-            `HA control plane $${haUsd}, 0 LoadBalancers $0 (DigitalOcean list prices of ${PRICES.asOf}; bandwidth overage and volumes not included)`,
-    };
-}
 
 /** The validated, defaulted configuration of one stack. */
 export interface StackConfig {
@@ -463,7 +250,7 @@ export function parseConfig(read: ConfigReader, stack: string, presentKeys: read
         problems.push(
             `${PROJECT}:nodeSize must be a droplet size whose price the program knows, got ${quote(nodeSize)}; known sizes: ` +
                 `${Object.keys(PRICES.nodeUsd).join(", ")} ${fix("nodeSize", DEFAULTS.nodeSize)}. ` +
-                `For another size, add its price_monthly (doctl compute size list) to PRICES.nodeUsd in config.ts`,
+                `For another size, add its price_monthly (doctl compute size list) to PRICES.nodeUsd in pricing.ts`,
         );
     }
 
@@ -735,59 +522,6 @@ function parseReleases(raw: string, problems: string[]): Record<ReleaseKey, Rele
         }
     }
     return releases;
-}
-
-/** A chart source in one line, for messages. */
-export function describeChart(chart: ChartSource): string {
-    if ("bundled" in chart) {
-        return `${chart.bundled} (this project)`;
-    }
-    return "version" in chart ? `${chart.name} ${chart.version}` : `${chart.git}//${chart.path}@${chart.ref}`;
-}
-
-/** Compares two `major.minor` versions (a DOKS slug's patch and suffix are ignored). */
-export function compareMinor(a: string, b: string): number {
-    const [aMajor, aMinor] = a.split(".").map(Number);
-    const [bMajor, bMinor] = b.split(".").map(Number);
-    return aMajor - bMajor || aMinor - bMinor;
-}
-
-/** The `major.minor` of a DOKS slug such as `1.35.2-do.0`. */
-export function minorOf(slug: string): string {
-    return slug.split(".").slice(0, 2).join(".");
-}
-
-/**
- * Refuses a combination known not to work: each enabled release must support the resolved DOKS
- * version. Called before any resource is declared.
- */
-export function checkCompatibility(config: StackConfig, doksVersion: string): void {
-    const minor = minorOf(doksVersion);
-    const problems: string[] = [];
-    for (const key of enabledReleases(config)) {
-        const entry = config.releases[key];
-        const { min, max } = entry.kubernetes;
-        if (compareMinor(minor, min) < 0 || compareMinor(minor, max) > 0) {
-            const chart = describeChart(entry.chart);
-            problems.push(
-                `release ${key} (${chart}) supports Kubernetes ${min} to ${max}, not ${doksVersion}. ` +
-                    `Why: ${entry.sources.join("; ")}. ` +
-                    `Fix: pulumi config set ${PROJECT}:kubernetesVersion <a minor from ${min} to ${max} that DigitalOcean offers>, ` +
-                    `or point ${PROJECT}:releases.${key} at a chart that supports ${minor} (with its "kubernetes" range)` +
-                    (key === "workflow" ? `, or pulumi config set ${PROJECT}:workflowEnabled false to install the platform without Workflow` : ""),
-            );
-        }
-    }
-    if (problems.length > 0) {
-        throw new CompatibilityError(config.stack, problems);
-    }
-}
-
-/** A release catalog that does not fit the cluster's Kubernetes version. */
-export class CompatibilityError extends ConfigError {
-    constructor(stack: string, problems: readonly string[]) {
-        super(stack, problems, `Stack "${stack}" would deploy releases known not to work on its Kubernetes version; nothing was deployed:`);
-    }
 }
 
 function parseCidrList(raw: string | undefined, problems: string[]): readonly string[] {

@@ -8,7 +8,10 @@ import { NoLoadBalancers } from "./components/noLoadBalancers";
 import { Platform } from "./components/platform";
 import { TillerPki } from "./components/tillerPki";
 import { WORKFLOW_LIMITS, workflowOutputs } from "./components/platform";
-import { FIXED, UPSTREAM, certManagerCrdUrl, chartRepositories, checkCompatibility, estimateMonthlyCost, loadConfig } from "./config";
+import { UPSTREAM, certManagerCrdUrl, chartRepositories } from "./catalog";
+import { FIXED, loadConfig } from "./config";
+import { checkCompatibility } from "./kubernetesVersion";
+import { estimateMonthlyCost } from "./pricing";
 import { supportedByReleases } from "./kubernetesVersion";
 
 // An async program: config and the Kubernetes version are checked before any resource is declared.

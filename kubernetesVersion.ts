@@ -1,4 +1,7 @@
-import { compareMinor, enabledReleases, KubernetesRange, minorOf, PROJECT, StackConfig } from "./config";
+import { compareMinor, describeChart, enabledReleases, KubernetesRange, minorOf } from "./catalog";
+import { ConfigError, PROJECT, StackConfig } from "./config";
+
+/** Which Kubernetes version a stack's cluster runs, and whether its releases support it. */
 
 /** What the choice of the cluster's Kubernetes version depends on. */
 export interface VersionChoice {
@@ -108,3 +111,37 @@ export function chooseKubernetesVersion(choice: VersionChoice): ChosenVersion {
     }
     return { version: newest(offered.filter((v) => minorOf(v) === minor))!, warnings };
 }
+
+/**
+ * Refuses a combination known not to work: each enabled release must support the resolved DOKS
+ * version. Called before any resource is declared.
+ */
+export function checkCompatibility(config: StackConfig, doksVersion: string): void {
+    const minor = minorOf(doksVersion);
+    const problems: string[] = [];
+    for (const key of enabledReleases(config)) {
+        const entry = config.releases[key];
+        const { min, max } = entry.kubernetes;
+        if (compareMinor(minor, min) < 0 || compareMinor(minor, max) > 0) {
+            const chart = describeChart(entry.chart);
+            problems.push(
+                `release ${key} (${chart}) supports Kubernetes ${min} to ${max}, not ${doksVersion}. ` +
+                    `Why: ${entry.sources.join("; ")}. ` +
+                    `Fix: pulumi config set ${PROJECT}:kubernetesVersion <a minor from ${min} to ${max} that DigitalOcean offers>, ` +
+                    `or point ${PROJECT}:releases.${key} at a chart that supports ${minor} (with its "kubernetes" range)` +
+                    (key === "workflow" ? `, or pulumi config set ${PROJECT}:workflowEnabled false to install the platform without Workflow` : ""),
+            );
+        }
+    }
+    if (problems.length > 0) {
+        throw new CompatibilityError(config.stack, problems);
+    }
+}
+
+/** A release catalog that does not fit the cluster's Kubernetes version. */
+export class CompatibilityError extends ConfigError {
+    constructor(stack: string, problems: readonly string[]) {
+        super(stack, problems, `Stack "${stack}" would deploy releases known not to work on its Kubernetes version; nothing was deployed:`);
+    }
+}
+

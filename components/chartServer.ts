@@ -2,7 +2,7 @@ import * as path from "node:path";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { packageChart } from "../chartPackage";
-import { RepositoryChart } from "../config";
+import { RepositoryChart } from "../catalog";
 import { childOf, httpProbe } from "./kube";
 
 /** A ConfigMap's data and binaryData together hold at most 1 MiB (kubernetes pkg/apis/core/validation/validation.go `ValidateConfigMap`, `core.MaxSecretSize`). */

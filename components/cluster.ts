@@ -1,7 +1,8 @@
 import * as digitalocean from "@pulumi/digitalocean";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { ConfigError, KubernetesRange, MaintenanceDay } from "../config";
+import { KubernetesRange } from "../catalog";
+import { ConfigError, MaintenanceDay } from "../config";
 import { chooseKubernetesVersion } from "../kubernetesVersion";
 
 /** A port the worker firewall opens, and who may reach it. */

@@ -1,7 +1,8 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import * as YAML from "yaml";
-import { ChartSource, KeyAlgorithm, ReleaseEntry, ReleaseKey, RepositoryChart, UPSTREAM } from "../config";
+import { ChartSource, ReleaseEntry, ReleaseKey, RepositoryChart, UPSTREAM } from "../catalog";
+import { KeyAlgorithm } from "../config";
 import { INGRESS_OBJECTS, IngressPrerequisites } from "./ingressPrerequisites";
 import { childOf } from "./kube";
 import { WorkflowSecrets } from "./workflowSecrets";

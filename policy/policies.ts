@@ -1,4 +1,4 @@
-import { UPSTREAM } from "../config";
+import { UPSTREAM } from "../catalog";
 import { PolicyResource, ReportViolation, ResourceValidationArgs, ResourceValidationPolicy, StackValidationPolicy } from "@pulumi/policy";
 
 /**

@@ -4,7 +4,9 @@ import * as path from "node:path";
 import { parse as parseYaml } from "yaml";
 import { passesDeclaredType } from "../scripts/plan";
 import { ROOT } from "./harness";
-import { CATALOG, ConfigError, DEFAULTS, PRICES, estimateMonthlyCost, isCidr, parseConfig } from "../config";
+import { CATALOG } from "../catalog";
+import { ConfigError, DEFAULTS, isCidr, parseConfig } from "../config";
+import { PRICES, estimateMonthlyCost } from "../pricing";
 
 const REQUIRED = { domain: "example.com", acmeEmail: "ops@example.org" };
 

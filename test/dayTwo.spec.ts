@@ -1,5 +1,5 @@
 import * as assert from "node:assert/strict";
-import { CATALOG } from "../config";
+import { CATALOG } from "../catalog";
 import { expiresWithin } from "../components/cluster";
 import { publishedNodes } from "../components/dns";
 import { chooseKubernetesVersion, commonRange } from "../kubernetesVersion";

@@ -1,6 +1,6 @@
 import * as assert from "node:assert/strict";
 import * as YAML from "yaml";
-import { compareMinor } from "../config";
+import { compareMinor } from "../catalog";
 
 /** Helpers for the objects a chart renders, shared by the chart tests and `npm run plan`. */
 
@@ -56,7 +56,7 @@ export const SERVED_APIS: ReadonlySet<string> = new Set([
     "rbac.authorization.k8s.io/v1",
     "scheduling.k8s.io/v1",
     "storage.k8s.io/v1",
-    // cert-manager's CRDs (config.ts certManagerCrdUrl) and helm-operator's (UPSTREAM.helmOperatorCrdUrl).
+    // cert-manager's CRDs (catalog.ts certManagerCrdUrl) and helm-operator's (UPSTREAM.helmOperatorCrdUrl).
     "cert-manager.io/v1",
     "acme.cert-manager.io/v1",
     "helm.fluxcd.io/v1",

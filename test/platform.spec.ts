@@ -1,7 +1,7 @@
 import * as assert from "node:assert/strict";
 import * as crypto from "node:crypto";
 import * as YAML from "yaml";
-import { CompatibilityError } from "../config";
+import { CompatibilityError } from "../kubernetesVersion";
 import { loadBalancerPaths } from "../policy/policies";
 import { OFFERED_VERSIONS } from "./mocks";
 import { WITH_WORKFLOW_FORK, plain, programError, sentAsSecret, Recorded, Run, runProgram, valueOf, esmImport, kubernetesModel } from "./harness";

@@ -4,7 +4,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import * as YAML from "yaml";
-import { CATALOG, ReleaseKey, RepositoryChart, UPSTREAM } from "../config";
+import { CATALOG, ReleaseKey, RepositoryChart, UPSTREAM } from "../catalog";
 import { INGRESS_CLASS } from "../components/platform";
 import { helmTemplateWith } from "./helm";
 import { plain, Run, runProgram, kubernetesModel } from "./harness";

@@ -8,7 +8,7 @@ import { K8sObject, parseManifest } from "./manifests";
 
 /**
  * Third-party chart archives, as their repositories publish them: each file's sha256 is the digest the
- * repository's index.yaml records, and the catalog pins (`archiveSha256` in config.ts). Charts whose
+ * repository's index.yaml records, and the catalog pins (`archiveSha256` in catalog.ts). Charts whose
  * published archive could not be obtained are under `assembled/`, put together from the release tag as
  * the project's release build does and pinned in its SHA256SUMS (the README there says how).
  */

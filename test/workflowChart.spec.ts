@@ -2,7 +2,7 @@ import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { CATALOG } from "../config";
+import { CATALOG } from "../catalog";
 import { WORKFLOW_SECRETS } from "../components/workflowSecrets";
 import { helmTemplate, helmTemplateWith } from "./helm";
 import { plain, ROOT, Run, runProgram, kubernetesModel } from "./harness";

@@ -1,0 +1,55 @@
+import type { StackConfig } from "./config";
+
+/** Prices: what a stack costs a month. Changes when DigitalOcean's prices do. */
+
+/**
+ * Monthly list prices in USD. Worker nodes are billed at droplet prices and the HA control plane at a
+ * flat rate (https://docs.digitalocean.com/products/kubernetes/details/pricing/). Droplet prices are
+ * DigitalOcean's `GET /v2/sizes` `price_monthly`, as recorded daily in
+ * sergeykuzmich/terraform-digitalocean-variables `do_sizes.tf` (commit 97e31f6, 2026-08-21), unchanged
+ * since DigitalOcean's repricing of 2022-07-01. To use another size, add its `price_monthly` here.
+ */
+export const PRICES = {
+    asOf: "2026-08-21",
+    haControlPlaneUsd: 40,
+    nodeUsd: {
+        "s-1vcpu-2gb": 12,
+        "s-2vcpu-2gb": 18,
+        "s-2vcpu-4gb": 24,
+        "s-4vcpu-8gb": 48,
+        "s-8vcpu-16gb": 96,
+        "s-2vcpu-4gb-amd": 28,
+        "s-4vcpu-8gb-amd": 56,
+        "s-2vcpu-4gb-intel": 28,
+        "g-2vcpu-8gb": 63,
+        "g-4vcpu-16gb": 126,
+        "c-2": 42,
+        "c-4": 84,
+        "m-2vcpu-16gb": 84,
+    } as Readonly<Record<string, number>>,
+} as const;
+
+/** What a stack costs a month at list prices. */
+export interface CostEstimate {
+    readonly monthlyUsd: number;
+    /** One line that shows the arithmetic and the date of the prices. */
+    readonly summary: string;
+}
+
+/**
+ * The monthly cost of what the program creates: the nodes, the HA control plane if on, and no load
+ * balancer (the program creates none and its admission policy refuses them). Bandwidth overage and
+ * volumes that workloads claim are usage-based and not included; DNS records are free.
+ */
+export function estimateMonthlyCost(config: Pick<StackConfig, "nodeSize" | "nodeCount" | "haControlPlane">): CostEstimate {
+    const nodeUsd = PRICES.nodeUsd[config.nodeSize];
+    const haUsd = config.haControlPlane ? PRICES.haControlPlaneUsd : 0;
+    const monthlyUsd = config.nodeCount * nodeUsd + haUsd;
+    return {
+        monthlyUsd,
+        summary:
+            `$${monthlyUsd}/month: ${config.nodeCount} x ${config.nodeSize} at $${nodeUsd}, ` +
+            `HA control plane $${haUsd}, 0 LoadBalancers $0 (DigitalOcean list prices of ${PRICES.asOf}; bandwidth overage and volumes not included)`,
+    };
+}
+

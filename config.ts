@@ -393,13 +393,8 @@ function parseSecretValues(raw: string | undefined, problems: string[]): Partial
     if (raw === undefined) {
         return {};
     }
-    let parsed: unknown;
-    try {
-        parsed = JSON.parse(raw);
-    } catch {
-        parsed = undefined;
-    }
-    if (!isObject(parsed)) {
+    const parsed = jsonObject(raw);
+    if (parsed === undefined) {
         problems.push(`${key} must be a JSON object keyed by ${Object.keys(CATALOG).join(", ")} (its value is not shown: it is a secret) (pulumi config set --secret ${key} '{"workflow": {...}}')`);
         return {};
     }
@@ -421,17 +416,22 @@ function isObject(value: unknown): value is Record<string, unknown> {
     return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
+/** The JSON object a config value holds, or undefined when it holds none. */
+function jsonObject(raw: string): Record<string, unknown> | undefined {
+    try {
+        const value: unknown = JSON.parse(raw);
+        return isObject(value) ? value : undefined;
+    } catch {
+        return undefined;
+    }
+}
+
 /** Applies `hephy-doks:releases` (a JSON object keyed by release) over the catalog. */
 function parseReleases(raw: string, problems: string[]): Record<ReleaseKey, ReleaseEntry> {
     const key = `${PROJECT}:releases`;
     const releases = { ...CATALOG };
-    let overrides: unknown;
-    try {
-        overrides = JSON.parse(raw);
-    } catch {
-        overrides = undefined;
-    }
-    if (!isObject(overrides)) {
+    const overrides = jsonObject(raw);
+    if (overrides === undefined) {
         problems.push(`${key} must be a JSON object keyed by ${Object.keys(CATALOG).join(", ")}, got ${quote(raw)}`);
         return releases;
     }

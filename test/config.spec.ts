@@ -101,7 +101,7 @@ describe("parseConfig", () => {
         ["CIDR list not JSON", { ...REQUIRED, builderSshSources: "10.0.0.0/8" }, /^hephy-doks:builderSshSources must be a JSON list of CIDRs, got "10\.0\.0\.0\/8"/],
         ["empty CIDR list", { ...REQUIRED, builderSshSources: "[]" }, /^hephy-doks:builderSshSources must be a non-empty list/],
         ["bad region", { ...REQUIRED, region: "Frankfurt" }, /^hephy-doks:region must be a DigitalOcean region slug .* got "Frankfurt"/],
-        ["a size without a known price", { ...REQUIRED, nodeSize: "s-16vcpu-64gb" }, /^hephy-doks:nodeSize must be a droplet size whose price the program knows, got "s-16vcpu-64gb"; known sizes: s-1vcpu-2gb, s-2vcpu-2gb, s-2vcpu-4gb, .*m-2vcpu-16gb \(pulumi config set hephy-doks:nodeSize s-2vcpu-4gb\)\. For another size, add its price_monthly .* to PRICES\.nodeUsd in config\.ts$/],
+        ["a size without a known price", { ...REQUIRED, nodeSize: "s-16vcpu-64gb" }, /^hephy-doks:nodeSize must be a droplet size whose price the program knows, got "s-16vcpu-64gb"; known sizes: s-1vcpu-2gb, s-2vcpu-2gb, s-2vcpu-4gb, .*m-2vcpu-16gb \(pulumi config set hephy-doks:nodeSize s-2vcpu-4gb\)\. For another size, add its price_monthly .* to PRICES\.nodeUsd in pricing\.ts$/],
         ["bad haControlPlane", { ...REQUIRED, haControlPlane: "on" }, /^hephy-doks:haControlPlane must be true or false, got "on"/],
         ["bad subdomain label", { ...REQUIRED, platformSubdomain: "my.paas" }, /^hephy-doks:platformSubdomain must be one DNS label .* got "my\.paas"/],
         ["bad kubernetesVersion", { ...REQUIRED, kubernetesVersion: "v1.33" }, /^hephy-doks:kubernetesVersion must be "latest", .* got "v1\.33"/],

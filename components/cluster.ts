@@ -84,12 +84,21 @@ export class DoksCluster extends pulumi.ComponentResource {
         // The DOKS credential in kubeConfigs expires after 7 days, and the provider renews it only once it
         // has expired (pulumi-digitalocean#77, #78, #312): a run that starts shortly before would lose it
         // half-way. Reading the cluster mints a new credential, so one that expires within the renewal
-        // window is replaced by a fresh one whether or not the run refreshed.
-        const current = digitalocean.getKubernetesClusterOutput({ name: this.cluster.name }, { parent: this });
+        // window is replaced by a fresh one whether or not the run refreshed. Read only then: a new cluster
+        // has nothing to read during its first preview, and a renamed one is not found under its new name
+        // until this run has renamed it.
         this.kubeconfig = pulumi.secret(
-            pulumi.all([this.cluster.kubeConfigs, current.kubeConfigs]).apply(([stored, fresh]) =>
-                expiresWithin(stored[0].expiresAt, args.credentialRenewalHours) ? fresh[0].rawConfig : stored[0].rawConfig,
-            ),
+            pulumi.all([this.cluster.kubeConfigs, this.cluster.name]).apply(async ([stored, clusterName]) => {
+                if (!expiresWithin(stored[0].expiresAt, args.credentialRenewalHours)) {
+                    return stored[0].rawConfig;
+                }
+                try {
+                    return (await digitalocean.getKubernetesCluster({ name: clusterName }, { parent: this })).kubeConfigs[0].rawConfig;
+                } catch (error) {
+                    pulumi.log.warn(`cannot read a fresh credential of cluster ${clusterName} (${(error as Error).message}); using the one in state, which expires at ${stored[0].expiresAt}`, this);
+                    return stored[0].rawConfig;
+                }
+            }),
         );
         this.nodes = this.cluster.nodePool.apply((pool) => pool.nodes ?? []);
 

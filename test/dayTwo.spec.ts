@@ -95,10 +95,10 @@ describe("a running stack while DigitalOcean's offer moves", () => {
         const fresh = await runProgram();
         assert.equal(plain(fresh.one(CLUSTER).inputs).name, "hephy-doks-staging");
         const lookups = (run: Run) => run.invokes.filter((i) => i.token.endsWith("getKubernetesCluster")).map((i) => i.inputs.name);
-        // A new stack: no workers, so only the credential read after the cluster exists.
-        assert.deepEqual(lookups(fresh), ["hephy-doks-staging"]);
+        // A new stack has no workers to find, and its credential is new.
+        assert.deepEqual(lookups(fresh), []);
         running("1.35.3-do.1");
-        assert.deepEqual(lookups(await runProgram()), ["hephy-doks-staging", "hephy-doks-staging"]);
+        assert.deepEqual(lookups(await runProgram()), ["hephy-doks-staging"]);
     });
 
     it("a cluster from before clusters were named: renamed, with its version chosen as for a new one", async () => {
@@ -122,8 +122,16 @@ describe("the kubeconfig credential", () => {
 
     const providerToken = (run: Run) => /token: (\S+)/.exec(plain(run.one("pulumi:providers:kubernetes").inputs).kubeconfig)?.[1];
 
-    it("keeps the credential in state while it has more than a day left", async () => {
+    it("keeps the credential in state while it has more than a day left, without reading the cluster", async () => {
         world.storedCredentialHours = 72;
+        const run = await runProgram();
+        assert.equal(providerToken(run), MOCK_TOKEN);
+        assert.ok(!run.invokes.some((i) => i.token.endsWith("getKubernetesCluster")));
+    });
+
+    it("keeps the credential in state, and says so, when the cluster cannot be read under its name yet", async () => {
+        world.storedCredentialHours = 2;
+        world.unreadable = true;
         assert.equal(providerToken(await runProgram()), MOCK_TOKEN);
     });
 

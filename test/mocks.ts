@@ -24,6 +24,8 @@ export const world = {
     storedCredentialHours: 24 * 7,
     /** Nodes the pool reports beyond `nodeCount`, as during a surge upgrade; they are the newest. */
     surgeNodes: 0,
+    /** Whether getKubernetesCluster fails for every name, as for a cluster not yet renamed. */
+    unreadable: false,
     /** Names of the clusters the program under test has declared in this run (the harness clears it). */
     declared: new Set<string>(),
 };
@@ -33,6 +35,7 @@ export function resetWorld(): void {
     world.running = undefined;
     world.storedCredentialHours = 24 * 7;
     world.surgeNodes = 0;
+    world.unreadable = false;
 }
 
 /** The mocks' clock for credential expiry: the hour the tests started, so every run in a process agrees. */
@@ -136,7 +139,7 @@ export const invokes: Record<string, CallFn> = {
     "digitalocean:index/getKubernetesCluster:getKubernetesCluster": (inputs) => {
         const endpoint = `https://${inputs.name}.k8s.ondigitalocean.com`;
         const running = world.running?.name === inputs.name ? world.running : undefined;
-        if (!running && !world.declared.has(inputs.name)) {
+        if (world.unreadable || (!running && !world.declared.has(inputs.name))) {
             throw new Error(`mock getKubernetesCluster: no cluster named ${inputs.name}`);
         }
         const version = running?.version ?? OFFERED_VERSIONS[0];

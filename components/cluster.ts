@@ -104,12 +104,10 @@ export class DoksCluster extends pulumi.ComponentResource {
 
         this.provider = new k8s.Provider(
             `${name}-k8s`,
-            {
-                kubeconfig: this.kubeconfig,
-                // Once the cluster is gone (a staging teardown that deleted it first), forget its objects
-                // instead of failing to reach an API server that no longer exists.
-                deleteUnreachable: true,
-            },
+            // No deleteUnreachable here: a refresh with an expired credential would take the cluster for
+            // unreachable and drop every live object from state. Teardown sets PULUMI_K8S_DELETE_UNREACHABLE
+            // (.github/workflows/pulumi.yml), so a destroy forgets the objects of a cluster already gone.
+            { kubeconfig: this.kubeconfig },
             { parent: this },
         );
 

@@ -108,7 +108,8 @@ describe("foundation: cluster, firewall, DNS", () => {
         const provider = run.one(K8S_PROVIDER, "staging-k8s");
         assert.equal(sentAsSecret(provider.inputs.kubeconfig), true);
         assert.equal(plain(provider.inputs.kubeconfig), kubeconfig);
-        assert.equal(plain(provider.inputs.deleteUnreachable), "true");
+        // Refresh must fail loudly on an unreachable cluster rather than forget its objects (docs/operations.md).
+        assert.equal(provider.inputs.deleteUnreachable, undefined);
     });
 
     it("exports the cluster's id, endpoint and the platform domain", async () => {

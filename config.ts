@@ -38,7 +38,7 @@ export const DEFAULTS = {
     workflowEnabled: true,
     /** DigitalOcean applies patch releases (security fixes) itself, in the maintenance window. */
     autoUpgrade: true,
-    /** A weekend night in UTC; DigitalOcean's window lasts about four hours. */
+    /** A weekend night, UTC. */
     maintenanceDay: "sunday" as MaintenanceDay,
     maintenanceStartTime: "03:00",
     /** JSON object of per-release overrides of the catalog below; empty means the catalog as is. */
@@ -163,7 +163,7 @@ export class ConfigError extends pulumi.RunError {
 }
 
 const REGION = /^[a-z]+[0-9]$/;
-const KUBERNETES_VERSION = /^[0-9]+\.[0-9]+(\.[0-9]+(-do\.[0-9]+)?)?$/;
+const KUBERNETES_VERSION = /^[0-9]+\.[0-9]+(\.[0-9]+-do\.[0-9]+)?$/;
 const DNS_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 

@@ -5,19 +5,17 @@ import { NodeDns } from "./components/dns";
 import { HELM_OPERATOR, HelmOperator } from "./components/helmOperator";
 import { Tiller } from "./components/tiller";
 import { NoLoadBalancers } from "./components/noLoadBalancers";
-import { Platform } from "./components/platform";
+import { Platform, WORKFLOW_LIMITS, workflowOutputs } from "./components/platform";
 import { TillerPki } from "./components/tillerPki";
-import { WORKFLOW_LIMITS, workflowOutputs } from "./components/platform";
 import { UPSTREAM, certManagerCrdUrl, chartRepositories } from "./catalog";
 import { FIXED, loadConfig } from "./config";
-import { checkCompatibility } from "./kubernetesVersion";
+import { checkCompatibility, supportedByReleases } from "./kubernetesVersion";
 import { estimateMonthlyCost } from "./pricing";
-import { supportedByReleases } from "./kubernetesVersion";
 
 // An async program: config and the Kubernetes version are checked before any resource is declared.
 export = async () => {
     const config = loadConfig();
-    const kubernetesVersion = await resolveKubernetesVersion({
+    const { version: kubernetesVersion, keepRunningVersion } = await resolveKubernetesVersion({
         stack: config.stack,
         requested: config.kubernetesVersionPrefix,
         running: await findRunningCluster(config.clusterName, config.workerTag),
@@ -29,6 +27,7 @@ export = async () => {
         clusterName: config.clusterName,
         region: config.region,
         version: kubernetesVersion,
+        keepRunningVersion,
         autoUpgrade: config.autoUpgrade,
         maintenance: config.maintenance,
         credentialRenewalHours: FIXED.credentialRenewalHours,
@@ -118,7 +117,8 @@ export = async () => {
         kubeconfig: cluster.kubeconfig,
         clusterId: cluster.cluster.id,
         clusterEndpoint: cluster.cluster.endpoint,
-        kubernetesVersion,
+        // What the cluster runs: the chosen version, or, while DigitalOcean upgrades it or this run keeps it, its own.
+        kubernetesVersion: cluster.cluster.version,
         platformDomain: config.platformDomain,
         nodeIps: dns.nodeIps,
         tillerCaCertPem: pki.caCertPem,

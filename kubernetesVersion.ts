@@ -22,16 +22,19 @@ export interface ChosenVersion {
     warnings: string[];
 }
 
-/** The newest slug of a list, by minor, then patch, then DigitalOcean's `-do.N` revision. */
+/** Orders two DOKS slugs by major, minor, patch and DigitalOcean's `-do.N` revision, as numbers. */
+export function compareSlugs(a: string, b: string): number {
+    const parts = (slug: string) => slug.split(/[.-]/).filter((p) => /^[0-9]+$/.test(p)).map(Number);
+    const [x, y] = [parts(a), parts(b)];
+    for (let i = 0; i < Math.max(x.length, y.length); i++) {
+        if ((x[i] ?? 0) !== (y[i] ?? 0)) return (x[i] ?? 0) - (y[i] ?? 0);
+    }
+    return 0;
+}
+
+/** The newest slug of a list. */
 function newest(slugs: readonly string[]): string | undefined {
-    const key = (slug: string) => slug.split(/[.-]/).filter((p) => /^[0-9]+$/.test(p)).map(Number);
-    return [...slugs].sort((a, b) => {
-        const [x, y] = [key(a), key(b)];
-        for (let i = 0; i < Math.max(x.length, y.length); i++) {
-            if ((x[i] ?? 0) !== (y[i] ?? 0)) return (y[i] ?? 0) - (x[i] ?? 0);
-        }
-        return 0;
-    })[0];
+    return [...slugs].sort(compareSlugs).pop();
 }
 
 /** The minors every enabled release of a stack supports, or undefined when they have none in common. */
@@ -53,7 +56,10 @@ export function commonRange(ranges: readonly KubernetesRange[]): KubernetesRange
  *   A patch DigitalOcean releases later is applied by DigitalOcean's own auto-upgrade (the
  *   `autoUpgrade` key), never by an unrelated `pulumi up`, and a version DigitalOcean no longer offers
  *   is never refused for a cluster that runs it;
- * - a new cluster, or one whose config names another minor or slug, gets the newest offered patch of
+ * - a running cluster never gets an older version: DOKS cannot downgrade, and the DigitalOcean provider
+ *   replaces a cluster whose version decreases (terraform-provider-digitalocean
+ *   resource_kubernetes_cluster.go `ForceNewIfChange("version")`). It moves one minor at a time;
+ * - a new cluster, or one whose config names a newer minor or slug, gets the newest offered patch of
  *   that minor; `latest` is the newest offered minor that every enabled release supports.
  */
 export function chooseKubernetesVersion(choice: VersionChoice): ChosenVersion {
@@ -67,17 +73,20 @@ export function chooseKubernetesVersion(choice: VersionChoice): ChosenVersion {
     const isSlug = requested !== undefined && requested.split(".").length > 2;
     if (running !== undefined) {
         const runningMinor = minorOf(running);
-        const keep =
-            requested === undefined ||
-            (isSlug ? requested === running : requested === runningMinor) ||
-            // DOKS cannot downgrade; DigitalOcean moves a cluster off a minor that leaves support.
-            (!isSlug && compareMinor(requested, runningMinor) < 0);
-        if (keep) {
-            if (requested !== undefined && !isSlug && compareMinor(requested, runningMinor) < 0) {
-                warnings.push(`the cluster runs ${running}, newer than the ${requested} the config asks for, and DOKS cannot downgrade: kept ${running} (${fix(runningMinor)})`);
-            }
+        const requestedMinor = requested === undefined ? runningMinor : minorOf(requested);
+        const older = requested !== undefined && (isSlug ? compareSlugs(requested, running) < 0 : compareMinor(requested, runningMinor) < 0);
+        if (older) {
+            // DigitalOcean upgrades a cluster itself, for patches with autoUpgrade, and to the next minor when
+            // its minor leaves support (docs.digitalocean.com/products/kubernetes/how-to/upgrade-cluster).
+            warnings.push(`the cluster runs ${running}, newer than the ${requested} the config asks for, and a cluster cannot go back: kept ${running} (${fix(isSlug ? running : runningMinor)})`);
+        }
+        if (compareMinor(requestedMinor, runningMinor) > 1) {
+            const next = `${runningMinor.split(".")[0]}.${Number(runningMinor.split(".")[1]) + 1}`;
+            throw new Error(`${PROJECT}:kubernetesVersion ${requested} skips a minor: the cluster runs ${running}, and DOKS upgrades one minor at a time (${fix(next)} first)`);
+        }
+        if (older || requested === undefined || (isSlug ? requested === running : requested === runningMinor)) {
             const newerMinor = offeredMinors.filter((m) => compareMinor(m, runningMinor) > 0 && (!supported || compareMinor(m, supported.max) <= 0)).pop();
-            if (newerMinor !== undefined) {
+            if (newerMinor !== undefined && requested === undefined) {
                 warnings.push(`DigitalOcean offers Kubernetes ${newerMinor}, which every release supports; the cluster stays on ${running} until you ask (${fix(newerMinor)})`);
             }
             if (!offered.includes(running)) {

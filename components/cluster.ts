@@ -20,6 +20,8 @@ export interface DoksClusterArgs {
     clusterName: string;
     /** The exact DOKS version slug, such as `1.33.1-do.0`, already resolved from what DigitalOcean offers. */
     version: string;
+    /** Leave a running cluster's version as it is, whatever `version` says (its version could not be read). */
+    keepRunningVersion: boolean;
     /** Whether DigitalOcean applies patch releases itself, in the maintenance window. */
     autoUpgrade: boolean;
     /** DigitalOcean's weekly maintenance window: its day and its start (UTC, `HH:MM`). */
@@ -64,7 +66,8 @@ export class DoksCluster extends pulumi.ComponentResource {
                 region: args.region,
                 version: args.version,
                 autoUpgrade: args.autoUpgrade,
-                // New nodes first, old ones drained after: capacity stays during upgrades (NodeDns copes with the extra nodes).
+                // New nodes first, old ones drained after, so capacity stays during upgrades
+                // (docs.digitalocean.com/products/kubernetes/how-to/upgrade-cluster); NodeDns copes with the extra nodes.
                 surgeUpgrade: true,
                 maintenancePolicy: { day: args.maintenance.day, startTime: args.maintenance.startTime },
                 ha: args.haControlPlane,
@@ -78,7 +81,7 @@ export class DoksCluster extends pulumi.ComponentResource {
                 // PersistentVolumeClaim would otherwise outlive the cluster and keep billing.
                 destroyAllAssociatedResources: true,
             },
-            { parent: this, protect: args.protect },
+            { parent: this, protect: args.protect, ignoreChanges: args.keepRunningVersion ? ["version"] : [] },
         );
 
         // The DOKS credential in kubeConfigs expires after 7 days, and the provider renews it only once it
@@ -147,14 +150,15 @@ export function expiresWithin(expiresAt: string | undefined, hours: number, now 
 
 /** The DigitalOcean cluster this stack already runs, if any: what the version choice must not disturb. */
 export interface RunningCluster {
-    /** The DOKS slug it runs. */
-    version: string;
+    /** The DOKS slug it runs; undefined when it could not be read. */
+    version: string | undefined;
 }
 
 /**
- * Finds the stack's running cluster by its name, once its workers (our tag) show that it exists. A
- * cluster created before the program named clusters is not found by name; this run renames it, and
- * the warning says that its version could not be read this once.
+ * Finds the stack's running cluster by its name, once its workers (our tag) show that it exists. When
+ * the workers exist but the name finds nothing (a cluster created before the program named clusters,
+ * which this run renames; or an account whose first page of clusters does not hold it, as the data
+ * source reads only one), its version is unknown, and the run leaves it as it is.
  */
 export async function findRunningCluster(name: string, workerTag: string): Promise<RunningCluster | undefined> {
     const workers = await digitalocean.getDroplets({ filters: [{ key: "tags", values: [workerTag] }] });
@@ -163,13 +167,21 @@ export async function findRunningCluster(name: string, workerTag: string): Promi
     }
     try {
         return { version: (await digitalocean.getKubernetesCluster({ name })).version };
-    } catch {
+    } catch (error) {
         pulumi.log.warn(
-            `droplets tagged ${workerTag} exist, but no cluster is named ${name}: a cluster created before clusters were named ` +
-                `is renamed by this run, and its version is chosen as for a new cluster this once`,
+            `droplets tagged ${workerTag} exist, but the cluster named ${name} cannot be read (${(error as Error).message || "not found"}); ` +
+                `this run keeps the cluster's version as it is, and names it ${name} if it has another name`,
         );
-        return undefined;
+        return { version: undefined };
     }
+}
+
+/** The version to declare the cluster with, and whether the running cluster keeps its own instead. */
+export interface ResolvedVersion {
+    /** The DOKS slug the releases are checked against, and a new cluster is created with. */
+    version: string;
+    /** The cluster exists but its version is unknown: leave it unchanged (`ignoreChanges`). */
+    keepRunningVersion: boolean;
 }
 
 /**
@@ -181,12 +193,12 @@ export async function resolveKubernetesVersion(args: {
     requested: string | undefined;
     running: RunningCluster | undefined;
     supported: KubernetesRange | undefined;
-}): Promise<string> {
+}): Promise<ResolvedVersion> {
     const offered = (await digitalocean.getKubernetesVersions({})).validVersions;
     try {
         const chosen = chooseKubernetesVersion({ requested: args.requested, offered, running: args.running?.version, supported: args.supported });
         chosen.warnings.forEach((w) => pulumi.log.warn(w));
-        return chosen.version;
+        return { version: chosen.version, keepRunningVersion: args.running !== undefined && args.running.version === undefined };
     } catch (error) {
         throw new ConfigError(args.stack, [(error as Error).message]);
     }

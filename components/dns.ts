@@ -19,22 +19,30 @@ export interface PoolNode {
     dropletId: pulumi.Input<string>;
     /** `provisioning`, `running`, `draining` or `deleting` (DigitalOcean's node status). */
     status?: pulumi.Input<string>;
-    /** RFC 3339 creation time. */
+    /** Creation time as DigitalOcean reports it, always in UTC, so it sorts as text. */
     createdAt?: pulumi.Input<string>;
 }
 
 /**
- * The nodes to publish, one per record: running nodes first, the newest of them. During a surge upgrade
- * the pool has more nodes than records, and the old ones are about to be drained; their replacements are
- * the newest. The chosen nodes go to the records oldest first, so a pool that did not change keeps each
- * record on its node. Fewer nodes than records means the pool does not have the size the stack declares.
+ * The nodes to publish, one per record: running nodes first, the newest of them, then draining ones (a
+ * drain leaves DaemonSet pods, the ingress controller among them, serving until the node goes), then
+ * provisioning ones; never a node without a droplet yet. During a surge upgrade the pool has more nodes
+ * than records and the old ones are about to be drained; their replacements are the newest. The chosen
+ * nodes go to the records oldest first, so a pool that did not change keeps each record on its node.
+ * Fewer usable nodes than records means the pool does not have the size the stack declares.
  */
-export function publishedNodes<T extends { status?: string; createdAt?: string }>(nodes: readonly T[], count: number): T[] {
-    const rank = (n: T) => (n.status === undefined || n.status === "running" ? 0 : n.status === "provisioning" ? 1 : 2);
+export function publishedNodes<T extends { dropletId: string; status?: string; createdAt?: string }>(nodes: readonly T[], count: number): T[] {
+    const rank: Record<string, number> = { running: 0, draining: 1, provisioning: 2 };
+    const order = (n: T) => rank[n.status ?? "running"] ?? 3;
     const age = (a: T, b: T) => (a.createdAt ?? "").localeCompare(b.createdAt ?? "");
-    const chosen = [...nodes].sort((a, b) => rank(a) - rank(b) || age(b, a)).slice(0, count);
+    const chosen = nodes
+        .filter((n) => n.dropletId !== "")
+        .sort((a, b) => order(a) - order(b) || age(b, a))
+        .slice(0, count);
     if (chosen.length < count) {
-        throw new Error(`the node pool reports ${nodes.length} nodes, fewer than the ${count} of hephy-doks:nodeCount; run pulumi up again once the pool has its nodes`);
+        throw new Error(
+            `the node pool has ${chosen.length} nodes with a droplet (of ${nodes.length}), fewer than the ${count} of hephy-doks:nodeCount; run pulumi up again once the pool has its nodes`,
+        );
     }
     return chosen.sort(age);
 }

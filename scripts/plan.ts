@@ -5,7 +5,7 @@ import * as YAML from "yaml";
 import { PROJECT } from "../config";
 import { loadBalancerPaths } from "../policy/policies";
 import { HELM } from "../test/helm";
-import { ROOT, Recorded, Run, runProgram } from "../test/harness";
+import { plain, ROOT, Recorded, Run, runProgram } from "../test/harness";
 import { RenderedRelease, renderReleases } from "../test/renderReleases";
 import { OFFERED_VERSIONS, sentAsSecret } from "../test/mocks";
 
@@ -208,7 +208,9 @@ export function stackConfig(stack: string, root = ROOT, encrypted: string[] = []
 export async function planStack(stack: string, stackDir = ROOT): Promise<Plan & { run: Run; encrypted: string[] }> {
     const encrypted: string[] = [];
     const run = await runProgram({ stack, config: stackConfig(stack, stackDir, encrypted), replaceConfig: true, unknownOutputs: true });
-    const releases = renderReleases(run, String(run.outputs.kubernetesVersion).split("-")[0]);
+    // The version the cluster is declared with, which the releases will meet.
+    const declared = run.resources.find((r) => r.type === "digitalocean:index/kubernetesCluster:KubernetesCluster");
+    const releases = renderReleases(run, String(plain(declared?.inputs ?? {}).version).split("-")[0]);
     return { ...renderPlan(run, String(run.outputs.monthlyCostEstimate), releases), run, encrypted };
 }
 

@@ -105,6 +105,7 @@ describe("parseConfig", () => {
         ["bad haControlPlane", { ...REQUIRED, haControlPlane: "on" }, /^hephy-doks:haControlPlane must be true or false, got "on"/],
         ["bad subdomain label", { ...REQUIRED, platformSubdomain: "my.paas" }, /^hephy-doks:platformSubdomain must be one DNS label .* got "my\.paas"/],
         ["bad kubernetesVersion", { ...REQUIRED, kubernetesVersion: "v1.33" }, /^hephy-doks:kubernetesVersion must be "latest", .* got "v1\.33"/],
+        ["a patch without DigitalOcean's revision", { ...REQUIRED, kubernetesVersion: "1.35.3" }, /^hephy-doks:kubernetesVersion must be "latest", a minor version such as 1\.33, or a DOKS slug such as 1\.33\.1-do\.0, got "1\.35\.3"/],
         ["bad protect", { ...REQUIRED, protect: "yes" }, /^hephy-doks:protect must be true or false, got "yes"/],
         ["unknown key algorithm", { ...REQUIRED, tlsKeyAlgorithm: "DSA-1024" }, /^hephy-doks:tlsKeyAlgorithm must be one of ECDSA-P256, ECDSA-P384, RSA-2048, RSA-4096, got "DSA-1024"/],
         ["zero CA validity", { ...REQUIRED, tlsCaValidityHours: "0" }, /^hephy-doks:tlsCaValidityHours must be an integer from 1 to 876600, got "0"/],

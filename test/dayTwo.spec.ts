@@ -2,7 +2,7 @@ import * as assert from "node:assert/strict";
 import { CATALOG } from "../catalog";
 import { expiresWithin } from "../components/cluster";
 import { publishedNodes } from "../components/dns";
-import { chooseKubernetesVersion, commonRange } from "../kubernetesVersion";
+import { chooseKubernetesVersion, commonRange, compareSlugs } from "../kubernetesVersion";
 import { plain, Run, runProgram, valueOf } from "./harness";
 import { dropletIp, FIRST_DROPLET_ID, FRESH_TOKEN, MOCK_TOKEN, resetWorld, world } from "./mocks";
 
@@ -45,7 +45,23 @@ describe("choosing the cluster's Kubernetes version", () => {
         assert.equal(choose("1.36", ["1.36.1-do.0", "1.36.2-do.0", "1.35.3-do.1"], "1.35.3-do.1").version, "1.36.2-do.0");
         const older = choose("1.34", ["1.36.1-do.0", "1.35.3-do.1"], "1.35.3-do.1");
         assert.equal(older.version, "1.35.3-do.1");
-        assert.match(older.warnings[0], /^the cluster runs 1\.35\.3-do\.1, newer than the 1\.34 the config asks for, and DOKS cannot downgrade/);
+        assert.match(older.warnings[0], /^the cluster runs 1\.35\.3-do\.1, newer than the 1\.34 the config asks for, and a cluster cannot go back: kept 1\.35\.3-do\.1/);
+        // A slug pinned before DigitalOcean's auto-upgrade moved the cluster on: a downgrade would replace the cluster.
+        const pinned = choose("1.35.3-do.1", ["1.35.4-do.0", "1.35.3-do.1"], "1.35.4-do.0");
+        assert.equal(pinned.version, "1.35.4-do.0");
+        assert.match(pinned.warnings[0], /newer than the 1\.35\.3-do\.1 the config asks for/);
+        assert.equal(choose("1.35.3-do.1", ["1.36.1-do.0"], "1.35.4-do.0").version, "1.35.4-do.0", "even when the pinned slug is retired");
+    });
+
+    it("moves a running cluster one minor at a time", () => {
+        assert.throws(() => choose("1.36", ["1.36.1-do.0", "1.35.3-do.1", "1.34.6-do.2"], "1.34.6-do.2"), /1\.36 skips a minor: the cluster runs 1\.34\.6-do\.2, and DOKS upgrades one minor at a time \(pulumi config set hephy-doks:kubernetesVersion 1\.35 first\)/);
+        assert.equal(choose("1.35", ["1.36.1-do.0", "1.35.3-do.1"], "1.34.6-do.2").version, "1.35.3-do.1");
+    });
+
+    it("orders slugs by their numbers, not their text", () => {
+        assert.ok(compareSlugs("1.35.10-do.0", "1.35.9-do.3") > 0);
+        assert.ok(compareSlugs("1.35.3-do.10", "1.35.3-do.2") > 0);
+        assert.equal(compareSlugs("1.35.3-do.1", "1.35.3-do.1"), 0);
     });
 
     it("refuses what DigitalOcean does not offer for a new cluster, listing what it offers", () => {
@@ -101,11 +117,19 @@ describe("a running stack while DigitalOcean's offer moves", () => {
         assert.deepEqual(lookups(await runProgram()), ["hephy-doks-staging"]);
     });
 
-    it("a cluster from before clusters were named: renamed, with its version chosen as for a new one", async () => {
+    it("a cluster whose version cannot be read (named before clusters were named): renamed, its version left as it is", async () => {
         world.running = { name: "staging-cluster-1a2b3c4", version: "1.35.3-do.1", workerTag: "hephy-doks-staging-workers" };
         const run = await runProgram();
-        assert.equal(plain(run.one(CLUSTER).inputs).name, "hephy-doks-staging");
-        assert.equal(version(run), "1.36.1-do.0");
+        const cluster = run.one(CLUSTER);
+        assert.equal(plain(cluster.inputs).name, "hephy-doks-staging");
+        // The engine keeps the version in state; the declared one only serves a cluster that does not exist.
+        assert.deepEqual(cluster.ignoreChanges, ["version"]);
+        const fresh = await runProgram();
+        assert.deepEqual(fresh.one(CLUSTER).ignoreChanges, ["version"], "until it is found by name");
+        resetWorld();
+        assert.deepEqual((await runProgram()).one(CLUSTER).ignoreChanges, [], "a new stack's cluster gets the chosen version");
+        running("1.35.3-do.1");
+        assert.deepEqual((await runProgram()).one(CLUSTER).ignoreChanges, [], "a cluster found by name gets the chosen version");
     });
 
     it("passes the patch auto-upgrade and maintenance window from config", async () => {
@@ -160,11 +184,13 @@ describe("DNS records that follow the nodes", () => {
         assert.deepEqual(values, [2, 3, 4].map((i) => dropletIp(FIRST_DROPLET_ID + i)));
     });
 
-    it("prefers running nodes, keeps an unchanged pool on its records, and names a pool that is too small", () => {
+    it("prefers running nodes, then draining ones, never one without a droplet, and names a pool that is too small", () => {
         const node = (id: string, status: string, createdAt: string) => ({ dropletId: id, status, createdAt });
-        const pool = [node("a", "running", "2026-01-01"), node("b", "running", "2026-01-02"), node("c", "draining", "2026-01-03"), node("d", "provisioning", "2026-01-04")];
+        const at = (day: number) => `2026-01-0${day} 00:00:00 +0000 UTC`;
+        const pool = [node("a", "running", at(1)), node("b", "running", at(2)), node("c", "draining", at(3)), node("d", "provisioning", at(4)), node("", "provisioning", at(5))];
         assert.deepEqual(publishedNodes(pool, 2).map((n) => n.dropletId), ["a", "b"]);
-        assert.deepEqual(publishedNodes(pool, 3).map((n) => n.dropletId), ["a", "b", "d"]);
-        assert.throws(() => publishedNodes(pool, 5), /the node pool reports 4 nodes, fewer than the 5 of hephy-doks:nodeCount/);
+        assert.deepEqual(publishedNodes(pool, 3).map((n) => n.dropletId), ["a", "b", "c"]);
+        assert.deepEqual(publishedNodes(pool, 4).map((n) => n.dropletId), ["a", "b", "c", "d"]);
+        assert.throws(() => publishedNodes(pool, 5), /the node pool has 4 nodes with a droplet \(of 5\), fewer than the 5 of hephy-doks:nodeCount/);
     });
 });

@@ -28,10 +28,12 @@ export interface Recorded {
     deleteBeforeReplace: boolean;
     /** Input paths whose change replaces the resource. */
     replaceOnChanges: string[];
+    /** Input paths the engine keeps as they are in state. */
+    ignoreChanges: string[];
 }
 
 /** The resource options a test reads, beside parent and provider. */
-type RecordedOptions = Pick<Recorded, "parent" | "dependsOn" | "provider" | "protect" | "deleteBeforeReplace" | "replaceOnChanges">;
+type RecordedOptions = Pick<Recorded, "parent" | "dependsOn" | "provider" | "protect" | "deleteBeforeReplace" | "replaceOnChanges" | "ignoreChanges">;
 
 /** Every Output in a value, however deep. */
 function outputsIn(value: unknown, found: pulumi.Output<unknown>[] = []): pulumi.Output<unknown>[] {
@@ -190,6 +192,7 @@ export async function runProgram(options: RunOptions = {}): Promise<Run> {
                     protect: args.opts.protect === true,
                     deleteBeforeReplace: (args.opts as pulumi.CustomResourceOptions).deleteBeforeReplace === true,
                     replaceOnChanges: args.opts.replaceOnChanges ?? [],
+                    ignoreChanges: args.opts.ignoreChanges ?? [],
                 });
                 inputResources.set(id, resourcesOf(outputsIn(args.props)).catch((error: Error) => error));
                 return undefined;

@@ -91,7 +91,8 @@ export const computedState: Record<string, StateFn> = {
             name: `${inputs.nodePool.name}-${i}`,
             status: "running",
             dropletId: String(FIRST_DROPLET_ID + i),
-            createdAt: new Date(Date.UTC(2026, 10, 1) + i * 3600 * 1000).toISOString(),
+            // Go's time.String(), as the provider sets it (terraform-provider-digitalocean kubernetes.go).
+            createdAt: new Date(Date.UTC(2026, 10, 1) + i * 3600 * 1000).toISOString().replace("T", " ").replace(/\.\d+Z$/, " +0000 UTC"),
         }));
         return {
             name: inputs.name ?? `${name}-1a2b3c4`,

@@ -10,7 +10,7 @@ import { COMPUTED, Plan, SECRET, parseArgs, planStack, readable, renderPlan, sta
 
 
 function recorded(type: string, name: string, inputs: Record<string, any>, parent = "pulumi:pulumi:Stack"): Recorded {
-    return { type, name, inputs, state: {}, custom: true, parent, dependsOn: [], inputDependsOn: [], provider: undefined, providerRef: undefined, protect: false, deleteBeforeReplace: false, replaceOnChanges: [] };
+    return { type, name, inputs, state: {}, custom: true, parent, dependsOn: [], inputDependsOn: [], provider: undefined, providerRef: undefined, protect: false, deleteBeforeReplace: false, replaceOnChanges: [], ignoreChanges: [] };
 }
 
 const FIXTURES = path.join(__dirname, "fixtures");

@@ -81,7 +81,7 @@ export interface StackConfig {
     readonly stack: string;
     readonly region: string;
     /** `undefined` means `latest`; otherwise a minor such as `1.33` or a DOKS slug (kubernetesVersion.ts has the rules). */
-    readonly kubernetesVersionPrefix: string | undefined;
+    readonly requestedKubernetesVersion: string | undefined;
     readonly nodeSize: string;
     readonly nodeCount: number;
     readonly domain: string;
@@ -359,7 +359,7 @@ export function parseConfig(read: ConfigReader, stack: string, presentKeys: read
     return {
         stack,
         region,
-        kubernetesVersionPrefix: version === "latest" ? undefined : version,
+        requestedKubernetesVersion: version === "latest" ? undefined : version,
         nodeSize,
         nodeCount,
         domain: domain as string,

@@ -17,7 +17,7 @@ export = async () => {
     const config = loadConfig();
     const { version: kubernetesVersion, keepRunningVersion } = await resolveKubernetesVersion({
         stack: config.stack,
-        requested: config.kubernetesVersionPrefix,
+        requested: config.requestedKubernetesVersion,
         running: await findRunningCluster(config.clusterName, config.workerTag),
         supported: supportedByReleases(config),
     });

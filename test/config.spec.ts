@@ -29,7 +29,7 @@ describe("parseConfig", () => {
         assert.deepEqual(parse(REQUIRED), {
             stack: "staging",
             region: "fra1",
-            kubernetesVersionPrefix: undefined,
+            requestedKubernetesVersion: undefined,
             nodeSize: "s-2vcpu-4gb",
             nodeCount: 3,
             domain: "example.com",
@@ -65,7 +65,7 @@ describe("parseConfig", () => {
             protect: "true",
         });
         assert.equal(config.region, "nyc3");
-        assert.equal(config.kubernetesVersionPrefix, "1.33");
+        assert.equal(config.requestedKubernetesVersion, "1.33");
         assert.equal(config.nodeSize, "s-4vcpu-8gb");
         assert.equal(config.nodeCount, 5);
         assert.equal(config.platformDomain, "paas.example.com");
@@ -74,7 +74,7 @@ describe("parseConfig", () => {
     });
 
     it("accepts a full DOKS slug as the version and the bounds of nodeCount", () => {
-        assert.equal(parse({ ...REQUIRED, kubernetesVersion: "1.33.1-do.0" }).kubernetesVersionPrefix, "1.33.1-do.0");
+        assert.equal(parse({ ...REQUIRED, kubernetesVersion: "1.33.1-do.0" }).requestedKubernetesVersion, "1.33.1-do.0");
         assert.equal(parse({ ...REQUIRED, nodeCount: "1" }).nodeCount, 1);
         assert.equal(parse({ ...REQUIRED, nodeCount: "50" }).nodeCount, 50);
     });

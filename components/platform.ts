@@ -1,5 +1,7 @@
+import * as crypto from "node:crypto";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
 import * as YAML from "yaml";
 import { ChartSource, ReleaseEntry, ReleaseKey, RepositoryChart, UPSTREAM } from "../catalog";
 import { KeyAlgorithm } from "../config";
@@ -65,6 +67,9 @@ export interface PlatformArgs {
 
 /** The key helm-operator reads a `valuesFrom` Secret at by default (fluxcd/helm-operator v1.4.4 pkg/release/values.go). */
 const SECRET_VALUES_KEY = "values.yaml";
+
+/** The HelmRelease annotation that changes with its secret values. */
+export const SECRET_VALUES_DIGEST = "hephy-doks/secret-values-hmac";
 
 /**
  * Resource options of the ingress controller's HelmRelease. Every controller this release has ever
@@ -213,17 +218,7 @@ export class Platform extends pulumi.ComponentResource {
                 childOf(this, args.provider),
             );
             // helm-operator merges these under spec.values, which win on the same key (composeValues).
-            const secretValues = args.secretValues[key]
-                ? new k8s.core.v1.Secret(
-                      `${name}-${entry.releaseName}-secret-values`,
-                      {
-                          metadata: { name: `${entry.releaseName}-secret-values`, namespace: namespace.metadata.name },
-                          type: "Opaque",
-                          stringData: { [SECRET_VALUES_KEY]: pulumi.secret(YAML.stringify(args.secretValues[key])) },
-                      },
-                      childOf(this, args.provider),
-                  )
-                : undefined;
+            const secretValues = args.secretValues[key] ? this.secretValues(name, entry, namespace, args.secretValues[key]!, args.provider) : undefined;
             const helmRelease = new k8s.apiextensions.CustomResource(
                 `${name}-${entry.releaseName}`,
                 {
@@ -238,6 +233,7 @@ export class Platform extends pulumi.ComponentResource {
                             // soon as the API server stored the object.
                             "pulumi.com/waitFor": "condition=Released",
                             "pulumi.com/timeoutSeconds": String(RELEASE_TIMEOUT_SECONDS),
+                            ...(secretValues ? { [SECRET_VALUES_DIGEST]: secretValues.digest } : {}),
                         },
                     },
                     spec: {
@@ -249,7 +245,7 @@ export class Platform extends pulumi.ComponentResource {
                         timeout: RELEASE_TIMEOUT_SECONDS - 60,
                         maxHistory: args.historyMax,
                         values: mergeValues(values[key], entry.values),
-                        ...(secretValues ? { valuesFrom: [{ secretKeyRef: { name: secretValues.metadata.name, key: SECRET_VALUES_KEY } }] } : {}),
+                        ...(secretValues ? { valuesFrom: [{ secretKeyRef: { name: secretValues.secret.metadata.name, key: SECRET_VALUES_KEY } }] } : {}),
                     },
                 },
                 {
@@ -258,7 +254,7 @@ export class Platform extends pulumi.ComponentResource {
                         ...args.loadBalancerGuards,
                         ...(served?.ready ?? []),
                         ...dependsOn(namespace),
-                        ...(secretValues ? [secretValues] : []),
+                        ...(secretValues ? [secretValues.secret] : []),
                     ]),
                     ...options,
                 },
@@ -320,5 +316,33 @@ export class Platform extends pulumi.ComponentResource {
         }
 
         this.registerOutputs({});
+    }
+
+    /**
+     * A release's secret values as a Secret, and a keyed digest of them for the HelmRelease: a changed
+     * Secret alone would reach the release only at helm-operator's next sync, while a changed annotation
+     * makes it reconcile at once (fluxcd/helm-operator v1.4.4 pkg/operator/operator.go `enqueueUpdateJob`).
+     * Keyed with a random key in state, the digest tells nothing of the values.
+     */
+    private secretValues(
+        name: string,
+        entry: ReleaseEntry,
+        namespace: k8s.core.v1.Namespace,
+        values: Readonly<Record<string, unknown>>,
+        provider: k8s.Provider,
+    ): { secret: k8s.core.v1.Secret; digest: pulumi.Output<string> } {
+        const text = YAML.stringify(values);
+        const secret = new k8s.core.v1.Secret(
+            `${name}-${entry.releaseName}-secret-values`,
+            {
+                metadata: { name: `${entry.releaseName}-secret-values`, namespace: namespace.metadata.name },
+                type: "Opaque",
+                stringData: { [SECRET_VALUES_KEY]: pulumi.secret(text) },
+            },
+            childOf(this, provider),
+        );
+        const key = new random.RandomPassword(`${name}-${entry.releaseName}-secret-values-key`, { length: 32, special: false }, { parent: this });
+        const digest = pulumi.unsecret(key.result.apply((k) => crypto.createHmac("sha256", k).update(text).digest("hex")));
+        return { secret, digest };
     }
 }

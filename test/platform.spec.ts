@@ -153,7 +153,16 @@ describe("platform releases", () => {
         assert.ok(hephy.dependsOn.includes("kubernetes:core/v1:Secret::staging-hephy-secret-values"));
         for (const other of ["ingress", "cert-manager"]) {
             assert.equal(plain(release(withSecrets, other).inputs).spec.valuesFrom, undefined, other);
+            assert.equal(plain(release(withSecrets, other).inputs).metadata.annotations["hephy-doks/secret-values-hmac"], undefined, other);
         }
+        // A keyed digest on the HelmRelease, so helm-operator reconciles as soon as the values change.
+        const digest = plain(hephy.inputs).metadata.annotations["hephy-doks/secret-values-hmac"];
+        assert.match(digest, /^[0-9a-f]{64}$/);
+        assert.ok(!sentAsSecret(hephy.inputs.metadata), "the digest is not a secret, so the HelmRelease shows in previews");
+        const key = plain(withSecrets.one("random:index/randomPassword:RandomPassword", "staging-hephy-secret-values-key").state).result;
+        assert.equal(digest, crypto.createHmac("sha256", key).update(plain(secret.inputs).stringData["values.yaml"]).digest("hex"));
+        const changed = await runProgram({ config: { releaseSecretValues: JSON.stringify({ workflow: { minio: { secretkey: "another" } } }) } });
+        assert.notEqual(plain(release(changed, "hephy").inputs).metadata.annotations["hephy-doks/secret-values-hmac"], digest);
     });
 
     it("keeps a repository override of the bundled Workflow chart whole, or refuses it", async () => {

@@ -170,7 +170,8 @@ export async function findRunningCluster(name: string, workerTag: string): Promi
     } catch (error) {
         pulumi.log.warn(
             `droplets tagged ${workerTag} exist, but the cluster named ${name} cannot be read (${(error as Error).message || "not found"}); ` +
-                `this run keeps the cluster's version as it is, and names it ${name} if it has another name`,
+                `this run keeps the cluster's version as it is (a version change in the config waits until the cluster is found by name), ` +
+                `and names it ${name} if it has another name`,
         );
         return { version: undefined };
     }

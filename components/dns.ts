@@ -36,7 +36,7 @@ export function publishedNodes<T extends { dropletId: string; status?: string; c
     const order = (n: T) => rank[n.status ?? "running"] ?? 3;
     const age = (a: T, b: T) => (a.createdAt ?? "").localeCompare(b.createdAt ?? "");
     const chosen = nodes
-        .filter((n) => n.dropletId !== "")
+        .filter((n) => n.dropletId)
         .sort((a, b) => order(a) - order(b) || age(b, a))
         .slice(0, count);
     if (chosen.length < count) {

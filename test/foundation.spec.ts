@@ -112,6 +112,20 @@ describe("foundation: cluster, firewall, DNS", () => {
         assert.equal(provider.inputs.deleteUnreachable, undefined);
     });
 
+    it("stores no deleteUnreachable in the provider when the workflow's variable is empty, so a later destroy can set it", async () => {
+        const saved = process.env.PULUMI_K8S_DELETE_UNREACHABLE;
+        try {
+            // What .github/workflows/pulumi.yml gives every command but destroy.
+            process.env.PULUMI_K8S_DELETE_UNREACHABLE = "";
+            assert.equal((await runProgram()).one(K8S_PROVIDER, "staging-k8s").inputs.deleteUnreachable, undefined);
+            process.env.PULUMI_K8S_DELETE_UNREACHABLE = "false";
+            assert.equal(plain((await runProgram()).one(K8S_PROVIDER, "staging-k8s").inputs.deleteUnreachable), "false", "a false would be stored");
+        } finally {
+            if (saved === undefined) delete process.env.PULUMI_K8S_DELETE_UNREACHABLE;
+            else process.env.PULUMI_K8S_DELETE_UNREACHABLE = saved;
+        }
+    });
+
     it("exports the cluster's id, endpoint and the platform domain", async () => {
         const run = await runProgram({ config: { platformSubdomain: "paas" } });
         assert.equal(await valueOf(run.outputs.clusterId), "staging-cluster-id");

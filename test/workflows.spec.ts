@@ -146,7 +146,7 @@ describe("GitHub workflows", () => {
         // The callers' unprivileged test job runs them; this job, which holds the credentials, does not.
         assert.deepEqual(testRuns(reusable), []);
         assert.equal(steps[guard].if, "inputs.command == 'destroy'");
-        assert.deepEqual(steps[pulumi].env, { PULUMI_K8S_DELETE_UNREACHABLE: "${{ inputs.command == 'destroy' }}" }, "only a teardown forgets unreachable objects");
+        assert.deepEqual(steps[pulumi].env, { PULUMI_K8S_DELETE_UNREACHABLE: "${{ inputs.command == 'destroy' && 'true' || '' }}" }, "only a teardown forgets unreachable objects");
         assert.deepEqual(steps[pulumi].with, {
             command: "${{ inputs.command }}",
             "stack-name": "${{ inputs.stack }}",

@@ -27,7 +27,8 @@ export const HELM = {
 
 const CACHE = path.join(ROOT, "node_modules", ".cache", "hephy-doks", `helm-${HELM.version}`);
 
-function sha256(file: string): string {
+/** The sha256 of a file, in hex. */
+export function sha256(file: string): string {
     return crypto.createHash("sha256").update(fs.readFileSync(file)).digest("hex");
 }
 

@@ -1,4 +1,3 @@
-import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -25,10 +24,6 @@ export interface RenderedRelease {
     source: string;
     manifest: string;
     objects: K8sObject[];
-}
-
-export function sha256(file: string): string {
-    return crypto.createHash("sha256").update(fs.readFileSync(file)).digest("hex");
 }
 
 /** The HelmReleases an evaluation of the program declared, as sent. */

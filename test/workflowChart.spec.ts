@@ -4,14 +4,16 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { CATALOG } from "../catalog";
 import { WORKFLOW_SECRETS } from "../components/workflowSecrets";
-import { helmTemplate, helmTemplateWith } from "./helm";
+import { helmTemplateWith } from "./helm";
 import { plain, ROOT, Run, runProgram, kubernetesModel } from "./harness";
 import { find, K8sObject, minors, notServed, parseManifest, podSpecs, removedIn } from "./manifests";
+import { chartArchive, helmReleases, renderRelease } from "./renderReleases";
 
 const CHART = path.join(ROOT, "charts", "hephy-workflow");
 
 describe("the project's Workflow chart, rendered by Helm 3.8.1 (Go 1.17) with the values the program sends", () => {
     let run: Run;
+    let release: any;
     let values: Record<string, unknown>;
     let archive: string;
     let work: string;
@@ -22,17 +24,16 @@ describe("the project's Workflow chart, rendered by Helm 3.8.1 (Go 1.17) with th
         // The first render may fetch and verify the Helm binary.
         this.timeout(120000);
         run = await runProgram();
-        const release = run.resources.find((r) => plain(r.inputs).kind === "HelmRelease" && plain(r.inputs).metadata.name === "hephy");
+        release = helmReleases(run).find((r) => r.metadata.name === "hephy");
         assert.ok(release, "the program releases Workflow");
-        values = plain(release.inputs).spec.values;
+        values = release.spec.values;
         // The archive exactly as the in-cluster repository serves it.
-        const content = plain(run.one("kubernetes:core/v1:ConfigMap", "staging-charts-content").inputs);
-        const [fileName] = Object.keys(content.binaryData);
         work = fs.mkdtempSync(path.join(os.tmpdir(), "hephy-doks-workflow-"));
-        archive = path.join(work, fileName);
-        fs.writeFileSync(archive, Buffer.from(content.binaryData[fileName], "base64"));
+        const found = chartArchive(run, release.spec, work);
+        assert.ok("archive" in found && found.source === "the archive the program serves", JSON.stringify(found));
+        archive = found.archive;
         for (const minor of minors(range)) {
-            rendered.set(minor, parseManifest(helmTemplate({ chart: archive, releaseName: "hephy", namespace: "deis", kubeVersion: `${minor}.0`, values })));
+            rendered.set(minor, parseManifest(renderRelease(release, archive, `${minor}.0`)));
         }
     });
 
@@ -62,7 +63,7 @@ describe("the project's Workflow chart, rendered by Helm 3.8.1 (Go 1.17) with th
     });
 
     it("renders byte-identically twice, so helm-operator's dry-run compare never cuts a revision", () => {
-        const render = () => helmTemplate({ chart: archive, releaseName: "hephy", namespace: "deis", kubeVersion: `${range.max}.0`, values });
+        const render = () => renderRelease(release, archive, `${range.max}.0`);
         assert.equal(render(), render());
     });
 

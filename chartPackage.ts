@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -21,6 +22,8 @@ export interface PackagedChart {
     /** sha256 of the archive, hex, as `index.yaml` records it. */
     readonly digest: string;
     readonly indexYaml: string;
+    /** Files in the chart directory that git does not track, and that were therefore left out. */
+    readonly untracked: readonly string[];
 }
 
 /**
@@ -30,22 +33,27 @@ export interface PackagedChart {
 const FIXED_TIME = new Date("2021-05-08T00:00:00Z");
 
 /**
- * Names that are never part of a chart: dotfiles (editor and OS state such as `.DS_Store`) and editor
- * backups. Left in, they would ship and change the version from one machine to the next.
+ * The chart's files: those git tracks under `dir`, relative paths sorted, so the order never depends on
+ * the filesystem. Whatever else lies in the directory (bytecode a test left, an editor's backup, a file
+ * not yet added) is left out: it would ship and change the version from one machine to the next. A
+ * tracked file is read as the work tree has it, so a preview shows an uncommitted change to the chart.
  */
-const NOT_CHART_FILES = /^\.|~$|\.(swp|bak|orig)$/;
-
-/** The files of a chart directory, relative paths sorted, so the order never depends on the filesystem. */
-function chartFiles(dir: string): string[] {
-    const walk = (relative: string): string[] =>
-        fs
-            .readdirSync(path.join(dir, relative), { withFileTypes: true })
-            .filter((entry) => !NOT_CHART_FILES.test(entry.name))
-            .flatMap((entry) => {
-                const child = path.posix.join(relative, entry.name);
-                return entry.isDirectory() ? walk(child) : entry.isFile() ? [child] : [];
-            });
-    return walk("").sort();
+function chartFiles(dir: string): { tracked: string[]; untracked: string[] } {
+    const list = (args: string[]): string[] => {
+        try {
+            return execFileSync("git", ["ls-files", "-z", ...args], { cwd: dir, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] })
+                .split("\0")
+                .filter(Boolean);
+        } catch (error) {
+            const reason = ((error as { stderr?: string }).stderr || (error as Error).message).trim();
+            throw new Error(
+                `cannot list the files git tracks in ${dir} (${reason}). The chart is packaged from its tracked files only, ` +
+                    `so that every machine serves the same bytes: run the program from a git clone of the project, with git on the PATH`,
+            );
+        }
+    };
+    const tracked = list(["--cached"]).filter((relative) => fs.statSync(path.join(dir, relative), { throwIfNoEntry: false })?.isFile());
+    return { tracked: tracked.sort(), untracked: list(["--others", "--exclude-standard"]).sort() };
 }
 
 /** One ustar header block for a regular file (POSIX.1-1988 `ustar` format). */
@@ -106,7 +114,8 @@ function gzipStored(data: Buffer): Buffer {
  * changed templates under an unchanged version would never reach the cluster.
  */
 export function packageChart(dir: string, repositoryUrl: string): PackagedChart {
-    const files = chartFiles(dir).map((relative) => ({ relative, content: fs.readFileSync(path.join(dir, relative)) }));
+    const { tracked, untracked } = chartFiles(dir);
+    const files = tracked.map((relative) => ({ relative, content: fs.readFileSync(path.join(dir, relative)) }));
     const chartYaml = files.find((f) => f.relative === "Chart.yaml")?.content.toString("utf8");
     const metadata = (chartYaml ? parseYaml(chartYaml) : {}) as Record<string, unknown>;
     const field = (key: string) => (typeof metadata[key] === "string" && metadata[key] !== "" ? (metadata[key] as string) : undefined);
@@ -151,5 +160,5 @@ export function packageChart(dir: string, repositoryUrl: string): PackagedChart 
         },
         generated: created,
     };
-    return { name, version, fileName, archive, digest, indexYaml: JSON.stringify(index, null, 2) + "\n" };
+    return { name, version, fileName, archive, digest, indexYaml: JSON.stringify(index, null, 2) + "\n", untracked };
 }

@@ -52,6 +52,12 @@ export class ChartServer extends pulumi.ComponentResource {
                 this,
             );
         }
+        if (packaged.untracked.length > 0) {
+            pulumi.log.warn(
+                `${path.basename(args.chartDirectory)}: ${packaged.untracked.join(", ")} not packaged, as git does not track them (git add them to ship them)`,
+                this,
+            );
+        }
         this.chart = { repository, name: packaged.name, version: packaged.version };
 
         const labels = { app: args.serviceName };

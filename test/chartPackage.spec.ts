@@ -1,5 +1,5 @@
 import * as assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as http from "node:http";
@@ -17,6 +17,15 @@ const REPOSITORY = "http://hephy-doks-charts.flux.svc.cluster.local:8080/";
 
 function sha256(data: Buffer): string {
     return crypto.createHash("sha256").update(data).digest("hex");
+}
+
+/** A copy of a chart directory in a git work tree of its own, every file added to the index. */
+function gitCopy(chart: string): string {
+    const copy = fs.mkdtempSync(path.join(os.tmpdir(), "hephy-doks-chart-"));
+    fs.cpSync(chart, copy, { recursive: true });
+    execFileSync("git", ["init", "--quiet"], { cwd: copy });
+    execFileSync("git", ["add", "--all"], { cwd: copy });
+    return copy;
 }
 
 /** Runs helm with a private home; resolves with its output, rejects with its error. */
@@ -53,28 +62,51 @@ describe("packaging the project's Workflow chart (chartPackage.ts)", () => {
         assert.deepEqual([entry.name, entry.appVersion, entry.description], [chart.name, chart.appVersion, chart.description]);
     });
 
-    it("leaves editor and OS leftovers out of the archive and the version", () => {
-        const copy = fs.mkdtempSync(path.join(os.tmpdir(), "hephy-doks-chart-"));
+    it("packages only what git tracks: leftovers in the chart directory move neither the bytes nor the version", () => {
+        const clean = packageChart(CHART, REPOSITORY);
+        // What tests, python3 and editors leave in a work tree; none is tracked, some are ignored.
+        const strays = [
+            path.join(CHART, "files", "__pycache__", "ingress.cpython-311.pyc"),
+            path.join(CHART, "values.yaml.orig"),
+            path.join(CHART, ".DS_Store"),
+        ];
         try {
-            fs.cpSync(CHART, copy, { recursive: true });
-            const clean = packageChart(copy, REPOSITORY);
-            fs.writeFileSync(path.join(copy, ".DS_Store"), "x");
-            fs.writeFileSync(path.join(copy, "templates", "controller.yaml~"), "x");
-            assert.ok(packageChart(copy, REPOSITORY).archive.equals(clean.archive));
+            for (const stray of strays) {
+                fs.mkdirSync(path.dirname(stray), { recursive: true });
+                fs.writeFileSync(stray, "stray");
+            }
+            const dirty = packageChart(CHART, REPOSITORY);
+            assert.equal(dirty.version, clean.version);
+            assert.ok(dirty.archive.equals(clean.archive));
+            assert.deepEqual(dirty.untracked, [".DS_Store", "values.yaml.orig"], "an untracked file that is not ignored is named, so a ChartServer can warn");
+        } finally {
+            fs.rmSync(path.join(CHART, "files", "__pycache__"), { recursive: true, force: true });
+            strays.forEach((stray) => fs.rmSync(stray, { force: true }));
+        }
+    });
+
+    it("changes the version and the digest when a tracked file changes, and ships a file once git tracks it", () => {
+        const copy = gitCopy(CHART);
+        try {
+            const before = packageChart(copy, REPOSITORY);
+            fs.appendFileSync(path.join(copy, "files", "ingress.py"), "\n# changed\n");
+            const edited = packageChart(copy, REPOSITORY);
+            assert.notEqual(edited.version, before.version);
+            assert.notEqual(edited.digest, before.digest);
+            fs.writeFileSync(path.join(copy, "templates", "added.yaml"), "# added\n");
+            assert.equal(packageChart(copy, REPOSITORY).version, edited.version, "not tracked yet");
+            execFileSync("git", ["add", "templates/added.yaml"], { cwd: copy });
+            assert.notEqual(packageChart(copy, REPOSITORY).version, edited.version, "tracked");
         } finally {
             fs.rmSync(copy, { recursive: true, force: true });
         }
     });
 
-    it("changes the version and the digest when any file changes", () => {
+    it("refuses a chart directory outside a git work tree, saying why", () => {
         const copy = fs.mkdtempSync(path.join(os.tmpdir(), "hephy-doks-chart-"));
         try {
             fs.cpSync(CHART, copy, { recursive: true });
-            const before = packageChart(copy, REPOSITORY);
-            fs.appendFileSync(path.join(copy, "files", "ingress.py"), "\n# changed\n");
-            const after = packageChart(copy, REPOSITORY);
-            assert.notEqual(after.version, before.version);
-            assert.notEqual(after.digest, before.digest);
+            assert.throws(() => packageChart(copy, REPOSITORY), /cannot list the files git tracks in .*run the program from a git clone/s);
         } finally {
             fs.rmSync(copy, { recursive: true, force: true });
         }

@@ -13,9 +13,18 @@ interface Captured {
     errors: { status: number; raised: string; str: string }[];
 }
 
+/**
+ * The environment of a python3 run: the machine's, less what keeps python3 from writing bytecode, so the
+ * test sees whether the harness itself leaves any beside the overlay.
+ */
+function pythonEnv(): NodeJS.ProcessEnv {
+    const { PYTHONDONTWRITEBYTECODE: _, ...env } = process.env;
+    return env;
+}
+
 /** Runs the overlay under python3 against stubs of the v2.22.0 controller, recording every request it makes. */
 function capture(overlay: string): Captured {
-    return JSON.parse(execFileSync("python3", [HARNESS, overlay], { encoding: "utf8" })) as Captured;
+    return JSON.parse(execFileSync("python3", [HARNESS, overlay], { encoding: "utf8", env: pythonEnv() })) as Captured;
 }
 
 describe("the controller's ingress client overlay (charts/hephy-workflow/files/ingress.py)", () => {
@@ -38,6 +47,19 @@ describe("the controller's ingress client overlay (charts/hephy-workflow/files/i
         // Class-less, so the cluster's default IngressClass serves it.
         assert.equal(created.json.spec.ingressClassName, undefined);
         assert.throws(() => new Ingress({ ...created.json, spec: { rules: [{ http: { paths: [{ path: "/" }] } }] } }).validate());
+    });
+
+    it("leaves no bytecode beside the overlay, where the chart packager would find it", () => {
+        const files = path.dirname(OVERLAY);
+        assert.deepEqual(fs.readdirSync(files), ["ingress.py"]);
+        const copy = fs.mkdtempSync(path.join(os.tmpdir(), "hephy-doks-overlay-"));
+        try {
+            fs.copyFileSync(OVERLAY, path.join(copy, "ingress.py"));
+            capture(path.join(copy, "ingress.py"));
+            assert.deepEqual(fs.readdirSync(copy), ["ingress.py"]);
+        } finally {
+            fs.rmSync(copy, { recursive: true, force: true });
+        }
     });
 
     it("never calls the extensions/v1beta1 API that Kubernetes 1.22 removed", () => {

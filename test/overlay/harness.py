@@ -13,6 +13,9 @@ import json
 import sys
 import types
 
+# Loading the overlay must not leave __pycache__/ in the chart's files/ directory.
+sys.dont_write_bytecode = True
+
 REQUESTS = []   # every HTTP call the overlay makes
 REPLIES = []    # (status, reason, body) for the next calls; default 201/200
 

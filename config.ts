@@ -36,6 +36,8 @@ export const DEFAULTS = {
     /** Tiller's release history bound; Helm 2 defaults to 0 (unbounded). */
     tillerHistoryMax: 10,
     workflowEnabled: true,
+    /** Workflow's object store (slugs, database backups) on a block-storage volume: $1 a month at 10 GiB. */
+    workflowStorageGib: 10,
     /** DigitalOcean applies patch releases (security fixes) itself, in the maintenance window. */
     autoUpgrade: true,
     /** A weekend night, UTC. */
@@ -74,6 +76,15 @@ export const FIXED = {
     publicSources: ["0.0.0.0/0", "::/0"] as readonly string[],
     nodeCountMin: 1,
     nodeCountMax: 50,
+    /**
+     * minio refuses to start on a disk whose usable size, 95% of it, is 900 MiB or less, and fails every
+     * write once its free space is (minio RELEASE.2019-02-06T21-16-36Z, the base of hephy/minio v2.4.5,
+     * cmd/posix.go `checkDiskMinTotal`, `checkDiskMinFree`); ext4 keeps another 5% for root. Below 5 GiB
+     * little would be left for slugs.
+     */
+    workflowStorageGibMin: 5,
+    /** A DigitalOcean volume holds at most 16 TiB (digitalocean/csi-digitalocean driver/controller.go `maximumVolumeSizeInBytes`). */
+    workflowStorageGibMax: 16384,
 } as const;
 
 /** The validated, defaulted configuration of one stack. */
@@ -108,6 +119,8 @@ export interface StackConfig {
     readonly tillerHistoryMax: number;
     /** Whether to install Hephy Workflow itself (the platform underneath is installed either way). */
     readonly workflowEnabled: boolean;
+    /** Size in GiB of the volume that holds Workflow's object store. */
+    readonly workflowStorageGib: number;
     /** The catalog with this stack's overrides applied. */
     readonly releases: Readonly<Record<ReleaseKey, ReleaseEntry>>;
     /** Helm values that carry secrets, per release, from the encrypted `releaseSecretValues`; never sent in clear. */
@@ -143,6 +156,7 @@ export const CONFIG_KEYS = [
     "tlsEarlyRenewalHours",
     "tillerHistoryMax",
     "workflowEnabled",
+    "workflowStorageGib",
     "autoUpgrade",
     "maintenanceDay",
     "maintenanceStartTime",
@@ -352,6 +366,7 @@ export function parseConfig(read: ConfigReader, stack: string, presentKeys: read
         );
     }
     const tillerHistoryMax = integer("tillerHistoryMax", DEFAULTS.tillerHistoryMax, 1, 1000, "10");
+    const workflowStorageGib = integer("workflowStorageGib", DEFAULTS.workflowStorageGib, FIXED.workflowStorageGibMin, FIXED.workflowStorageGibMax, "20");
 
     if (problems.length > 0) {
         throw new ConfigError(stack, problems);
@@ -378,6 +393,7 @@ export function parseConfig(read: ConfigReader, stack: string, presentKeys: read
         tls: { keyAlgorithm: keyAlgorithm as KeyAlgorithm, caValidityHours, certValidityHours, earlyRenewalHours },
         tillerHistoryMax,
         workflowEnabled,
+        workflowStorageGib,
         releases,
         releaseSecretValues,
     };
@@ -410,6 +426,8 @@ function parseSecretValues(raw: string | undefined, problems: string[]): Partial
 
 const EXACT_VERSION = /^v?[0-9]+\.[0-9]+\.[0-9]+([-+][0-9A-Za-z.-]+)?$/;
 const MINOR = /^[0-9]+\.[0-9]+$/;
+/** Workflow's registration modes that keep strangers out (charts/hephy-workflow values.yaml `controller.registration_mode`). */
+const REGISTRATION_MODES = ["admin_only", "disabled"] as const;
 const OVERRIDE_KEYS = ["repository", "name", "version", "git", "ref", "path", "helmVersion", "kubernetes", "values"];
 
 function isObject(value: unknown): value is Record<string, unknown> {
@@ -482,6 +500,13 @@ function parseReleases(raw: string, problems: string[]): Record<ReleaseKey, Rele
             problems.push(
                 `${at} points at ingress-nginx, which is not selectable: SIG Network retired it (no security fixes since March 2026; ` +
                     `its last NGINX is affected by CVE-2026-42945), and the program's values are those of HAProxy's kubernetes-ingress chart (docs/ingress.md)`,
+            );
+        }
+        const registration = isObject(override.values) && isObject(override.values.controller) ? override.values.controller.registration_mode : undefined;
+        if (name === "workflow" && registration !== undefined && !(REGISTRATION_MODES as readonly unknown[]).includes(registration)) {
+            problems.push(
+                `${at}.values.controller.registration_mode must be ${REGISTRATION_MODES.join(" or ")}, got ${quote(JSON.stringify(registration))}: ` +
+                    `"enabled" lets anyone who finds the platform's URL register (the program creates the admin, who registers the others)`,
             );
         }
         if (version !== undefined && !EXACT_VERSION.test(version)) {

@@ -5,7 +5,7 @@ import { NodeDns } from "./components/dns";
 import { HELM_OPERATOR, HelmOperator } from "./components/helmOperator";
 import { Tiller } from "./components/tiller";
 import { NoLoadBalancers } from "./components/noLoadBalancers";
-import { Platform, WORKFLOW_LIMITS, workflowOutputs } from "./components/platform";
+import { Platform, workflowNextSteps, workflowOutputs } from "./components/platform";
 import { TillerPki } from "./components/tillerPki";
 import { UPSTREAM, certManagerCrdUrl, chartRepositories } from "./catalog";
 import { FIXED, loadConfig } from "./config";
@@ -93,7 +93,7 @@ export = async () => {
               })
             : undefined;
 
-    new Platform(config.namePrefix, {
+    const platform = new Platform(config.namePrefix, {
         provider: cluster.provider,
         releases: config.releases,
         workflowEnabled: config.workflowEnabled,
@@ -110,6 +110,7 @@ export = async () => {
             earlyRenewalHours: config.tls.earlyRenewalHours,
         },
         secretValues: config.releaseSecretValues,
+        workflowVolume: { sizeGib: config.workflowStorageGib, protect: config.protect },
     });
 
     const cost = estimateMonthlyCost(config);
@@ -123,9 +124,11 @@ export = async () => {
         nodeIps: dns.nodeIps,
         tillerCaCertPem: pki.caCertPem,
         ...(config.workflowEnabled ? workflowOutputs(config.platformDomain) : {}),
+        ...(platform.workflowAdmin
+            ? { workflowAdminUsername: platform.workflowAdmin.username, workflowAdminPassword: platform.workflowAdmin.password }
+            : {}),
         nextSteps: config.workflowEnabled
-            ? `Once the hephy release is Released: deis register ${workflowOutputs(config.platformDomain).controllerUrl}, deis keys:add, then git push to ` +
-              `${workflowOutputs(config.platformDomain).builderSsh}. ${WORKFLOW_LIMITS}`
+            ? workflowNextSteps(config.platformDomain, platform.workflowAdmin !== undefined)
             : `Workflow is disabled (hephy-doks:workflowEnabled false): the ingress controller and cert-manager serve *.${config.platformDomain}`,
         monthlyCostUsd: cost.monthlyUsd,
         monthlyCostEstimate: cost.summary,

@@ -12,6 +12,8 @@ import type { StackConfig } from "./config";
 export const PRICES = {
     asOf: "2026-08-21",
     haControlPlaneUsd: 40,
+    /** Block storage volumes, per GiB a month (https://docs.digitalocean.com/products/volumes/details/pricing/). */
+    volumeUsdPerGib: 0.1,
     nodeUsd: {
         "s-1vcpu-2gb": 12,
         "s-2vcpu-2gb": 18,
@@ -36,20 +38,30 @@ export interface CostEstimate {
     readonly summary: string;
 }
 
+/** A dollar amount as a price list shows it: whole dollars bare, cents when there are any. */
+function usd(amount: number): string {
+    return Number.isInteger(amount) ? String(amount) : amount.toFixed(2);
+}
+
 /**
- * The monthly cost of what the program creates: the nodes, the HA control plane if on, and no load
- * balancer (the program creates none and its admission policy refuses them). Bandwidth overage and
- * volumes that workloads claim are usage-based and not included; DNS records are free.
+ * The monthly cost of what the program creates: the nodes, the HA control plane if on, Workflow's
+ * volume if Workflow is on, and no load balancer (the program creates none and its admission policy
+ * refuses them). Bandwidth overage and volumes that apps claim are usage-based and not included; DNS
+ * records are free.
  */
-export function estimateMonthlyCost(config: Pick<StackConfig, "nodeSize" | "nodeCount" | "haControlPlane">): CostEstimate {
+export function estimateMonthlyCost(
+    config: Pick<StackConfig, "nodeSize" | "nodeCount" | "haControlPlane" | "workflowEnabled" | "workflowStorageGib">,
+): CostEstimate {
     const nodeUsd = PRICES.nodeUsd[config.nodeSize];
     const haUsd = config.haControlPlane ? PRICES.haControlPlaneUsd : 0;
-    const monthlyUsd = config.nodeCount * nodeUsd + haUsd;
+    const volumeGib = config.workflowEnabled ? config.workflowStorageGib : 0;
+    const volumeUsd = Math.round(volumeGib * PRICES.volumeUsdPerGib * 100) / 100;
+    const monthlyUsd = Math.round((config.nodeCount * nodeUsd + haUsd + volumeUsd) * 100) / 100;
     return {
         monthlyUsd,
         summary:
-            `$${monthlyUsd}/month: ${config.nodeCount} x ${config.nodeSize} at $${nodeUsd}, ` +
-            `HA control plane $${haUsd}, 0 LoadBalancers $0 (DigitalOcean list prices of ${PRICES.asOf}; bandwidth overage and volumes not included)`,
+            `$${usd(monthlyUsd)}/month: ${config.nodeCount} x ${config.nodeSize} at $${nodeUsd}, ` +
+            `HA control plane $${haUsd}, Workflow volume ${volumeGib} GiB at $${usd(PRICES.volumeUsdPerGib)}/GiB $${usd(volumeUsd)}, ` +
+            `0 LoadBalancers $0 (DigitalOcean list prices of ${PRICES.asOf}; bandwidth overage and apps' own volumes not included)`,
     };
 }
-

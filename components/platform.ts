@@ -8,6 +8,7 @@ import { KeyAlgorithm } from "../config";
 import { INGRESS_OBJECTS, IngressPrerequisites } from "./ingressPrerequisites";
 import { childOf } from "./kube";
 import { WorkflowSecrets } from "./workflowSecrets";
+import { WORKFLOW_VOLUME, WorkflowStorage } from "./workflowStorage";
 
 /** The ACME directories of Let's Encrypt (https://letsencrypt.org/docs/staging-environment/). */
 export const ACME_SERVERS = {
@@ -22,7 +23,9 @@ export const INGRESS_CLASS = "nginx";
 export const WORKFLOW_LIMITS =
     "Works: buildpack apps by git push, deis pull of images from public registries (set PORT with deis config:set), deis logs. " +
     "Does not work: Dockerfile builds (DOKS nodes run containerd, and the dockerbuilder needs a Docker daemon), " +
-    "deis domains, certs and tls (they annotate Services for the router, which native-ingress mode does not run). See docs/workflow.md.";
+    "deis domains, certs and tls (they annotate Services for the router, which native-ingress mode does not run). " +
+    "Data: slugs and database backups live on a DigitalOcean volume that outlives node replacements; the database restores " +
+    "from them when it restarts, losing at most its last minute of writes. See docs/workflow.md.";
 
 /** The article's host names under the platform domain: the controller's API and the builder's SSH. */
 const WORKFLOW_HOSTS = { controller: "deis", builder: "deis-builder" } as const;
@@ -33,6 +36,28 @@ export function workflowOutputs(platformDomain: string): { controllerUrl: string
         controllerUrl: `https://${WORKFLOW_HOSTS.controller}.${platformDomain}`,
         builderSsh: `ssh://git@${WORKFLOW_HOSTS.builder}.${platformDomain}:${UPSTREAM.builder.port}`,
     };
+}
+
+/**
+ * What to run once Workflow is installed: log in as the stack's admin (with a chart of the user's own,
+ * which the program gives no admin, register), add an SSH key, create an app and push it. The admin's
+ * name is read from the stack's outputs, so the text is known at preview.
+ */
+export function workflowNextSteps(platformDomain: string, programAdmin: boolean): string {
+    const { controllerUrl, builderSsh } = workflowOutputs(platformDomain);
+    const builderHost = `${WORKFLOW_HOSTS.builder}.${platformDomain}`;
+    return [
+        "Once the hephy release is Released, install the deis CLI v2.23.0 (docs/workflow.md), then:",
+        programAdmin
+            ? `deis login ${controllerUrl} --username="$(pulumi stack output workflowAdminUsername)" ` +
+              `--password="$(pulumi stack output workflowAdminPassword --show-secrets)" ` +
+              `(the stack's admin; add users with deis register ${controllerUrl} --login=false while logged in as the admin);`
+            : `deis register ${controllerUrl} (the Workflow chart of releases.workflow decides who may register; the program creates an admin only in its own chart);`,
+        `deis keys:add ~/.ssh/id_ed25519.pub (an RSA key also needs "Host ${builderHost}" with "PubkeyAcceptedAlgorithms +ssh-rsa" in ~/.ssh/config: ` +
+            "the builder checks RSA keys only with SHA-1 signatures, which OpenSSH 8.8 and later no longer send);",
+        `in your app's git repository, deis create, then git push deis master (to ${builderSsh}).`,
+        WORKFLOW_LIMITS,
+    ].join(" ");
 }
 
 /** How long `pulumi up` waits for helm-operator to report a release Released. */
@@ -63,6 +88,8 @@ export interface PlatformArgs {
     ingressCertificate: { keyAlgorithm: KeyAlgorithm; validityHours: number; earlyRenewalHours: number };
     /** Helm values that carry secrets, per release: sent in a Secret the HelmRelease reads, never in its spec. */
     secretValues: Readonly<Partial<Record<ReleaseKey, Readonly<Record<string, unknown>>>>>;
+    /** Workflow's volume: its size in GiB, and whether it outlives its claim (a protected stack). */
+    workflowVolume: { sizeGib: number; protect: boolean };
 }
 
 /** The key helm-operator reads a `valuesFrom` Secret at by default (fluxcd/helm-operator v1.4.4 pkg/release/values.go). */
@@ -179,6 +206,7 @@ export function releaseValues(args: ReleaseValuesArgs): Record<ReleaseKey, Recor
         workflow: {
             global: { experimental_native_ingress: true, use_cni: true, use_rbac: true },
             controller: { platform_domain: args.platformDomain, tls: { cluster_issuer: "letsencrypt-prod" } },
+            minio: { data_claim: WORKFLOW_VOLUME.claim },
         },
     };
 }
@@ -191,6 +219,8 @@ export function releaseValues(args: ReleaseValuesArgs): Record<ReleaseKey, Recor
 export class Platform extends pulumi.ComponentResource {
     public readonly helmReleases: Partial<Record<ReleaseKey, k8s.apiextensions.CustomResource>> = {};
     public readonly clusterIssuers: k8s.apiextensions.CustomResource[];
+    /** Workflow's first admin, which the project's chart creates; undefined without Workflow or with a chart of the user's own. */
+    public readonly workflowAdmin?: { username: pulumi.Output<string>; password: pulumi.Output<string> };
 
     constructor(name: string, args: PlatformArgs, opts?: pulumi.ComponentResourceOptions) {
         super("hephy-doks:platform:Platform", name, {}, opts);
@@ -308,11 +338,20 @@ export class Platform extends pulumi.ComponentResource {
         );
 
         if (args.workflowEnabled) {
+            let workflowAdmin: WorkflowSecrets["admin"] | undefined;
             release("workflow", (namespace) => {
                 const secrets = new WorkflowSecrets(`${name}-workflow`, { provider: args.provider, namespace: namespace.metadata.name }, { parent: this });
+                // Only the project's chart creates the admin from its Secret (files/controller/start.sh).
+                workflowAdmin = "bundled" in args.releases.workflow.chart ? secrets.admin : undefined;
+                const storage = new WorkflowStorage(
+                    `${name}-workflow`,
+                    { provider: args.provider, namespace: namespace.metadata.name, ...args.workflowVolume },
+                    { parent: this },
+                );
                 // The API Ingress asks letsencrypt-prod for its certificate, so the issuers come first.
-                return [ingress, ...this.clusterIssuers, ...secrets.secrets];
+                return [ingress, ...this.clusterIssuers, ...secrets.secrets, storage.claim];
             });
+            this.workflowAdmin = workflowAdmin;
         }
 
         this.registerOutputs({});

@@ -23,6 +23,8 @@ export const WORKFLOW_SECRETS = {
     minioUser: { name: "minio-user", keys: ["accesskey", "secretkey"] },
     objectStorage: { name: "objectstorage-keyfile", keys: ["accesskey", "secretkey"] },
     registry: { name: "registry-secret", keys: ["hostname", "username", "password"] },
+    /** The project's own: the first admin, whom the controller's start creates (charts/hephy-workflow files/controller). */
+    admin: { name: "workflow-admin", keys: ["username", "password"] },
 } as const;
 
 /**
@@ -45,6 +47,8 @@ export interface WorkflowSecretsArgs {
 export class WorkflowSecrets extends pulumi.ComponentResource {
     /** Every Secret; the Workflow release must wait for them. */
     public readonly secrets: k8s.core.v1.Secret[];
+    /** The first admin's credentials, for `deis login`; the password is a secret. */
+    public readonly admin: { username: pulumi.Output<string>; password: pulumi.Output<string> };
 
     constructor(name: string, args: WorkflowSecretsArgs, opts?: pulumi.ComponentResourceOptions) {
         super("hephy-doks:workflowSecrets:WorkflowSecrets", name, {}, opts);
@@ -63,6 +67,9 @@ export class WorkflowSecrets extends pulumi.ComponentResource {
         const ecdsaHostKey = new tls.PrivateKey(`${name}-builder-ssh-ecdsa`, { algorithm: "ECDSA", ecdsaCurve: "P256" }, { parent: this });
         const minioAccessKey = token("minio-access-key", 20);
         const minioSecretKey = token("minio-secret-key", 40);
+        // Not the guessable "admin": a name that also fits the controller's URL patterns ([-_\w]+, api/urls.py).
+        const adminSuffix = new random.RandomString(`${name}-admin-name`, { length: 8, upper: false, special: false }, { parent: this }).result;
+        this.admin = { username: pulumi.interpolate`admin-${adminSuffix}`, password: pulumi.secret(token("admin-password", 32)) };
 
         const data: Record<keyof typeof WORKFLOW_SECRETS, pulumi.Input<string>[]> = {
             builderKey: [token("builder-key", 64)],
@@ -75,6 +82,7 @@ export class WorkflowSecrets extends pulumi.ComponentResource {
             minioUser: [minioAccessKey, minioSecretKey],
             objectStorage: [minioAccessKey, minioSecretKey],
             registry: [NO_PRIVATE_REGISTRY.hostname, NO_PRIVATE_REGISTRY.username, NO_PRIVATE_REGISTRY.password],
+            admin: [this.admin.username, this.admin.password],
         };
         this.secrets = (Object.keys(WORKFLOW_SECRETS) as (keyof typeof WORKFLOW_SECRETS)[]).map((role) => {
             const { name: secretName, keys } = WORKFLOW_SECRETS[role];
@@ -89,6 +97,6 @@ export class WorkflowSecrets extends pulumi.ComponentResource {
             );
         });
 
-        this.registerOutputs({});
+        this.registerOutputs({ adminUsername: this.admin.username });
     }
 }

@@ -48,9 +48,19 @@ describe("parseConfig", () => {
             tls: { keyAlgorithm: "ECDSA-P256", caValidityHours: 87600, certValidityHours: 8760, earlyRenewalHours: 720 },
             tillerHistoryMax: 10,
             workflowEnabled: true,
+            workflowStorageGib: 10,
             releases: CATALOG,
             releaseSecretValues: {},
         });
+    });
+
+    it("accepts the registration modes that keep strangers out, and the bounds of the volume size", () => {
+        for (const mode of ["admin_only", "disabled"]) {
+            const config = parse({ ...REQUIRED, releases: JSON.stringify({ workflow: { values: { controller: { registration_mode: mode } } } }) });
+            assert.equal((config.releases.workflow.values as any).controller.registration_mode, mode);
+        }
+        assert.equal(parse({ ...REQUIRED, workflowStorageGib: "5" }).workflowStorageGib, 5);
+        assert.equal(parse({ ...REQUIRED, workflowStorageGib: "16384" }).workflowStorageGib, 16384);
     });
 
     it("reads every key it is given", () => {
@@ -128,6 +138,10 @@ describe("parseConfig", () => {
         ["secret values for an unknown release", { ...REQUIRED, releaseSecretValues: '{"minio": {"key": "x"}}' }, /^hephy-doks:releaseSecretValues has no release "minio"/],
         ["secret values that are not an object", { ...REQUIRED, releaseSecretValues: '{"workflow": "hunter2"}' }, /^hephy-doks:releaseSecretValues\.workflow must be an object of Helm values \(its value is not shown/],
         ["unbounded Tiller history", { ...REQUIRED, tillerHistoryMax: "0" }, /^hephy-doks:tillerHistoryMax must be an integer from 1 to 1000, got "0"/],
+        ["a volume below minio's floor", { ...REQUIRED, workflowStorageGib: "4" }, /^hephy-doks:workflowStorageGib must be an integer from 5 to 16384, got "4" \(pulumi config set hephy-doks:workflowStorageGib 20\)/],
+        ["a volume above DigitalOcean's largest", { ...REQUIRED, workflowStorageGib: "16385" }, /^hephy-doks:workflowStorageGib must be an integer from 5 to 16384, got "16385"/],
+        ["a volume size in other units", { ...REQUIRED, workflowStorageGib: "10Gi" }, /^hephy-doks:workflowStorageGib must be an integer from 5 to 16384, got "10Gi"/],
+        ["registration open to anyone", { ...REQUIRED, releases: '{"workflow": {"values": {"controller": {"registration_mode": "enabled"}}}}' }, /^hephy-doks:releases\.workflow\.values\.controller\.registration_mode must be admin_only or disabled, got "\\"enabled\\"": "enabled" lets anyone/],
     ];
     for (const [what, values, message] of bad) {
         it(`rejects ${what}`, () => {
@@ -208,17 +222,26 @@ describe("estimateMonthlyCost", () => {
     it("prices the nodes from the cited table, with no HA control plane and no load balancer by default", () => {
         const config = parse({ ...REQUIRED, nodeCount: "3" });
         assert.deepEqual(estimateMonthlyCost(config), {
-            monthlyUsd: 72,
+            monthlyUsd: 73,
             summary:
-                "$72/month: 3 x s-2vcpu-4gb at $24, HA control plane $0, 0 LoadBalancers $0 " +
-                "(DigitalOcean list prices of 2026-08-21; bandwidth overage and volumes not included)",
+                "$73/month: 3 x s-2vcpu-4gb at $24, HA control plane $0, Workflow volume 10 GiB at $0.10/GiB $1, 0 LoadBalancers $0 " +
+                "(DigitalOcean list prices of 2026-08-21; bandwidth overage and apps' own volumes not included)",
         });
+    });
+
+    it("prices Workflow's volume by the GiB, in cents when it comes to any, and none without Workflow", () => {
+        const config = parse({ ...REQUIRED, nodeCount: "3", workflowStorageGib: "25" });
+        assert.equal(estimateMonthlyCost(config).monthlyUsd, 74.5);
+        assert.match(estimateMonthlyCost(config).summary, /^\$74\.50\/month: .*, Workflow volume 25 GiB at \$0\.10\/GiB \$2\.50, /);
+        const off = parse({ ...REQUIRED, nodeCount: "3", workflowStorageGib: "25", workflowEnabled: "false" });
+        assert.equal(estimateMonthlyCost(off).monthlyUsd, 72);
+        assert.match(estimateMonthlyCost(off).summary, /, Workflow volume 0 GiB at \$0\.10\/GiB \$0, /);
     });
 
     it("adds the HA control plane when it is on", () => {
         const config = parse({ ...REQUIRED, nodeSize: "g-2vcpu-8gb", nodeCount: "5", haControlPlane: "true" });
-        assert.equal(estimateMonthlyCost(config).monthlyUsd, 5 * 63 + 40);
-        assert.match(estimateMonthlyCost(config).summary, /^\$355\/month: 5 x g-2vcpu-8gb at \$63, HA control plane \$40,/);
+        assert.equal(estimateMonthlyCost(config).monthlyUsd, 5 * 63 + 40 + 1);
+        assert.match(estimateMonthlyCost(config).summary, /^\$356\/month: 5 x g-2vcpu-8gb at \$63, HA control plane \$40,/);
     });
 
     it("has a positive whole-dollar price for every size it accepts, and accepts exactly those", () => {

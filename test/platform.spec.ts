@@ -4,7 +4,7 @@ import * as YAML from "yaml";
 import { CompatibilityError } from "../kubernetesVersion";
 import { loadBalancerPaths } from "../policy/policies";
 import { OFFERED_VERSIONS } from "./mocks";
-import { WITH_WORKFLOW_FORK, plain, programError, sentAsSecret, Recorded, Run, runProgram, valueOf, esmImport, kubernetesModel } from "./harness";
+import { WITH_WORKFLOW_FORK, isSecret, plain, programError, sentAsSecret, Recorded, Run, runProgram, valueOf, esmImport, kubernetesModel } from "./harness";
 
 const CR = "kubernetes:apiextensions.k8s.io/v1:CustomResource";
 const HELM_RELEASE = "kubernetes:helm.fluxcd.io/v1:HelmRelease";
@@ -114,6 +114,7 @@ describe("platform releases", () => {
         assert.deepEqual(spec.spec.values, {
             global: { experimental_native_ingress: true, use_cni: true, use_rbac: true },
             controller: { platform_domain: "paas.example.com", tls: { cluster_issuer: "letsencrypt-prod" }, org: "example", docker_tag: "git-abc1234" },
+            minio: { data_claim: "deis-minio-data" },
         });
     });
 
@@ -359,5 +360,93 @@ describe("platform outputs", () => {
         const nextSteps = await valueOf(run.outputs.nextSteps);
         assert.match(nextSteps, /deis register https:\/\/deis\.paas\.example\.com/);
         assert.match(nextSteps, /Works: buildpack apps .* Does not work: Dockerfile builds/);
+        assert.match(nextSteps, /Data: slugs and database backups live on a DigitalOcean volume/);
+    });
+});
+
+describe("Workflow's volume and first admin, as the program declares them", () => {
+    const STORAGE_CLASS = "kubernetes:storage.k8s.io/v1:StorageClass";
+    const CLAIM = "kubernetes:core/v1:PersistentVolumeClaim";
+    let standard: Run;
+    let protectedStack: Run;
+    before(async () => {
+        standard = await runProgram();
+        protectedStack = await runProgram({ config: { protect: "true", builderSshSources: '["203.0.113.0/24"]', workflowStorageGib: "25" } });
+    });
+
+    it("claims a DigitalOcean volume of the configured size through a StorageClass of its own, deleted with an unprotected stack", () => {
+        const storageClass = standard.one(STORAGE_CLASS);
+        assert.deepEqual(plain(storageClass.inputs), {
+            apiVersion: "storage.k8s.io/v1",
+            kind: "StorageClass",
+            metadata: { name: "hephy-doks-workflow", labels: { heritage: "hephy-doks" } },
+            provisioner: "dobs.csi.digitalocean.com",
+            reclaimPolicy: "Delete",
+            allowVolumeExpansion: true,
+            volumeBindingMode: "Immediate",
+            parameters: { "csi.storage.k8s.io/fstype": "ext4" },
+        });
+        assert.deepEqual(storageClass.replaceOnChanges, ["reclaimPolicy", "volumeBindingMode"]);
+        assert.equal(storageClass.deleteBeforeReplace, true, "the replacement keeps the name the claim names");
+        const claim = standard.one(CLAIM);
+        assert.deepEqual(plain(claim.inputs).metadata, { name: "deis-minio-data", namespace: "deis", labels: { heritage: "hephy-doks" } });
+        assert.deepEqual(plain(claim.inputs).spec, {
+            accessModes: ["ReadWriteOnce"],
+            storageClassName: "hephy-doks-workflow",
+            resources: { requests: { storage: "10Gi" } },
+        });
+        assert.equal(claim.protect, false);
+        assert.equal(claim.parent, "hephy-doks:workflowStorage:WorkflowStorage::staging-workflow");
+        assert.ok(claim.inputDependsOn.includes(`${STORAGE_CLASS}::staging-workflow-storage-class`));
+        assert.equal(claim.provider, "pulumi:providers:kubernetes::staging-k8s");
+    });
+
+    it("keeps the volume of a protected stack: Retain, and a claim Pulumi refuses to delete", () => {
+        assert.equal(plain(protectedStack.one(STORAGE_CLASS).inputs).reclaimPolicy, "Retain");
+        const claim = protectedStack.one(CLAIM);
+        assert.equal(claim.protect, true);
+        assert.equal(plain(claim.inputs).spec.resources.requests.storage, "25Gi");
+    });
+
+    it("installs Workflow only once its claim exists, and tells the chart the claim's name", () => {
+        const hephy = release(standard, "hephy");
+        assert.ok(hephy.dependsOn.includes(`${CLAIM}::staging-workflow-claim`), hephy.dependsOn.join("\n"));
+        assert.equal(plain(hephy.inputs).spec.values.minio.data_claim, plain(standard.one(CLAIM).inputs).metadata.name);
+    });
+
+    it("creates the first admin's Secret before the release, and exports its name and, as a secret, its password", async () => {
+        const admin = standard.one("kubernetes:core/v1:Secret", "staging-workflow-workflow-admin");
+        assert.deepEqual(Object.keys(plain(admin.inputs).stringData).sort(), ["password", "username"]);
+        assert.ok(sentAsSecret(admin.inputs.stringData), "the password reaches the provider as a secret");
+        assert.ok(release(standard, "hephy").dependsOn.includes("kubernetes:core/v1:Secret::staging-workflow-workflow-admin"));
+        const username = await valueOf(standard.outputs.workflowAdminUsername);
+        assert.match(username, /^admin-[a-z0-9]{8}$/);
+        assert.equal(plain(admin.inputs).stringData.username, username);
+        assert.equal(await isSecret(standard.outputs.workflowAdminPassword), true);
+        assert.equal(await valueOf(standard.outputs.workflowAdminPassword), plain(admin.inputs).stringData.password);
+    });
+
+    it("tells the user to log in as that admin, add an ed25519 key, create an app and push", async () => {
+        const nextSteps = await valueOf(standard.outputs.nextSteps);
+        assert.equal(typeof standard.outputs.nextSteps, "string", "known at preview");
+        assert.ok(
+            nextSteps.includes(
+                'deis login https://deis.staging.example.com --username="$(pulumi stack output workflowAdminUsername)" ' +
+                    '--password="$(pulumi stack output workflowAdminPassword --show-secrets)"',
+            ),
+            nextSteps,
+        );
+        assert.match(nextSteps, /deis CLI v2\.23\.0/);
+        assert.match(nextSteps, /deis keys:add ~\/\.ssh\/id_ed25519\.pub/);
+        assert.match(nextSteps, /"Host deis-builder\.staging\.example\.com" with "PubkeyAcceptedAlgorithms \+ssh-rsa"/);
+        assert.match(nextSteps, /deis create, then git push deis master \(to ssh:\/\/git@deis-builder\.staging\.example\.com:2222\)/);
+        assert.doesNotMatch(nextSteps, /deis register https:\/\/deis\.staging\.example\.com \(/);
+    });
+
+    it("exports no admin for a Workflow chart of the user's own, which the program does not give one", async () => {
+        const fork = await runProgram({ config: WITH_WORKFLOW_FORK });
+        assert.equal(fork.outputs.workflowAdminUsername, undefined);
+        assert.equal(fork.outputs.workflowAdminPassword, undefined);
+        assert.match(await valueOf(fork.outputs.nextSteps), /deis register https:\/\/deis\.paas\.example\.com \(the Workflow chart of releases\.workflow decides who may register/);
     });
 });

@@ -118,6 +118,109 @@ describe("the project's Workflow chart, rendered by Helm 3.8.1 (Go 1.17) with th
         assert.equal(ingress.spec.ingressClassName, undefined, "class-less, like the apps' Ingresses");
     });
 
+    it("keeps minio's data on the claim the program declares, writable by the image's user, with the Secret's credentials", () => {
+        const objects = rendered.get(range.max)!;
+        assert.deepEqual(objects.filter((o) => o.kind === "PersistentVolumeClaim").map((o) => o.metadata.name), [], "the claim is the program's, not the release's");
+        const claim = run.one("kubernetes:core/v1:PersistentVolumeClaim");
+        const claimName = plain(claim.inputs).metadata.name;
+        const minio = find(objects, "Deployment", "deis-minio").spec.template.spec;
+        const volume = minio.volumes.find((v: any) => v.persistentVolumeClaim);
+        assert.deepEqual(volume.persistentVolumeClaim, { claimName });
+        const [container] = minio.containers;
+        const mount = container.volumeMounts.find((m: any) => m.name === volume.name);
+        assert.equal(mount.subPath, undefined);
+        assert.deepEqual(container.args, [`server ${mount.mountPath}`], "minio serves the volume's root");
+        assert.deepEqual(minio.securityContext, { fsGroup: 1000, fsGroupChangePolicy: "OnRootMismatch" });
+        const env = Object.fromEntries(container.env.map((e: any) => [e.name, e.valueFrom?.secretKeyRef ?? e.value]));
+        assert.deepEqual([env.MINIO_ACCESS_KEY, env.MINIO_SECRET_KEY], [
+            { name: "minio-user", key: "accesskey" },
+            { name: "minio-user", key: "secretkey" },
+        ]);
+        assert.equal(find(objects, "Deployment", "deis-minio").spec.strategy.type, "Recreate", "a ReadWriteOnce volume is never mounted twice");
+    });
+
+    it("refuses to render without the claim", () => {
+        const { minio: _, ...withoutClaim } = values as any;
+        assert.throws(
+            () => helmTemplateWith({ chart: CHART, releaseName: "hephy", namespace: "deis", kubeVersion: `${range.max}.0`, values: withoutClaim }, { name: "none.yaml", text: "" }),
+            /minio\.data_claim is required/,
+        );
+    });
+
+    it("guards the database's first start: its scripts run between the image's, in the order the entrypoint sources them", () => {
+        const objects = rendered.get(range.max)!;
+        const database = find(objects, "Deployment", "deis-database").spec.template;
+        const [container] = database.spec.containers;
+        const guards = find(objects, "ConfigMap", "deis-database-init-guards");
+        const files = fs.readdirSync(path.join(CHART, "files", "database")).sort();
+        assert.deepEqual(Object.keys(guards.data).sort(), files);
+        for (const file of files) {
+            assert.equal(guards.data[file], fs.readFileSync(path.join(CHART, "files", "database", file), "utf8"), file);
+        }
+        const initdb = container.volumeMounts.filter((m: any) => m.mountPath.startsWith("/docker-entrypoint-initdb.d/"));
+        assert.deepEqual(initdb.map((m: any) => m.subPath), files.filter((f) => f.endsWith(".sh")));
+        // teamhephy/postgres v2.7.6 rootfs/docker-entrypoint-initdb.d, sourced by `for f in /docker-entrypoint-initdb.d/*`.
+        const image = ["001_setup_envdir.sh", "002_create_bucket.sh", "003_restore_from_backup.sh", "004_run_backups.sh"];
+        const sourced = [...image, ...initdb.map((m: any) => path.posix.basename(m.mountPath))].sort();
+        assert.deepEqual(sourced, [
+            "001_setup_envdir.sh",
+            "001_wait_for_object_storage.sh",
+            "002_create_bucket.sh",
+            "003_restore_from_backup.sh",
+            "003_verify_restore.sh",
+            "003_x_back_up_now.sh",
+            "004_run_backups.sh",
+        ]);
+        assert.deepEqual([...sourced].sort((a, b) => a.localeCompare(b, "en")), sourced, "the same order under a locale's collation");
+        const settings = container.volumeMounts.find((m: any) => m.mountPath === "/etc/hephy-doks");
+        assert.equal(database.spec.volumes.find((v: any) => v.name === settings.name).configMap.name, guards.metadata.name);
+        const env = Object.fromEntries(container.env.map((e: any) => [e.name, e.value]));
+        assert.equal(env.OBJECT_STORAGE_WAIT_SECONDS, "300");
+        assert.ok(guards.data["001_wait_for_object_storage.sh"].includes("BOTO_CONFIG=/etc/hephy-doks/boto.cfg"));
+        assert.ok(!container.volumeMounts.some((m: any) => m.mountPath.startsWith("/var/lib/postgresql")), "$PGDATA stays in the container, so the first-start scripts run at every start");
+        assert.ok(database.spec.terminationGracePeriodSeconds >= 120, "room for the preStop base backup");
+        assert.match(database.metadata.annotations["checksum/init-guards"], /^[0-9a-f]{64}$/);
+    });
+
+    it("starts the controller through the project's start, which ensures the admin from its Secret before the API serves", () => {
+        const objects = rendered.get(range.max)!;
+        const pod = find(objects, "Deployment", "deis-controller").spec.template;
+        const [controller] = pod.spec.containers;
+        assert.deepEqual(controller.command, ["/bin/bash", "/opt/hephy-doks/start.sh", "/app", "300"]);
+        const bootstrap = find(objects, "ConfigMap", "deis-controller-bootstrap");
+        for (const file of ["start.sh", "ensure_admin.py"]) {
+            assert.equal(bootstrap.data[file], fs.readFileSync(path.join(CHART, "files", "controller", file), "utf8"), file);
+        }
+        const mounted = (mountPath: string) => pod.spec.volumes.find((v: any) => v.name === controller.volumeMounts.find((m: any) => m.mountPath === mountPath).name);
+        assert.equal(mounted("/opt/hephy-doks").configMap.name, bootstrap.metadata.name);
+        const env = Object.fromEntries(controller.env.map((e: any) => [e.name, e.value]));
+        assert.equal(mounted(env.ADMIN_CREDENTIALS_DIR).secret.secretName, WORKFLOW_SECRETS.admin.name);
+        assert.equal(env.REGISTRATION_MODE, "admin_only");
+        // The start may wait 300 s for the database before gunicorn listens; the liveness probe must not kill it meanwhile.
+        const { periodSeconds, failureThreshold } = controller.startupProbe;
+        assert.ok(periodSeconds * failureThreshold >= 300 + 120, `${periodSeconds * failureThreshold} s`);
+        assert.equal(controller.startupProbe.httpGet.path, "/healthz");
+        assert.match(pod.metadata.annotations["checksum/bootstrap"], /^[0-9a-f]{64}$/);
+    });
+
+    it("refuses to render registration open to anyone", () => {
+        const open = { ...values, controller: { ...(values.controller as object), registration_mode: "enabled" } };
+        assert.throws(
+            () => helmTemplateWith({ chart: CHART, releaseName: "hephy", namespace: "deis", kubeVersion: `${range.max}.0`, values: open }, { name: "none.yaml", text: "" }),
+            /controller\.registration_mode must be admin_only or disabled, got "enabled"/,
+        );
+    });
+
+    it("gives the controller API upstream's 20-minute server timeout, in the ingress controller's own annotation", () => {
+        const ingress = find(rendered.get(range.max)!, "Ingress", "controller-api-server-ingress-http");
+        // haproxytech/kubernetes-ingress v3.2 pkg/utils/utils.go ParseTime: ms, s, m, h, d suffixes; bare numbers are milliseconds.
+        const timeout = String(ingress.metadata.annotations?.["haproxy.org/timeout-server"]);
+        const parsed = /^([0-9]+)(ms|s|m|h|d)?$/.exec(timeout);
+        assert.ok(parsed, timeout);
+        const seconds = Number(parsed[1]) * { ms: 0.001, s: 1, m: 60, h: 3600, d: 86400 }[parsed[2] ?? "ms"]!;
+        assert.ok(seconds >= 1200, `${seconds} s`);
+    });
+
     it("renders no Secret, and every Secret it reads is one the program creates, with that key", () => {
         const objects = rendered.get(range.max)!;
         assert.deepEqual(objects.filter((o) => o.kind === "Secret").map((o) => o.metadata.name), []);

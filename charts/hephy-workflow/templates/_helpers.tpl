@@ -17,4 +17,7 @@ chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63
 {{- if ne (toString .Values.global.experimental_native_ingress) "true" -}}
 {{- fail "global.experimental_native_ingress must be true: this chart implements only Workflow's native-ingress mode (no deis-router)" -}}
 {{- end -}}
+{{- if not (has .Values.controller.registration_mode (list "admin_only" "disabled")) -}}
+{{- fail (printf "controller.registration_mode must be admin_only or disabled, got %q: \"enabled\" lets anyone on the internet register" (toString .Values.controller.registration_mode)) -}}
+{{- end -}}
 {{- end -}}

@@ -1,7 +1,8 @@
-import * as net from "node:net";
 import * as pulumi from "@pulumi/pulumi";
-import { CATALOG, ChartSource, compareMinor, ReleaseEntry, ReleaseKey } from "./catalog";
+import { ReleaseEntry, ReleaseKey, UPSTREAM } from "./catalog";
+import { isCidr, wholeFamiliesCovered, withoutHostBits } from "./cidr";
 import { PRICES } from "./pricing";
+import { parseReleases, parseSecretValues } from "./releaseOverrides";
 
 /**
  * The stack configuration: every key, its default and its validation, with the values the program fixes.
@@ -208,21 +209,6 @@ export function isDomainName(value: string): boolean {
     );
 }
 
-/** True for an IPv4 or IPv6 network in CIDR notation, such as `203.0.113.0/24` or `2001:db8::/32`. */
-export function isCidr(value: string): boolean {
-    const slash = value.indexOf("/");
-    if (slash < 0 || slash !== value.lastIndexOf("/")) {
-        return false;
-    }
-    const address = value.slice(0, slash);
-    const prefix = value.slice(slash + 1);
-    if (!/^[0-9]{1,3}$/.test(prefix)) {
-        return false;
-    }
-    const bits = net.isIPv4(address) ? 32 : net.isIPv6(address) ? 128 : -1;
-    return bits > 0 && Number(prefix) <= bits;
-}
-
 /** Turns a stack name into something DigitalOcean accepts in names and tags. */
 function nameSafe(value: string): string {
     return value.toLowerCase().replace(/[^a-z0-9-]/g, "-");
@@ -331,6 +317,14 @@ export function parseConfig(read: ConfigReader, stack: string, presentKeys: read
     const haControlPlane = boolean("haControlPlane", DEFAULTS.haControlPlane);
     const workflowEnabled = boolean("workflowEnabled", DEFAULTS.workflowEnabled);
     const autoUpgrade = boolean("autoUpgrade", DEFAULTS.autoUpgrade);
+    const worldOpen = wholeFamiliesCovered(builderSshSources);
+    if (protect && workflowEnabled && worldOpen.length > 0) {
+        // The policy pack refuses the same; a local `pulumi up` runs without it.
+        problems.push(
+            `${PROJECT}:builderSshSources opens the builder's SSH port ${UPSTREAM.builder.port} to all of ${worldOpen.join(" and ")} ` +
+                `(${builderSshSources.join(", ")}) in a protected stack; list only the networks git push comes from ${fixList("builderSshSources", ["203.0.113.0/24"])}`,
+        );
+    }
     const maintenanceDay = raw("maintenanceDay") ?? DEFAULTS.maintenanceDay;
     if (!(MAINTENANCE_DAYS as readonly string[]).includes(maintenanceDay)) {
         problems.push(`${PROJECT}:maintenanceDay must be one of ${MAINTENANCE_DAYS.join(", ")}, got ${quote(maintenanceDay)} ${fix("maintenanceDay", "sunday")}`);
@@ -341,11 +335,11 @@ export function parseConfig(read: ConfigReader, stack: string, presentKeys: read
             `${PROJECT}:maintenanceStartTime must be a UTC time of day as HH:MM, from 00:00 to 23:59, got ${quote(maintenanceStartTime)} ${fix("maintenanceStartTime", "03:00")}`,
         );
     }
-    const releases = parseReleases(raw("releases") ?? DEFAULTS.releases, problems);
-    const releaseSecretValues = parseSecretValues(raw("releaseSecretValues"), problems);
+    const releases = parseReleases(raw("releases") ?? DEFAULTS.releases, `${PROJECT}:releases`, problems);
+    const releaseSecretValues = parseSecretValues(raw("releaseSecretValues"), `${PROJECT}:releaseSecretValues`, problems);
 
     const keyAlgorithm = raw("tlsKeyAlgorithm") ?? DEFAULTS.tlsKeyAlgorithm;
-    if (!(keyAlgorithm in KEY_ALGORITHMS)) {
+    if (!Object.hasOwn(KEY_ALGORITHMS, keyAlgorithm)) {
         problems.push(
             `${PROJECT}:tlsKeyAlgorithm must be one of ${Object.keys(KEY_ALGORITHMS).join(", ")}, got ${quote(keyAlgorithm)} ${fix("tlsKeyAlgorithm", "ECDSA-P256")}`,
         );
@@ -399,156 +393,6 @@ export function parseConfig(read: ConfigReader, stack: string, presentKeys: read
     };
 }
 
-/**
- * Reads `hephy-doks:releaseSecretValues`, a JSON object keyed by release of Helm values that carry
- * secrets. Pulumi.yaml declares it `secret: true`, so the CLI refuses it unencrypted; messages here never
- * repeat the value.
- */
-function parseSecretValues(raw: string | undefined, problems: string[]): Partial<Record<ReleaseKey, Record<string, unknown>>> {
-    const key = `${PROJECT}:releaseSecretValues`;
-    if (raw === undefined) {
-        return {};
-    }
-    const parsed = jsonObject(raw);
-    if (parsed === undefined) {
-        problems.push(`${key} must be a JSON object keyed by ${Object.keys(CATALOG).join(", ")} (its value is not shown: it is a secret) (pulumi config set --secret ${key} '{"workflow": {...}}')`);
-        return {};
-    }
-    for (const [name, values] of Object.entries(parsed)) {
-        if (!(name in CATALOG)) {
-            problems.push(`${key} has no release ${quote(name)}; releases: ${Object.keys(CATALOG).join(", ")}`);
-        } else if (!isObject(values)) {
-            problems.push(`${key}.${name} must be an object of Helm values (its value is not shown: it is a secret)`);
-        }
-    }
-    return parsed as Partial<Record<ReleaseKey, Record<string, unknown>>>;
-}
-
-const EXACT_VERSION = /^v?[0-9]+\.[0-9]+\.[0-9]+([-+][0-9A-Za-z.-]+)?$/;
-const MINOR = /^[0-9]+\.[0-9]+$/;
-/** Workflow's registration modes that keep strangers out (charts/hephy-workflow values.yaml `controller.registration_mode`). */
-const REGISTRATION_MODES = ["admin_only", "disabled"] as const;
-const OVERRIDE_KEYS = ["repository", "name", "version", "git", "ref", "path", "helmVersion", "kubernetes", "values"];
-
-function isObject(value: unknown): value is Record<string, unknown> {
-    return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
-/** The JSON object a config value holds, or undefined when it holds none. */
-function jsonObject(raw: string): Record<string, unknown> | undefined {
-    try {
-        const value: unknown = JSON.parse(raw);
-        return isObject(value) ? value : undefined;
-    } catch {
-        return undefined;
-    }
-}
-
-/** Applies `hephy-doks:releases` (a JSON object keyed by release) over the catalog. */
-function parseReleases(raw: string, problems: string[]): Record<ReleaseKey, ReleaseEntry> {
-    const key = `${PROJECT}:releases`;
-    const releases = { ...CATALOG };
-    const overrides = jsonObject(raw);
-    if (overrides === undefined) {
-        problems.push(`${key} must be a JSON object keyed by ${Object.keys(CATALOG).join(", ")}, got ${quote(raw)}`);
-        return releases;
-    }
-    for (const [name, override] of Object.entries(overrides)) {
-        const at = `${key}.${name}`;
-        if (!(name in CATALOG)) {
-            problems.push(
-                `${key} has no release ${quote(name)}; releases: ${Object.keys(CATALOG).join(", ")}` +
-                    (name === "nginx"
-                        ? `. The retired ingress-nginx is no longer installed: the front door is releases.ingress, HAProxy's kubernetes-ingress chart, whose values differ (docs/ingress.md)`
-                        : ""),
-            );
-            continue;
-        }
-        if (!isObject(override)) {
-            problems.push(`${at} must be an object, got ${quote(JSON.stringify(override))}`);
-            continue;
-        }
-        const before = problems.length;
-        for (const field of Object.keys(override).filter((f) => !OVERRIDE_KEYS.includes(f))) {
-            problems.push(`${at}.${field} is not an override; allowed: ${OVERRIDE_KEYS.join(", ")}`);
-        }
-        const base = CATALOG[name as ReleaseKey];
-        const text = (field: string): string | undefined => {
-            const value = override[field];
-            if (value !== undefined && (typeof value !== "string" || value === "")) {
-                problems.push(`${at}.${field} must be a non-empty string, got ${quote(JSON.stringify(value))}`);
-            }
-            return value as string | undefined;
-        };
-        const [repository, chartName, version, git, ref, path] = ["repository", "name", "version", "git", "ref", "path"].map(text);
-        let chart: ChartSource = base.chart;
-        if (git !== undefined || ref !== undefined || path !== undefined) {
-            if (git === undefined || ref === undefined || path === undefined) {
-                problems.push(`${at}: a git chart source needs all of git, ref and path`);
-            }
-            chart = { git: git ?? "", ref: ref ?? "", path: path ?? "" };
-        } else if (repository !== undefined || chartName !== undefined || version !== undefined) {
-            if ("repository" in base.chart) {
-                chart = { repository: repository ?? base.chart.repository, name: chartName ?? base.chart.name, version: version ?? base.chart.version };
-            } else if (repository === undefined || chartName === undefined || version === undefined) {
-                problems.push(`${at}: the catalog serves this chart from the project, so a repository source needs all of repository, name and version`);
-            } else {
-                chart = { repository, name: chartName, version };
-            }
-        }
-        if (name === "ingress" && "name" in chart && chart.name === "ingress-nginx") {
-            problems.push(
-                `${at} points at ingress-nginx, which is not selectable: SIG Network retired it (no security fixes since March 2026; ` +
-                    `its last NGINX is affected by CVE-2026-42945), and the program's values are those of HAProxy's kubernetes-ingress chart (docs/ingress.md)`,
-            );
-        }
-        const registration = isObject(override.values) && isObject(override.values.controller) ? override.values.controller.registration_mode : undefined;
-        if (name === "workflow" && registration !== undefined && !(REGISTRATION_MODES as readonly unknown[]).includes(registration)) {
-            problems.push(
-                `${at}.values.controller.registration_mode must be ${REGISTRATION_MODES.join(" or ")}, got ${quote(JSON.stringify(registration))}: ` +
-                    `"enabled" lets anyone who finds the platform's URL register (the program creates the admin, who registers the others)`,
-            );
-        }
-        if (version !== undefined && !EXACT_VERSION.test(version)) {
-            problems.push(
-                `${at}.version must be one exact chart version such as 1.2.3 (a range makes helm-operator upgrade on every sync), got ${quote(version)}`,
-            );
-        }
-        const helmVersion = override.helmVersion ?? base.helmVersion;
-        if (helmVersion !== "v2" && helmVersion !== "v3") {
-            problems.push(`${at}.helmVersion must be v2 or v3, got ${quote(String(helmVersion))}`);
-        }
-        let kubernetes = base.kubernetes;
-        if (override.kubernetes !== undefined) {
-            const range = override.kubernetes;
-            if (!isObject(range) || typeof range.min !== "string" || typeof range.max !== "string" || !MINOR.test(range.min) || !MINOR.test(range.max) || compareMinor(range.min, range.max) > 0) {
-                problems.push(`${at}.kubernetes must be {"min": "1.x", "max": "1.y"} with min <= max, got ${quote(JSON.stringify(range))}`);
-            } else {
-                kubernetes = { min: range.min, max: range.max };
-            }
-        } else if (chart !== base.chart) {
-            problems.push(
-                `${at}.kubernetes is required when the chart changes: say which Kubernetes minors your chart supports, e.g. {"min": "1.33", "max": "1.36"}`,
-            );
-        }
-        if (override.values !== undefined && !isObject(override.values)) {
-            problems.push(`${at}.values must be an object of Helm values, got ${quote(JSON.stringify(override.values))}`);
-        }
-        if (problems.length === before) {
-            releases[name as ReleaseKey] = {
-                ...base,
-                chart,
-                archiveSha256: chart === base.chart ? base.archiveSha256 : undefined,
-                helmVersion: helmVersion as "v2" | "v3",
-                kubernetes,
-                values: override.values as Record<string, unknown> | undefined,
-                sources: [...base.sources, `overridden by ${key} in this stack`],
-            };
-        }
-    }
-    return releases;
-}
-
 function parseCidrList(raw: string | undefined, problems: string[]): readonly string[] {
     const key = `${PROJECT}:builderSshSources`;
     const example = fixList("builderSshSources", ["203.0.113.0/24"]);
@@ -570,6 +414,10 @@ function parseCidrList(raw: string | undefined, problems: string[]): readonly st
         if (typeof item !== "string" || !isCidr(item)) {
             problems.push(
                 `${key} entries must be IPv4 or IPv6 CIDRs such as 203.0.113.0/24 or 2001:db8::/32, got ${quote(String(item))}`,
+            );
+        } else if (withoutHostBits(item) !== undefined) {
+            problems.push(
+                `${key} entries must be networks, without host bits: ${quote(item)} means ${withoutHostBits(item)} (or write the address as /32 or /128) ${example}`,
             );
         }
     }

@@ -122,7 +122,8 @@ export const INGRESS_CUTOVER: Pick<pulumi.CustomResourceOptions, "deleteBeforeRe
 export function mergeValues(base: Record<string, unknown>, override: Readonly<Record<string, unknown>> | undefined): Record<string, unknown> {
     const merged: Record<string, unknown> = { ...base };
     for (const [key, value] of Object.entries(override ?? {})) {
-        const current = merged[key];
+        // Own keys only: a key such as "constructor" must not meet Object.prototype's.
+        const current = Object.hasOwn(merged, key) ? merged[key] : undefined;
         const bothObjects = [current, value].every((v) => typeof v === "object" && v !== null && !Array.isArray(v));
         merged[key] = bothObjects ? mergeValues(current as Record<string, unknown>, value as Record<string, unknown>) : value;
     }

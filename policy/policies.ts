@@ -1,4 +1,5 @@
 import { UPSTREAM } from "../catalog";
+import { wholeFamiliesCovered } from "../cidr";
 import { PolicyResource, ReportViolation, ResourceValidationArgs, ResourceValidationPolicy, StackValidationPolicy } from "@pulumi/policy";
 
 /**
@@ -20,21 +21,27 @@ export const TYPES = {
 /** Workflow's builder listens here; the article opens it on the worker firewall for `git push`. */
 export const BUILDER_SSH_PORT = UPSTREAM.builder.port;
 
-/** Every place in a value where a Service type of LoadBalancer is set, as an object key or in YAML text. */
-export function loadBalancerPaths(value: unknown, path = ""): string[] {
+/** The Service types that take a port on every node, or a billed DigitalOcean load balancer. */
+export type ExposedType = "LoadBalancer" | "NodePort";
+
+/** Every place in a value where a Service type of LoadBalancer or NodePort is set, as an object key or in YAML text. */
+export function exposedServicePaths(value: unknown, path = ""): { type: ExposedType; at: string }[] {
     if (typeof value === "string") {
-        return /type:\s*["']?LoadBalancer/.test(value) ? [path] : [];
+        return [...value.matchAll(/type:\s*["']?(LoadBalancer|NodePort)\b/g)].map((m) => ({ type: m[1] as ExposedType, at: path }));
     }
     if (Array.isArray(value)) {
-        return value.flatMap((v, i) => loadBalancerPaths(v, `${path}[${i}]`));
+        return value.flatMap((v, i) => exposedServicePaths(v, `${path}[${i}]`));
     }
     if (typeof value === "object" && value !== null) {
         return Object.entries(value).flatMap(([k, v]) =>
-            k === "type" && v === "LoadBalancer" ? [`${path}.type`] : loadBalancerPaths(v, `${path}.${k}`),
+            k === "type" && (v === "LoadBalancer" || v === "NodePort") ? [{ type: v as ExposedType, at: `${path}.type` }] : exposedServicePaths(v, `${path}.${k}`),
         );
     }
     return [];
 }
+
+/** The HelmRelease annotation the program sets for a release whose override has `allowUnsafe`. */
+export const ALLOW_UNSAFE_ANNOTATION = "hephy-doks/allow-unsafe-values";
 
 interface Container {
     name?: string;
@@ -61,7 +68,10 @@ function containersRunning(args: ResourceValidationArgs, image: string): Contain
     return containersOf(args.props).filter((c) => typeof c.image === "string" && pattern.test(c.image));
 }
 
-/** The firewall rules that let the whole internet reach a port, as `portRange from source` strings. */
+/**
+ * What of the internet a firewall lets reach a port, as `IPv4`/`IPv6` with the rules' sources, when
+ * its rules' sources together hold every address of a family, however they split it.
+ */
 export function worldOpenRules(firewallProps: Record<string, any>, port: number): string[] {
     const covers = (range: string): boolean => {
         if (range === "all") {
@@ -71,9 +81,9 @@ export function worldOpenRules(firewallProps: Record<string, any>, port: number)
         return low <= port && port <= high;
     };
     const rules: { protocol?: string; portRange?: string; sourceAddresses?: string[] }[] = firewallProps.inboundRules ?? [];
-    return rules
-        .filter((r) => r.protocol === "tcp" && typeof r.portRange === "string" && covers(r.portRange))
-        .flatMap((r) => (r.sourceAddresses ?? []).filter((s) => s.endsWith("/0")).map((s) => `tcp ${r.portRange} from ${s}`));
+    const open = rules.filter((r) => r.protocol === "tcp" && typeof r.portRange === "string" && covers(r.portRange));
+    const sources = open.flatMap((r) => r.sourceAddresses ?? []);
+    return wholeFamiliesCovered(sources).map((family) => `all of ${family} on tcp ${open.map((r) => r.portRange).join(", ")} from ${sources.join(", ")}`);
 }
 
 /** Whether the stack protects its cluster, which is what `hephy-doks:protect true` sets. */
@@ -94,13 +104,17 @@ function reportWorldOpenBuilderSsh(resources: PolicyResource[], reportViolation:
     }
 }
 
-export const noLoadBalancerServices: ResourceValidationPolicy = {
-    name: "no-loadbalancer-services",
-    description: "No Kubernetes Service of type LoadBalancer: every node serves traffic itself through the ingress controller on its host network.",
+export const noExposedServices: ResourceValidationPolicy = {
+    name: "no-loadbalancer-or-nodeport-services",
+    description: "No Kubernetes Service of type LoadBalancer or NodePort: every node serves traffic itself through the ingress controller on its host network.",
     enforcementLevel: "mandatory",
     validateResource: (args, reportViolation) => {
-        if ((args.type === TYPES.service || args.type === TYPES.servicePatch) && args.props.spec?.type === "LoadBalancer") {
-            reportViolation(`Service ${objectName(args.props)} is of type LoadBalancer, which would create a billed DigitalOcean load balancer; use ClusterIP and reach it through the ingress controller`);
+        const type = args.props.spec?.type;
+        if ((args.type === TYPES.service || args.type === TYPES.servicePatch) && (type === "LoadBalancer" || type === "NodePort")) {
+            reportViolation(
+                `Service ${objectName(args.props)} is of type ${type}, which ${type === "LoadBalancer" ? "would create a billed DigitalOcean load balancer" : "opens a port on every node, and DigitalOcean's managed firewall opens it to the internet"}; ` +
+                    "use ClusterIP and reach it through the ingress controller",
+            );
         }
     },
 };
@@ -147,15 +161,20 @@ export const helmOperatorVerifiesTiller: ResourceValidationPolicy = {
     },
 };
 
-export const noLoadBalancerValues: ResourceValidationPolicy = {
-    name: "no-loadbalancer-helm-values",
-    description: "No HelmRelease sets a Service type of LoadBalancer in its values.",
+export const noExposedServiceValues: ResourceValidationPolicy = {
+    name: "no-loadbalancer-or-nodeport-helm-values",
+    description: `No HelmRelease sets a Service type of LoadBalancer or NodePort in its values, unless its override allows it (annotation ${ALLOW_UNSAFE_ANNOTATION}).`,
     enforcementLevel: "mandatory",
     validateResource: (args, reportViolation) => {
         const isHelmRelease = args.type === TYPES.helmRelease || (args.props.apiVersion === "helm.fluxcd.io/v1" && args.props.kind === "HelmRelease");
-        const paths = isHelmRelease ? loadBalancerPaths(args.props.spec?.values, "spec.values") : [];
+        if (!isHelmRelease || args.props.metadata?.annotations?.[ALLOW_UNSAFE_ANNOTATION] === "true") {
+            return;
+        }
+        const paths = exposedServicePaths(args.props.spec?.values, "spec.values");
         if (paths.length > 0) {
-            reportViolation(`HelmRelease ${objectName(args.props)} asks for a LoadBalancer Service at ${paths.join(", ")}; use ClusterIP and reach it through the ingress controller`);
+            reportViolation(
+                `HelmRelease ${objectName(args.props)} asks for ${paths.map((p) => `a ${p.type} Service at ${p.at}`).join(", ")}; use ClusterIP and reach it through the ingress controller`,
+            );
         }
     },
 };
@@ -183,10 +202,10 @@ export const builderSshClosed: StackValidationPolicy = {
 };
 
 export const policies: (ResourceValidationPolicy | StackValidationPolicy)[] = [
-    noLoadBalancerServices,
+    noExposedServices,
     tillerVerifiesTls,
     helmOperatorVerifiesTiller,
-    noLoadBalancerValues,
+    noExposedServiceValues,
     builderSshClosedWhenProtected,
     builderSshClosed,
 ];

@@ -3,7 +3,7 @@ import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import * as YAML from "yaml";
 import { PROJECT } from "../config";
-import { loadBalancerPaths } from "../policy/policies";
+import { ExposedType, exposedServicePaths } from "../policy/policies";
 import { HELM } from "../test/helm";
 import { plain, ROOT, Recorded, Run, runProgram } from "../test/harness";
 import { RenderedRelease, renderReleases } from "../test/renderReleases";
@@ -25,7 +25,7 @@ export const SECRET = "<secret>";
 export interface Plan {
     /** The resource tree, one line per resource, children under their parent. */
     tree: string;
-    /** Resource counts per type, the LoadBalancer count and the cost. */
+    /** Resource counts per type, the LoadBalancer and NodePort counts and the cost. */
     summary: string;
     /**
      * Relative path under `plan/<stack>/` → YAML of one Kubernetes object or HelmRelease, or of what a
@@ -34,6 +34,8 @@ export interface Plan {
     files: Map<string, string>;
     /** Every place a Service of type LoadBalancer is asked for: in any object, Helm values or rendered release. */
     loadBalancers: string[];
+    /** Every place a Service of type NodePort is asked for, likewise. */
+    nodePorts: string[];
 }
 
 /** What the HelmReleases of a run render, from renderReleases. */
@@ -106,10 +108,13 @@ export function renderPlan(run: Pick<Run, "resources">, cost: string, releases: 
         files.set(`${namespace}/helmrelease-${name}.rendered.yaml`, `# ${release.chart} (${release.source}), rendered by Helm ${HELM.version} (${HELM.goVersion})\n${release.manifest}`);
     }
     const renderedObjects = releases.rendered.flatMap((r) => r.objects.map((o) => ({ o, at: `${r.release} ${o.kind}/${o.metadata.name}` })));
-    const loadBalancers = [
-        ...run.resources.flatMap((r) => loadBalancerPaths(readable(r.inputs), `${r.type}::${r.name}`)),
-        ...renderedObjects.flatMap(({ o, at }) => loadBalancerPaths(o, at)),
+    const exposed = [
+        ...run.resources.flatMap((r) => exposedServicePaths(readable(r.inputs), `${r.type}::${r.name}`)),
+        ...renderedObjects.flatMap(({ o, at }) => exposedServicePaths(o, at)),
     ];
+    const ofType = (type: ExposedType) => exposed.filter((e) => e.type === type).map((e) => e.at);
+    const [loadBalancers, nodePorts] = [ofType("LoadBalancer"), ofType("NodePort")];
+    const listed = (name: string, places: string[]) => `${name}: ${places.length}${places.length > 0 ? ` (${places.join(", ")})` : ""}`;
     const counts = new Map<string, number>();
     for (const r of run.resources) {
         counts.set(r.type, (counts.get(r.type) ?? 0) + 1);
@@ -119,12 +124,12 @@ export function renderPlan(run: Pick<Run, "resources">, cost: string, releases: 
         ...[...counts.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([type, n]) => `  ${String(n).padStart(3)}  ${type}`),
         `Rendered releases: ${releases.rendered.length} (${renderedObjects.length} objects)` +
             (releases.missing.length > 0 ? `; not rendered: ${releases.missing.join("; ")}` : ""),
-        `LoadBalancers: ${loadBalancers.length}${loadBalancers.length > 0 ? ` (${loadBalancers.join(", ")})` : ""}` +
+        `${listed("LoadBalancers", loadBalancers)}, ${listed("NodePorts", nodePorts)}` +
             ` over ${objects.length} objects of the program and ${renderedObjects.length} its releases render` +
             (releases.missing.length > 0 ? `, without ${releases.missing.length} release(s) that could not be rendered` : ""),
         `Monthly cost: ${cost}`,
     ].join("\n");
-    return { tree: renderTree(run.resources), summary, files, loadBalancers };
+    return { tree: renderTree(run.resources), summary, files, loadBalancers, nodePorts };
 }
 
 /** A key's declaration in Pulumi.yaml's `config:` block. */
@@ -321,6 +326,12 @@ async function main(argv: string[]): Promise<void> {
                 `${[...plan.files.keys()].filter((f) => f.endsWith(".rendered.yaml")).length} rendered releases and plan.txt under ${path.relative(process.cwd(), dir) || "."}`,
         ].join("\n"),
     );
+    if (plan.loadBalancers.length + plan.nodePorts.length > 0) {
+        throw new Error(
+            `the plan asks for ${plan.loadBalancers.length} LoadBalancer and ${plan.nodePorts.length} NodePort Service(s) (listed above); ` +
+                "the cluster's admission policy would refuse them outside hephy-doks:exposedServices",
+        );
+    }
 }
 
 if (require.main === module) {

@@ -5,7 +5,8 @@ import { parse as parseYaml } from "yaml";
 import { passesDeclaredType } from "../scripts/plan";
 import { ROOT } from "./harness";
 import { CATALOG } from "../catalog";
-import { ConfigError, DEFAULTS, isCidr, parseConfig } from "../config";
+import { isCidr } from "../cidr";
+import { ConfigError, DEFAULTS, parseConfig } from "../config";
 import { PRICES, estimateMonthlyCost } from "../pricing";
 
 const REQUIRED = { domain: "example.com", acmeEmail: "ops@example.org" };
@@ -52,6 +53,25 @@ describe("parseConfig", () => {
             releases: CATALOG,
             releaseSecretValues: {},
         });
+    });
+
+    it("refuses the review's NodePort override for the ingress controller on both counts, before any resource", () => {
+        const problems = problemsOf({ ...REQUIRED, releases: '{"ingress":{"values":{"controller":{"service":{"enabled":true,"type":"NodePort"}}}}}' });
+        assert.deepEqual(problems.map((p) => p.split(". Set ")[0]), [
+            'hephy-doks:releases.ingress.values.controller.service.type = "NodePort" opens a node port, a load balancer or the node\'s network',
+            "hephy-doks:releases.ingress.values.controller.service.enabled = true gives the ingress controller a Service (a NodePort by the chart's default)",
+        ]);
+    });
+
+    it("takes an override that opens more on purpose, and a protected stack that opens git push to a part of the internet", () => {
+        const exposed = parse({ ...REQUIRED, releases: '{"ingress":{"allowUnsafe":true,"values":{"controller":{"service":{"enabled":true,"type":"NodePort"}}}}}' });
+        assert.deepEqual((exposed.releases.ingress.values as any).controller.service, { enabled: true, type: "NodePort" });
+        const restricted = parse({ ...REQUIRED, protect: "true", builderSshSources: '["0.0.0.0/1","2001:db8::/32"]' });
+        assert.deepEqual(restricted.builderSshSources, ["0.0.0.0/1", "2001:db8::/32"]);
+        const unprotected = parse({ ...REQUIRED, builderSshSources: '["0.0.0.0/1","128.0.0.0/1"]' });
+        assert.equal(unprotected.protect, false);
+        const off = parse({ ...REQUIRED, protect: "true", workflowEnabled: "false" });
+        assert.equal(off.workflowEnabled, false, "no port 2222 without Workflow");
     });
 
     it("accepts the registration modes that keep strangers out, and the bounds of the volume size", () => {
@@ -141,6 +161,23 @@ describe("parseConfig", () => {
         ["a volume below minio's floor", { ...REQUIRED, workflowStorageGib: "4" }, /^hephy-doks:workflowStorageGib must be an integer from 5 to 16384, got "4" \(pulumi config set hephy-doks:workflowStorageGib 20\)/],
         ["a volume above DigitalOcean's largest", { ...REQUIRED, workflowStorageGib: "16385" }, /^hephy-doks:workflowStorageGib must be an integer from 5 to 16384, got "16385"/],
         ["a volume size in other units", { ...REQUIRED, workflowStorageGib: "10Gi" }, /^hephy-doks:workflowStorageGib must be an integer from 5 to 16384, got "10Gi"/],
+        ["a release named after Object.prototype", { ...REQUIRED, releases: '{"constructor": {"version": "1.0.0"}}' }, /^hephy-doks:releases has no release "constructor"; releases: ingress, certManager, workflow$/],
+        ["a release named __proto__", { ...REQUIRED, releases: '{"__proto__": {"version": "1.0.0"}}' }, /^hephy-doks:releases has no release "__proto__"/],
+        ["secret values for hasOwnProperty", { ...REQUIRED, releaseSecretValues: '{"hasOwnProperty": {"a": "hunter2"}}' }, /^hephy-doks:releaseSecretValues has no release "hasOwnProperty"/],
+        ["a key algorithm named after Object.prototype", { ...REQUIRED, tlsKeyAlgorithm: "constructor" }, /^hephy-doks:tlsKeyAlgorithm must be one of ECDSA-P256, ECDSA-P384, RSA-2048, RSA-4096, got "constructor"/],
+        ["__proto__ inside values", { ...REQUIRED, releases: '{"workflow": {"values": {"controller": {"__proto__": {"image": "evil"}}}}}' }, /^hephy-doks:releases\.workflow\.values\.controller\.__proto__ is not a Helm value this program can pass on/],
+        ["__proto__ inside secret values", { ...REQUIRED, releaseSecretValues: '{"workflow": {"__proto__": {"x": "hunter2"}}}' }, /^hephy-doks:releaseSecretValues\.workflow\.__proto__ is not a Helm value/],
+        ["a NodePort for the ingress controller", { ...REQUIRED, releases: '{"ingress":{"values":{"controller":{"service":{"type":"NodePort"}}}}}' }, /^hephy-doks:releases\.ingress\.values\.controller\.service\.type = "NodePort" opens a node port, a load balancer or the node's network\. Set hephy-doks:releases\.ingress\.allowUnsafe to true only if you mean it/],
+        ["the ingress controller's port", { ...REQUIRED, releases: '{"ingress":{"values":{"controller":{"containerPort":{"admin":6060}}}}}' }, /^hephy-doks:releases\.ingress\.values\.controller\.containerPort\.admin = 6060 opens the controller's port on every node/],
+        ["ingress arguments without --controller-port=0", { ...REQUIRED, releases: '{"ingress":{"values":{"controller":{"extraArgs":["--log=debug"]}}}}' }, /^hephy-doks:releases\.ingress\.values\.controller\.extraArgs replaces the program's arguments without --controller-port=0/],
+        ["host ports for a Workflow component", { ...REQUIRED, releases: '{"workflow":{"values":{"builder":{"hostPort":2222}}}}' }, /^hephy-doks:releases\.workflow\.values\.builder\.hostPort = 2222 opens a node port/],
+        ["a host-network Workflow component", { ...REQUIRED, releases: '{"workflow":{"values":{"controller":{"hostNetwork":true}}}}' }, /^hephy-doks:releases\.workflow\.values\.controller\.hostNetwork = true opens/],
+        ["a chart repository over plain HTTP", { ...REQUIRED, releases: '{"certManager":{"repository":"http://charts.example.org","name":"cert-manager","version":"v1.21.1","kubernetes":{"min":"1.33","max":"1.36"}}}' }, /^hephy-doks:releases\.certManager\.repository is plain HTTP \("http:\/\/charts\.example\.org"\)/],
+        ["a non-boolean allowUnsafe", { ...REQUIRED, releases: '{"ingress":{"allowUnsafe":"yes"}}' }, /^hephy-doks:releases\.ingress\.allowUnsafe must be true or false, got "\\"yes\\""/],
+        ["a source CIDR with host bits", { ...REQUIRED, builderSshSources: '["10.0.0.1/8"]' }, /^hephy-doks:builderSshSources entries must be networks, without host bits: "10\.0\.0\.1\/8" means 10\.0\.0\.0\/8 \(or write the address as \/32 or \/128\)/],
+        ["an IPv6 source with host bits", { ...REQUIRED, builderSshSources: '["2001:db8::1/32"]' }, /means 2001:db8::\/32/],
+        ["a protected stack with git push open to all of IPv4, split in halves", { ...REQUIRED, protect: "true", builderSshSources: '["0.0.0.0/1","128.0.0.0/1"]' }, /^hephy-doks:builderSshSources opens the builder's SSH port 2222 to all of IPv4 \(0\.0\.0\.0\/1, 128\.0\.0\.0\/1\) in a protected stack; list only the networks git push comes from \(pulumi config set --path 'hephy-doks:builderSshSources\[0\]' 203\.0\.113\.0\/24\)/],
+        ["a protected stack with the default, world-open sources", { ...REQUIRED, protect: "true" }, /^hephy-doks:builderSshSources opens the builder's SSH port 2222 to all of IPv4 and IPv6 \(0\.0\.0\.0\/0, ::\/0\) in a protected stack/],
         ["registration open to anyone", { ...REQUIRED, releases: '{"workflow": {"values": {"controller": {"registration_mode": "enabled"}}}}' }, /^hephy-doks:releases\.workflow\.values\.controller\.registration_mode must be admin_only or disabled, got "\\"enabled\\"": "enabled" lets anyone/],
     ];
     for (const [what, values, message] of bad) {

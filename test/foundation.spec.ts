@@ -48,7 +48,7 @@ describe("foundation: cluster, firewall, DNS", () => {
     });
 
     it("protects the cluster when protect is true", async () => {
-        const run = await runProgram({ config: { protect: "true" } });
+        const run = await runProgram({ config: { protect: "true", builderSshSources: '["198.51.100.0/24"]' } });
         assert.equal(run.one(CLUSTER).protect, true);
         assert.equal(run.one(FIREWALL).protect, false);
     });

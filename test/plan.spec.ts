@@ -42,7 +42,7 @@ describe("offline plan of a stack file", () => {
         for (const line of ["    3  digitalocean:index/dnsRecord:DnsRecord", "    1  digitalocean:index/kubernetesCluster:KubernetesCluster", "    2  kubernetes:helm.fluxcd.io/v1:HelmRelease", "    2  kubernetes:apps/v1:Deployment"]) {
             assert.ok(summary.includes(line), line);
         }
-        assert.ok(summary.some((l) => /^LoadBalancers: 0 over \d+ objects of the program and \d+ its releases render$/.test(l)), summary.join("\n"));
+        assert.ok(summary.some((l) => /^LoadBalancers: 0, NodePorts: 0 over \d+ objects of the program and \d+ its releases render$/.test(l)), summary.join("\n"));
         assert.ok(summary.some((l) => /^Rendered releases: 2 \(\d+ objects\)$/.test(l)), summary.join("\n"));
         assert.match(summary[summary.length - 1], /^Monthly cost: \$72\/month: 3 x s-2vcpu-4gb at \$24, HA control plane \$0, Workflow volume 0 GiB at \$0\.10\/GiB \$0, 0 LoadBalancers \$0 \(DigitalOcean list prices of 2026-08-21;/);
     });
@@ -71,8 +71,15 @@ describe("plan rendering", () => {
         const service = recorded("kubernetes:core/v1:Service", "stray", { apiVersion: "v1", kind: "Service", metadata: { name: "stray", namespace: "default" }, spec: { type: "LoadBalancer" } });
         const plan = renderPlan({ resources: [service] }, "n/a");
         assert.deepEqual(plan.loadBalancers, ["kubernetes:core/v1:Service::stray.spec.type"]);
-        assert.match(plan.summary, /^LoadBalancers: 1 \(kubernetes:core\/v1:Service::stray\.spec\.type\) over 1 objects of the program and 0 its releases render$/m);
+        assert.match(plan.summary, /^LoadBalancers: 1 \(kubernetes:core\/v1:Service::stray\.spec\.type\), NodePorts: 0 over 1 objects of the program and 0 its releases render$/m);
         assert.deepEqual([...plan.files.keys()], ["default/service-stray.yaml"]);
+    });
+
+    it("counts a NodePort wherever one is asked for, so `NodePorts: 0` can fail", () => {
+        const service = recorded("kubernetes:core/v1:Service", "stray", { apiVersion: "v1", kind: "Service", metadata: { name: "stray", namespace: "default" }, spec: { type: "NodePort" } });
+        const plan = renderPlan({ resources: [service] }, "n/a");
+        assert.deepEqual([plan.loadBalancers, plan.nodePorts], [[], ["kubernetes:core/v1:Service::stray.spec.type"]]);
+        assert.match(plan.summary, /^LoadBalancers: 0, NodePorts: 1 \(kubernetes:core\/v1:Service::stray\.spec\.type\) over 1 objects/m);
     });
 
     it("counts a LoadBalancer that only a chart renders, and says which releases it could not render", () => {
@@ -83,7 +90,7 @@ describe("plan rendering", () => {
         });
         assert.deepEqual(plan.loadBalancers, ["edge/ingress Service/controller.spec.type"]);
         assert.match(plan.summary, /^Rendered releases: 1 \(1 objects\); not rendered: deis\/hephy: the chart comes from git$/m);
-        assert.match(plan.summary, /^LoadBalancers: 1 \(edge\/ingress Service\/controller\.spec\.type\) over 0 objects of the program and 1 its releases render, without 1 release\(s\) that could not be rendered$/m);
+        assert.match(plan.summary, /^LoadBalancers: 1 \(edge\/ingress Service\/controller\.spec\.type\), NodePorts: 0 over 0 objects of the program and 1 its releases render, without 1 release\(s\) that could not be rendered$/m);
         assert.ok(plan.files.get("edge/helmrelease-ingress.rendered.yaml")!.startsWith("# some-chart-1.0.0 (the published archive), rendered by Helm v3.8.1 (go1.17.5)\n"));
     });
 
@@ -168,7 +175,7 @@ describe("npm run plan", function () {
         assert.match(result.stdout, /\nKubernetes version: 1\.36\.1-do\.0 \(MOCKED: /);
         assert.match(result.stdout, /\nStack outputs:\n {2}kubeconfig: <computed> <secret>\n/);
         assert.match(result.stdout, /\n {2}monthlyCostUsd: 72\n/);
-        assert.match(result.stdout, /\nLoadBalancers: 0 over \d+ objects of the program and \d+ its releases render\n/);
+        assert.match(result.stdout, /\nLoadBalancers: 0, NodePorts: 0 over \d+ objects of the program and \d+ its releases render\n/);
         assert.ok(fs.existsSync(path.join(out, "example", "haproxy-ingress", "helmrelease-ingress.rendered.yaml")));
         const written = fs.readFileSync(path.join(out, "example", "plan.txt"), "utf8");
         assert.ok(result.stdout.includes(written.trim()), "plan.txt holds what was printed");

@@ -2,7 +2,7 @@ import * as assert from "node:assert/strict";
 import * as crypto from "node:crypto";
 import * as YAML from "yaml";
 import { CompatibilityError } from "../kubernetesVersion";
-import { loadBalancerPaths } from "../policy/policies";
+import { exposedServicePaths } from "../policy/policies";
 import { OFFERED_VERSIONS } from "./mocks";
 import { WITH_WORKFLOW_FORK, isSecret, plain, programError, sentAsSecret, Recorded, Run, runProgram, valueOf, esmImport, kubernetesModel } from "./harness";
 
@@ -259,19 +259,19 @@ describe("platform releases", () => {
     });
 });
 
-describe("zero LoadBalancers", () => {
-    it("finds a LoadBalancer where one is set, so the check below can fail", () => {
-        assert.deepEqual(loadBalancerPaths({ controller: { service: { type: "LoadBalancer" } } }), [".controller.service.type"]);
-        assert.deepEqual(loadBalancerPaths({ manifest: "spec:\n  type: \"LoadBalancer\"\n" }), [".manifest"]);
+describe("zero LoadBalancers and NodePorts", () => {
+    it("finds a LoadBalancer or a NodePort where one is set, so the check below can fail", () => {
+        assert.deepEqual(exposedServicePaths({ controller: { service: { type: "LoadBalancer" } } }), [{ type: "LoadBalancer", at: ".controller.service.type" }]);
+        assert.deepEqual(exposedServicePaths({ manifest: "spec:\n  type: \"NodePort\"\n" }), [{ type: "NodePort", at: ".manifest" }]);
     });
 
     for (const [what, config] of [
         ["with Workflow", WITH_WORKFLOW_FORK],
         ["without Workflow", {}],
     ] as const) {
-        it(`declares no object and no HelmRelease value with type LoadBalancer, ${what}`, async () => {
+        it(`declares no object and no HelmRelease value with type LoadBalancer or NodePort, ${what}`, async () => {
             const run = await runProgram({ config });
-            assert.deepEqual(run.resources.flatMap((r) => loadBalancerPaths(plain(r.inputs), `${r.type}::${r.name}`)), []);
+            assert.deepEqual(run.resources.flatMap((r) => exposedServicePaths(plain(r.inputs), `${r.type}::${r.name}`)), []);
         });
     }
 
@@ -311,7 +311,7 @@ describe("compatibility guard", () => {
             const run = await runProgram({ config: { kubernetesVersion: version } });
             assert.deepEqual(crs(run, HELM_RELEASE).map((r) => plain(r.inputs).metadata.name).sort(), ["cert-manager", "hephy", "ingress"]);
             assert.equal(run.ofType("hephy-doks:chartServer:ChartServer").length, 1);
-            assert.deepEqual(run.resources.flatMap((r) => loadBalancerPaths(plain(r.inputs), `${r.type}::${r.name}`)), []);
+            assert.deepEqual(run.resources.flatMap((r) => exposedServicePaths(plain(r.inputs), `${r.type}::${r.name}`)), []);
         });
     }
 

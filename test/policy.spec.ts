@@ -8,17 +8,18 @@ import * as analyzerProto from "@pulumi/pulumi/proto/analyzer_pb";
 import { Empty } from "google-protobuf/google/protobuf/empty_pb";
 import { Struct } from "google-protobuf/google/protobuf/struct_pb";
 import {
+    ALLOW_UNSAFE_ANNOTATION,
     TYPES,
     builderSshClosed,
     builderSshClosedWhenProtected,
     helmOperatorVerifiesTiller,
-    noLoadBalancerServices,
-    noLoadBalancerValues,
+    noExposedServices,
+    noExposedServiceValues,
     policies,
     tillerVerifiesTls,
     worldOpenRules,
 } from "../policy/policies";
-import { plain, Recorded, ROOT, runProgram } from "./harness";
+import { plain, programError, Recorded, ROOT, runProgram } from "./harness";
 
 /** A resource as the policy engine hands it to a policy: type, props, options. */
 function resource(type: string, props: Record<string, any>, protect = false, name = "r"): PolicyResource & ResourceValidationArgs {
@@ -70,17 +71,21 @@ function firewall(sources: string[], portRange = "2222") {
 
 const cluster = (protect: boolean) => resource(TYPES.cluster, { region: "fra1" }, protect, "cluster");
 
-describe("policy: no-loadbalancer-services", () => {
-    it("rejects a Service of type LoadBalancer and passes the other types", async () => {
+describe("policy: no-loadbalancer-or-nodeport-services", () => {
+    it("rejects a Service of type LoadBalancer or NodePort and passes the other types", async () => {
         const lb = resource(TYPES.service, { metadata: { namespace: "deis", name: "deis-builder" }, spec: { type: "LoadBalancer" } });
-        assert.deepEqual(await violations(noLoadBalancerServices, lb), [
+        assert.deepEqual(await violations(noExposedServices, lb), [
             "Service deis/deis-builder is of type LoadBalancer, which would create a billed DigitalOcean load balancer; use ClusterIP and reach it through the ingress controller",
         ]);
-        for (const type of ["ClusterIP", "NodePort", undefined]) {
-            assert.deepEqual(await violations(noLoadBalancerServices, resource(TYPES.service, { spec: { type } })), [], String(type));
+        const nodePort = resource(TYPES.service, { metadata: { namespace: "haproxy-ingress", name: "ingress" }, spec: { type: "NodePort" } });
+        assert.deepEqual(await violations(noExposedServices, nodePort), [
+            "Service haproxy-ingress/ingress is of type NodePort, which opens a port on every node, and DigitalOcean's managed firewall opens it to the internet; use ClusterIP and reach it through the ingress controller",
+        ]);
+        for (const type of ["ClusterIP", "ExternalName", undefined]) {
+            assert.deepEqual(await violations(noExposedServices, resource(TYPES.service, { spec: { type } })), [], String(type));
         }
-        assert.equal((await violations(noLoadBalancerServices, resource(TYPES.servicePatch, { metadata: { name: "x" }, spec: { type: "LoadBalancer" } }))).length, 1, "a patch that makes a Service a LoadBalancer");
-        assert.deepEqual(await violations(noLoadBalancerServices, resource(TYPES.deployment, { spec: { type: "LoadBalancer" } })), []);
+        assert.equal((await violations(noExposedServices, resource(TYPES.servicePatch, { metadata: { name: "x" }, spec: { type: "NodePort" } }))).length, 1, "a patch that makes a Service a NodePort");
+        assert.deepEqual(await violations(noExposedServices, resource(TYPES.deployment, { spec: { type: "LoadBalancer" } })), []);
     });
 });
 
@@ -109,28 +114,50 @@ describe("policy: helm-operator-verifies-tiller", () => {
     });
 });
 
-describe("policy: no-loadbalancer-helm-values", () => {
-    it("rejects a HelmRelease whose values ask for a LoadBalancer, in an object or in YAML text", async () => {
-        const release = (values: unknown) => resource(TYPES.helmRelease, { metadata: { namespace: "haproxy-ingress", name: "ingress" }, spec: { values } });
-        assert.deepEqual(await violations(noLoadBalancerValues, release({ controller: { service: { type: "LoadBalancer" } } })), [
+describe("policy: no-loadbalancer-or-nodeport-helm-values", () => {
+    const release = (values: unknown, annotations?: Record<string, string>) =>
+        resource(TYPES.helmRelease, { metadata: { namespace: "haproxy-ingress", name: "ingress", annotations }, spec: { values } });
+
+    it("rejects a HelmRelease whose values ask for a LoadBalancer or a NodePort, in an object or in YAML text", async () => {
+        assert.deepEqual(await violations(noExposedServiceValues, release({ controller: { service: { type: "LoadBalancer" } } })), [
             "HelmRelease haproxy-ingress/ingress asks for a LoadBalancer Service at spec.values.controller.service.type; use ClusterIP and reach it through the ingress controller",
         ]);
-        assert.equal((await violations(noLoadBalancerValues, release({ extra: "kind: Service\nspec:\n  type: LoadBalancer\n" }))).length, 1);
-        assert.deepEqual(await violations(noLoadBalancerValues, release({ controller: { service: { type: "NodePort" } } })), []);
+        assert.deepEqual(await violations(noExposedServiceValues, release({ controller: { service: { type: "NodePort" } }, extra: "kind: Service\nspec:\n  type: LoadBalancer\n" })), [
+            "HelmRelease haproxy-ingress/ingress asks for a NodePort Service at spec.values.controller.service.type, a LoadBalancer Service at spec.values.extra; use ClusterIP and reach it through the ingress controller",
+        ]);
+        assert.deepEqual(await violations(noExposedServiceValues, release({ controller: { service: { type: "ClusterIP" } } })), []);
+    });
+
+    it("passes a release whose override allows it, as the program marks it", async () => {
+        assert.deepEqual(await violations(noExposedServiceValues, release({ controller: { service: { type: "NodePort" } } }, { [ALLOW_UNSAFE_ANNOTATION]: "true" })), []);
+        assert.equal((await violations(noExposedServiceValues, release({ controller: { service: { type: "NodePort" } } }, { [ALLOW_UNSAFE_ANNOTATION]: "yes" }))).length, 1);
     });
 });
 
 describe("policy: builder SSH in protected and unprotected stacks", () => {
     it("finds rules that open a port to the world, ranges and IPv6 included", () => {
-        assert.deepEqual(worldOpenRules(firewall(["::/0"], "2000-3000").props, 2222), ["tcp 2000-3000 from ::/0"]);
-        assert.deepEqual(worldOpenRules(firewall(["0.0.0.0/0"], "all").props, 2222), ["tcp all from 0.0.0.0/0"]);
+        assert.deepEqual(worldOpenRules(firewall(["::/0"], "2000-3000").props, 2222), ["all of IPv6 on tcp 2000-3000 from ::/0"]);
+        assert.deepEqual(worldOpenRules(firewall(["0.0.0.0/0"], "all").props, 2222), ["all of IPv4 on tcp all from 0.0.0.0/0"]);
         assert.deepEqual(worldOpenRules(firewall(["203.0.113.0/24"]).props, 2222), []);
         assert.deepEqual(worldOpenRules(firewall(["0.0.0.0/0"], "22").props, 2222), []);
     });
 
+    it("adds up the sources of every rule that opens the port, however they split the address space", () => {
+        assert.deepEqual(worldOpenRules(firewall(["0.0.0.0/1", "128.0.0.0/1"]).props, 2222), ["all of IPv4 on tcp 2222 from 0.0.0.0/1, 128.0.0.0/1"]);
+        const split = resource(TYPES.firewall, {
+            inboundRules: [
+                { protocol: "tcp", portRange: "2222", sourceAddresses: ["0.0.0.0/1"] },
+                { protocol: "tcp", portRange: "2000-3000", sourceAddresses: ["128.0.0.0/1"] },
+                { protocol: "udp", portRange: "2222", sourceAddresses: ["::/0"] },
+            ],
+        });
+        assert.deepEqual(worldOpenRules(split.props, 2222), ["all of IPv4 on tcp 2222, 2000-3000 from 0.0.0.0/1, 128.0.0.0/1"]);
+        assert.deepEqual(worldOpenRules(firewall(["0.0.0.0/1", "128.0.0.0/2"]).props, 2222), [], "a quarter of IPv4 is missing");
+    });
+
     it("is mandatory in a stack that protects its cluster, and silent there once 2222 is restricted", async () => {
         const [message] = await violations(builderSshClosedWhenProtected, [cluster(true), firewall(["0.0.0.0/0", "::/0"])]);
-        assert.match(message, /^Firewall workers opens the builder's SSH port 2222 to the whole internet \(tcp 2222 from 0\.0\.0\.0\/0, tcp 2222 from ::\/0\) in a protected stack; restrict it with: pulumi config set --path 'hephy-doks:builderSshSources\[0\]' <your CIDR>/);
+        assert.match(message, /^Firewall workers opens the builder's SSH port 2222 to the whole internet \(all of IPv4 on tcp 2222 from 0\.0\.0\.0\/0, ::\/0, all of IPv6 on tcp 2222 from 0\.0\.0\.0\/0, ::\/0\) in a protected stack; restrict it with: pulumi config set --path 'hephy-doks:builderSshSources\[0\]' <your CIDR>/);
         assert.deepEqual(await violations(builderSshClosedWhenProtected, [cluster(true), firewall(["203.0.113.0/24"])]), []);
         assert.deepEqual(await violations(builderSshClosedWhenProtected, [cluster(false), firewall(["0.0.0.0/0"])]), []);
         assert.equal(builderSshClosedWhenProtected.enforcementLevel, "mandatory");
@@ -166,8 +193,13 @@ describe("the program under its policy pack", () => {
     it("passes every policy in a protected stack whose 2222 is restricted, and fails one whose 2222 is world-open", async () => {
         const restricted = await runProgram({ config: { protect: "true", builderSshSources: '["203.0.113.0/24"]' } });
         assert.deepEqual(await policyReport(restricted.resources), {});
-        const open = await runProgram({ config: { protect: "true" } });
-        assert.deepEqual(Object.keys(await policyReport(open.resources)), ["builder-ssh-not-world-open-in-protected-stacks"]);
+        // The config refuses the same stack before any resource; the pack is the second line, for a
+        // program changed to protect its cluster without that check.
+        const { error, declared } = await programError({ config: { protect: "true" } });
+        assert.match(error.message, /hephy-doks:builderSshSources opens the builder's SSH port 2222 to all of IPv4 and IPv6/);
+        assert.deepEqual(declared, []);
+        const open = (await runProgram()).resources.map((r) => (r.type === TYPES.cluster ? { ...r, protect: true } : r));
+        assert.deepEqual(Object.keys(await policyReport(open)), ["builder-ssh-not-world-open-in-protected-stacks"]);
     });
 });
 
@@ -211,7 +243,7 @@ describe("the policy pack as the Pulumi CLI runs it", function () {
         const response = await new Promise<analyzerProto.AnalyzeResponse>((resolve, reject) => client.analyze(request, (err, res) => (err ? reject(err) : resolve(res!))));
         assert.deepEqual(
             response.getDiagnosticsList().map((d) => [d.getPolicyname(), d.getEnforcementlevel()]),
-            [["no-loadbalancer-services", analyzerProto.EnforcementLevel.MANDATORY]],
+            [["no-loadbalancer-or-nodeport-services", analyzerProto.EnforcementLevel.MANDATORY]],
         );
     });
 });

@@ -24,6 +24,15 @@ export const UPSTREAM = {
      * v2.13.7 charts/builder/templates/builder-service.yaml; the article's `deis/deis-builder:2222`).
      */
     builder: { service: "deis-builder", port: 2222 },
+    /**
+     * The ServiceAccounts of Workflow's controller and builder, in Workflow's namespace
+     * (charts/hephy-workflow templates/controller.yaml, builder.yaml): the ones that start app and build pods.
+     */
+    workflowServiceAccounts: ["deis-controller", "deis-builder"],
+    /** App names Workflow refuses (teamhephy/controller v2.22.0 charts/controller/templates/controller-deployment.yaml `RESERVED_NAMES`, less its namespace). */
+    workflowReservedNames: ["deis-builder", "deis-workflow-manager", "grafana"],
+    /** Namespaces every cluster has, which no app may be named after. */
+    systemNamespaces: ["default", "kube-system", "kube-public", "kube-node-lease"],
     /** Name of the Service that serves the project's own charts to helm-operator (components/chartServer.ts). */
     chartServerName: "hephy-doks-charts",
     /**
@@ -81,6 +90,8 @@ export interface ReleaseEntry {
     readonly kubernetes: KubernetesRange;
     /** Values merged over the program's own for this release (overrides only). */
     readonly values?: Readonly<Record<string, unknown>>;
+    /** The override may open node ports, load balancers or host ports, or use a plain-HTTP repository (`allowUnsafe`). */
+    readonly allowUnsafe?: boolean;
     /** Where each fact above comes from. */
     readonly sources: readonly string[];
 }
@@ -164,6 +175,20 @@ export function chartRepositories(config: Pick<StackConfig, "releases" | "workfl
 /** The releases a stack installs: the whole catalog, less Workflow when it is off. */
 export function enabledReleases(config: Pick<StackConfig, "releases" | "workflowEnabled">): ReleaseKey[] {
     return (Object.keys(config.releases) as ReleaseKey[]).filter((k) => k !== "workflow" || config.workflowEnabled);
+}
+
+/** The users Kubernetes knows Workflow's controller and builder as. */
+export function workflowServiceAccounts(workflowNamespace: string): string[] {
+    return UPSTREAM.workflowServiceAccounts.map((account) => `system:serviceaccount:${workflowNamespace}:${account}`);
+}
+
+/**
+ * The namespaces Workflow may not touch: the cluster's own, helm-operator's and those of the platform's
+ * other releases. An app named after one would otherwise be deployed into it, and deleted with it.
+ */
+export function protectedNamespaces(config: Pick<StackConfig, "releases">, operatorNamespace: string): string[] {
+    const platform = (Object.keys(config.releases) as ReleaseKey[]).filter((k) => k !== "workflow").map((k) => config.releases[k].namespace);
+    return [...new Set([...UPSTREAM.systemNamespaces, operatorNamespace, ...platform])];
 }
 
 /** The CRD manifest cert-manager publishes with each release (cert-manager.io docs, installation/helm). */

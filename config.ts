@@ -46,6 +46,8 @@ export const DEFAULTS = {
     maintenanceStartTime: "03:00",
     /** JSON object of per-release overrides of the catalog below; empty means the catalog as is. */
     releases: "{}",
+    /** Services the admission policy lets be NodePort or LoadBalancer: none. */
+    exposedServices: [] as readonly string[],
 } as const;
 
 /** The private-key algorithms `hephy-doks:tlsKeyAlgorithm` accepts, as @pulumi/tls `PrivateKey` inputs. */
@@ -124,6 +126,8 @@ export interface StackConfig {
     readonly workflowStorageGib: number;
     /** The catalog with this stack's overrides applied. */
     readonly releases: Readonly<Record<ReleaseKey, ReleaseEntry>>;
+    /** Services allowed a node port or a load balancer all the same, as `namespace/name`. */
+    readonly exposedServices: readonly string[];
     /** Helm values that carry secrets, per release, from the encrypted `releaseSecretValues`; never sent in clear. */
     readonly releaseSecretValues: Readonly<Partial<Record<ReleaseKey, Readonly<Record<string, unknown>>>>>;
 }
@@ -163,6 +167,7 @@ export const CONFIG_KEYS = [
     "maintenanceStartTime",
     "releases",
     "releaseSecretValues",
+    "exposedServices",
 ] as const;
 
 /** A stack configuration the program refuses, with every problem found. */
@@ -304,6 +309,7 @@ export function parseConfig(read: ConfigReader, stack: string, presentKeys: read
     }
 
     const builderSshSources = parseCidrList(raw("builderSshSources"), problems);
+    const exposedServices = parseServiceList(raw("exposedServices"), problems);
 
     const boolean = (key: string, fallback: boolean): boolean => {
         const text = raw(key);
@@ -390,6 +396,7 @@ export function parseConfig(read: ConfigReader, stack: string, presentKeys: read
         workflowStorageGib,
         releases,
         releaseSecretValues,
+        exposedServices,
     };
 }
 
@@ -419,6 +426,31 @@ function parseCidrList(raw: string | undefined, problems: string[]): readonly st
             problems.push(
                 `${key} entries must be networks, without host bits: ${quote(item)} means ${withoutHostBits(item)} (or write the address as /32 or /128) ${example}`,
             );
+        }
+    }
+    return list as string[];
+}
+
+/** Reads `hephy-doks:exposedServices`, a list of `namespace/name` of Services. */
+function parseServiceList(raw: string | undefined, problems: string[]): readonly string[] {
+    const key = `${PROJECT}:exposedServices`;
+    if (raw === undefined) {
+        return DEFAULTS.exposedServices;
+    }
+    let list: unknown;
+    try {
+        list = JSON.parse(raw);
+    } catch {
+        list = undefined;
+    }
+    if (!Array.isArray(list)) {
+        problems.push(`${key} must be a list of Services as namespace/name, got ${quote(raw)} ${fixList("exposedServices", ["edge/my-service"])}`);
+        return [];
+    }
+    for (const item of list) {
+        const [namespace, name, ...rest] = typeof item === "string" ? item.split("/") : [];
+        if (!(typeof item === "string" && rest.length === 0 && DNS_LABEL.test(namespace ?? "") && DNS_LABEL.test(name ?? ""))) {
+            problems.push(`${key} entries must be namespace/name of a Service, two DNS labels, got ${quote(String(item))}`);
         }
     }
     return list as string[];

@@ -4,10 +4,10 @@ import { DoksCluster, findRunningCluster, resolveKubernetesVersion } from "./com
 import { NodeDns } from "./components/dns";
 import { HELM_OPERATOR, HelmOperator } from "./components/helmOperator";
 import { Tiller } from "./components/tiller";
-import { NoLoadBalancers } from "./components/noLoadBalancers";
+import { AdmissionGuards } from "./components/admissionGuards";
 import { Platform, workflowNextSteps, workflowOutputs } from "./components/platform";
 import { TillerPki } from "./components/tillerPki";
-import { UPSTREAM, certManagerCrdUrl, chartRepositories } from "./catalog";
+import { UPSTREAM, certManagerCrdUrl, chartRepositories, protectedNamespaces, workflowServiceAccounts } from "./catalog";
 import { FIXED, loadConfig } from "./config";
 import { checkCompatibility, supportedByReleases } from "./kubernetesVersion";
 import { estimateMonthlyCost } from "./pricing";
@@ -78,7 +78,13 @@ export = async () => {
         tiller: [tiller.deployment, tiller.service],
     });
 
-    const noLoadBalancers = new NoLoadBalancers(config.namePrefix, { provider: cluster.provider });
+    const platformNamespaces = protectedNamespaces(config, HELM_OPERATOR.namespace);
+    const admissionGuards = new AdmissionGuards(config.namePrefix, {
+        provider: cluster.provider,
+        exposedServices: config.exposedServices,
+        workloadUsers: workflowServiceAccounts(config.releases.workflow.namespace),
+        protectedNamespaces: platformNamespaces,
+    });
 
     const workflowChart = config.releases.workflow.chart;
     const workflowChartServer =
@@ -101,7 +107,7 @@ export = async () => {
         acmeEmail: config.acmeEmail,
         certManagerCrdUrl: certManagerCrdUrl(config.releases.certManager),
         operatorReady: [helmOperator.crds, helmOperator.deployment, tiller.deployment],
-        loadBalancerGuards: noLoadBalancers.ready,
+        admissionGuards: admissionGuards.ready,
         servedCharts: workflowChartServer ? { workflow: workflowChartServer } : {},
         historyMax: config.tillerHistoryMax,
         ingressCertificate: {
@@ -111,6 +117,7 @@ export = async () => {
         },
         secretValues: config.releaseSecretValues,
         workflowVolume: { sizeGib: config.workflowStorageGib, protect: config.protect },
+        protectedNamespaces: platformNamespaces,
     });
 
     const cost = estimateMonthlyCost(config);

@@ -236,6 +236,7 @@ export function parseReleases(raw: string, key: string, problems: string[]): Rec
                 helmVersion: helmVersion as "v2" | "v3",
                 kubernetes,
                 values: override.values as Record<string, unknown> | undefined,
+                allowUnsafe: override.allowUnsafe === true,
                 sources: [...base.sources, `overridden by ${key} in this stack`],
             };
         }

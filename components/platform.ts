@@ -5,6 +5,7 @@ import * as random from "@pulumi/random";
 import * as YAML from "yaml";
 import { ChartSource, ReleaseEntry, ReleaseKey, RepositoryChart, UPSTREAM } from "../catalog";
 import { KeyAlgorithm } from "../config";
+import { ALLOW_UNSAFE_ANNOTATION } from "../policy/policies";
 import { INGRESS_OBJECTS, IngressPrerequisites } from "./ingressPrerequisites";
 import { childOf } from "./kube";
 import { WorkflowSecrets } from "./workflowSecrets";
@@ -78,8 +79,8 @@ export interface PlatformArgs {
     certManagerCrdUrl: string;
     /** What every HelmRelease waits for: the HelmRelease CRD, helm-operator and Tiller. */
     operatorReady: pulumi.Resource[];
-    /** The admission policies that keep Services off load balancers; in force before any chart renders one. */
-    loadBalancerGuards: pulumi.Resource[];
+    /** The admission policies that keep Services off node ports and load balancers, and guard Workflow's writes; in force before any release. */
+    admissionGuards: pulumi.Resource[];
     /** Where the bundled charts of the catalog are served in the cluster, and what to wait for; required for each bundled release. */
     servedCharts: Partial<Record<ReleaseKey, { chart: RepositoryChart; ready: pulumi.Resource[] }>>;
     /** Revisions helm-operator keeps of each release (`spec.maxHistory`). */
@@ -90,6 +91,8 @@ export interface PlatformArgs {
     secretValues: Readonly<Partial<Record<ReleaseKey, Readonly<Record<string, unknown>>>>>;
     /** Workflow's volume: its size in GiB, and whether it outlives its claim (a protected stack). */
     workflowVolume: { sizeGib: number; protect: boolean };
+    /** Namespaces Workflow must keep out of, which no app may therefore be named after. */
+    protectedNamespaces: readonly string[];
 }
 
 /** The key helm-operator reads a `valuesFrom` Secret at by default (fluxcd/helm-operator v1.4.4 pkg/release/values.go). */
@@ -149,6 +152,8 @@ export interface ReleaseValuesArgs {
     ingressNamespace: string;
     /** Raw TCP forwards of the ingress controller, from `tcpForwards`. */
     tcpServices: Record<string, string>;
+    /** App names Workflow refuses: upstream's, and every namespace Workflow must keep out of. */
+    reservedAppNames: readonly string[];
 }
 
 /** The values the article gives each release, in the pinned charts' keys. */
@@ -206,7 +211,7 @@ export function releaseValues(args: ReleaseValuesArgs): Record<ReleaseKey, Recor
         // charts/hephy-workflow accepts too; `tls` is the article's cert-manager step on the API Ingress.
         workflow: {
             global: { experimental_native_ingress: true, use_cni: true, use_rbac: true },
-            controller: { platform_domain: args.platformDomain, tls: { cluster_issuer: "letsencrypt-prod" } },
+            controller: { platform_domain: args.platformDomain, tls: { cluster_issuer: "letsencrypt-prod" }, reserved_names: [...args.reservedAppNames] },
             minio: { data_claim: WORKFLOW_VOLUME.claim },
         },
     };
@@ -227,7 +232,12 @@ export class Platform extends pulumi.ComponentResource {
         super("hephy-doks:platform:Platform", name, {}, opts);
         const ingressNamespace = args.releases.ingress.namespace;
         const tcpServices = tcpForwards(args.releases.workflow.namespace, args.workflowEnabled);
-        const values = releaseValues({ platformDomain: args.platformDomain, ingressNamespace, tcpServices });
+        const values = releaseValues({
+            platformDomain: args.platformDomain,
+            ingressNamespace,
+            tcpServices,
+            reservedAppNames: [...UPSTREAM.workflowReservedNames, ...args.protectedNamespaces],
+        });
 
         const release = (
             key: ReleaseKey,
@@ -265,6 +275,8 @@ export class Platform extends pulumi.ComponentResource {
                             "pulumi.com/waitFor": "condition=Released",
                             "pulumi.com/timeoutSeconds": String(RELEASE_TIMEOUT_SECONDS),
                             ...(secretValues ? { [SECRET_VALUES_DIGEST]: secretValues.digest } : {}),
+                            // The policy pack lets this release's values ask for what its override allows.
+                            ...(entry.allowUnsafe ? { [ALLOW_UNSAFE_ANNOTATION]: "true" } : {}),
                         },
                     },
                     spec: {
@@ -282,7 +294,7 @@ export class Platform extends pulumi.ComponentResource {
                 {
                     ...childOf(this, args.provider, [
                         ...args.operatorReady,
-                        ...args.loadBalancerGuards,
+                        ...args.admissionGuards,
                         ...(served?.ready ?? []),
                         ...dependsOn(namespace),
                         ...(secretValues ? [secretValues.secret] : []),

@@ -52,6 +52,7 @@ describe("parseConfig", () => {
             workflowStorageGib: 10,
             releases: CATALOG,
             releaseSecretValues: {},
+            exposedServices: [],
         });
     });
 
@@ -178,6 +179,8 @@ describe("parseConfig", () => {
         ["an IPv6 source with host bits", { ...REQUIRED, builderSshSources: '["2001:db8::1/32"]' }, /means 2001:db8::\/32/],
         ["a protected stack with git push open to all of IPv4, split in halves", { ...REQUIRED, protect: "true", builderSshSources: '["0.0.0.0/1","128.0.0.0/1"]' }, /^hephy-doks:builderSshSources opens the builder's SSH port 2222 to all of IPv4 \(0\.0\.0\.0\/1, 128\.0\.0\.0\/1\) in a protected stack; list only the networks git push comes from \(pulumi config set --path 'hephy-doks:builderSshSources\[0\]' 203\.0\.113\.0\/24\)/],
         ["a protected stack with the default, world-open sources", { ...REQUIRED, protect: "true" }, /^hephy-doks:builderSshSources opens the builder's SSH port 2222 to all of IPv4 and IPv6 \(0\.0\.0\.0\/0, ::\/0\) in a protected stack/],
+        ["an exposed Service without its namespace", { ...REQUIRED, exposedServices: '["ssh-gateway"]' }, /^hephy-doks:exposedServices entries must be namespace\/name of a Service, two DNS labels, got "ssh-gateway"/],
+        ["exposed Services that are no list", { ...REQUIRED, exposedServices: "edge/ssh-gateway" }, /^hephy-doks:exposedServices must be a list of Services as namespace\/name, got "edge\/ssh-gateway" \(pulumi config set --path 'hephy-doks:exposedServices\[0\]' edge\/my-service\)/],
         ["registration open to anyone", { ...REQUIRED, releases: '{"workflow": {"values": {"controller": {"registration_mode": "enabled"}}}}' }, /^hephy-doks:releases\.workflow\.values\.controller\.registration_mode must be admin_only or disabled, got "\\"enabled\\"": "enabled" lets anyone/],
     ];
     for (const [what, values, message] of bad) {
@@ -192,7 +195,7 @@ describe("parseConfig", () => {
     it("prints, for an array key, commands the CLI accepts: one --path item each, never a JSON string", () => {
         const declared = parseYaml(fs.readFileSync(path.join(ROOT, "Pulumi.yaml"), "utf8")).config;
         const arrays = Object.keys(declared).filter((k) => declared[k].type === "array");
-        assert.deepEqual(arrays, ["builderSshSources"]);
+        assert.deepEqual(arrays, ["builderSshSources", "exposedServices"]);
         const texts = [
             ...bad.map(([, values]) => problemsOf(values).join("\n")),
             ...["README.md", "docs/operations.md", "docs/delivery.md", "docs/design.md", "policy/policies.ts"].map((f) => fs.readFileSync(path.join(ROOT, f), "utf8")),

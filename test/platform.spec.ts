@@ -113,7 +113,13 @@ describe("platform releases", () => {
         assert.deepEqual(spec.spec.chart, { git: "https://github.com/example/workflow", ref: "k8s-1.36", path: "charts/workflow", skipDepUpdate: true });
         assert.deepEqual(spec.spec.values, {
             global: { experimental_native_ingress: true, use_cni: true, use_rbac: true },
-            controller: { platform_domain: "paas.example.com", tls: { cluster_issuer: "letsencrypt-prod" }, org: "example", docker_tag: "git-abc1234" },
+            controller: {
+                platform_domain: "paas.example.com",
+                tls: { cluster_issuer: "letsencrypt-prod" },
+                reserved_names: ["deis-builder", "deis-workflow-manager", "grafana", "default", "kube-system", "kube-public", "kube-node-lease", "flux", "haproxy-ingress", "cert-manager"],
+                org: "example",
+                docker_tag: "git-abc1234",
+            },
             minio: { data_claim: "deis-minio-data" },
         });
     });
@@ -126,7 +132,8 @@ describe("platform releases", () => {
         assert.equal(spec.chart.repository, "http://hephy-doks-charts.flux.svc.cluster.local:8080/");
         assert.equal(spec.chart.name, "hephy-workflow");
         assert.match(spec.chart.version, /^2\.23\.0-doks\.1\.g[0-9a-f]{12}$/);
-        assert.deepEqual(spec.values.controller, { platform_domain: "staging.example.com", tls: { cluster_issuer: "letsencrypt-prod" } });
+        assert.deepEqual(spec.values.controller.platform_domain, "staging.example.com");
+        assert.deepEqual(spec.values.controller.tls, { cluster_issuer: "letsencrypt-prod" });
         const server = standard.one("kubernetes:core/v1:Service", "staging-charts-service");
         assert.deepEqual(plain(server.inputs).spec.ports, [{ name: "http", port: 8080, targetPort: "http" }]);
         assert.equal(plain(server.inputs).spec.type, "ClusterIP");
@@ -247,7 +254,9 @@ describe("platform releases", () => {
             for (const edge of operatorReady) {
                 assert.ok(deps(r).includes(edge), `${r.name} waits for ${edge}`);
             }
-            assert.ok(deps(r).includes("kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicyBinding::staging-deny-loadbalancers"));
+            for (const guard of ["deny-exposed-services", "guard-workflow-namespaces", "guard-workflow-pods", "guard-workflow-pod-templates"]) {
+                assert.ok(deps(r).includes(`kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicyBinding::staging-${guard}`), `${r.name} waits for ${guard}`);
+            }
         }
         assert.ok(deps(release(run, "cert-manager")).includes(`${CONFIG_FILE}::staging-cert-manager-crds`));
         for (const issuer of crs(run, CLUSTER_ISSUER)) {
@@ -274,16 +283,6 @@ describe("zero LoadBalancers and NodePorts", () => {
             assert.deepEqual(run.resources.flatMap((r) => exposedServicePaths(plain(r.inputs), `${r.type}::${r.name}`)), []);
         });
     }
-
-    it("denies any Service of type LoadBalancer on admission, and needs no mutation of Workflow's builder", async () => {
-        const run = await runProgram();
-        const deny = plain(run.one("kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicy").inputs);
-        assert.deepEqual(deny.spec.validations.map((v: any) => v.expression), ["object.spec.type != 'LoadBalancer'"]);
-        assert.equal(deny.spec.failurePolicy, "Fail");
-        const denyBinding = plain(run.one("kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicyBinding").inputs);
-        assert.deepEqual(denyBinding.spec, { policyName: "deny-loadbalancer-services", validationActions: ["Deny"] });
-        assert.equal(run.resources.filter((r) => r.type.includes("MutatingAdmissionPolicy")).length, 0);
-    });
 
     it("declares none of Workflow's pieces when Workflow is off: no release, chart server, Secrets, port 2222 or outputs", async () => {
         const run = await runProgram({ config: { workflowEnabled: "false" } });

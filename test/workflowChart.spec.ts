@@ -196,6 +196,10 @@ describe("the project's Workflow chart, rendered by Helm 3.8.1 (Go 1.17) with th
         const env = Object.fromEntries(controller.env.map((e: any) => [e.name, e.value]));
         assert.equal(mounted(env.ADMIN_CREDENTIALS_DIR).secret.secretName, WORKFLOW_SECRETS.admin.name);
         assert.equal(env.REGISTRATION_MODE, "admin_only");
+        // An app's namespace is its name; the controller would adopt, then delete, any of these.
+        assert.deepEqual(env.RESERVED_NAMES.split(","), [
+            "deis", "deis-builder", "deis-workflow-manager", "grafana", "default", "kube-system", "kube-public", "kube-node-lease", "flux", "haproxy-ingress", "cert-manager",
+        ]);
         // The start may wait 300 s for the database before gunicorn listens; the liveness probe must not kill it meanwhile.
         const { periodSeconds, failureThreshold } = controller.startupProbe;
         assert.ok(periodSeconds * failureThreshold >= 300 + 120, `${periodSeconds * failureThreshold} s`);

@@ -1,0 +1,142 @@
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import { childOf } from "./kube";
+
+export interface AdmissionGuardsArgs {
+    /** The Kubernetes provider of the cluster. */
+    provider: k8s.Provider;
+    /** Services that may be NodePort or LoadBalancer all the same, as `namespace/name` (hephy-doks:exposedServices). */
+    exposedServices: readonly string[];
+    /** The users that start app and build pods for Workflow: its controller's and builder's ServiceAccounts. */
+    workloadUsers: readonly string[];
+    /** Namespaces those users may not write in, nor create or delete: the cluster's own and the platform's. */
+    protectedNamespaces: readonly string[];
+}
+
+/** A CEL list literal of strings. */
+function celList(items: readonly string[]): string {
+    return `[${items.map((item) => `'${item.replace(/\\/g, "\\\\").replace(/'/g, "\\'")}'`).join(", ")}]`;
+}
+
+/** The checks on a pod spec at `path` (`object.spec`, or a workload's `object.spec.template.spec`), as ValidatingAdmissionPolicy validations. */
+export function podSpecValidations(path: string): { expression: string; message: string }[] {
+    const containers = (check: string) =>
+        ["containers", "initContainers", "ephemeralContainers"].map((list) => `(!has(${path}.${list}) || ${path}.${list}.all(c, ${check}))`).join(" && ");
+    return [
+        {
+            expression: ["hostNetwork", "hostPID", "hostIPC"].map((field) => `!(has(${path}.${field}) && ${path}.${field})`).join(" && "),
+            message: "Workflow's pods run in their own network, process and IPC namespaces, never the node's",
+        },
+        {
+            expression: `!has(${path}.volumes) || ${path}.volumes.all(v, !has(v.hostPath))`,
+            message: "Workflow's pods mount no path of the node (a Dockerfile build needs the node's Docker socket, which DOKS nodes do not have)",
+        },
+        {
+            expression: containers("!has(c.securityContext) || !has(c.securityContext.privileged) || !c.securityContext.privileged"),
+            message: "Workflow's pods run no privileged container",
+        },
+        {
+            expression: containers("!has(c.ports) || c.ports.all(p, !has(p.hostPort) || p.hostPort == 0)"),
+            message: "Workflow's pods take no port of the node",
+        },
+        {
+            // A pod can only name a ServiceAccount of its own namespace; in Workflow's, another one would be
+            // the controller's or the builder's, with their cluster-wide rights.
+            expression: ["serviceAccountName", "serviceAccount"].map((field) => `(!has(${path}.${field}) || ${path}.${field} == 'default')`).join(" && "),
+            message: "Workflow's pods run as their namespace's default ServiceAccount",
+        },
+    ];
+}
+
+/**
+ * Admission policies the API server enforces itself, whoever asks (ValidatingAdmissionPolicy, GA since
+ * Kubernetes 1.30):
+ * - no Service on a node port or a load balancer (a DigitalOcean load balancer is billed from the
+ *   moment the cloud controller sees one, and DigitalOcean's managed firewall opens node ports to the
+ *   internet), nor with external IPs, except the Services the stack names;
+ * - Workflow's controller and builder, which the internet reaches (the API, git push) and which create
+ *   pods and Secrets cluster-wide by design, write nothing in the cluster's or the platform's
+ *   namespaces, create or delete none of them, and start no pod with host access, privileges or
+ *   another ServiceAccount: each is otherwise one step from cluster-admin (docs/design.md, "Threat model").
+ */
+export class AdmissionGuards extends pulumi.ComponentResource {
+    /** Create these before any release, so what they refuse is refused from the start. */
+    public readonly ready: pulumi.Resource[];
+
+    constructor(name: string, args: AdmissionGuardsArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("hephy-doks:admissionGuards:AdmissionGuards", name, {}, opts);
+        const child = childOf(this, args.provider);
+        const writes = ["CREATE", "UPDATE"];
+        const byWorkflow = [{ name: "workflow-service-accounts", expression: `request.userInfo.username in ${celList(args.workloadUsers)}` }];
+
+        const policy = (policyName: string, spec: Record<string, unknown>) => {
+            const vap = new k8s.admissionregistration.v1.ValidatingAdmissionPolicy(
+                `${name}-${policyName}`,
+                { metadata: { name: policyName }, spec: { failurePolicy: "Fail", ...spec } },
+                child,
+            );
+            const binding = new k8s.admissionregistration.v1.ValidatingAdmissionPolicyBinding(
+                `${name}-${policyName}`,
+                { metadata: { name: policyName }, spec: { policyName: vap.metadata.name, validationActions: ["Deny"] } },
+                child,
+            );
+            return [vap, binding];
+        };
+
+        this.ready = [
+            ...policy("deny-exposed-services", {
+                matchConstraints: { resourceRules: [{ apiGroups: [""], apiVersions: ["v1"], resources: ["services"], operations: writes }] },
+                validations: [
+                    {
+                        expression:
+                            "!has(object.spec.type) || !(object.spec.type in ['NodePort', 'LoadBalancer']) || " +
+                            `(request.namespace + '/' + object.metadata.name) in ${celList(args.exposedServices)}`,
+                        message:
+                            "hephy-doks runs without node ports or load balancers: expose Services through the ingress controller on every node " +
+                            "(an Ingress, or its TCP forwards), or name the Service in hephy-doks:exposedServices",
+                        reason: "Forbidden",
+                    },
+                    {
+                        expression: "!has(object.spec.externalIPs) || size(object.spec.externalIPs) == 0",
+                        message: "a Service's externalIPs would capture traffic to those addresses from every pod (CVE-2020-8554); hephy-doks refuses them",
+                        reason: "Forbidden",
+                    },
+                ],
+            }),
+            ...policy("guard-workflow-namespaces", {
+                matchConstraints: {
+                    resourceRules: [
+                        { apiGroups: ["*"], apiVersions: ["*"], resources: ["*"], operations: ["CREATE", "UPDATE", "DELETE"], scope: "Namespaced" },
+                        { apiGroups: [""], apiVersions: ["v1"], resources: ["namespaces"], operations: ["CREATE", "UPDATE", "DELETE"] },
+                    ],
+                },
+                matchConditions: byWorkflow,
+                validations: [
+                    {
+                        expression: `!(request.namespace in ${celList(args.protectedNamespaces)}) && !(request.kind.kind == 'Namespace' && request.name in ${celList(args.protectedNamespaces)})`,
+                        message: `Workflow's controller and builder keep out of ${args.protectedNamespaces.join(", ")}: an app may not be named after one of them`,
+                        reason: "Forbidden",
+                    },
+                ],
+            }),
+            ...policy("guard-workflow-pods", {
+                matchConstraints: { resourceRules: [{ apiGroups: [""], apiVersions: ["v1"], resources: ["pods"], operations: writes }] },
+                matchConditions: byWorkflow,
+                validations: podSpecValidations("object.spec").map((v) => ({ ...v, reason: "Forbidden" })),
+            }),
+            ...policy("guard-workflow-pod-templates", {
+                matchConstraints: {
+                    resourceRules: [
+                        { apiGroups: ["apps"], apiVersions: ["v1"], resources: ["deployments", "replicasets", "statefulsets", "daemonsets"], operations: writes },
+                        { apiGroups: [""], apiVersions: ["v1"], resources: ["replicationcontrollers"], operations: writes },
+                        { apiGroups: ["batch"], apiVersions: ["v1"], resources: ["jobs"], operations: writes },
+                    ],
+                },
+                matchConditions: byWorkflow,
+                validations: podSpecValidations("object.spec.template.spec").map((v) => ({ ...v, reason: "Forbidden" })),
+            }),
+        ];
+
+        this.registerOutputs({});
+    }
+}

@@ -1,0 +1,149 @@
+import * as assert from "node:assert/strict";
+import { Admission, AdmissionRequest, admit, evaluate } from "./admission";
+import { plain, Run, runProgram } from "./harness";
+
+const VAP = "kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicy";
+const BINDING = "kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicyBinding";
+const CONTROLLER = "system:serviceaccount:deis:deis-controller";
+const BUILDER = "system:serviceaccount:deis:deis-builder";
+
+/** A request to the API server; the group, version and resource follow from the kind. */
+function request(user: string, operation: AdmissionRequest["operation"], namespace: string, object: any, oldObject?: any): AdmissionRequest {
+    const kind = (object ?? oldObject).kind as string;
+    const [group, version] = (object ?? oldObject).apiVersion.includes("/") ? (object ?? oldObject).apiVersion.split("/") : ["", (object ?? oldObject).apiVersion];
+    const resource = { Namespace: "namespaces", Pod: "pods", Service: "services", Secret: "secrets", Deployment: "deployments", ReplicationController: "replicationcontrollers" }[kind]!;
+    return {
+        operation,
+        kind: { group, version, kind },
+        resource: { group, version, resource },
+        namespace,
+        name: (object ?? oldObject).metadata.name,
+        userInfo: { username: user },
+        object: operation === "DELETE" ? null : object,
+        oldObject: oldObject ?? null,
+    };
+}
+
+const service = (name: string, spec: Record<string, unknown>) => ({ apiVersion: "v1", kind: "Service", metadata: { name }, spec: { ports: [{ port: 80 }], ...spec } });
+/** An app pod as controller v2.22.0 writes it (rootfs/scheduler/resources/pod.py): no ServiceAccount, no security context. */
+const appPodSpec = { containers: [{ name: "myapp-web", image: "hephy/slugrunner:v2.7.0", ports: [{ containerPort: 5000 }] }] };
+const pod = (spec: Record<string, unknown>) => ({ apiVersion: "v1", kind: "Pod", metadata: { name: "p" }, spec: { ...appPodSpec, ...spec } });
+const deployment = (spec: Record<string, unknown>) => ({
+    apiVersion: "apps/v1",
+    kind: "Deployment",
+    metadata: { name: "myapp-web" },
+    spec: { selector: { matchLabels: { app: "myapp" } }, template: { metadata: { labels: { app: "myapp" } }, spec: { ...appPodSpec, ...spec } } },
+});
+const namespace = (name: string) => ({ apiVersion: "v1", kind: "Namespace", metadata: { name, labels: { heritage: "deis" } } });
+
+describe("admission guards, their CEL evaluated as the API server would", () => {
+    let run: Run;
+    let exposedRun: Run;
+    const policy = (r: Run, name: string) => {
+        const found = r.ofType(VAP).map((v) => plain(v.inputs)).find((v) => v.metadata.name === name);
+        assert.ok(found, name);
+        return found.spec;
+    };
+    /** What all of the program's policies together do with a request. */
+    const admitAll = (r: Run, req: AdmissionRequest): Admission => {
+        const results = r.ofType(VAP).map((v) => admit(plain(v.inputs).spec, req));
+        return { matched: results.some((x) => x.matched), denied: results.flatMap((x) => x.denied) };
+    };
+
+    before(async () => {
+        run = await runProgram();
+        exposedRun = await runProgram({ config: { exposedServices: '["edge/ssh-gateway"]' } });
+    });
+
+    it("binds each policy, denying, and fails closed", () => {
+        const names = run.ofType(VAP).map((v) => plain(v.inputs).metadata.name).sort();
+        assert.deepEqual(names, ["deny-exposed-services", "guard-workflow-namespaces", "guard-workflow-pod-templates", "guard-workflow-pods"]);
+        for (const v of run.ofType(VAP)) {
+            assert.equal(plain(v.inputs).spec.failurePolicy, "Fail");
+        }
+        assert.deepEqual(
+            run.ofType(BINDING).map((b) => plain(b.inputs).spec).sort((a, b) => a.policyName.localeCompare(b.policyName)),
+            names.map((policyName) => ({ policyName, validationActions: ["Deny"] })),
+        );
+        assert.equal(run.resources.filter((r) => r.type.includes("MutatingAdmissionPolicy")).length, 0);
+    });
+
+    it("refuses NodePort and LoadBalancer Services and external IPs, from anyone", () => {
+        const spec = policy(run, "deny-exposed-services");
+        for (const type of ["NodePort", "LoadBalancer"]) {
+            const result = admit(spec, request("system:admin", "CREATE", "edge", service("ssh-gateway", { type })));
+            assert.deepEqual(result.denied, [
+                "hephy-doks runs without node ports or load balancers: expose Services through the ingress controller on every node (an Ingress, or its TCP forwards), or name the Service in hephy-doks:exposedServices",
+            ]);
+        }
+        assert.match(admit(spec, request("system:admin", "UPDATE", "edge", service("x", { externalIPs: ["203.0.113.9"] }))).denied.join(), /CVE-2020-8554/);
+        for (const allowed of [{}, { type: "ClusterIP" }, { clusterIP: "None" }, { type: "ExternalName", externalName: "example.org" }, { externalIPs: [] }]) {
+            assert.deepEqual(admit(spec, request("system:admin", "CREATE", "edge", service("x", allowed))), { matched: true, denied: [] }, JSON.stringify(allowed));
+        }
+        assert.equal(admit(spec, request("system:admin", "CREATE", "edge", pod({}))).matched, false, "only Services");
+    });
+
+    it("lets the Services the stack names be exposed, and no other", () => {
+        const spec = policy(exposedRun, "deny-exposed-services");
+        assert.deepEqual(admit(spec, request("system:admin", "CREATE", "edge", service("ssh-gateway", { type: "LoadBalancer" }))).denied, []);
+        assert.equal(admit(spec, request("system:admin", "CREATE", "edge", service("other", { type: "NodePort" }))).denied.length, 1);
+        assert.equal(admit(spec, request("system:admin", "CREATE", "other", service("ssh-gateway", { type: "NodePort" }))).denied.length, 1);
+    });
+
+    it("keeps Workflow's controller and builder out of the cluster's and the platform's namespaces", () => {
+        for (const protectedNamespace of ["kube-system", "default", "flux", "haproxy-ingress", "cert-manager", "kube-public", "kube-node-lease"]) {
+            for (const user of [CONTROLLER, BUILDER]) {
+                const denied = admitAll(run, request(user, "CREATE", protectedNamespace, pod({}))).denied;
+                assert.deepEqual(denied, [
+                    "Workflow's controller and builder keep out of default, kube-system, kube-public, kube-node-lease, flux, haproxy-ingress, cert-manager: an app may not be named after one of them",
+                ], `${user} in ${protectedNamespace}`);
+            }
+            assert.equal(admitAll(run, request(CONTROLLER, "DELETE", "", null, namespace(protectedNamespace))).denied.length, 1, `deleting ${protectedNamespace}`);
+            assert.equal(admitAll(run, request(CONTROLLER, "CREATE", protectedNamespace, { apiVersion: "v1", kind: "Secret", metadata: { name: "s" } })).denied.length, 1);
+        }
+        assert.deepEqual(admitAll(run, request(CONTROLLER, "CREATE", "", namespace("myapp"))).denied, []);
+        assert.deepEqual(admitAll(run, request(CONTROLLER, "DELETE", "", null, namespace("myapp"))).denied, []);
+        assert.deepEqual(admitAll(run, request(CONTROLLER, "CREATE", "myapp", deployment({}))).denied, [], "an app's Deployment as the controller writes it");
+        assert.deepEqual(admitAll(run, request(CONTROLLER, "CREATE", "myapp", pod({ restartPolicy: "Never" }))).denied, [], "a deis run pod");
+        assert.deepEqual(admitAll(run, request(BUILDER, "CREATE", "deis", pod({ restartPolicy: "Never" }))).denied, [], "a slugbuilder pod, in Workflow's namespace");
+    });
+
+    it("refuses pods and pod templates with host access, privileges or another ServiceAccount from them", () => {
+        const hostile: [string, Record<string, unknown>, RegExp][] = [
+            ["the node's network", { hostNetwork: true }, /never the node's/],
+            ["the node's processes", { hostPID: true }, /never the node's/],
+            ["the dockerbuilder's Docker socket", { volumes: [{ name: "docker-socket", hostPath: { path: "/var/run/docker.sock" } }] }, /mount no path of the node/],
+            ["a privileged container", { containers: [{ name: "c", image: "i", securityContext: { privileged: true } }] }, /no privileged container/],
+            ["a privileged init container", { initContainers: [{ name: "c", image: "i", securityContext: { privileged: true } }] }, /no privileged container/],
+            ["a host port", { containers: [{ name: "c", image: "i", ports: [{ containerPort: 22, hostPort: 22 }] }] }, /no port of the node/],
+            ["Tiller's ServiceAccount", { serviceAccountName: "tiller" }, /default ServiceAccount/],
+            ["the controller's ServiceAccount, by the deprecated field", { serviceAccount: "deis-controller" }, /default ServiceAccount/],
+        ];
+        for (const [what, spec, message] of hostile) {
+            for (const [object, ns] of [[pod(spec), "deis"], [deployment(spec), "myapp"]] as const) {
+                const denied = admitAll(run, request(BUILDER, "CREATE", ns, object)).denied;
+                assert.equal(denied.length, 1, `${what} in a ${object.kind}: ${denied.join("; ")}`);
+                assert.match(denied[0], message);
+            }
+        }
+        const allowed = [{ hostNetwork: false }, { serviceAccountName: "default" }, { containers: [{ name: "c", image: "i", securityContext: { privileged: false }, ports: [{ containerPort: 80, hostPort: 0 }] }] }];
+        for (const spec of allowed) {
+            assert.deepEqual(admitAll(run, request(CONTROLLER, "CREATE", "myapp", deployment(spec))).denied, [], JSON.stringify(spec));
+        }
+    });
+
+    it("leaves everyone else to Kubernetes' own rules: the platform's operators and controllers are not Workflow", () => {
+        for (const user of ["system:serviceaccount:kube-system:replicaset-controller", "system:serviceaccount:flux:flux-helm-operator", "system:serviceaccount:kube-system:tiller"]) {
+            const result = admitAll(run, request(user, "CREATE", "kube-system", pod({ hostNetwork: true })));
+            assert.deepEqual(result, { matched: false, denied: [] }, user);
+        }
+    });
+
+    it("evaluates CEL as the API server does, so the checks above can fail", () => {
+        const req = request(CONTROLLER, "CREATE", "myapp", pod({ hostNetwork: true }));
+        assert.equal(evaluate("object.spec.hostNetwork", req), true);
+        assert.equal(evaluate("!has(object.spec.hostPID)", req), true);
+        assert.equal(evaluate("object.spec.containers.all(c, c.ports.all(p, p.containerPort == 5000))", req), true, "integers are CEL ints");
+        assert.throws(() => evaluate("object.spec.missing.field", req), /CEL error/);
+    });
+});

@@ -120,7 +120,7 @@ export = async () => {
         protectedNamespaces: platformNamespaces,
     });
 
-    const cost = estimateMonthlyCost(config);
+    const cost = estimateMonthlyCost({ ...config, workflowVolumeGib: platform.workflowVolume ? config.workflowStorageGib : 0 });
     return {
         kubeconfig: cluster.kubeconfig,
         clusterId: cluster.cluster.id,

@@ -1,4 +1,3 @@
-import type { StackConfig } from "./config";
 
 /** Prices: what a stack costs a month. Changes when DigitalOcean's prices do. */
 
@@ -43,25 +42,31 @@ function usd(amount: number): string {
     return Number.isInteger(amount) ? String(amount) : amount.toFixed(2);
 }
 
+/** What a stack's monthly cost depends on. */
+export interface CostInputs {
+    readonly nodeSize: string;
+    readonly nodeCount: number;
+    readonly haControlPlane: boolean;
+    /** Size of the volume the program claims for Workflow, 0 when it claims none. */
+    readonly workflowVolumeGib: number;
+}
+
 /**
  * The monthly cost of what the program creates: the nodes, the HA control plane if on, Workflow's
- * volume if Workflow is on, and no load balancer (the program creates none and its admission policy
+ * volume if it claims one, and no load balancer (the program creates none and its admission policy
  * refuses them). Bandwidth overage and volumes that apps claim are usage-based and not included; DNS
  * records are free.
  */
-export function estimateMonthlyCost(
-    config: Pick<StackConfig, "nodeSize" | "nodeCount" | "haControlPlane" | "workflowEnabled" | "workflowStorageGib">,
-): CostEstimate {
-    const nodeUsd = PRICES.nodeUsd[config.nodeSize];
-    const haUsd = config.haControlPlane ? PRICES.haControlPlaneUsd : 0;
-    const volumeGib = config.workflowEnabled ? config.workflowStorageGib : 0;
-    const volumeUsd = Math.round(volumeGib * PRICES.volumeUsdPerGib * 100) / 100;
-    const monthlyUsd = Math.round((config.nodeCount * nodeUsd + haUsd + volumeUsd) * 100) / 100;
+export function estimateMonthlyCost(inputs: CostInputs): CostEstimate {
+    const nodeUsd = PRICES.nodeUsd[inputs.nodeSize];
+    const haUsd = inputs.haControlPlane ? PRICES.haControlPlaneUsd : 0;
+    const volumeUsd = Math.round(inputs.workflowVolumeGib * PRICES.volumeUsdPerGib * 100) / 100;
+    const monthlyUsd = Math.round((inputs.nodeCount * nodeUsd + haUsd + volumeUsd) * 100) / 100;
+    const volume = inputs.workflowVolumeGib > 0 ? `Workflow volume ${inputs.workflowVolumeGib} GiB at $${usd(PRICES.volumeUsdPerGib)}/GiB $${usd(volumeUsd)}, ` : "";
     return {
         monthlyUsd,
         summary:
-            `$${usd(monthlyUsd)}/month: ${config.nodeCount} x ${config.nodeSize} at $${nodeUsd}, ` +
-            `HA control plane $${haUsd}, Workflow volume ${volumeGib} GiB at $${usd(PRICES.volumeUsdPerGib)}/GiB $${usd(volumeUsd)}, ` +
+            `$${usd(monthlyUsd)}/month: ${inputs.nodeCount} x ${inputs.nodeSize} at $${nodeUsd}, HA control plane $${haUsd}, ${volume}` +
             `0 LoadBalancers $0 (DigitalOcean list prices of ${PRICES.asOf}; bandwidth overage and apps' own volumes not included)`,
     };
 }

@@ -50,8 +50,8 @@ export function workflowNextSteps(platformDomain: string, programAdmin: boolean)
     return [
         "Once the hephy release is Released, install the deis CLI v2.23.0 (docs/workflow.md), then:",
         programAdmin
-            ? `deis login ${controllerUrl} --username="$(pulumi stack output workflowAdminUsername)" ` +
-              `--password="$(pulumi stack output workflowAdminPassword --show-secrets)" ` +
+            ? `deis login ${controllerUrl} --username="$(pulumi stack output workflowAdminUsername)", and give it the password ` +
+              "pulumi stack output workflowAdminPassword --show-secrets prints when it asks (on its command line, a password shows in the process list) " +
               `(the stack's admin; add users with deis register ${controllerUrl} --login=false while logged in as the admin);`
             : `deis register ${controllerUrl} (the Workflow chart of releases.workflow decides who may register; the program creates an admin only in its own chart);`,
         `deis keys:add ~/.ssh/id_ed25519.pub (an RSA key also needs "Host ${builderHost}" with "PubkeyAcceptedAlgorithms +ssh-rsa" in ~/.ssh/config: ` +
@@ -227,6 +227,8 @@ export class Platform extends pulumi.ComponentResource {
     public readonly clusterIssuers: k8s.apiextensions.CustomResource[];
     /** Workflow's first admin, which the project's chart creates; undefined without Workflow or with a chart of the user's own. */
     public readonly workflowAdmin?: { username: pulumi.Output<string>; password: pulumi.Output<string> };
+    /** The claim on Workflow's volume, which the project's chart mounts; undefined without Workflow or with a chart of the user's own. */
+    public readonly workflowVolume?: k8s.core.v1.PersistentVolumeClaim;
 
     constructor(name: string, args: PlatformArgs, opts?: pulumi.ComponentResourceOptions) {
         super("hephy-doks:platform:Platform", name, {}, opts);
@@ -351,20 +353,26 @@ export class Platform extends pulumi.ComponentResource {
         );
 
         if (args.workflowEnabled) {
+            // Only the project's chart creates the admin from its Secret (files/controller/start.sh) and
+            // mounts the claim; set by the callback, which release() runs before it returns.
+            const ownChart = "bundled" in args.releases.workflow.chart;
             let workflowAdmin: WorkflowSecrets["admin"] | undefined;
+            let workflowVolume: k8s.core.v1.PersistentVolumeClaim | undefined;
             release("workflow", (namespace) => {
                 const secrets = new WorkflowSecrets(`${name}-workflow`, { provider: args.provider, namespace: namespace.metadata.name }, { parent: this });
-                // Only the project's chart creates the admin from its Secret (files/controller/start.sh).
-                workflowAdmin = "bundled" in args.releases.workflow.chart ? secrets.admin : undefined;
-                const storage = new WorkflowStorage(
-                    `${name}-workflow`,
-                    { provider: args.provider, namespace: namespace.metadata.name, ...args.workflowVolume },
-                    { parent: this },
-                );
+                workflowAdmin = ownChart ? secrets.admin : undefined;
+                workflowVolume = ownChart
+                    ? new WorkflowStorage(
+                          `${name}-workflow`,
+                          { provider: args.provider, namespace: namespace.metadata.name, ...args.workflowVolume },
+                          { parent: this },
+                      ).claim
+                    : undefined;
                 // The API Ingress asks letsencrypt-prod for its certificate, so the issuers come first.
-                return [ingress, ...this.clusterIssuers, ...secrets.secrets, storage.claim];
+                return [ingress, ...this.clusterIssuers, ...secrets.secrets, ...(workflowVolume ? [workflowVolume] : [])];
             });
             this.workflowAdmin = workflowAdmin;
+            this.workflowVolume = workflowVolume;
         }
 
         this.registerOutputs({});

@@ -19,11 +19,13 @@ function sha256(data: Buffer): string {
     return crypto.createHash("sha256").update(data).digest("hex");
 }
 
-/** A copy of a chart directory in a git work tree of its own, every file added to the index. */
+/** A copy of a chart directory in a git work tree of its own, under the project's .gitignore, every file added to the index. */
 function gitCopy(chart: string): string {
     const copy = fs.mkdtempSync(path.join(os.tmpdir(), "hephy-doks-chart-"));
     fs.cpSync(chart, copy, { recursive: true });
     execFileSync("git", ["init", "--quiet"], { cwd: copy });
+    // The project's ignore rules, as a file of the repository rather than of the chart.
+    fs.copyFileSync(path.join(ROOT, ".gitignore"), path.join(copy, ".git", "info", "exclude"));
     execFileSync("git", ["add", "--all"], { cwd: copy });
     return copy;
 }
@@ -63,25 +65,22 @@ describe("packaging the project's Workflow chart (chartPackage.ts)", () => {
     });
 
     it("packages only what git tracks: leftovers in the chart directory move neither the bytes nor the version", () => {
-        const clean = packageChart(CHART, REPOSITORY);
-        // What tests, python3 and editors leave in a work tree; none is tracked, some are ignored.
-        const strays = [
-            path.join(CHART, "files", "__pycache__", "ingress.cpython-311.pyc"),
-            path.join(CHART, "values.yaml.orig"),
-            path.join(CHART, ".DS_Store"),
-        ];
+        // A clone of the chart under the project's own .gitignore, so parallel specs never see the leftovers.
+        const copy = gitCopy(CHART);
         try {
-            for (const stray of strays) {
-                fs.mkdirSync(path.dirname(stray), { recursive: true });
-                fs.writeFileSync(stray, "stray");
+            const clean = packageChart(copy, REPOSITORY);
+            assert.equal(clean.version, packageChart(CHART, REPOSITORY).version, "the copy packages as the chart does");
+            // What tests, python3 and editors leave in a work tree; none is tracked, some are ignored.
+            for (const stray of [path.join("files", "__pycache__", "ingress.cpython-311.pyc"), "values.yaml.orig", ".DS_Store"]) {
+                fs.mkdirSync(path.dirname(path.join(copy, stray)), { recursive: true });
+                fs.writeFileSync(path.join(copy, stray), "stray");
             }
-            const dirty = packageChart(CHART, REPOSITORY);
+            const dirty = packageChart(copy, REPOSITORY);
             assert.equal(dirty.version, clean.version);
             assert.ok(dirty.archive.equals(clean.archive));
             assert.deepEqual(dirty.untracked, [".DS_Store", "values.yaml.orig"], "an untracked file that is not ignored is named, so a ChartServer can warn");
         } finally {
-            fs.rmSync(path.join(CHART, "files", "__pycache__"), { recursive: true, force: true });
-            strays.forEach((stray) => fs.rmSync(stray, { force: true }));
+            fs.rmSync(copy, { recursive: true, force: true });
         }
     });
 

@@ -259,9 +259,10 @@ describe("parseConfig", () => {
 });
 
 describe("estimateMonthlyCost", () => {
-    it("prices the nodes from the cited table, with no HA control plane and no load balancer by default", () => {
-        const config = parse({ ...REQUIRED, nodeCount: "3" });
-        assert.deepEqual(estimateMonthlyCost(config), {
+    const DEFAULT_STACK = { nodeSize: "s-2vcpu-4gb", nodeCount: 3, haControlPlane: false, workflowVolumeGib: 10 };
+
+    it("prices the nodes from the cited table and Workflow's volume, with no HA control plane and no load balancer by default", () => {
+        assert.deepEqual(estimateMonthlyCost(DEFAULT_STACK), {
             monthlyUsd: 73,
             summary:
                 "$73/month: 3 x s-2vcpu-4gb at $24, HA control plane $0, Workflow volume 10 GiB at $0.10/GiB $1, 0 LoadBalancers $0 " +
@@ -269,19 +270,19 @@ describe("estimateMonthlyCost", () => {
         });
     });
 
-    it("prices Workflow's volume by the GiB, in cents when it comes to any, and none without Workflow", () => {
-        const config = parse({ ...REQUIRED, nodeCount: "3", workflowStorageGib: "25" });
-        assert.equal(estimateMonthlyCost(config).monthlyUsd, 74.5);
-        assert.match(estimateMonthlyCost(config).summary, /^\$74\.50\/month: .*, Workflow volume 25 GiB at \$0\.10\/GiB \$2\.50, /);
-        const off = parse({ ...REQUIRED, nodeCount: "3", workflowStorageGib: "25", workflowEnabled: "false" });
-        assert.equal(estimateMonthlyCost(off).monthlyUsd, 72);
-        assert.match(estimateMonthlyCost(off).summary, /, Workflow volume 0 GiB at \$0\.10\/GiB \$0, /);
+    it("prices Workflow's volume by the GiB, in cents when it comes to any, and leaves it out when there is none", () => {
+        const larger = estimateMonthlyCost({ ...DEFAULT_STACK, workflowVolumeGib: 25 });
+        assert.equal(larger.monthlyUsd, 74.5);
+        assert.match(larger.summary, /^\$74\.50\/month: .*, Workflow volume 25 GiB at \$0\.10\/GiB \$2\.50, /);
+        const none = estimateMonthlyCost({ ...DEFAULT_STACK, workflowVolumeGib: 0 });
+        assert.equal(none.monthlyUsd, 72);
+        assert.match(none.summary, /^\$72\/month: 3 x s-2vcpu-4gb at \$24, HA control plane \$0, 0 LoadBalancers \$0 /);
     });
 
     it("adds the HA control plane when it is on", () => {
-        const config = parse({ ...REQUIRED, nodeSize: "g-2vcpu-8gb", nodeCount: "5", haControlPlane: "true" });
-        assert.equal(estimateMonthlyCost(config).monthlyUsd, 5 * 63 + 40 + 1);
-        assert.match(estimateMonthlyCost(config).summary, /^\$356\/month: 5 x g-2vcpu-8gb at \$63, HA control plane \$40,/);
+        const cost = estimateMonthlyCost({ nodeSize: "g-2vcpu-8gb", nodeCount: 5, haControlPlane: true, workflowVolumeGib: 10 });
+        assert.equal(cost.monthlyUsd, 5 * 63 + 40 + 1);
+        assert.match(cost.summary, /^\$356\/month: 5 x g-2vcpu-8gb at \$63, HA control plane \$40,/);
     });
 
     it("has a positive whole-dollar price for every size it accepts, and accepts exactly those", () => {

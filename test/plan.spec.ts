@@ -44,7 +44,7 @@ describe("offline plan of a stack file", () => {
         }
         assert.ok(summary.some((l) => /^LoadBalancers: 0, NodePorts: 0 over \d+ objects of the program and \d+ its releases render$/.test(l)), summary.join("\n"));
         assert.ok(summary.some((l) => /^Rendered releases: 2 \(\d+ objects\)$/.test(l)), summary.join("\n"));
-        assert.match(summary[summary.length - 1], /^Monthly cost: \$72\/month: 3 x s-2vcpu-4gb at \$24, HA control plane \$0, Workflow volume 0 GiB at \$0\.10\/GiB \$0, 0 LoadBalancers \$0 \(DigitalOcean list prices of 2026-08-21;/);
+        assert.match(summary[summary.length - 1], /^Monthly cost: \$72\/month: 3 x s-2vcpu-4gb at \$24, HA control plane \$0, 0 LoadBalancers \$0 \(DigitalOcean list prices of 2026-08-21;/);
     });
 
     it("writes each Kubernetes object and HelmRelease exactly as sent, one file each", () => {

@@ -430,22 +430,25 @@ describe("Workflow's volume and first admin, as the program declares them", () =
         assert.equal(typeof standard.outputs.nextSteps, "string", "known at preview");
         assert.ok(
             nextSteps.includes(
-                'deis login https://deis.staging.example.com --username="$(pulumi stack output workflowAdminUsername)" ' +
-                    '--password="$(pulumi stack output workflowAdminPassword --show-secrets)"',
+                'deis login https://deis.staging.example.com --username="$(pulumi stack output workflowAdminUsername)", and give it the password ' +
+                    "pulumi stack output workflowAdminPassword --show-secrets prints when it asks",
             ),
             nextSteps,
         );
         assert.match(nextSteps, /deis CLI v2\.23\.0/);
+        assert.doesNotMatch(nextSteps, /--password/, "a password on a command line shows in the process list");
         assert.match(nextSteps, /deis keys:add ~\/\.ssh\/id_ed25519\.pub/);
         assert.match(nextSteps, /"Host deis-builder\.staging\.example\.com" with "PubkeyAcceptedAlgorithms \+ssh-rsa"/);
         assert.match(nextSteps, /deis create, then git push deis master \(to ssh:\/\/git@deis-builder\.staging\.example\.com:2222\)/);
         assert.doesNotMatch(nextSteps, /deis register https:\/\/deis\.staging\.example\.com \(/);
     });
 
-    it("exports no admin for a Workflow chart of the user's own, which the program does not give one", async () => {
+    it("exports no admin and claims no volume for a Workflow chart of the user's own, which reads neither", async () => {
         const fork = await runProgram({ config: WITH_WORKFLOW_FORK });
         assert.equal(fork.outputs.workflowAdminUsername, undefined);
         assert.equal(fork.outputs.workflowAdminPassword, undefined);
+        assert.deepEqual([...fork.ofType(CLAIM), ...fork.ofType(STORAGE_CLASS)], []);
+        assert.match(await valueOf(fork.outputs.monthlyCostEstimate), /HA control plane \$0, 0 LoadBalancers/);
         assert.match(await valueOf(fork.outputs.nextSteps), /deis register https:\/\/deis\.paas\.example\.com \(the Workflow chart of releases\.workflow decides who may register/);
     });
 });

@@ -176,7 +176,9 @@ describe("the project's Workflow chart, rendered by Helm 3.8.1 (Go 1.17) with th
         assert.equal(database.spec.volumes.find((v: any) => v.name === settings.name).configMap.name, guards.metadata.name);
         const env = Object.fromEntries(container.env.map((e: any) => [e.name, e.value]));
         assert.equal(env.OBJECT_STORAGE_WAIT_SECONDS, "300");
-        assert.ok(guards.data["001_wait_for_object_storage.sh"].includes("BOTO_CONFIG=/etc/hephy-doks/boto.cfg"));
+        // The guards' boto settings are the mounted file the environment names.
+        assert.equal(env.GUARD_BOTO_CONFIG, `${settings.mountPath}/boto.cfg`);
+        assert.ok(Object.hasOwn(guards.data, "boto.cfg"));
         assert.ok(!container.volumeMounts.some((m: any) => m.mountPath.startsWith("/var/lib/postgresql")), "$PGDATA stays in the container, so the first-start scripts run at every start");
         assert.ok(database.spec.terminationGracePeriodSeconds >= 120, "room for the preStop base backup");
         assert.match(database.metadata.annotations["checksum/init-guards"], /^[0-9a-f]{64}$/);

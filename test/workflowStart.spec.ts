@@ -201,18 +201,29 @@ describe("the database's first-start guards (files/database), among stand-ins of
             "if down; then echo 'ConnectionRefusedError' >&2; exit 2; fi",
             'for i in $(seq 1 "${BACKUPS:-0}"); do echo "base_00000001000000000000000$i"; done',
         ].join("\n"),
-        do_backup: 'echo "do_backup" >> "$LOG"; [ -z "$BACKUP_FAILS" ]',
+        // The image's do_backup skips, with status 0, while recovery runs.
+        do_backup: 'if [ -f "$PGDATA/recovery.conf" ]; then echo "do_backup: skipped, recovering" >> "$LOG"; exit 0; fi; echo "do_backup" >> "$LOG"; [ -z "$BACKUP_FAILS" ]',
+        // The server answers on TCP once the entrypoint has started the real one.
+        pg_isready: '[ -f "$STATE/server-up" ]',
     };
-    // The image's docker-entrypoint.sh sources every script in name order under `set -e`; the
-    // stand-ins model the parts of upstream's scripts the guards are about.
-    const entrypoint = 'set -e\nfor f in "$@"; do . "$f"; done\necho "entrypoint: init complete" >> "$LOG"\n';
+    // The image's docker-entrypoint.sh sources every script in name order under `set -e`, then execs the
+    // real server, with which recovery ends; the stand-ins model the parts of upstream's scripts the guards
+    // are about. Background jobs the scripts started get a few seconds, then end with the entrypoint.
+    const entrypoint = [
+        "set -e",
+        'for f in "$@"; do . "$f"; done',
+        'echo "entrypoint: init complete" >> "$LOG"',
+        'rm -f "$PGDATA/recovery.conf"; touch "$STATE/server-up"; echo "entrypoint: server started" >> "$LOG"',
+        'for i in $(seq 1 60); do grep -q "^do_backup$" "$LOG" && break; /bin/sleep 0.05; done',
+        "kill $(jobs -p) 2>/dev/null || true",
+    ].join("\n");
     const models = {
         "002_create_bucket.sh": 'envdir "$WALE_ENVDIR" create_bucket\n',
         // teamhephy/postgres v2.7.6 003_restore_from_backup.sh: restores when `wal-e --terse backup-list | wc -l`
         // is above 1, fetching the newest base backup into $PGDATA_RECOVERY.
         "003_restore_from_backup.sh": [
             'if [[ $(envdir "$WALE_ENVDIR" wal-e --terse backup-list | wc -l) -gt "1" ]]; then',
-            '  mkdir -p "$PGDATA_RECOVERY"; echo 11 > "$PGDATA_RECOVERY/PG_VERSION"; echo "003: restored" >> "$LOG"',
+            '  mkdir -p "$PGDATA_RECOVERY" "$PGDATA"; echo 11 > "$PGDATA_RECOVERY/PG_VERSION"; touch "$PGDATA/recovery.conf"; echo "003: restored" >> "$LOG"',
             'else echo "003: empty database" >> "$LOG"; fi',
         ].join("\n"),
         "004_run_backups.sh": 'echo "004: periodic backups start" >> "$LOG"\n',
@@ -226,15 +237,27 @@ describe("the database's first-start guards (files/database), among stand-ins of
         for (const [name, text] of Object.entries(models)) {
             fs.writeFileSync(path.join(dir, name), text);
         }
-        const script = (name: string) => (name in models ? path.join(dir, name) : path.join(FILES, "database", name));
-        order = ["001_wait_for_object_storage.sh", "002_create_bucket.sh", "003_restore_from_backup.sh", "003_verify_restore.sh", "003_x_back_up_now.sh", "004_run_backups.sh"].map(script);
+        // The entrypoint's order: the image's scripts and the chart's, sorted by name together.
+        const guards = fs.readdirSync(path.join(FILES, "database")).filter((f) => f.endsWith(".sh"));
+        const image = ["001_setup_envdir.sh", ...Object.keys(models)];
+        order = [...image, ...guards]
+            .sort()
+            .filter((name) => name !== "001_setup_envdir.sh")
+            .map((name) => (name in models ? path.join(dir, name) : path.join(FILES, "database", name)));
     });
     afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 
     const start = (env: Record<string, string>) =>
-        run(dir, [path.join(dir, "entrypoint.sh"), ...order], { WALE_ENVDIR: path.join(dir, "env"), PGDATA_RECOVERY: path.join(dir, "recovery"), OBJECT_STORAGE_WAIT_SECONDS: "300", ...env });
+        run(dir, [path.join(dir, "entrypoint.sh"), ...order], {
+            WALE_ENVDIR: path.join(dir, "env"),
+            PGDATA: path.join(dir, "pgdata"),
+            PGDATA_RECOVERY: path.join(dir, "recovery"),
+            OBJECT_STORAGE_WAIT_SECONDS: "300",
+            GUARD_BOTO_CONFIG: "/etc/hephy-doks/boto.cfg",
+            ...env,
+        });
 
-    it("restores the newest backup once object storage lists the bucket, then takes a base backup at once", () => {
+    it("restores the newest backup once object storage lists the bucket, then takes a base backup once recovery is over", () => {
         const ran = start({ BACKUPS: "2" });
         assert.equal(ran.status, 0, ran.stderr);
         assert.deepEqual(ran.log, [
@@ -243,9 +266,10 @@ describe("the database's first-start guards (files/database), among stand-ins of
             "create_bucket boto=default",
             "wal-e --terse backup-list boto=default",
             "003: restored",
-            "do_backup",
             "004: periodic backups start",
             "entrypoint: init complete",
+            "entrypoint: server started",
+            "do_backup",
         ]);
         assert.match(ran.stdout, /the newest backup was restored/);
     });
@@ -280,16 +304,17 @@ describe("the database's first-start guards (files/database), among stand-ins of
         assert.deepEqual(ran.log.filter((l) => /do_backup|004|init complete/.test(l)), []);
     });
 
-    it("starts a new database, with a base backup at once, when the bucket holds none", () => {
+    it("starts a new database, with a base backup once the real server listens, when the bucket holds none", () => {
         const ran = start({ BACKUPS: "0" });
         assert.equal(ran.status, 0, ran.stderr);
         assert.match(ran.stdout, /the bucket holds no backup: this is a new database/);
-        assert.deepEqual(ran.log.slice(-5), [
+        assert.deepEqual(ran.log.slice(-6), [
             "003: empty database",
             "wal-e --terse backup-list boto=/etc/hephy-doks/boto.cfg",
-            "do_backup",
             "004: periodic backups start",
             "entrypoint: init complete",
+            "entrypoint: server started",
+            "do_backup",
         ]);
     });
 

@@ -7,8 +7,8 @@
 # OBJECT_STORAGE_WAIT_SECONDS; past that the container exits, and Kubernetes starts it again with an
 # empty data directory (the image's VOLUME belongs to the container, not the pod).
 hephy_doks_deadline=$((SECONDS + OBJECT_STORAGE_WAIT_SECONDS))
-until BOTO_CONFIG=/etc/hephy-doks/boto.cfg envdir "$WALE_ENVDIR" create_bucket &&
-    BOTO_CONFIG=/etc/hephy-doks/boto.cfg envdir "$WALE_ENVDIR" wal-e --terse backup-list > /dev/null; do
+until BOTO_CONFIG="$GUARD_BOTO_CONFIG" envdir "$WALE_ENVDIR" create_bucket &&
+    BOTO_CONFIG="$GUARD_BOTO_CONFIG" envdir "$WALE_ENVDIR" wal-e --terse backup-list > /dev/null; do
     if ((SECONDS >= hephy_doks_deadline)); then
         echo "hephy-doks: object storage did not list the database's bucket within ${OBJECT_STORAGE_WAIT_SECONDS} s; exiting, so that no empty database is initialised over a backup" >&2
         exit 1

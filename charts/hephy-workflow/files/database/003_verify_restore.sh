@@ -5,7 +5,7 @@
 # database, whose base backups (004_run_backups.sh) would become the newest: exit before any of them,
 # or any WAL segment of the empty database, leaves the container, and start again.
 if [[ ! -s "$PGDATA_RECOVERY/PG_VERSION" ]]; then
-    if ! hephy_doks_listing=$(BOTO_CONFIG=/etc/hephy-doks/boto.cfg envdir "$WALE_ENVDIR" wal-e --terse backup-list); then
+    if ! hephy_doks_listing=$(BOTO_CONFIG="$GUARD_BOTO_CONFIG" envdir "$WALE_ENVDIR" wal-e --terse backup-list); then
         echo "hephy-doks: no backup was restored, and object storage cannot list the bucket to confirm that it holds none; exiting" >&2
         exit 1
     fi

@@ -31,6 +31,17 @@ export const UPSTREAM = {
     workflowServiceAccounts: ["deis-controller", "deis-builder"],
     /** App names Workflow refuses (teamhephy/controller v2.22.0 charts/controller/templates/controller-deployment.yaml `RESERVED_NAMES`, less its namespace). */
     workflowReservedNames: ["deis-builder", "deis-workflow-manager", "grafana"],
+    /**
+     * What app pods reach inside the cluster: the labels the controller gives an app's namespace
+     * (teamhephy/controller v2.22.0 rootfs/scheduler/resources/namespace.py), Workflow's object store,
+     * whose slugs they fetch at start (charts/hephy-workflow templates/minio.yaml), and the cluster's DNS
+     * (CoreDNS as Kubernetes labels it, `k8s-app: kube-dns`).
+     */
+    workflowApps: {
+        namespaceLabels: { heritage: "deis" },
+        objectStore: { labels: { app: "deis-minio" }, port: 9000 },
+        dns: { namespace: "kube-system", labels: { "k8s-app": "kube-dns" }, port: 53 },
+    },
     /** Namespaces every cluster has, which no app may be named after. */
     systemNamespaces: ["default", "kube-system", "kube-public", "kube-node-lease"],
     /** Name of the Service that serves the project's own charts to helm-operator (components/chartServer.ts). */

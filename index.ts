@@ -58,12 +58,14 @@ export = async () => {
         tillerIpAddresses: [...UPSTREAM.tillerIpAddresses],
     });
 
+    const operatorPods = { namespace: HELM_OPERATOR.namespace, labels: HELM_OPERATOR.labels };
     const tiller = new Tiller(config.namePrefix, {
         provider: cluster.provider,
         image: UPSTREAM.tillerImage,
         historyMax: config.tillerHistoryMax,
         serverKeyPair: pki.tiller,
         caCertPem: pki.caCertPem,
+        clients: [operatorPods],
     });
 
     const helmOperator = new HelmOperator(config.namePrefix, {
@@ -96,6 +98,7 @@ export = async () => {
                   serviceName: UPSTREAM.chartServerName,
                   chartDirectory: path.join(__dirname, workflowChart.bundled),
                   image: UPSTREAM.chartServerImage,
+                  clients: [operatorPods],
               })
             : undefined;
 

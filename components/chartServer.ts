@@ -3,7 +3,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { packageChart } from "../chartPackage";
 import { RepositoryChart } from "../catalog";
-import { childOf, httpProbe } from "./kube";
+import { childOf, httpProbe, ingressOnlyFrom, PodPeer } from "./kube";
 
 /** A ConfigMap's data and binaryData together hold at most 1 MiB (kubernetes pkg/apis/core/validation/validation.go `ValidateConfigMap`, `core.MaxSecretSize`). */
 export const CONFIGMAP_MAX_BYTES = 1024 * 1024;
@@ -28,6 +28,8 @@ export interface ChartServerArgs {
     chartDirectory: string;
     /** An unprivileged static web server image that serves `/usr/share/nginx/html` on 8080. */
     image: string;
+    /** The only pods that may fetch charts: helm-operator's. */
+    clients: PodPeer[];
 }
 
 /**
@@ -125,7 +127,12 @@ export class ChartServer extends pulumi.ComponentResource {
             },
             child,
         );
-        this.ready = [content, deployment, service];
+        const networkPolicy = ingressOnlyFrom(
+            `${name}-ingress`,
+            { policyName: `${args.serviceName}-from-helm-operator`, namespace: args.namespace, podLabels: labels, ports: [PORT], from: args.clients },
+            child,
+        );
+        this.ready = [content, deployment, service, networkPolicy];
 
         this.registerOutputs({ repository, version: packaged.version });
     }

@@ -1,6 +1,6 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { boundServiceAccount, childOf, httpProbe, rollOnChange } from "./kube";
+import { boundServiceAccount, childOf, ingressOnlyFrom, httpProbe, rollOnChange } from "./kube";
 import { TILLER } from "./tiller";
 import { KeyPair } from "./tillerPki";
 
@@ -190,6 +190,14 @@ export class HelmOperator extends pulumi.ComponentResource {
             },
             // Pulumi waits for Tiller's Deployment to be ready before the operator starts dialling it.
             childOf(this, args.provider, [this.namespace, this.crds, ...args.tiller]),
+        );
+
+        // It listens only for its own probes and metrics (port 3030), which nothing outside its node needs;
+        // a pod that reached it could not make it install anything, but has no reason to try.
+        ingressOnlyFrom(
+            `${prefix}-ingress`,
+            { policyName: `${HELM_OPERATOR.name}-no-ingress`, namespace: this.namespace.metadata.name, podLabels: HELM_OPERATOR.labels, ports: [], from: [] },
+            inNamespace,
         );
 
         this.registerOutputs({ deployment: this.deployment.metadata.name });

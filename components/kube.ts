@@ -45,3 +45,45 @@ export function rollOnChange(inputs: pulumi.Input<string>[]): pulumi.Output<Reco
         "hephy-doks/inputs-sha256": crypto.createHash("sha256").update(values.join("\0")).digest("hex"),
     }));
 }
+
+/** Pods of one namespace, by their labels. */
+export interface PodPeer {
+    /** The pods' namespace. */
+    namespace: string;
+    /** Labels every one of the pods carries. */
+    labels: Record<string, string>;
+}
+
+/**
+ * A NetworkPolicy that lets only the `from` pods reach the selected pods, on `ports` (TCP): no other
+ * pod, and no node (Cilium, DOKS's network, tells nodes apart from pods; the kubelet's probes of a
+ * node's own pods are always let through). With no `from`, nothing reaches them.
+ */
+export function ingressOnlyFrom(
+    name: string,
+    args: { policyName: string; namespace: pulumi.Input<string>; podLabels: Record<string, string>; ports: number[]; from: PodPeer[] },
+    opts: pulumi.CustomResourceOptions,
+): k8s.networking.v1.NetworkPolicy {
+    return new k8s.networking.v1.NetworkPolicy(
+        name,
+        {
+            metadata: { name: args.policyName, namespace: args.namespace },
+            spec: {
+                podSelector: { matchLabels: args.podLabels },
+                policyTypes: ["Ingress"],
+                ingress: args.from.length === 0
+                    ? []
+                    : [
+                          {
+                              from: args.from.map((peer) => ({
+                                  namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": peer.namespace } },
+                                  podSelector: { matchLabels: peer.labels },
+                              })),
+                              ports: args.ports.map((port) => ({ protocol: "TCP", port })),
+                          },
+                      ],
+            },
+        },
+        opts,
+    );
+}

@@ -8,6 +8,7 @@ import { KeyAlgorithm } from "../config";
 import { ALLOW_UNSAFE_ANNOTATION } from "../policy/policies";
 import { INGRESS_OBJECTS, IngressPrerequisites } from "./ingressPrerequisites";
 import { childOf } from "./kube";
+import { AppIsolation } from "./appIsolation";
 import { WorkflowSecrets } from "./workflowSecrets";
 import { WORKFLOW_VOLUME, WorkflowStorage } from "./workflowStorage";
 
@@ -368,8 +369,20 @@ export class Platform extends pulumi.ComponentResource {
                           { parent: this },
                       ).claim
                     : undefined;
+                // App pods are isolated from their first start.
+                const isolation = new AppIsolation(
+                    `${name}-workflow`,
+                    {
+                        provider: args.provider,
+                        workflowNamespace: args.releases.workflow.namespace,
+                        appNamespaceLabels: UPSTREAM.workflowApps.namespaceLabels,
+                        objectStore: UPSTREAM.workflowApps.objectStore,
+                        dns: UPSTREAM.workflowApps.dns,
+                    },
+                    { parent: this },
+                );
                 // The API Ingress asks letsencrypt-prod for its certificate, so the issuers come first.
-                return [ingress, ...this.clusterIssuers, ...secrets.secrets, ...(workflowVolume ? [workflowVolume] : [])];
+                return [ingress, ...this.clusterIssuers, ...secrets.secrets, ...(workflowVolume ? [workflowVolume] : []), isolation.policy];
             });
             this.workflowAdmin = workflowAdmin;
             this.workflowVolume = workflowVolume;

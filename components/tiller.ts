@@ -1,6 +1,6 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { boundServiceAccount, childOf, httpProbe, rollOnChange } from "./kube";
+import { boundServiceAccount, childOf, httpProbe, ingressOnlyFrom, PodPeer, rollOnChange } from "./kube";
 import { KeyPair } from "./tillerPki";
 
 /** Names and ports `helm init` uses (helm/helm v2.17.0 `cmd/helm/installer/uninstall.go`, `pkg/tiller/environment`). */
@@ -28,6 +28,8 @@ export interface TillerArgs {
     serverKeyPair: KeyPair;
     /** PEM of the CA that signed the clients Tiller must accept. */
     caCertPem: pulumi.Input<string>;
+    /** The only pods that may reach Tiller's port: helm-operator's. */
+    clients: PodPeer[];
 }
 
 /**
@@ -39,6 +41,7 @@ export class Tiller extends pulumi.ComponentResource {
     public readonly deployment: k8s.apps.v1.Deployment;
     public readonly service: k8s.core.v1.Service;
     public readonly secret: k8s.core.v1.Secret;
+    public readonly networkPolicy: k8s.networking.v1.NetworkPolicy;
 
     constructor(name: string, args: TillerArgs, opts?: pulumi.ComponentResourceOptions) {
         super("hephy-doks:tiller:Tiller", name, {}, opts);
@@ -125,6 +128,14 @@ export class Tiller extends pulumi.ComponentResource {
                     selector: TILLER.labels,
                 },
             },
+            child,
+        );
+
+        // Tiller acts as cluster-admin for whoever holds a client certificate; the network keeps everyone
+        // else from even trying (`helm --tls` through a port-forward enters the pod's own network).
+        this.networkPolicy = ingressOnlyFrom(
+            `${name}-tiller-ingress`,
+            { policyName: "tiller-from-helm-operator", namespace: TILLER.namespace, podLabels: TILLER.labels, ports: [TILLER.port], from: args.clients },
             child,
         );
 

@@ -58,6 +58,8 @@ export const SERVED_APIS: ReadonlySet<string> = new Set([
     "storage.k8s.io/v1",
     // cert-manager's CRDs (catalog.ts certManagerCrdUrl) and helm-operator's (UPSTREAM.helmOperatorCrdUrl).
     "cert-manager.io/v1",
+    // Cilium's, which DOKS's network installs (docs/workflow.md, "Network": to check on a live cluster).
+    "cilium.io/v2",
     "acme.cert-manager.io/v1",
     "helm.fluxcd.io/v1",
 ]);

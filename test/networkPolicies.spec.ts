@@ -1,0 +1,175 @@
+import * as assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { CATALOG } from "../catalog";
+import { CILIUM_SCHEMAS, kubernetesModel, plain, Run, runProgram } from "./harness";
+import { sha256 } from "./helm";
+import { K8sObject, parseManifest } from "./manifests";
+import { Cluster, Entity, Peer, Pod, reachable } from "./networkPolicies";
+import { chartArchive, helmReleases, renderRelease } from "./renderReleases";
+
+const pod = (namespace: string, name: string, labels: Record<string, string>): Pod => ({ kind: "pod", namespace, name, labels });
+const entity = (name: string, kind: Entity["entity"], address?: string): Entity => ({ kind: "entity", name, entity: kind, address });
+
+describe("network isolation, as DOKS's Cilium would enforce the policies the program and its releases declare", () => {
+    let run: Run;
+    let cluster: Cluster;
+    let workflowObjects: K8sObject[];
+    const pods = new Map<string, Pod>();
+    const peer = (name: string): Peer => {
+        const found = pods.get(name) ?? OUTSIDE[name];
+        assert.ok(found, name);
+        return found;
+    };
+    const OUTSIDE: Record<string, Entity> = {
+        "the ingress controller on another node": entity("remote node", "remote-node"),
+        "the pod's own node": entity("own node", "host"),
+        "the Kubernetes API": entity("API server", "kube-apiserver"),
+        "the internet": entity("a website", "world", "93.184.215.14"),
+        "the droplet metadata service": entity("metadata", "world", "169.254.169.254"),
+    };
+
+    before(async function () {
+        this.timeout(60000);
+        run = await runProgram();
+        const release = helmReleases(run).find((r) => r.metadata.name === "hephy");
+        const work = fs.mkdtempSync(path.join(os.tmpdir(), "hephy-doks-netpol-"));
+        try {
+            const found = chartArchive(run, release.spec, work);
+            assert.ok("archive" in found);
+            workflowObjects = parseManifest(renderRelease(release, found.archive, `${CATALOG.workflow.kubernetes.max}.0`));
+        } finally {
+            fs.rmSync(work, { recursive: true, force: true });
+        }
+        const declared = run.resources.filter((r) => r.custom && r.type.startsWith("kubernetes:")).map((r) => plain(r.inputs));
+        const isPolicy = (o: any) => ["NetworkPolicy", "CiliumNetworkPolicy", "CiliumClusterwideNetworkPolicy"].includes(o.kind);
+        cluster = {
+            namespaces: {
+                ...Object.fromEntries(["deis", "flux", "kube-system", "haproxy-ingress", "cert-manager"].map((n) => [n, { "kubernetes.io/metadata.name": n }])),
+                // What the controller makes at `deis create` (rootfs/scheduler/resources/namespace.py).
+                myapp: { "kubernetes.io/metadata.name": "myapp", heritage: "deis" },
+                otherapp: { "kubernetes.io/metadata.name": "otherapp", heritage: "deis" },
+            },
+            policies: [...declared.filter(isPolicy), ...workflowObjects.filter(isPolicy).map((o) => ({ ...o, metadata: { ...o.metadata, namespace: "deis" } }))],
+        };
+        // The pods the program and the Workflow release run, as their templates label them.
+        const programPods = declared.filter((o) => o.kind === "Deployment").map((o) => ({ owner: o.metadata.name, namespace: o.metadata.namespace, labels: o.spec.template.metadata.labels }));
+        const workflowPods = workflowObjects
+            .filter((o) => ["Deployment", "DaemonSet", "StatefulSet"].includes(o.kind))
+            .map((o) => ({ owner: o.metadata.name, namespace: "deis", labels: o.spec.template.metadata.labels }));
+        for (const p of [...programPods, ...workflowPods]) {
+            pods.set(p.owner, pod(p.namespace, p.owner, p.labels));
+        }
+        // Pods that others start: apps and `deis run` (controller rootfs/scheduler/resources/pod.py), a
+        // build (builder pkg/gitreceive/k8s_util.go), an HTTP-01 solver (cert-manager), DNS, cert-manager.
+        pods.set("an app's web pod", pod("myapp", "myapp-web", { app: "myapp", type: "web", version: "v3", heritage: "deis" }));
+        pods.set("another app's pod", pod("otherapp", "otherapp-web", { app: "otherapp", type: "web", version: "v1", heritage: "deis" }));
+        pods.set("a build pod", pod("deis", "slugbuild-myapp-1a2b3c4d-5e6f7a8b", { heritage: "slugbuild-myapp-1a2b3c4d-5e6f7a8b" }));
+        pods.set("an HTTP-01 solver", pod("deis", "cm-acme-http-solver-x", { "acme.cert-manager.io/http01-solver": "true", "acme.cert-manager.io/http-domain": "1" }));
+        pods.set("CoreDNS", pod("kube-system", "coredns", { "k8s-app": "kube-dns" }));
+        pods.set("cert-manager", pod("cert-manager", "cert-manager", { "app.kubernetes.io/name": "cert-manager" }));
+    });
+
+    /** Asserts who reaches `target` on `port` and who does not, among every peer named in the two lists. */
+    function only(target: string, port: number, admitted: string[], refused: string[], protocol = "TCP") {
+        for (const name of admitted) {
+            assert.equal(reachable(cluster, peer(name), peer(target), port, protocol), true, `${name} reaches ${target}:${port}`);
+        }
+        for (const name of refused) {
+            assert.equal(reachable(cluster, peer(name), peer(target), port, protocol), false, `${name} must not reach ${target}:${port}`);
+        }
+    }
+    const strangers = ["an app's web pod", "a build pod", "cert-manager", "the ingress controller on another node"];
+
+    it("lets only helm-operator reach Tiller, which acts as cluster-admin", () => {
+        only("tiller-deploy", 44134, ["flux-helm-operator"], [...strangers, "deis-controller", "deis-builder", "hephy-doks-charts"]);
+        only("tiller-deploy", 44135, ["the pod's own node"], ["an app's web pod"]);
+    });
+
+    it("lets only helm-operator fetch charts from the chart server, and reach helm-operator no one", () => {
+        only("hephy-doks-charts", 8080, ["flux-helm-operator"], [...strangers, "deis-controller"]);
+        only("flux-helm-operator", 3030, ["the pod's own node"], [...strangers, "tiller-deploy"]);
+    });
+
+    it("lets only their users reach Workflow's data services", () => {
+        only("deis-database", 5432, ["deis-controller"], [...strangers, "deis-builder", "deis-logger", "flux-helm-operator"]);
+        only("deis-minio", 9000, ["deis-builder", "deis-database", "a build pod", "an app's web pod", "another app's pod"], ["cert-manager", "deis-logger", "deis-controller", "flux-helm-operator", "an HTTP-01 solver", "the ingress controller on another node"]);
+        only("deis-logger-redis", 6379, ["deis-logger"], [...strangers, "deis-controller"]);
+        only("deis-nsqd", 4150, ["deis-logger-fluentd", "deis-logger"], [...strangers, "deis-controller"]);
+        only("deis-logger", 8088, ["deis-controller"], [...strangers, "deis-builder"]);
+    });
+
+    it("lets the ingress controller, from any node, reach the API, git push and the HTTP-01 solvers, and no one else but their callers", () => {
+        only("deis-controller", 8000, ["the ingress controller on another node", "the pod's own node", "deis-builder"], ["an app's web pod", "a build pod", "cert-manager"]);
+        only("deis-builder", 2223, ["the ingress controller on another node"], ["an app's web pod", "a build pod", "deis-controller"]);
+        only("an HTTP-01 solver", 8089, ["the ingress controller on another node"], ["an app's web pod", "a build pod"]);
+        only("deis-controller", 5432, [], ["the ingress controller on another node"]);
+    });
+
+    it("lets app pods reach each other, DNS, the object store and the internet, and nothing of the platform", () => {
+        only("an app's web pod", 5000, ["the ingress controller on another node", "another app's pod"], ["a build pod", "deis-controller", "cert-manager"]);
+        const app = peer("an app's web pod");
+        const reaches = (target: string, port: number, protocol = "TCP") => reachable(cluster, app, peer(target), port, protocol);
+        assert.equal(reaches("CoreDNS", 53, "UDP"), true);
+        assert.equal(reaches("deis-minio", 9000), true);
+        assert.equal(reaches("another app's pod", 8080), true);
+        assert.equal(reaches("the internet", 443), true);
+        for (const [target, port] of [
+            ["deis-database", 5432],
+            ["deis-controller", 8000],
+            ["tiller-deploy", 44134],
+            ["hephy-doks-charts", 8080],
+            ["deis-logger-redis", 6379],
+            ["the Kubernetes API", 443],
+            ["the ingress controller on another node", 10250],
+            ["the droplet metadata service", 80],
+            ["CoreDNS", 9153],
+        ] as const) {
+            assert.equal(reaches(target, port), false, `an app reaches ${target}:${port}`);
+        }
+    });
+
+    it("lets build pods, which run the user's buildpacks, reach DNS, the object store and the internet only", () => {
+        const build = peer("a build pod");
+        const reaches = (target: string, port: number, protocol = "TCP") => reachable(cluster, build, peer(target), port, protocol);
+        assert.deepEqual([reaches("CoreDNS", 53, "UDP"), reaches("deis-minio", 9000), reaches("the internet", 443)], [true, true, true]);
+        for (const [target, port] of [["the Kubernetes API", 443], ["the droplet metadata service", 80], ["deis-controller", 8000], ["tiller-deploy", 44134], ["an app's web pod", 5000]] as const) {
+            assert.equal(reaches(target, port), false, `a build reaches ${target}:${port}`);
+        }
+        // Workflow's own components keep the egress they had.
+        assert.equal(reachable(cluster, peer("deis-controller"), peer("the Kubernetes API"), 443), true);
+    });
+
+    it("judges a connection as Cilium does, so the checks above can fail", () => {
+        const open: Cluster = { namespaces: cluster.namespaces, policies: [] };
+        assert.equal(reachable(open, peer("an app's web pod"), peer("tiller-deploy"), 44134), true, "with no policy, everything is open");
+        const portsOnly: Cluster = {
+            namespaces: cluster.namespaces,
+            policies: [{ kind: "NetworkPolicy", metadata: { namespace: "kube-system" }, spec: { podSelector: {}, ingress: [{ ports: [{ port: 44134 }] }] } }],
+        };
+        assert.equal(reachable(portsOnly, peer("the ingress controller on another node"), peer("tiller-deploy"), 44134), true, "a rule without peers takes nodes too");
+        assert.equal(reachable(portsOnly, peer("an app's web pod"), peer("tiller-deploy"), 44135), false);
+        const byIpBlock: Cluster = {
+            namespaces: cluster.namespaces,
+            policies: [{ kind: "NetworkPolicy", metadata: { namespace: "kube-system" }, spec: { podSelector: {}, ingress: [{ from: [{ ipBlock: { cidr: "0.0.0.0/0" } }] }] } }],
+        };
+        assert.equal(reachable(byIpBlock, peer("the ingress controller on another node"), peer("tiller-deploy"), 44134), false, "an ipBlock never takes a node");
+    });
+
+    it("writes Cilium's policies as Cilium's own schemas accept them, and Kubernetes' as the Kubernetes schema does", async () => {
+        const sums = fs.readFileSync(path.join(CILIUM_SCHEMAS, "SHA256SUMS"), "utf8").trim().split("\n").map((l) => l.split(/\s+/));
+        for (const [digest, file] of sums) {
+            assert.equal(sha256(path.join(CILIUM_SCHEMAS, file)), digest, file);
+        }
+        const cilium = cluster.policies.filter((p) => p.apiVersion === "cilium.io/v2");
+        assert.deepEqual(cilium.map((p) => p.metadata.name).sort(), ["deis-acme-solvers", "deis-builds", "deis-from-ingress-controller", "hephy-doks-workflow-apps"]);
+        for (const policy of cluster.policies) {
+            const model = await kubernetesModel(policy.apiVersion, policy.kind);
+            assert.ok(model, `a schema for ${policy.apiVersion} ${policy.kind}`);
+            new model(policy).validate();
+        }
+        const CiliumNetworkPolicy = (await kubernetesModel("cilium.io/v2", "CiliumNetworkPolicy"))!;
+        assert.throws(() => new CiliumNetworkPolicy({ ...cilium[0], spec: { ...cilium[0].spec, ingres: [] } }).validate(), /must NOT have additional properties/);
+    });
+});

@@ -108,3 +108,23 @@ export function wholeFamiliesCovered(texts: readonly string[]): ("IPv4" | "IPv6"
         })
         .map((family) => (family === 4 ? "IPv4" : "IPv6"));
 }
+
+/** Whether two networks share any address. */
+export function overlaps(a: string, b: string): boolean {
+    const [x, y] = [parseCidr(a), parseCidr(b)];
+    if (x === undefined || y === undefined || x.family !== y.family) {
+        return false;
+    }
+    const [[xFirst, xLast], [yFirst, yLast]] = [range(x), range(y)];
+    return xFirst <= yLast && yFirst <= xLast;
+}
+
+/** Whether `inner` lies wholly inside `outer`. */
+export function within(inner: string, outer: string): boolean {
+    const [i, o] = [parseCidr(inner), parseCidr(outer)];
+    if (i === undefined || o === undefined || i.family !== o.family) {
+        return false;
+    }
+    const [[iFirst, iLast], [oFirst, oLast]] = [range(i), range(o)];
+    return oFirst <= iFirst && iLast <= oLast;
+}

@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { ReleaseEntry, ReleaseKey, UPSTREAM } from "./catalog";
-import { isCidr, wholeFamiliesCovered, withoutHostBits } from "./cidr";
+import { isCidr, overlaps, parseCidr, wholeFamiliesCovered, within, withoutHostBits } from "./cidr";
 import { PRICES } from "./pricing";
 import { parseReleases, parseSecretValues } from "./releaseOverrides";
 
@@ -48,6 +48,8 @@ export const DEFAULTS = {
     releases: "{}",
     /** Services the admission policy lets be NodePort or LoadBalancer: none. */
     exposedServices: [] as readonly string[],
+    /** Empty: DigitalOcean gives the stack's VPC a /20 that overlaps no other network of the account. */
+    vpcIpRange: "",
 } as const;
 
 /** The private-key algorithms `hephy-doks:tlsKeyAlgorithm` accepts, as @pulumi/tls `PrivateKey` inputs. */
@@ -79,6 +81,16 @@ export const FIXED = {
     publicSources: ["0.0.0.0/0", "::/0"] as readonly string[],
     nodeCountMin: 1,
     nodeCountMax: 50,
+    /** The private ranges a VPC may take (RFC 1918), and the sizes DigitalOcean allows (docs.digitalocean.com/products/networking/vpc/). */
+    vpcPrivateRanges: ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"] as readonly string[],
+    vpcPrefixMin: 16,
+    vpcPrefixMax: 24,
+    /**
+     * Ranges a VPC must not overlap: DOKS's pod and service networks (10.244.0.0/16, 10.245.0.0/16) and
+     * DigitalOcean's reserved ranges (10.229.0.0/16 in every region, per its release notes of 2025-03-07;
+     * 10.246.0.0/24 and 10.10.0.0/16 as third-party notes list them).
+     */
+    vpcReservedRanges: ["10.244.0.0/16", "10.245.0.0/16", "10.229.0.0/16", "10.246.0.0/24", "10.10.0.0/16"] as readonly string[],
     /**
      * minio refuses to start on a disk whose usable size, 95% of it, is 900 MiB or less, and fails every
      * write once its free space is (minio RELEASE.2019-02-06T21-16-36Z, the base of hephy/minio v2.4.5,
@@ -128,6 +140,10 @@ export interface StackConfig {
     readonly releases: Readonly<Record<ReleaseKey, ReleaseEntry>>;
     /** Services allowed a node port or a load balancer all the same, as `namespace/name`. */
     readonly exposedServices: readonly string[];
+    /** The private range of the stack's VPC; undefined lets DigitalOcean choose one. */
+    readonly vpcIpRange: string | undefined;
+    /** The name of the stack's VPC in DigitalOcean: `hephy-doks-<stack>`. */
+    readonly vpcName: string;
     /** Helm values that carry secrets, per release, from the encrypted `releaseSecretValues`; never sent in clear. */
     readonly releaseSecretValues: Readonly<Partial<Record<ReleaseKey, Readonly<Record<string, unknown>>>>>;
 }
@@ -168,6 +184,7 @@ export const CONFIG_KEYS = [
     "releases",
     "releaseSecretValues",
     "exposedServices",
+    "vpcIpRange",
 ] as const;
 
 /** A stack configuration the program refuses, with every problem found. */
@@ -310,6 +327,8 @@ export function parseConfig(read: ConfigReader, stack: string, presentKeys: read
 
     const builderSshSources = parseCidrList(raw("builderSshSources"), problems);
     const exposedServices = parseServiceList(raw("exposedServices"), problems);
+    const vpcIpRange = raw("vpcIpRange") ?? DEFAULTS.vpcIpRange;
+    problems.push(...vpcRangeProblems(vpcIpRange));
 
     const boolean = (key: string, fallback: boolean): boolean => {
         const text = raw(key);
@@ -397,7 +416,35 @@ export function parseConfig(read: ConfigReader, stack: string, presentKeys: read
         releases,
         releaseSecretValues,
         exposedServices,
+        vpcIpRange: vpcIpRange === "" ? undefined : vpcIpRange,
+        vpcName: `${PROJECT}-${nameSafe(stack)}`,
     };
+}
+
+/** What is wrong with a VPC range the config names, as messages; none for an empty one. */
+function vpcRangeProblems(range: string): string[] {
+    const key = `${PROJECT}:vpcIpRange`;
+    const cidr = parseCidr(range);
+    if (range === "") {
+        return [];
+    }
+    if (cidr === undefined || cidr.family !== 4) {
+        return [`${key} must be an IPv4 network such as 10.120.0.0/20, or empty to let DigitalOcean choose one, got ${quote(range)} ${fix("vpcIpRange", "10.120.0.0/20")}`];
+    }
+    const problems: string[] = [];
+    if (withoutHostBits(range) !== undefined) {
+        problems.push(`${key} must be a network, without host bits: ${quote(range)} means ${withoutHostBits(range)} ${fix("vpcIpRange", withoutHostBits(range)!)}`);
+    }
+    if (!FIXED.vpcPrivateRanges.some((privateRange) => within(range, privateRange)) || cidr.prefix < FIXED.vpcPrefixMin || cidr.prefix > FIXED.vpcPrefixMax) {
+        problems.push(
+            `${key} must lie in ${FIXED.vpcPrivateRanges.join(", ")} and be a /${FIXED.vpcPrefixMin} to /${FIXED.vpcPrefixMax}, got ${quote(range)} ${fix("vpcIpRange", "10.120.0.0/20")}`,
+        );
+    }
+    const clashes = FIXED.vpcReservedRanges.filter((reserved) => overlaps(range, reserved));
+    if (clashes.length > 0) {
+        problems.push(`${key} ${quote(range)} overlaps ${clashes.join(", ")}, which DOKS's pods and services or DigitalOcean itself use ${fix("vpcIpRange", "10.120.0.0/20")}`);
+    }
+    return problems;
 }
 
 function parseCidrList(raw: string | undefined, problems: string[]): readonly string[] {

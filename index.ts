@@ -1,6 +1,6 @@
 import * as path from "node:path";
 import { ChartServer, chartServerUrl } from "./components/chartServer";
-import { DoksCluster, findRunningCluster, resolveKubernetesVersion } from "./components/cluster";
+import { chooseVpc, DoksCluster, findRunningCluster, resolveKubernetesVersion } from "./components/cluster";
 import { NodeDns } from "./components/dns";
 import { HELM_OPERATOR, HelmOperator } from "./components/helmOperator";
 import { Tiller } from "./components/tiller";
@@ -15,12 +15,14 @@ import { estimateMonthlyCost } from "./pricing";
 // An async program: config and the Kubernetes version are checked before any resource is declared.
 export = async () => {
     const config = loadConfig();
+    const running = await findRunningCluster(config.clusterName, config.workerTag);
     const { version: kubernetesVersion, keepRunningVersion } = await resolveKubernetesVersion({
         stack: config.stack,
         requested: config.requestedKubernetesVersion,
-        running: await findRunningCluster(config.clusterName, config.workerTag),
+        running,
         supported: supportedByReleases(config),
     });
+    const vpc = chooseVpc({ stack: config.stack, running, name: config.vpcName, ipRange: config.vpcIpRange, protect: config.protect });
     checkCompatibility(config, kubernetesVersion);
 
     const cluster = new DoksCluster(config.namePrefix, {
@@ -42,6 +44,7 @@ export = async () => {
             ...(config.workflowEnabled ? [{ port: UPSTREAM.builder.port, sources: config.builderSshSources }] : []),
         ],
         protect: config.protect,
+        vpc,
     });
 
     const dns = new NodeDns(config.namePrefix, {

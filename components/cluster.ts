@@ -40,6 +40,11 @@ export interface DoksClusterArgs {
     haControlPlane: boolean;
     /** Sets Pulumi's `protect` on the cluster so `pulumi destroy` refuses to delete it. */
     protect: boolean;
+    /**
+     * The stack's own VPC, which the cluster is made in: its name and private range (undefined lets
+     * DigitalOcean choose). Undefined leaves a running cluster in the VPC it has.
+     */
+    vpc: { name: string; ipRange: string | undefined } | undefined;
 }
 
 /**
@@ -49,6 +54,8 @@ export interface DoksClusterArgs {
 export class DoksCluster extends pulumi.ComponentResource {
     public readonly cluster: digitalocean.KubernetesCluster;
     public readonly firewall: digitalocean.Firewall;
+    /** The stack's own VPC, if the cluster is in one. */
+    public readonly vpc?: digitalocean.Vpc;
     /** The Kubernetes provider for this cluster; pass it to every Kubernetes component. */
     public readonly provider: k8s.Provider;
     /** Admin kubeconfig of the cluster, a secret. */
@@ -59,11 +66,24 @@ export class DoksCluster extends pulumi.ComponentResource {
     constructor(name: string, args: DoksClusterArgs, opts?: pulumi.ComponentResourceOptions) {
         super("hephy-doks:cluster:DoksCluster", name, {}, opts);
 
+        // Droplets of one VPC reach each other on every port, and every stack of a region would otherwise
+        // share the default one. DigitalOcean deletes a VPC only once its cluster has let go of it, which
+        // lags behind the cluster's deletion; the provider retries within the timeout.
+        this.vpc = args.vpc
+            ? new digitalocean.Vpc(
+                  `${name}-vpc`,
+                  { name: args.vpc.name, region: args.region, ipRange: args.vpc.ipRange, description: `The network of the ${args.clusterName} cluster (hephy-doks)` },
+                  { parent: this, protect: args.protect, customTimeouts: { delete: "10m" } },
+              )
+            : undefined;
+
         this.cluster = new digitalocean.KubernetesCluster(
             `${name}-cluster`,
             {
                 name: args.clusterName,
                 region: args.region,
+                // The provider replaces a cluster whose VPC changes (vpc_uuid is ForceNew).
+                vpcUuid: this.vpc?.id,
                 version: args.version,
                 autoUpgrade: args.autoUpgrade,
                 // New nodes first, old ones drained after, so capacity stays during upgrades
@@ -148,10 +168,12 @@ export function expiresWithin(expiresAt: string | undefined, hours: number, now 
     return !(at - now > hours * 3600 * 1000);
 }
 
-/** The DigitalOcean cluster this stack already runs, if any: what the version choice must not disturb. */
+/** The DigitalOcean cluster this stack already runs, if any: what the version and VPC choices must not disturb. */
 export interface RunningCluster {
     /** The DOKS slug it runs; undefined when it could not be read. */
     version: string | undefined;
+    /** The VPC it is in, when it could be read. */
+    vpc?: { id: string; name: string; ipRange: string };
 }
 
 /**
@@ -166,7 +188,9 @@ export async function findRunningCluster(name: string, workerTag: string): Promi
         return undefined;
     }
     try {
-        return { version: (await digitalocean.getKubernetesCluster({ name })).version };
+        const cluster = await digitalocean.getKubernetesCluster({ name });
+        const vpc = cluster.vpcUuid ? await digitalocean.getVpc({ id: cluster.vpcUuid }).catch(() => undefined) : undefined;
+        return { version: cluster.version, vpc: vpc && { id: vpc.id, name: vpc.name, ipRange: vpc.ipRange } };
     } catch (error) {
         pulumi.log.warn(
             `droplets tagged ${workerTag} exist, but the cluster named ${name} cannot be read (${(error as Error).message || "not found"}); ` +
@@ -203,4 +227,39 @@ export async function resolveKubernetesVersion(args: {
     } catch (error) {
         throw new ConfigError(args.stack, [(error as Error).message]);
     }
+}
+
+/**
+ * Where the stack's cluster goes: a new one into a VPC of the stack's own; a running one stays where it
+ * is, since a cluster cannot move between VPCs (a new `vpcUuid` replaces it): one made in the region's
+ * default VPC by an earlier version of this program stays there, with a warning. A protected stack
+ * refuses a new range for its own VPC, which would replace the VPC and the cluster.
+ */
+export function chooseVpc(args: {
+    stack: string;
+    running: RunningCluster | undefined;
+    name: string;
+    ipRange: string | undefined;
+    protect: boolean;
+}): { name: string; ipRange: string | undefined } | undefined {
+    const own = { name: args.name, ipRange: args.ipRange };
+    if (args.running === undefined) {
+        return own;
+    }
+    const current = args.running.vpc;
+    if (current === undefined || current.name !== args.name) {
+        pulumi.log.warn(
+            `the cluster runs in ${current ? `the VPC ${current.name} (${current.ipRange})` : "a VPC that cannot be read"}, not in a VPC of this stack's own (${args.name}); ` +
+                "it stays there, as moving it would replace it. Droplets of one VPC reach each other on every port: docs/operations.md says how to move to a VPC of the stack's own",
+        );
+        return undefined;
+    }
+    if (args.ipRange !== undefined && args.ipRange !== current.ipRange) {
+        const change = `hephy-doks:vpcIpRange ${args.ipRange} differs from the range of the stack's VPC, ${current.ipRange}: it replaces the VPC and with it the cluster`;
+        if (args.protect) {
+            throw new ConfigError(args.stack, [`${change}, which a protected stack refuses (pulumi config set hephy-doks:vpcIpRange ${current.ipRange})`]);
+        }
+        pulumi.log.warn(`${change}, and everything on it`);
+    }
+    return own;
 }

@@ -53,6 +53,8 @@ describe("parseConfig", () => {
             releases: CATALOG,
             releaseSecretValues: {},
             exposedServices: [],
+            vpcIpRange: undefined,
+            vpcName: "hephy-doks-staging",
         });
     });
 
@@ -81,6 +83,7 @@ describe("parseConfig", () => {
             assert.equal((config.releases.workflow.values as any).controller.registration_mode, mode);
         }
         assert.equal(parse({ ...REQUIRED, workflowStorageGib: "5" }).workflowStorageGib, 5);
+        assert.equal(parse({ ...REQUIRED, vpcIpRange: "192.168.64.0/24" }).vpcIpRange, "192.168.64.0/24");
         assert.equal(parse({ ...REQUIRED, workflowStorageGib: "16384" }).workflowStorageGib, 16384);
     });
 
@@ -181,6 +184,11 @@ describe("parseConfig", () => {
         ["a protected stack with the default, world-open sources", { ...REQUIRED, protect: "true" }, /^hephy-doks:builderSshSources opens the builder's SSH port 2222 to all of IPv4 and IPv6 \(0\.0\.0\.0\/0, ::\/0\) in a protected stack/],
         ["an exposed Service without its namespace", { ...REQUIRED, exposedServices: '["ssh-gateway"]' }, /^hephy-doks:exposedServices entries must be namespace\/name of a Service, two DNS labels, got "ssh-gateway"/],
         ["exposed Services that are no list", { ...REQUIRED, exposedServices: "edge/ssh-gateway" }, /^hephy-doks:exposedServices must be a list of Services as namespace\/name, got "edge\/ssh-gateway" \(pulumi config set --path 'hephy-doks:exposedServices\[0\]' edge\/my-service\)/],
+        ["a VPC range over DOKS's pod network", { ...REQUIRED, vpcIpRange: "10.244.0.0/20" }, /^hephy-doks:vpcIpRange "10\.244\.0\.0\/20" overlaps 10\.244\.0\.0\/16, which DOKS's pods and services or DigitalOcean itself use \(pulumi config set hephy-doks:vpcIpRange 10\.120\.0\.0\/20\)/],
+        ["a public VPC range", { ...REQUIRED, vpcIpRange: "203.0.113.0/24" }, /^hephy-doks:vpcIpRange must lie in 10\.0\.0\.0\/8, 172\.16\.0\.0\/12, 192\.168\.0\.0\/16 and be a \/16 to \/24, got "203\.0\.113\.0\/24"/],
+        ["a VPC range too large", { ...REQUIRED, vpcIpRange: "172.16.0.0/12" }, /^hephy-doks:vpcIpRange must lie in .* and be a \/16 to \/24, got "172\.16\.0\.0\/12"/],
+        ["a VPC range with host bits", { ...REQUIRED, vpcIpRange: "10.120.0.1/20" }, /^hephy-doks:vpcIpRange must be a network, without host bits: "10\.120\.0\.1\/20" means 10\.120\.0\.0\/20/],
+        ["an IPv6 VPC range", { ...REQUIRED, vpcIpRange: "fd00::/64" }, /^hephy-doks:vpcIpRange must be an IPv4 network such as 10\.120\.0\.0\/20/],
         ["registration open to anyone", { ...REQUIRED, releases: '{"workflow": {"values": {"controller": {"registration_mode": "enabled"}}}}' }, /^hephy-doks:releases\.workflow\.values\.controller\.registration_mode must be admin_only or disabled, got "\\"enabled\\"": "enabled" lets anyone/],
     ];
     for (const [what, values, message] of bad) {

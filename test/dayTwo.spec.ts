@@ -3,7 +3,7 @@ import { CATALOG } from "../catalog";
 import { expiresWithin } from "../components/cluster";
 import { publishedNodes } from "../components/dns";
 import { chooseKubernetesVersion, commonRange, compareSlugs } from "../kubernetesVersion";
-import { plain, Run, runProgram, valueOf } from "./harness";
+import { plain, programError, Run, runProgram, valueOf } from "./harness";
 import { dropletIp, FIRST_DROPLET_ID, FRESH_TOKEN, MOCK_TOKEN, resetWorld, world } from "./mocks";
 
 const CLUSTER = "digitalocean:index/kubernetesCluster:KubernetesCluster";
@@ -190,5 +190,47 @@ describe("DNS records that follow the nodes", () => {
         assert.deepEqual(publishedNodes(pool, 3).map((n) => n.dropletId), ["a", "b", "c"]);
         assert.deepEqual(publishedNodes(pool, 4).map((n) => n.dropletId), ["a", "b", "c", "d"]);
         assert.throws(() => publishedNodes(pool, 5), /the node pool has 4 nodes with a droplet \(of 5\), fewer than the 5 of hephy-doks:nodeCount/);
+    });
+});
+
+describe("the stack's own VPC", () => {
+    const VPC = "digitalocean:index/vpc:Vpc";
+    const OWN_VPC = { id: "staging-vpc-id", name: "hephy-doks-staging", ipRange: "10.114.0.0/20" };
+    const running = (vpc?: typeof OWN_VPC) => {
+        world.running = { name: "hephy-doks-staging", version: "1.35.3-do.1", workerTag: "hephy-doks-staging-workers", vpc };
+    };
+    afterEach(resetWorld);
+
+    it("makes a new cluster in a VPC of its own, whose range DigitalOcean picks unless the config names one", async () => {
+        const run = await runProgram();
+        const vpc = run.one(VPC);
+        assert.deepEqual(plain(vpc.inputs), { name: "hephy-doks-staging", region: "fra1", description: "The network of the hephy-doks-staging cluster (hephy-doks)" });
+        assert.equal(vpc.protect, false);
+        const cluster = run.one(CLUSTER);
+        assert.equal(plain(cluster.inputs).vpcUuid, "staging-vpc-id");
+        assert.ok(cluster.inputDependsOn.includes(`${VPC}::staging-vpc`));
+        const named = await runProgram({ config: { vpcIpRange: "10.120.0.0/20", protect: "true", builderSshSources: '["203.0.113.0/24"]' } });
+        assert.equal(plain(named.one(VPC).inputs).ipRange, "10.120.0.0/20");
+        assert.equal(named.one(VPC).protect, true, "a protected stack protects its VPC");
+    });
+
+    it("keeps a running cluster of an earlier version in the VPC it has, since moving it would replace it", async () => {
+        running(undefined);
+        const run = await runProgram();
+        assert.deepEqual(run.ofType(VPC), []);
+        assert.equal(plain(run.one(CLUSTER).inputs).vpcUuid, undefined);
+    });
+
+    it("keeps the stack's VPC as it is, and refuses a new range in a protected stack before any resource", async () => {
+        running(OWN_VPC);
+        assert.equal(plain((await runProgram()).one(VPC).inputs).ipRange, undefined);
+        const { error, declared } = await programError({ config: { vpcIpRange: "10.120.0.0/20", protect: "true", builderSshSources: '["203.0.113.0/24"]' } });
+        assert.match(
+            error.message,
+            /hephy-doks:vpcIpRange 10\.120\.0\.0\/20 differs from the range of the stack's VPC, 10\.114\.0\.0\/20: it replaces the VPC and with it the cluster, which a protected stack refuses \(pulumi config set hephy-doks:vpcIpRange 10\.114\.0\.0\/20\)/,
+        );
+        assert.deepEqual(declared, []);
+        const unprotected = await runProgram({ config: { vpcIpRange: "10.120.0.0/20" } });
+        assert.equal(plain(unprotected.one(VPC).inputs).ipRange, "10.120.0.0/20", "an unprotected stack is replaced, with a warning");
     });
 });

@@ -20,6 +20,7 @@ describe("foundation: cluster, firewall, DNS", () => {
         assert.deepEqual(plain(cluster.inputs), {
             name: "hephy-doks-staging",
             region: "nyc3",
+            vpcUuid: "staging-vpc-id",
             version: "1.35.3-do.1",
             autoUpgrade: true,
             surgeUpgrade: true,
@@ -147,6 +148,7 @@ describe("foundation: cluster, firewall, DNS", () => {
         assert.deepEqual(parents, {
             "hephy-doks:cluster:DoksCluster::staging": "pulumi:pulumi:Stack",
             [`${CLUSTER}::staging-cluster`]: "hephy-doks:cluster:DoksCluster::staging",
+            ["digitalocean:index/vpc:Vpc::staging-vpc"]: "hephy-doks:cluster:DoksCluster::staging",
             [`${K8S_PROVIDER}::staging-k8s`]: "hephy-doks:cluster:DoksCluster::staging",
             [`${FIREWALL}::staging-workers`]: "hephy-doks:cluster:DoksCluster::staging",
             "hephy-doks:dns:NodeDns::staging": "pulumi:pulumi:Stack",

@@ -18,8 +18,8 @@ export const OFFERED_VERSIONS = ["1.36.1-do.0", "1.35.3-do.1", "1.34.6-do.2"];
 export const world = {
     /** The versions DigitalOcean offers. */
     offered: [...OFFERED_VERSIONS],
-    /** A cluster the account already runs for the stack: its name, version and worker tag. */
-    running: undefined as { name: string; version: string; workerTag: string } | undefined,
+    /** A cluster the account already runs for the stack: its name, version, worker tag and VPC. */
+    running: undefined as { name: string; version: string; workerTag: string; vpc?: { id: string; name: string; ipRange: string } } | undefined,
     /** Hours until the credential in the cluster's state expires. */
     storedCredentialHours: 24 * 7,
     /** Nodes the pool reports beyond `nodeCount`, as during a surge upgrade; they are the newest. */
@@ -108,13 +108,19 @@ export const computedState: Record<string, StateFn> = {
                 },
             ],
             nodePool: { ...inputs.nodePool, id: "pool-0", actualNodeCount: count, nodes },
+            vpcUuid: inputs.vpcUuid ?? DEFAULT_VPC.id,
         };
     },
+    // DigitalOcean picks a free /20 when no range is given.
+    "digitalocean:index/vpc:Vpc": ({ name, inputs }) => ({ ipRange: inputs.ipRange ?? "10.114.0.0/20", urn: `do:vpc:${name}-uuid` }),
     "digitalocean:index/firewall:Firewall": () => ({ status: "succeeded" }),
     "digitalocean:index/dnsRecord:DnsRecord": ({ inputs }) => ({ fqdn: `${inputs.name}.${inputs.domain}` }),
     "random:index/randomPassword:RandomPassword": ({ name, inputs }) => ({ result: randomResult(name, inputs) }),
     "random:index/randomString:RandomString": ({ name, inputs }) => ({ result: randomResult(name, inputs) }),
 };
+
+/** The region's default VPC, where clusters made by earlier versions of the program run. */
+export const DEFAULT_VPC = { id: "default-fra1-vpc-uuid", name: "default-fra1", ipRange: "10.135.0.0/16" };
 
 /** A stand-in for @pulumi/random's result: `length` letters and digits, fixed per resource name. */
 function randomResult(name: string, inputs: Record<string, any>): string {
@@ -145,7 +151,15 @@ export const invokes: Record<string, CallFn> = {
         }
         const version = running?.version ?? OFFERED_VERSIONS[0];
         const expiresAt = new Date(CLOCK + 7 * 24 * 3600 * 1000).toISOString();
-        return { id: `${inputs.name}-id`, name: inputs.name, version, kubeConfigs: [{ rawConfig: kubeconfigFor(inputs.name, endpoint, FRESH_TOKEN), host: endpoint, token: FRESH_TOKEN, expiresAt }] };
+        const vpcUuid = running?.vpc?.id ?? DEFAULT_VPC.id;
+        return { id: `${inputs.name}-id`, name: inputs.name, version, vpcUuid, kubeConfigs: [{ rawConfig: kubeconfigFor(inputs.name, endpoint, FRESH_TOKEN), host: endpoint, token: FRESH_TOKEN, expiresAt }] };
+    },
+    "digitalocean:index/getVpc:getVpc": (inputs) => {
+        const vpc = [DEFAULT_VPC, world.running?.vpc].find((v) => v?.id === inputs.id);
+        if (vpc === undefined) {
+            throw new Error(`mock getVpc: no VPC with id ${JSON.stringify(inputs.id)}`);
+        }
+        return { ...vpc, region: "fra1", urn: `do:vpc:${vpc.id}` };
     },
     "digitalocean:index/getDroplet:getDroplet": (inputs) => {
         const id = Number(inputs.id);

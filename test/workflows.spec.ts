@@ -135,7 +135,18 @@ describe("GitHub workflows", () => {
             COMMAND: "${{ inputs.command }}",
         });
         assert.deepEqual(job.concurrency, { group: "pulumi-${{ inputs.stack }}-${{ inputs.command == 'preview' && 'preview' || 'update' }}", "cancel-in-progress": false });
-        assert.equal(job.environment, "${{ inputs.stack == 'production' && 'production' || 'staging' }}");
+        // The environment, and so the secrets, come from the guard, which has none.
+        assert.equal(job.environment, "${{ needs.guard.outputs.environment }}");
+        assert.equal(job.needs, "guard");
+        const guardJob = reusable.jobs.guard;
+        assert.equal(credentialed(guardJob), false, "the guard runs before any secret is within reach");
+        assert.deepEqual(guardJob.permissions, { contents: "read" });
+        assert.deepEqual(guardJob.outputs, { environment: "${{ steps.guard.outputs.environment }}" });
+        assert.deepEqual(guardJob.steps.find((s: any) => s.id === "guard"), {
+            id: "guard",
+            run: "bash .github/scripts/stack-guard.sh",
+            env: { STACK: "${{ inputs.stack }}", REF: "${{ github.ref }}" },
+        });
 
         const steps: any[] = job.steps;
         assert.match(steps[0].run, /if \[ -z "\$DIGITALOCEAN_TOKEN" \]; then echo "::error::set the secret DIGITALOCEAN_TOKEN/);
@@ -157,7 +168,13 @@ describe("GitHub workflows", () => {
             policyPacks: "${{ inputs.command != 'destroy' && 'policy' || '' }}",
             remove: "${{ inputs.command == 'destroy' }}",
         });
-        assert.deepEqual(usesLines(fs.readFileSync(path.join(WORKFLOWS, "pulumi.yml"), "utf8")), [PINS["actions/checkout"], PINS["actions/setup-node"], PINS["pulumi/actions"], PINS["pulumi/actions"]]);
+        assert.deepEqual(usesLines(fs.readFileSync(path.join(WORKFLOWS, "pulumi.yml"), "utf8")), [
+            PINS["actions/checkout"],
+            PINS["actions/checkout"],
+            PINS["actions/setup-node"],
+            PINS["pulumi/actions"],
+            PINS["pulumi/actions"],
+        ]);
     });
 
     it("runs npm test once per preview and deploy, in a job without secrets, environment or write access, which every credentialed job needs", () => {
@@ -224,7 +241,7 @@ describe("GitHub workflows", () => {
         assert.deepEqual(deploy.jobs.staging.with, { command: "up", stack: "staging" });
         assert.deepEqual(deploy.jobs.production.with, { command: "up", stack: "production" });
         assert.deepEqual(deploy.jobs.production.needs, ["test", "staging"]);
-        assert.equal(deploy.jobs.production.if, "vars.DEPLOY_PRODUCTION == 'true'");
+        assert.equal(deploy.jobs.production.if, "vars.DEPLOY_PRODUCTION == 'true' && github.ref == 'refs/heads/main'");
         assert.deepEqual(deploy.permissions, { contents: "read" });
     });
 
@@ -247,6 +264,42 @@ describe("GitHub workflows", () => {
         assert.deepEqual(testRuns(teardown), []);
         assert.equal(teardown.jobs.destroy.needs, "select");
         assert.deepEqual(gateProblems(teardown), ["no test job"]);
+    });
+});
+
+describe("stack guard (.github/scripts/stack-guard.sh), which picks the environment before any secret is read", () => {
+    const GUARD_SCRIPT = path.join(ROOT, ".github", "scripts", "stack-guard.sh");
+    const guard = (stack: string, ref: string) => {
+        const output = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "stack-guard-")), "output");
+        const result = spawnSync("bash", [GUARD_SCRIPT], { encoding: "utf8", env: { PATH: process.env.PATH, STACK: stack, REF: ref, GITHUB_OUTPUT: output } });
+        const written = fs.existsSync(output) ? fs.readFileSync(output, "utf8") : "";
+        fs.rmSync(path.dirname(output), { recursive: true, force: true });
+        return { status: result.status, stderr: result.stderr, written };
+    };
+
+    it("sends production to its own environment from main only, and every other allowed stack to staging", () => {
+        assert.deepEqual(guard("production", "refs/heads/main"), { status: 0, stderr: "", written: "environment=production\n" });
+        for (const stack of ["staging", "staging-eu", "pr-42"]) {
+            for (const ref of ["refs/heads/main", "refs/heads/feature", "refs/pull/42/merge"]) {
+                assert.deepEqual(guard(stack, ref), { status: 0, stderr: "", written: "environment=staging\n" }, `${stack} from ${ref}`);
+            }
+        }
+    });
+
+    it("refuses production from a branch or a pull request, and any name off the allowlist, writing no environment", () => {
+        for (const ref of ["refs/heads/feature", "refs/pull/42/merge", "refs/tags/v1"]) {
+            const refused = guard("production", ref);
+            assert.equal(refused.status, 1);
+            assert.match(refused.stderr, new RegExp(`production runs only from refs/heads/main, not ${ref}`));
+            assert.equal(refused.written, "");
+        }
+        // A fully qualified name would otherwise escape production's environment and its reviewers.
+        for (const stack of ["acme/hephy-doks/production", "Production", "prod", "production ", "staging_eu", "pr-1;rm -rf", "dev", ""]) {
+            const refused = guard(stack, "refs/heads/main");
+            assert.equal(refused.status, 1, JSON.stringify(stack));
+            assert.match(refused.stderr, /stacks are production, staging, staging-<name> or pr-<number>, by their bare name/);
+            assert.equal(refused.written, "");
+        }
     });
 });
 

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The first job of every Pulumi operation (pulumi.yml), run before any secret is within reach: it
+# refuses a stack outside the allowlist and production from anything but main, and names the GitHub
+# environment whose secrets the operation gets. Production's are production's own: a stack name is
+# matched whole, so no spelling (a fully qualified <org>/<project>/production, a case change) lands in
+# another environment than its own.
+#
+#   STACK=... REF=... stack-guard.sh    prints environment=<staging|production>, and appends it to
+#                                       $GITHUB_OUTPUT when set; exits 1 with the reason otherwise
+set -euo pipefail
+
+ALLOWED='^(production|staging|staging-[a-z0-9][a-z0-9-]{0,40}|pr-[0-9]{1,9})$'
+MAIN=refs/heads/main
+
+refuse() {
+  echo "::error::stack \"$STACK\" refused: $1" >&2
+  exit 1
+}
+
+[[ $STACK =~ $ALLOWED ]] || refuse "stacks are production, staging, staging-<name> or pr-<number>, by their bare name"
+if [[ $STACK == production ]]; then
+  [[ $REF == "$MAIN" ]] || refuse "production runs only from $MAIN, not $REF"
+  environment=production
+else
+  environment=staging
+fi
+echo "environment=$environment"
+if [[ -n ${GITHUB_OUTPUT:-} ]]; then
+  echo "environment=$environment" >> "$GITHUB_OUTPUT"
+fi

@@ -44,6 +44,8 @@ export const UPSTREAM = {
     },
     /** Namespaces every cluster has, which no app may be named after. */
     systemNamespaces: ["default", "kube-system", "kube-public", "kube-node-lease"],
+    /** The ingress controller's ServiceAccount, named by the program (HAProxy's chart `serviceAccount.name`). */
+    ingressServiceAccount: "haproxy-ingress-controller",
     /** Name of the Service that serves the project's own charts to helm-operator (components/chartServer.ts). */
     chartServerName: "hephy-doks-charts",
     /**
@@ -188,9 +190,15 @@ export function enabledReleases(config: Pick<StackConfig, "releases" | "workflow
     return (Object.keys(config.releases) as ReleaseKey[]).filter((k) => k !== "workflow" || config.workflowEnabled);
 }
 
+/** The user Kubernetes knows a ServiceAccount as. */
+export function serviceAccountUser(namespace: string, name: string): string {
+    return `system:serviceaccount:${namespace}:${name}`;
+}
+
 /** The users Kubernetes knows Workflow's controller and builder as. */
-export function workflowServiceAccounts(workflowNamespace: string): string[] {
-    return UPSTREAM.workflowServiceAccounts.map((account) => `system:serviceaccount:${workflowNamespace}:${account}`);
+export function workflowServiceAccounts(workflowNamespace: string): { controller: string; builder: string } {
+    const [controller, builder] = UPSTREAM.workflowServiceAccounts.map((account) => serviceAccountUser(workflowNamespace, account));
+    return { controller, builder };
 }
 
 /**

@@ -7,7 +7,7 @@ import { Tiller } from "./components/tiller";
 import { AdmissionGuards } from "./components/admissionGuards";
 import { Platform, workflowNextSteps, workflowOutputs } from "./components/platform";
 import { TillerPki } from "./components/tillerPki";
-import { UPSTREAM, certManagerCrdUrl, chartRepositories, protectedNamespaces, workflowServiceAccounts } from "./catalog";
+import { UPSTREAM, certManagerCrdUrl, chartRepositories, protectedNamespaces, serviceAccountUser, workflowServiceAccounts } from "./catalog";
 import { FIXED, loadConfig } from "./config";
 import { checkCompatibility, supportedByReleases } from "./kubernetesVersion";
 import { estimateMonthlyCost } from "./pricing";
@@ -87,7 +87,8 @@ export = async () => {
     const admissionGuards = new AdmissionGuards(config.namePrefix, {
         provider: cluster.provider,
         exposedServices: config.exposedServices,
-        workloadUsers: workflowServiceAccounts(config.releases.workflow.namespace),
+        workflowUsers: workflowServiceAccounts(config.releases.workflow.namespace),
+        ingressControllerUser: serviceAccountUser(config.releases.ingress.namespace, UPSTREAM.ingressServiceAccount),
         protectedNamespaces: platformNamespaces,
     });
 

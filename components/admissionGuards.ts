@@ -8,7 +8,9 @@ export interface AdmissionGuardsArgs {
     /** Services that may be NodePort or LoadBalancer all the same, as `namespace/name` (hephy-doks:exposedServices). */
     exposedServices: readonly string[];
     /** The users that start app and build pods for Workflow: its controller's and builder's ServiceAccounts. */
-    workloadUsers: readonly string[];
+    workflowUsers: { controller: string; builder: string };
+    /** The ingress controller's user, which reads every Secret and writes none. */
+    ingressControllerUser: string;
     /** Namespaces those users may not write in, nor create or delete: the cluster's own and the platform's. */
     protectedNamespaces: readonly string[];
 }
@@ -67,7 +69,8 @@ export class AdmissionGuards extends pulumi.ComponentResource {
         super("hephy-doks:admissionGuards:AdmissionGuards", name, {}, opts);
         const child = childOf(this, args.provider);
         const writes = ["CREATE", "UPDATE"];
-        const byWorkflow = [{ name: "workflow-service-accounts", expression: `request.userInfo.username in ${celList(args.workloadUsers)}` }];
+        const byUsers = (name: string, users: string[]) => [{ name, expression: `request.userInfo.username in ${celList(users)}` }];
+        const byWorkflow = byUsers("workflow-service-accounts", [args.workflowUsers.controller, args.workflowUsers.builder]);
 
         const policy = (policyName: string, spec: Record<string, unknown>) => {
             const vap = new k8s.admissionregistration.v1.ValidatingAdmissionPolicy(
@@ -134,6 +137,39 @@ export class AdmissionGuards extends pulumi.ComponentResource {
                 },
                 matchConditions: byWorkflow,
                 validations: podSpecValidations("object.spec.template.spec").map((v) => ({ ...v, reason: "Forbidden" })),
+            }),
+            // The builder writes one kind of Secret, a build's environment, `<app>-build-env` in its namespace
+            // (teamhephy/builder v2.13.7 pkg/gitreceive/build.go); RBAC cannot name them, so its Role lets it
+            // write every Secret of Workflow's namespace, the database's and the admin's included.
+            ...policy("guard-builder-secrets", {
+                matchConstraints: { resourceRules: [{ apiGroups: [""], apiVersions: ["v1"], resources: ["secrets"], operations: ["CREATE", "UPDATE", "DELETE"] }] },
+                matchConditions: byUsers("workflow-builder", [args.workflowUsers.builder]),
+                validations: [
+                    {
+                        expression: "request.name.endsWith('-build-env')",
+                        message: "Workflow's builder writes only builds' environments (<app>-build-env)",
+                        reason: "Forbidden",
+                    },
+                ],
+            }),
+            // HAProxy's chart grants its controller Secret writes it never makes (haproxytech/kubernetes-ingress
+            // v3.2: its only writes are Ingress statuses, pkg/ingress/status.go), and CRD writes that only its
+            // CRD job makes, under a ServiceAccount of its own.
+            ...policy("guard-ingress-controller-writes", {
+                matchConstraints: {
+                    resourceRules: [
+                        { apiGroups: [""], apiVersions: ["v1"], resources: ["secrets"], operations: ["CREATE", "UPDATE", "DELETE"] },
+                        { apiGroups: ["apiextensions.k8s.io"], apiVersions: ["v1"], resources: ["customresourcedefinitions"], operations: ["CREATE", "UPDATE", "DELETE"] },
+                    ],
+                },
+                matchConditions: byUsers("ingress-controller", [args.ingressControllerUser]),
+                validations: [
+                    {
+                        expression: "false",
+                        message: "the ingress controller, which the internet reaches, writes no Secret and no CustomResourceDefinition",
+                        reason: "Forbidden",
+                    },
+                ],
             }),
         ];
 

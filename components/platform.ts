@@ -155,6 +155,8 @@ export interface ReleaseValuesArgs {
     tcpServices: Record<string, string>;
     /** App names Workflow refuses: upstream's, and every namespace Workflow must keep out of. */
     reservedAppNames: readonly string[];
+    /** The ingress controller's ServiceAccount, in its namespace. */
+    ingressServiceAccount: string;
 }
 
 /** The values the article gives each release, in the pinned charts' keys. */
@@ -199,8 +201,17 @@ export function releaseValues(args: ReleaseValuesArgs): Record<ReleaseKey, Recor
                 ],
                 // An Ingress with TLS redirects plain HTTP to this port, 8443 by default (pkg/annotations/common/main.go);
                 // ACME solver Ingresses have no TLS, so HTTP-01 challenges are answered, not redirected.
-                config: { "ssl-redirect-port": "443" },
+                config: {
+                    "ssl-redirect-port": "443",
+                    // The stats listener binds every address of the node, whatever the flags say
+                    // (pkg/controller/controller.go, pkg/handler/http-bind.go); its snippet goes into the stats
+                    // frontend (documentation/annotations.md `stats-config-snippet`), and a connection rule
+                    // runs before any of its HTTP rules, /metrics included.
+                    "stats-config-snippet": "tcp-request connection reject unless { src 127.0.0.0/8 ::1 }",
+                },
             },
+            // A name of the program's, which its admission policy names (guard-ingress-controller-writes).
+            serviceAccount: { create: true, name: args.ingressServiceAccount },
         },
         // cert-manager/cert-manager deploy/charts/cert-manager/values.yaml v1.21.1: the program installs the
         // CRDs itself, before the release; Ingresses annotated kubernetes.io/tls-acme get letsencrypt-prod.
@@ -240,6 +251,7 @@ export class Platform extends pulumi.ComponentResource {
             ingressNamespace,
             tcpServices,
             reservedAppNames: [...UPSTREAM.workflowReservedNames, ...args.protectedNamespaces],
+            ingressServiceAccount: UPSTREAM.ingressServiceAccount,
         });
 
         const release = (

@@ -57,7 +57,14 @@ describe("admission guards, their CEL evaluated as the API server would", () => 
 
     it("binds each policy, denying, and fails closed", () => {
         const names = run.ofType(VAP).map((v) => plain(v.inputs).metadata.name).sort();
-        assert.deepEqual(names, ["deny-exposed-services", "guard-workflow-namespaces", "guard-workflow-pod-templates", "guard-workflow-pods"]);
+        assert.deepEqual(names, [
+            "deny-exposed-services",
+            "guard-builder-secrets",
+            "guard-ingress-controller-writes",
+            "guard-workflow-namespaces",
+            "guard-workflow-pod-templates",
+            "guard-workflow-pods",
+        ]);
         for (const v of run.ofType(VAP)) {
             assert.equal(plain(v.inputs).spec.failurePolicy, "Fail");
         }
@@ -130,6 +137,24 @@ describe("admission guards, their CEL evaluated as the API server would", () => 
         for (const spec of allowed) {
             assert.deepEqual(admitAll(run, request(CONTROLLER, "CREATE", "myapp", deployment(spec))).denied, [], JSON.stringify(spec));
         }
+    });
+
+    it("keeps the builder's Secret writes to builds' environments, and the ingress controller's to none", () => {
+        const secret = (name: string) => ({ apiVersion: "v1", kind: "Secret", metadata: { name } });
+        assert.deepEqual(admitAll(run, request(BUILDER, "CREATE", "deis", secret("myapp-build-env"))).denied, []);
+        assert.deepEqual(admitAll(run, request(BUILDER, "DELETE", "deis", null, secret("myapp-build-env"))).denied, []);
+        for (const name of ["database-creds", "workflow-admin", "minio-user"]) {
+            assert.deepEqual(admitAll(run, request(BUILDER, "UPDATE", "deis", secret(name))).denied, ["Workflow's builder writes only builds' environments (<app>-build-env)"], name);
+        }
+        assert.deepEqual(admitAll(run, request(CONTROLLER, "CREATE", "myapp", secret("myapp-v3-env"))).denied, [], "the controller writes apps' Secrets");
+        const ingress = "system:serviceaccount:haproxy-ingress:haproxy-ingress-controller";
+        assert.deepEqual(admitAll(run, request(ingress, "CREATE", "deis", secret("x"))).denied, [
+            "the ingress controller, which the internet reaches, writes no Secret and no CustomResourceDefinition",
+        ]);
+        const crd = { apiVersion: "apiextensions.k8s.io/v1", kind: "CustomResourceDefinition", metadata: { name: "backends.ingress.v3.haproxy.org" } };
+        const crdRequest = { ...request(ingress, "UPDATE", "", { ...crd, kind: "Secret" }), kind: { group: "apiextensions.k8s.io", version: "v1", kind: "CustomResourceDefinition" }, resource: { group: "apiextensions.k8s.io", version: "v1", resource: "customresourcedefinitions" }, object: crd };
+        assert.equal(admitAll(run, crdRequest).denied.length, 1);
+        assert.equal(admitAll(run, request("system:serviceaccount:cert-manager:cert-manager", "CREATE", "deis", secret("controller-api-server-tls"))).matched, false);
     });
 
     it("leaves everyone else to Kubernetes' own rules: the platform's operators and controllers are not Workflow", () => {

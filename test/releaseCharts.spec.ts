@@ -139,6 +139,24 @@ describe("the third-party releases, rendered by Helm 3.8.1 (Go 1.17) from their 
             const ports = container.ports.map((p: any) => p.containerPort);
             assert.ok(!ports.includes(6060), `6060 in ${ports.join(", ")}`);
             assert.ok(container.ports.every((p: any) => p.protocol === "TCP"), "no UDP");
+            // The stats listener, which binds every address of the node, takes connections from the node itself only.
+            const { objects } = controller(CATALOG.ingress.kubernetes.max);
+            const config = objects.find((o) => o.kind === "ConfigMap" && args.includes(`--configmap=${o.metadata.namespace}/${o.metadata.name}`))!;
+            assert.equal(config.data["stats-config-snippet"], "tcp-request connection reject unless { src 127.0.0.0/8 ::1 }");
+        });
+
+        it("runs as the ServiceAccount the admission policy keeps from writing Secrets and CRDs", () => {
+            const { objects, pod } = controller(CATALOG.ingress.kubernetes.max);
+            assert.equal(pod.serviceAccountName, UPSTREAM.ingressServiceAccount);
+            assert.ok(objects.some((o) => o.kind === "ServiceAccount" && o.metadata.name === UPSTREAM.ingressServiceAccount));
+            const binding = objects.find((o) => o.kind === "ClusterRoleBinding")!;
+            assert.deepEqual(binding.subjects, [{ kind: "ServiceAccount", name: UPSTREAM.ingressServiceAccount, namespace: CATALOG.ingress.namespace }]);
+            // What the chart grants and the controller never uses, which the policy takes back.
+            const role = objects.find((o) => o.kind === "ClusterRole" && o.metadata.name === binding.roleRef.name)!;
+            const secretVerbs = role.rules.filter((r: any) => r.resources.includes("secrets")).flatMap((r: any) => r.verbs);
+            assert.ok(secretVerbs.includes("create"), secretVerbs.join(", "));
+            const guard = run.resources.map((r) => plain(r.inputs)).find((o) => o.kind === "ValidatingAdmissionPolicy" && o.metadata.name === "guard-ingress-controller-writes");
+            assert.ok(guard.spec.matchConditions[0].expression.includes(`system:serviceaccount:${CATALOG.ingress.namespace}:${UPSTREAM.ingressServiceAccount}`));
         });
 
         it("forwards raw TCP 2222 to the builder Service that the Workflow chart renders", () => {

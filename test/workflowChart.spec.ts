@@ -95,6 +95,19 @@ describe("the project's Workflow chart, rendered by Helm 3.8.1 (Go 1.17) with th
         assert.equal(overlay.data["ingress.py"], fs.readFileSync(path.join(CHART, "files", "ingress.py"), "utf8"));
     });
 
+    it("grants the builder no cluster-wide Secret access: its Role reads only registry-secret", () => {
+        const objects = rendered.get(range.max)!;
+        const clusterRole = find(objects, "ClusterRole", "deis:deis-builder");
+        assert.deepEqual(clusterRole.rules, [{ apiGroups: [""], resources: ["namespaces"], verbs: ["list"] }]);
+        const role = find(objects, "Role", "deis-builder");
+        const secretRules = role.rules.filter((r: any) => r.resources.includes("secrets"));
+        assert.deepEqual(secretRules, [
+            { apiGroups: [""], resources: ["secrets"], verbs: ["create", "update", "delete"] },
+            { apiGroups: [""], resources: ["secrets"], resourceNames: [WORKFLOW_SECRETS.registry.name], verbs: ["get"] },
+        ]);
+        assert.ok(!role.rules.some((r: any) => r.verbs.includes("list") && r.resources.includes("secrets")));
+    });
+
     it("grants the controller networking.k8s.io Ingresses", () => {
         const role = find(rendered.get(range.max)!, "ClusterRole", "deis:deis-controller");
         const rule = role.rules.find((r: any) => r.apiGroups.includes("networking.k8s.io") && r.resources.includes("ingresses"));

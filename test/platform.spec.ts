@@ -68,8 +68,9 @@ describe("platform releases", () => {
                     prometheus: { enabled: false },
                     defaultTLSSecret: { enabled: true, secretNamespace: "haproxy-ingress", secret: "ingress-default-tls" },
                     extraArgs: ["--configmap-tcp-services=haproxy-ingress/ingress-tcp-services", "--controller-port=0", "--disable-quic"],
-                    config: { "ssl-redirect-port": "443" },
+                    config: { "ssl-redirect-port": "443", "stats-config-snippet": "tcp-request connection reject unless { src 127.0.0.0/8 ::1 }" },
                 },
+                serviceAccount: { create: true, name: "haproxy-ingress-controller" },
             },
         });
     });

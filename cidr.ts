@@ -109,22 +109,20 @@ export function wholeFamiliesCovered(texts: readonly string[]): ("IPv4" | "IPv6"
         .map((family) => (family === 4 ? "IPv4" : "IPv6"));
 }
 
+/** The first and last addresses of two networks of one family, or undefined when they are of two. */
+function rangesOf(a: string, b: string): [[bigint, bigint], [bigint, bigint]] | undefined {
+    const [x, y] = [parseCidr(a), parseCidr(b)];
+    return x === undefined || y === undefined || x.family !== y.family ? undefined : [range(x), range(y)];
+}
+
 /** Whether two networks share any address. */
 export function overlaps(a: string, b: string): boolean {
-    const [x, y] = [parseCidr(a), parseCidr(b)];
-    if (x === undefined || y === undefined || x.family !== y.family) {
-        return false;
-    }
-    const [[xFirst, xLast], [yFirst, yLast]] = [range(x), range(y)];
-    return xFirst <= yLast && yFirst <= xLast;
+    const ranges = rangesOf(a, b);
+    return ranges !== undefined && ranges[0][0] <= ranges[1][1] && ranges[1][0] <= ranges[0][1];
 }
 
 /** Whether `inner` lies wholly inside `outer`. */
 export function within(inner: string, outer: string): boolean {
-    const [i, o] = [parseCidr(inner), parseCidr(outer)];
-    if (i === undefined || o === undefined || i.family !== o.family) {
-        return false;
-    }
-    const [[iFirst, iLast], [oFirst, oLast]] = [range(i), range(o)];
-    return oFirst <= iFirst && iLast <= oLast;
+    const ranges = rangesOf(inner, outer);
+    return ranges !== undefined && ranges[1][0] <= ranges[0][0] && ranges[0][1] <= ranges[1][1];
 }

@@ -447,20 +447,28 @@ function vpcRangeProblems(range: string): string[] {
     return problems;
 }
 
+/** The JSON list a config value holds (the engine passes an array key as JSON text), or undefined when it holds none. */
+function jsonList(raw: string): unknown[] | undefined {
+    try {
+        const value: unknown = JSON.parse(raw);
+        return Array.isArray(value) ? value : undefined;
+    } catch {
+        return undefined;
+    }
+}
+
 function parseCidrList(raw: string | undefined, problems: string[]): readonly string[] {
     const key = `${PROJECT}:builderSshSources`;
     const example = fixList("builderSshSources", ["203.0.113.0/24"]);
     if (raw === undefined) {
         return DEFAULTS.builderSshSources;
     }
-    let list: unknown;
-    try {
-        list = JSON.parse(raw);
-    } catch {
+    const list = jsonList(raw);
+    if (list === undefined) {
         problems.push(`${key} must be a JSON list of CIDRs, got ${quote(raw)} ${example}`);
         return [];
     }
-    if (!Array.isArray(list) || list.length === 0) {
+    if (list.length === 0) {
         problems.push(`${key} must be a non-empty list of CIDRs, got ${quote(raw)} ${example}`);
         return [];
     }
@@ -484,13 +492,8 @@ function parseServiceList(raw: string | undefined, problems: string[]): readonly
     if (raw === undefined) {
         return DEFAULTS.exposedServices;
     }
-    let list: unknown;
-    try {
-        list = JSON.parse(raw);
-    } catch {
-        list = undefined;
-    }
-    if (!Array.isArray(list)) {
+    const list = jsonList(raw);
+    if (list === undefined) {
         problems.push(`${key} must be a list of Services as namespace/name, got ${quote(raw)} ${fixList("exposedServices", ["edge/my-service"])}`);
         return [];
     }

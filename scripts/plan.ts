@@ -314,6 +314,7 @@ async function main(argv: string[]): Promise<void> {
             ...plan.encrypted.map((key) => `Left out: ${key}, which is encrypted; the plan shows nothing of it, and no object made from it.`),
             `Kubernetes version: ${String(outputs.kubernetesVersion)} (MOCKED: chosen from the versions the mocks offer, ${OFFERED_VERSIONS.join(", ")}, ` +
                 `as for a new cluster; DigitalOcean's offer and a running cluster's version can differ)`,
+            ...plan.run.warnings.map((w) => `Warning: ${w}`),
             "",
             plan.tree,
             "",

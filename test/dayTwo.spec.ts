@@ -219,6 +219,10 @@ describe("the stack's own VPC", () => {
         const run = await runProgram();
         assert.deepEqual(run.ofType(VPC), []);
         assert.equal(plain(run.one(CLUSTER).inputs).vpcUuid, undefined);
+        assert.ok(
+            run.warnings.some((w) => w.startsWith("the cluster runs in the VPC default-fra1 (10.135.0.0/16), not in a VPC of this stack's own (hephy-doks-staging); it stays there")),
+            run.warnings.join("\n"),
+        );
     });
 
     it("keeps the stack's VPC as it is, and refuses a new range in a protected stack before any resource", async () => {
@@ -232,5 +236,6 @@ describe("the stack's own VPC", () => {
         assert.deepEqual(declared, []);
         const unprotected = await runProgram({ config: { vpcIpRange: "10.120.0.0/20" } });
         assert.equal(plain(unprotected.one(VPC).inputs).ipRange, "10.120.0.0/20", "an unprotected stack is replaced, with a warning");
+        assert.ok(unprotected.warnings.some((w) => /it replaces the VPC and with it the cluster, and everything on it$/.test(w)), unprotected.warnings.join("\n"));
     });
 });

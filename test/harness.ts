@@ -63,6 +63,8 @@ export interface Invoked {
 export interface Run {
     resources: Recorded[];
     invokes: Invoked[];
+    /** What the program warned of (`pulumi.log.warn`), which the engine would show; kept here, not printed. */
+    warnings: string[];
     /** The stack outputs as the program returned them (Outputs, so secrecy can be checked). */
     outputs: Record<string, pulumi.Output<any> | any>;
     ofType(type: string): Recorded[];
@@ -173,6 +175,17 @@ export async function runProgram(options: RunOptions = {}): Promise<Run> {
         (options.preview || options.unknownOutputs) ?? false,
     );
 
+    // Without an engine the SDK prints warnings with console.warn (@pulumi/pulumi log/index.js `warn`).
+    const warnings: string[] = [];
+    const consoleWarn = console.warn;
+    console.warn = (...args: unknown[]) => {
+        const text = args.map(String).join(" ");
+        if (text.startsWith(RUNTIME_WARNING)) {
+            warnings.push(text.slice(RUNTIME_WARNING.length));
+        } else {
+            consoleWarn(...args);
+        }
+    };
     const known = new Map<pulumi.Resource, string>();
     const options_ = new Map<string, RecordedOptions>();
     // Settled at once, so a failing program leaves no unhandled rejection; errors are judged below.
@@ -206,6 +219,7 @@ export async function runProgram(options: RunOptions = {}): Promise<Run> {
         });
         succeeded = true;
     } finally {
+        console.warn = consoleWarn;
         await pulumi.runtime.disconnect();
         const inputDeps = new Map<string, string[]>();
         for (const [id, found] of inputResources) {
@@ -220,6 +234,7 @@ export async function runProgram(options: RunOptions = {}): Promise<Run> {
         }
         lastResources = collect(registered, options_, inputDeps);
         lastInvokes = calls;
+        lastWarnings = warnings;
     }
 
     const resources = lastResources;
@@ -227,6 +242,7 @@ export async function runProgram(options: RunOptions = {}): Promise<Run> {
     return {
         resources,
         invokes: calls,
+        warnings,
         outputs,
         ofType,
         one(type, name) {
@@ -265,11 +281,11 @@ function collect(
 /** Evaluates the program and returns the error it fails with, or throws if it does not fail. */
 export async function programError(
     options: RunOptions,
-): Promise<{ error: Error; declared: Recorded[]; invoked: Invoked[] }> {
+): Promise<{ error: Error; declared: Recorded[]; invoked: Invoked[]; warnings: string[] }> {
     try {
         await runProgram(options);
     } catch (error) {
-        return { error: error as Error, declared: lastResources, invoked: lastInvokes };
+        return { error: error as Error, declared: lastResources, invoked: lastInvokes, warnings: lastWarnings };
     }
     throw new Error(`expected the program to fail, but it declared ${lastResources.length} resources`);
 }
@@ -277,6 +293,10 @@ export async function programError(
 /** What the last evaluation declared, kept even when it failed. */
 let lastResources: Recorded[] = [];
 let lastInvokes: Invoked[] = [];
+let lastWarnings: string[] = [];
+
+/** How the SDK prefixes a warning it prints itself, with no engine to send it to. */
+const RUNTIME_WARNING = "warning: [runtime] ";
 
 /** Resolves an Output (or plain value) for assertions. */
 export function valueOf<T>(output: pulumi.Input<T>): Promise<T> {

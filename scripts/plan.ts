@@ -1,5 +1,6 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { parseArgs as parseNodeArgs } from "node:util";
 import * as pulumi from "@pulumi/pulumi";
 import * as YAML from "yaml";
 import { PROJECT } from "../config";
@@ -7,7 +8,7 @@ import { ExposedType, exposedServicePaths } from "../policy/policies";
 import { HELM } from "../test/helm";
 import { plain, ROOT, Recorded, Run, runProgram } from "../test/harness";
 import { RenderedRelease, renderReleases } from "../test/renderReleases";
-import { OFFERED_VERSIONS, sentAsSecret } from "../test/mocks";
+import { OFFERED_VERSIONS, resetWorld, sentAsSecret, world } from "../test/mocks";
 
 /**
  * `npm run plan [-- --stack NAME] [--out DIR] [--stack-dir DIR] [--help]`: evaluates the real program with a stack's config file
@@ -233,51 +234,67 @@ export function writePlan(plan: Plan, dir: string): void {
 }
 
 export const USAGE = [
-    "Usage: npm run plan -- [--stack NAME] [--out DIR] [--stack-dir DIR]",
+    "Usage: npm run plan -- [--stack NAME] [--out DIR] [--stack-dir DIR] [--offer SLUG,SLUG,...]",
     "",
     "Evaluates the program for the stack file Pulumi.<NAME>.yaml under Pulumi's mock engine (no cloud, no CLI,",
     "no token), renders every HelmRelease with helm-operator's Helm generation, and writes it all under DIR/<NAME>/.",
+    "npm passes options to the plan only after --: npm run plan -- --stack production.",
     "",
     "  --stack NAME      the stack to plan (default: staging)",
-    "  --out DIR         where to write (default: plan/); a directory that holds no earlier plan is refused",
+    "  --out DIR         where to write (default: plan/); DIR/<NAME> must be new or hold an earlier plan, which it replaces",
     "  --stack-dir DIR   where Pulumi.<NAME>.yaml is (default: the project root)",
+    `  --offer SLUGS     the DOKS versions to pretend DigitalOcean offers, newest first (default, a sample: ${OFFERED_VERSIONS.join(",")})`,
     "  --help            print this and exit",
+    "",
+    "Environment: HEPHY_DOKS_HELM, a Helm 3.7 or 3.8 binary (helm-operator's generation) for machines the bundled one",
+    "(Linux x86-64) does not run on.",
 ].join("\n");
 
 export interface PlanArgs {
     stack: string;
     out: string;
     stackDir: string;
+    /** The DOKS versions the mocked account offers, newest first. */
+    offer: string[];
     help: boolean;
 }
 
-/** Parses the command line strictly: every flag known, each value present, none twice, no positional word. */
+/** Parses the command line strictly: every option known, each value present, none twice, no positional word. */
 export function parseArgs(args: readonly string[]): PlanArgs {
-    const flags: Record<string, string | undefined> = { "--stack": undefined, "--out": undefined, "--stack-dir": undefined };
-    let help = false;
-    for (let i = 0; i < args.length; i++) {
-        const arg = args[i];
-        if (arg === "--help" || arg === "-h") {
-            help = true;
-        } else if (arg in flags) {
-            const value = args[i + 1];
-            if (value === undefined || value.startsWith("-") || value === "") {
-                throw new Error(`${arg} needs a value\n\n${USAGE}`);
-            }
-            if (flags[arg] !== undefined) {
-                throw new Error(`${arg} is given twice\n\n${USAGE}`);
-            }
-            flags[arg] = value;
-            i++;
-        } else {
-            throw new Error(`${arg.startsWith("-") ? "unknown option" : "unexpected argument"} ${JSON.stringify(arg)}\n\n${USAGE}`);
+    const options = {
+        stack: { type: "string" },
+        out: { type: "string" },
+        "stack-dir": { type: "string" },
+        offer: { type: "string" },
+        help: { type: "boolean", short: "h" },
+    } as const;
+    let values: ReturnType<typeof parseNodeArgs<{ options: typeof options }>>["values"];
+    try {
+        ({ values } = parseNodeArgs({ args: [...args], options, strict: true, allowPositionals: false }));
+    } catch (error) {
+        const word = args.find((a) => !a.startsWith("-") && !args.some((b, i) => b.startsWith("--") && args[i + 1] === a));
+        const hint = word !== undefined ? ` (npm passes options to the plan only after --: npm run plan -- --stack ${word})` : "";
+        throw new Error(`${(error as Error).message}${hint}\n\n${USAGE}`);
+    }
+    for (const name of ["stack", "out", "stack-dir", "offer"] as const) {
+        const value = values[name];
+        if (value !== undefined && (value === "" || value.startsWith("-"))) {
+            throw new Error(`--${name} needs a value, got ${JSON.stringify(value)}\n\n${USAGE}`);
+        }
+        if (args.filter((a) => a === `--${name}` || a.startsWith(`--${name}=`)).length > 1) {
+            throw new Error(`--${name} is given twice\n\n${USAGE}`);
         }
     }
+    const offer = values.offer === undefined ? [...OFFERED_VERSIONS] : values.offer.split(",").map((v) => v.trim());
+    if (offer.some((v) => !/^[0-9]+\.[0-9]+\.[0-9]+-do\.[0-9]+$/.test(v))) {
+        throw new Error(`--offer takes DOKS slugs such as 1.36.1-do.0, separated by commas, got ${JSON.stringify(values.offer)}\n\n${USAGE}`);
+    }
     return {
-        stack: flags["--stack"] ?? "staging",
-        out: path.resolve(flags["--out"] ?? path.join(ROOT, "plan")),
-        stackDir: path.resolve(flags["--stack-dir"] ?? ROOT),
-        help,
+        stack: values.stack ?? "staging",
+        out: path.resolve(values.out ?? path.join(ROOT, "plan")),
+        stackDir: path.resolve(values["stack-dir"] ?? ROOT),
+        offer,
+        help: values.help ?? false,
     };
 }
 
@@ -305,15 +322,18 @@ async function main(argv: string[]): Promise<void> {
         return;
     }
     const dir = path.join(args.out, args.stack);
+    world.offered = args.offer;
     const plan = await planStack(args.stack, args.stackDir);
+    resetWorld();
     writePlan(plan, dir);
     const outputs = await readableOutputs(plan.run.outputs);
     console.log(
         [
             `Plan of stack ${args.stack}: an offline evaluation under the mock engine. Values a provider computes show as ${COMPUTED}.`,
             ...plan.encrypted.map((key) => `Left out: ${key}, which is encrypted; the plan shows nothing of it, and no object made from it.`),
-            `Kubernetes version: ${String(outputs.kubernetesVersion)} (MOCKED: chosen from the versions the mocks offer, ${OFFERED_VERSIONS.join(", ")}, ` +
-                `as for a new cluster; DigitalOcean's offer and a running cluster's version can differ)`,
+            `Kubernetes version: ${String(outputs.kubernetesVersion)} (MOCKED: chosen, as for a new cluster, from a sample offer, ${args.offer.join(", ")}` +
+                `${args.offer.join() === OFFERED_VERSIONS.join() ? " (the default; --offer sets another)" : " (from --offer)"}; ` +
+                "DigitalOcean's offer and a running cluster's version decide on a real run)",
             ...plan.run.warnings.map((w) => `Warning: ${w}`),
             "",
             plan.tree,

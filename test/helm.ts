@@ -32,8 +32,28 @@ export function sha256(file: string): string {
     return crypto.createHash("sha256").update(fs.readFileSync(file)).digest("hex");
 }
 
-/** The path of the Helm binary, fetched and verified on first use and cached under node_modules. */
+/** The environment variable that points the tests and the plan at another Helm of helm-operator's generation. */
+export const HELM_OVERRIDE = "HEPHY_DOKS_HELM";
+
+/** The Helm generations as old as helm-operator's (Go ≤ 1.17): a newer one renders templates helm-operator's Helm fails on. */
+const HELM_GENERATIONS = /^v3\.[78]\./;
+
+/**
+ * The path of the Helm binary: the one `HEPHY_DOKS_HELM` names, once it says it is Helm 3.7 or 3.8; else
+ * the pinned one, fetched and verified on first use and cached under node_modules.
+ */
 export function helmBinary(): string {
+    const override = process.env[HELM_OVERRIDE];
+    if (override) {
+        const version = spawnSync(override, ["version", "--template", "{{.Version}}"], { encoding: "utf8" });
+        if (version.error || version.status !== 0 || !HELM_GENERATIONS.test(version.stdout.trim())) {
+            throw new Error(
+                `${HELM_OVERRIDE}=${override} is not a Helm 3.7 or 3.8 that runs here (${version.error?.message ?? (version.stdout.trim() || version.stderr.trim())}); ` +
+                    "helm-operator renders with Helm 3.7 on Go 1.16, and a newer Helm renders what it would fail on",
+            );
+        }
+        return override;
+    }
     const binary = path.join(CACHE, "helm");
     if (fs.existsSync(binary) && sha256(binary) === HELM.binarySha256) {
         return binary;
@@ -87,6 +107,14 @@ export interface RenderOptions {
     values: Record<string, unknown>;
 }
 
+/** Why a Helm binary could not even start, and what to do about it. */
+export function helmSpawnError(binary: string, error: Error): Error {
+    return new Error(
+        `cannot run ${binary} (${error.message}): the pinned Helm ${HELM.version} is a Linux x86-64 binary, and this is ${process.platform} ${process.arch}. ` +
+            `Point ${HELM_OVERRIDE} at a Helm 3.7 or 3.8 for this machine (https://github.com/helm/helm/releases/tag/v3.8.1), or run the plan on Linux x86-64`,
+    );
+}
+
 /** Renders a chart with `helm template`; a template the engine cannot render throws with the engine's error. */
 export function helmTemplate(options: RenderOptions): string {
     const work = fs.mkdtempSync(path.join(os.tmpdir(), "hephy-doks-render-"));
@@ -94,8 +122,9 @@ export function helmTemplate(options: RenderOptions): string {
         // JSON is YAML, so the values go to Helm exactly as the program serialises them.
         const valuesFile = path.join(work, "values.json");
         fs.writeFileSync(valuesFile, JSON.stringify(options.values));
+        const binary = helmBinary();
         const result = spawnSync(
-            helmBinary(),
+            binary,
             [
                 "template",
                 options.releaseName,
@@ -109,6 +138,9 @@ export function helmTemplate(options: RenderOptions): string {
             ],
             { encoding: "utf8", env: helmEnv(work) },
         );
+        if (result.error) {
+            throw helmSpawnError(binary, result.error);
+        }
         if (result.status !== 0) {
             throw new Error(`helm ${HELM.version} cannot render ${options.chart} for Kubernetes ${options.kubeVersion}:\n${result.stderr}`);
         }

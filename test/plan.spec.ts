@@ -7,6 +7,8 @@ import * as pulumi from "@pulumi/pulumi";
 import * as YAML from "yaml";
 import { ROOT, Recorded, Run } from "./harness";
 import { COMPUTED, Plan, SECRET, parseArgs, planStack, readable, renderPlan, stackConfig, typeProblems } from "../scripts/plan";
+import { OFFERED_VERSIONS } from "./mocks";
+import { HELM_OVERRIDE, helmBinary, helmSpawnError } from "./helm";
 
 
 function recorded(type: string, name: string, inputs: Record<string, any>, parent = "pulumi:pulumi:Stack"): Recorded {
@@ -63,6 +65,39 @@ describe("offline plan of a stack file", () => {
         const records = plan.run.ofType("digitalocean:index/dnsRecord:DnsRecord");
         assert.equal(records.length, 3);
         assert.deepEqual(records.map((r) => readable(r.inputs.value)), [COMPUTED, COMPUTED, COMPUTED]);
+    });
+});
+
+describe("the Helm the plan renders with", () => {
+    const saved = process.env[HELM_OVERRIDE];
+    afterEach(() => {
+        if (saved === undefined) delete process.env[HELM_OVERRIDE];
+        else process.env[HELM_OVERRIDE] = saved;
+    });
+
+    it("takes another Helm of helm-operator's generation from HEPHY_DOKS_HELM, and refuses any other", () => {
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), "hephy-doks-helm-"));
+        try {
+            const fake = (version: string) => {
+                const file = path.join(dir, `helm-${version}`);
+                fs.writeFileSync(file, `#!/usr/bin/env bash\necho ${version}\n`, { mode: 0o755 });
+                return file;
+            };
+            process.env[HELM_OVERRIDE] = fake("v3.7.0");
+            assert.equal(helmBinary(), path.join(dir, "helm-v3.7.0"));
+            process.env[HELM_OVERRIDE] = fake("v3.14.4");
+            assert.throws(() => helmBinary(), /^Error: HEPHY_DOKS_HELM=.*helm-v3\.14\.4 is not a Helm 3\.7 or 3\.8 that runs here \(v3\.14\.4\)/);
+            process.env[HELM_OVERRIDE] = path.join(dir, "missing");
+            assert.throws(() => helmBinary(), /is not a Helm 3\.7 or 3\.8 that runs here \(spawnSync .*missing ENOENT\)/);
+        } finally {
+            fs.rmSync(dir, { recursive: true, force: true });
+        }
+    });
+
+    it("says which binary did not start, what it needs, and how to point at another, instead of null", () => {
+        const { error } = spawnSync("/nonexistent/helm");
+        const message = helmSpawnError("/nonexistent/helm", error!).message;
+        assert.match(message, /^cannot run \/nonexistent\/helm \(spawnSync \/nonexistent\/helm ENOENT\): the pinned Helm v3\.8\.1 is a Linux x86-64 binary, and this is \w+ \w+\. Point HEPHY_DOKS_HELM at a Helm 3\.7 or 3\.8/);
     });
 });
 
@@ -151,14 +186,22 @@ describe("stack files against the types Pulumi.yaml declares, as the CLI checks 
 
 describe("npm run plan's command line", () => {
     it("reads its flags strictly and names what is wrong", () => {
-        assert.deepEqual(parseArgs([]), { stack: "staging", out: path.join(ROOT, "plan"), stackDir: ROOT, help: false });
-        assert.deepEqual(parseArgs(["--stack", "production", "--out", "/tmp/x"]), { stack: "production", out: "/tmp/x", stackDir: ROOT, help: false });
+        const defaults = { stack: "staging", out: path.join(ROOT, "plan"), stackDir: ROOT, offer: [...OFFERED_VERSIONS], help: false };
+        assert.deepEqual(parseArgs([]), defaults);
+        assert.deepEqual(parseArgs(["--stack", "production", "--out", "/tmp/x"]), { ...defaults, stack: "production", out: "/tmp/x" });
+        assert.deepEqual(parseArgs(["--stack=production", "--offer", "1.37.0-do.0,1.36.2-do.1"]), { ...defaults, stack: "production", offer: ["1.37.0-do.0", "1.36.2-do.1"] });
         assert.equal(parseArgs(["--help"]).help, true);
-        assert.throws(() => parseArgs(["--stak", "x"]), /^Error: unknown option "--stak"\n\nUsage: npm run plan/);
-        assert.throws(() => parseArgs(["--stack"]), /^Error: --stack needs a value/);
-        assert.throws(() => parseArgs(["--stack", "--out", "x"]), /^Error: --stack needs a value/);
+        assert.equal(parseArgs(["-h"]).help, true);
+        assert.throws(() => parseArgs(["--stak", "x"]), /^Error: Unknown option '--stak'.*\n\nUsage: npm run plan/s);
+        assert.throws(() => parseArgs(["--stack"]), /^Error: Option '--stack <value>' argument missing/);
+        assert.throws(() => parseArgs(["--stack", "--out", "x"]), /--stack needs a value, got "--out"|argument is ambiguous/);
         assert.throws(() => parseArgs(["--stack", "a", "--stack", "b"]), /^Error: --stack is given twice/);
-        assert.throws(() => parseArgs(["production"]), /^Error: unexpected argument "production"/);
+        assert.throws(() => parseArgs(["--offer", "1.36"]), /^Error: --offer takes DOKS slugs such as 1\.36\.1-do\.0/);
+        // What npm leaves when the -- is forgotten: `npm run plan --stack production` passes only the word.
+        assert.throws(
+            () => parseArgs(["production"]),
+            /^Error: Unexpected argument 'production'.* \(npm passes options to the plan only after --: npm run plan -- --stack production\)/s,
+        );
     });
 });
 

@@ -1,6 +1,6 @@
 import * as path from "node:path";
 import { ChartServer, chartServerUrl } from "./components/chartServer";
-import { chooseVpc, DoksCluster, findRunningCluster, resolveKubernetesVersion } from "./components/cluster";
+import { chooseVpc, DoksCluster, findRunningCluster, regionHasDefaultVpc, resolveKubernetesVersion } from "./components/cluster";
 import { NodeDns } from "./components/dns";
 import { HELM_OPERATOR, HelmOperator } from "./components/helmOperator";
 import { Tiller } from "./components/tiller";
@@ -22,7 +22,15 @@ export = async () => {
         running,
         supported: supportedByReleases(config),
     });
-    const vpc = chooseVpc({ stack: config.stack, running, name: config.vpcName, ipRange: config.vpcIpRange, protect: config.protect });
+    const vpc = chooseVpc({
+        stack: config.stack,
+        region: config.region,
+        regionHasDefaultVpc: running !== undefined || (await regionHasDefaultVpc(config.region)),
+        running,
+        name: config.vpcName,
+        ipRange: config.vpcIpRange,
+        protect: config.protect,
+    });
     checkCompatibility(config, kubernetesVersion);
 
     const cluster = new DoksCluster(config.namePrefix, {
@@ -90,6 +98,7 @@ export = async () => {
         workflowUsers: workflowServiceAccounts(config.releases.workflow.namespace),
         ingressControllerUser: serviceAccountUser(config.releases.ingress.namespace, UPSTREAM.ingressServiceAccount),
         protectedNamespaces: platformNamespaces,
+        workflowNamespace: config.releases.workflow.namespace,
     });
 
     const workflowChart = config.releases.workflow.chart;

@@ -55,8 +55,8 @@ function unsafeOverride(name: ReleaseKey, override: Record<string, unknown>): st
     const reasons: string[] = [];
     for (const field of ["repository", "git"]) {
         const url = override[field];
-        if (typeof url === "string" && /^http:\/\//i.test(url)) {
-            reasons.push(`.${field} is plain HTTP (${quote(url)}): charts would travel unauthenticated; use https://`);
+        if (typeof url === "string" && /^(http|git):\/\//i.test(url)) {
+            reasons.push(`.${field} is a plain transport (${quote(url)}): charts would travel unauthenticated; use https:// (or ssh:// for git)`);
         }
     }
     const values = isObject(override.values) ? override.values : {};
@@ -64,12 +64,24 @@ function unsafeOverride(name: ReleaseKey, override: Record<string, unknown>): st
     if (name === "ingress") {
         const controller = isObject(values.controller) ? values.controller : {};
         const service = isObject(controller.service) ? controller.service : {};
-        if (service.enabled === true) {
+        // Helm reads "true" as true too.
+        if (service.enabled === true || service.enabled === "true") {
             reasons.push(".values.controller.service.enabled = true gives the ingress controller a Service (a NodePort by the chart's default)");
         }
         const containerPort = isObject(controller.containerPort) ? controller.containerPort : {};
         if (Object.hasOwn(containerPort, "admin") && containerPort.admin !== null) {
             reasons.push(`.values.controller.containerPort.admin = ${JSON.stringify(containerPort.admin)} opens the controller's port on every node`);
+        }
+        // The admission policy that keeps the controller from writing Secrets names its ServiceAccount, and
+        // without the chart's RBAC its CRD job would run as that ServiceAccount (templates/_helpers.tpl).
+        for (const key of ["serviceAccount", "rbac"]) {
+            if (Object.hasOwn(values, key)) {
+                reasons.push(`.values.${key} changes who the ingress controller runs as, which its admission policy names`);
+            }
+        }
+        const config = isObject(controller.config) ? controller.config : {};
+        if (Object.hasOwn(config, "stats-config-snippet")) {
+            reasons.push(".values.controller.config.stats-config-snippet replaces the rule that keeps the stats listener to the node itself");
         }
         // Arrays replace the program's, and its list closes the controller port (--controller-port=0).
         if (Array.isArray(controller.extraArgs) && !controller.extraArgs.includes("--controller-port=0")) {

@@ -13,6 +13,8 @@ export interface AdmissionGuardsArgs {
     ingressControllerUser: string;
     /** Namespaces those users may not write in, nor create or delete: the cluster's own and the platform's. */
     protectedNamespaces: readonly string[];
+    /** Workflow's own namespace: the builder writes only there, the controller never. */
+    workflowNamespace: string;
 }
 
 /** A CEL list literal of strings. */
@@ -120,7 +122,53 @@ export class AdmissionGuards extends pulumi.ComponentResource {
                         message: `Workflow's controller and builder keep out of ${args.protectedNamespaces.join(", ")}: an app may not be named after one of them`,
                         reason: "Forbidden",
                     },
+                    {
+                        // Workflow's namespace holds the database's and the admin's Secrets, and its pods pass
+                        // Workflow's network policies by their labels; the controller writes only in apps'.
+                        expression:
+                            `request.userInfo.username != '${args.workflowUsers.controller}' || ` +
+                            `(request.namespace != '${args.workflowNamespace}' && !(request.kind.kind == 'Namespace' && request.name == '${args.workflowNamespace}'))`,
+                        message: `Workflow's controller writes in apps' namespaces only, never in Workflow's own (${args.workflowNamespace})`,
+                        reason: "Forbidden",
+                    },
+                    {
+                        expression: `request.userInfo.username != '${args.workflowUsers.builder}' || request.namespace == '${args.workflowNamespace}'`,
+                        message: `Workflow's builder writes in Workflow's namespace (${args.workflowNamespace}) only`,
+                        reason: "Forbidden",
+                    },
                 ],
+            }),
+            // A build pod as the builder writes it (teamhephy/builder v2.13.7 pkg/gitreceive/k8s_util.go
+            // buildPod, slugbuilderPod): labelled `heritage` only, mounting the object store's keys and its
+            // build's environment, with plain values in its own. Anything else in Workflow's namespace would
+            // take another component's labels past its network policies, or its Secrets.
+            ...policy("guard-builder-pods", {
+                matchConstraints: { resourceRules: [{ apiGroups: [""], apiVersions: ["v1"], resources: ["pods"], operations: writes }] },
+                matchConditions: byUsers("workflow-builder", [args.workflowUsers.builder]),
+                validations: [
+                    {
+                        expression: "!has(object.metadata.labels) || object.metadata.labels.all(key, key == 'heritage')",
+                        message: "a build pod carries the label heritage only",
+                    },
+                    {
+                        expression:
+                            "!has(object.spec.volumes) || object.spec.volumes.all(v, " +
+                            "(!has(v.secret) || v.secret.secretName == 'objectstorage-keyfile' || v.secret.secretName.endsWith('-build-env')) && " +
+                            "(!has(v.projected) || !has(v.projected.sources) || v.projected.sources.all(source, !has(source.secret))))",
+                        message: "a build pod mounts no Secret but the object store's keys (objectstorage-keyfile) and its build's environment (<app>-build-env)",
+                    },
+                    {
+                        expression: ["containers", "initContainers"]
+                            .map(
+                                (list) =>
+                                    `(!has(object.spec.${list}) || object.spec.${list}.all(c, ` +
+                                    "(!has(c.env) || c.env.all(e, !has(e.valueFrom) || !has(e.valueFrom.secretKeyRef))) && " +
+                                    "(!has(c.envFrom) || c.envFrom.all(f, !has(f.secretRef)))))",
+                            )
+                            .join(" && "),
+                        message: "a build pod reads no Secret into its environment",
+                    },
+                ].map((v) => ({ ...v, reason: "Forbidden" })),
             }),
             ...policy("guard-workflow-pods", {
                 matchConstraints: { resourceRules: [{ apiGroups: [""], apiVersions: ["v1"], resources: ["pods"], operations: writes }] },

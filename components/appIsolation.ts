@@ -26,8 +26,9 @@ export interface AppIsolationArgs {
  * What the pods of Workflow's apps reach, and what reaches them. Their namespaces appear whenever a user
  * runs `deis create`, so no policy of a namespace's own can be there first: this is one cluster-wide
  * policy of Cilium's own kind (DOKS's network is Cilium), which selects pods by their namespace's labels.
- * Apps reach each other, DNS, Workflow's object store and the internet, but not the Kubernetes API,
- * the nodes, the platform's or Workflow's services, nor the droplet metadata service; they are reached by
+ * Apps reach each other, DNS, Workflow's object store, the internet and the ingress controller on every
+ * node (80 and 443: the platform's public addresses are the nodes'), but not the Kubernetes API, the nodes'
+ * other ports, the platform's or Workflow's services, nor the droplet metadata service; they are reached by
  * each other and by the ingress controller, which runs on every node's network.
  */
 export class AppIsolation extends pulumi.ComponentResource {
@@ -59,6 +60,9 @@ export class AppIsolation extends pulumi.ComponentResource {
                             toPorts: port(args.objectStore.port, "TCP"),
                         },
                         { toEntities: ["world"] },
+                        // The platform's own addresses are the nodes', which Cilium does not count as the world:
+                        // an app calling another by its public URL reaches the ingress controller there.
+                        { toEntities: ["host", "remote-node"], toPorts: [{ ports: [{ port: "80", protocol: "TCP" }, { port: "443", protocol: "TCP" }] }] },
                     ],
                     egressDeny: [{ toCIDR: [METADATA_SERVICE] }],
                 },

@@ -73,7 +73,9 @@ export class DoksCluster extends pulumi.ComponentResource {
             ? new digitalocean.Vpc(
                   `${name}-vpc`,
                   { name: args.vpc.name, region: args.region, ipRange: args.vpc.ipRange, description: `The network of the ${args.clusterName} cluster (hephy-doks)` },
-                  { parent: this, protect: args.protect, customTimeouts: { delete: "10m" } },
+                  // A new range or region replaces it, under the same name, which DigitalOcean keeps unique:
+                  // the old one (and the cluster on it) goes first.
+                  { parent: this, protect: args.protect, deleteBeforeReplace: true, customTimeouts: { delete: "10m" } },
               )
             : undefined;
 
@@ -187,10 +189,9 @@ export async function findRunningCluster(name: string, workerTag: string): Promi
     if (workers.droplets.length === 0) {
         return undefined;
     }
+    let cluster: digitalocean.GetKubernetesClusterResult;
     try {
-        const cluster = await digitalocean.getKubernetesCluster({ name });
-        const vpc = cluster.vpcUuid ? await digitalocean.getVpc({ id: cluster.vpcUuid }).catch(() => undefined) : undefined;
-        return { version: cluster.version, vpc: vpc && { id: vpc.id, name: vpc.name, ipRange: vpc.ipRange } };
+        cluster = await digitalocean.getKubernetesCluster({ name });
     } catch (error) {
         pulumi.log.warn(
             `droplets tagged ${workerTag} exist, but the cluster named ${name} cannot be read (${(error as Error).message || "not found"}); ` +
@@ -199,6 +200,14 @@ export async function findRunningCluster(name: string, workerTag: string): Promi
         );
         return { version: undefined };
     }
+    // Guessing here would drop the stack's own VPC from the program, and Pulumi would try to delete it.
+    let vpc: digitalocean.GetVpcResult | undefined;
+    try {
+        vpc = cluster.vpcUuid ? await digitalocean.getVpc({ id: cluster.vpcUuid }) : undefined;
+    } catch (error) {
+        throw new Error(`cannot read the VPC ${cluster.vpcUuid} of cluster ${name} (${(error as Error).message}); the run stops rather than guess whether it is the stack's own`);
+    }
+    return { version: cluster.version, vpc: vpc && { id: vpc.id, name: vpc.name, ipRange: vpc.ipRange } };
 }
 
 /** The version to declare the cluster with, and whether the running cluster keeps its own instead. */
@@ -233,10 +242,14 @@ export async function resolveKubernetesVersion(args: {
  * Where the stack's cluster goes: a new one into a VPC of the stack's own; a running one stays where it
  * is, since a cluster cannot move between VPCs (a new `vpcUuid` replaces it): one made in the region's
  * default VPC by an earlier version of this program stays there, with a warning. A protected stack
- * refuses a new range for its own VPC, which would replace the VPC and the cluster.
+ * refuses a new range for its own VPC, which would replace the VPC and the cluster; a region without a
+ * default VPC is refused, as the stack's would become it.
  */
 export function chooseVpc(args: {
     stack: string;
+    region: string;
+    /** Whether the region already has its default VPC (a new cluster's own VPC must not become it). */
+    regionHasDefaultVpc: boolean;
     running: RunningCluster | undefined;
     name: string;
     ipRange: string | undefined;
@@ -244,6 +257,13 @@ export function chooseVpc(args: {
 }): { name: string; ipRange: string | undefined } | undefined {
     const own = { name: args.name, ipRange: args.ipRange };
     if (args.running === undefined) {
+        if (!args.regionHasDefaultVpc) {
+            // DigitalOcean makes the first VPC of a region its default, which can never be deleted.
+            throw new ConfigError(args.stack, [
+                `hephy-doks:region ${args.region} has no default VPC yet, so the stack's would become it, and no teardown could delete it; ` +
+                    `make one first (doctl vpcs create --name default-${args.region} --region ${args.region}), then run again`,
+            ]);
+        }
         return own;
     }
     const current = args.running.vpc;
@@ -262,4 +282,14 @@ export function chooseVpc(args: {
         pulumi.log.warn(`${change}, and everything on it`);
     }
     return own;
+}
+
+/** Whether a region has its default VPC, where DigitalOcean puts whatever names no VPC. */
+export async function regionHasDefaultVpc(region: string): Promise<boolean> {
+    try {
+        await digitalocean.getVpc({ region });
+        return true;
+    } catch {
+        return false;
+    }
 }

@@ -357,7 +357,10 @@ export class Platform extends pulumi.ComponentResource {
                                 server: ACME_SERVERS[issuer],
                                 email: args.acmeEmail,
                                 privateKeySecretRef: { name: `${issuer}-account-key` },
-                                solvers: [{ http01: { ingress: { ingressClassName: INGRESS_CLASS } } }],
+                                // cert-manager gives a solver a NodePort Service unless told otherwise
+                                // (cert-manager.io/v1 ACMEChallengeSolverHTTP01Ingress `serviceType`), which
+                                // deny-exposed-services refuses: the ingress controller reaches a ClusterIP all the same.
+                                solvers: [{ http01: { ingress: { ingressClassName: INGRESS_CLASS, serviceType: "ClusterIP" } } }],
                             },
                         },
                     },

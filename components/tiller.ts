@@ -42,6 +42,7 @@ export class Tiller extends pulumi.ComponentResource {
     public readonly service: k8s.core.v1.Service;
     public readonly secret: k8s.core.v1.Secret;
     public readonly networkPolicy: k8s.networking.v1.NetworkPolicy;
+    public readonly nodeDenial: k8s.apiextensions.CustomResource;
 
     constructor(name: string, args: TillerArgs, opts?: pulumi.ComponentResourceOptions) {
         super("hephy-doks:tiller:Tiller", name, {}, opts);
@@ -136,6 +137,24 @@ export class Tiller extends pulumi.ComponentResource {
         this.networkPolicy = ingressOnlyFrom(
             `${name}-tiller-ingress`,
             { policyName: "tiller-from-helm-operator", namespace: TILLER.namespace, podLabels: TILLER.labels, ports: [TILLER.port], from: args.clients },
+            child,
+        );
+        // Cilium lets a node reach its own pods whatever allows them (allow-localhost), and the ingress
+        // controller, which the internet reaches and which reads every Secret (the client key included), runs
+        // on every node's network; a deny outranks that allow (docs.cilium.io, "Deny Policies"). The probes
+        // use the other port.
+        this.nodeDenial = new k8s.apiextensions.CustomResource(
+            `${name}-tiller-deny-nodes`,
+            {
+                apiVersion: "cilium.io/v2",
+                kind: "CiliumNetworkPolicy",
+                metadata: { name: "tiller-deny-nodes", namespace: TILLER.namespace },
+                spec: {
+                    description: "No node, nor anything on a node's network, reaches Tiller's API.",
+                    endpointSelector: { matchLabels: TILLER.labels },
+                    ingressDeny: [{ fromEntities: ["host", "remote-node"], toPorts: [{ ports: [{ port: String(TILLER.port), protocol: "TCP" }] }] }],
+                },
+            },
             child,
         );
 

@@ -34,6 +34,25 @@ const deployment = (spec: Record<string, unknown>) => ({
     metadata: { name: "myapp-web" },
     spec: { selector: { matchLabels: { app: "myapp" } }, template: { metadata: { labels: { app: "myapp" } }, spec: { ...appPodSpec, ...spec } } },
 });
+/**
+ * A build pod as the builder writes it (teamhephy/builder v2.13.7 pkg/gitreceive/k8s_util.go), with the
+ * token volume the API server's ServiceAccount admission adds before any validating policy runs.
+ */
+const buildPod = (spec: Record<string, unknown>) => ({
+    apiVersion: "v1",
+    kind: "Pod",
+    metadata: { name: "slugbuild-myapp-1a2b3c4d", labels: { heritage: "slugbuild-myapp-1a2b3c4d" } },
+    spec: {
+        restartPolicy: "Never",
+        containers: [{ name: "deis-slugbuilder", image: "hephy/slugbuilder:v2.8.0", env: [{ name: "TAR_PATH", value: "home/myapp:git-1a2b3c4d/tar" }] }],
+        volumes: [
+            { name: "objectstorage-keyfile", secret: { secretName: "objectstorage-keyfile" } },
+            { name: "myapp-build-env", secret: { secretName: "myapp-build-env" } },
+            { name: "kube-api-access-abcde", projected: { sources: [{ serviceAccountToken: { path: "token" } }, { configMap: { name: "kube-root-ca.crt" } }] } },
+        ],
+        ...spec,
+    },
+});
 const namespace = (name: string) => ({ apiVersion: "v1", kind: "Namespace", metadata: { name, labels: { heritage: "deis" } } });
 
 describe("admission guards, their CEL evaluated as the API server would", () => {
@@ -59,6 +78,7 @@ describe("admission guards, their CEL evaluated as the API server would", () => 
         const names = run.ofType(VAP).map((v) => plain(v.inputs).metadata.name).sort();
         assert.deepEqual(names, [
             "deny-exposed-services",
+            "guard-builder-pods",
             "guard-builder-secrets",
             "guard-ingress-controller-writes",
             "guard-workflow-namespaces",
@@ -90,6 +110,19 @@ describe("admission guards, their CEL evaluated as the API server would", () => 
         assert.equal(admit(spec, request("system:admin", "CREATE", "edge", pod({}))).matched, false, "only Services");
     });
 
+    it("admits cert-manager's HTTP-01 solver Service, which the issuers ask to be a ClusterIP", () => {
+        const spec = policy(run, "deny-exposed-services");
+        const issuers = run.resources.map((r) => plain(r.inputs)).filter((o) => o.kind === "ClusterIssuer");
+        assert.equal(issuers.length, 2);
+        for (const issuer of issuers) {
+            // cert-manager makes the solver's Service of this type (pkg/issuer/acme/http/service.go); unset, a NodePort.
+            const type = issuer.spec.acme.solvers[0].http01.ingress.serviceType ?? "NodePort";
+            const solverService = service("cm-acme-http-solver-abcde", { type, selector: { "acme.cert-manager.io/http01-solver": "true" } });
+            assert.deepEqual(admit(spec, request("system:serviceaccount:cert-manager:cert-manager", "CREATE", "deis", solverService)).denied, [], issuer.metadata.name);
+        }
+        assert.equal(admit(spec, request("system:serviceaccount:cert-manager:cert-manager", "CREATE", "deis", service("cm-acme-http-solver-x", { type: "NodePort" }))).denied.length, 1);
+    });
+
     it("lets the Services the stack names be exposed, and no other", () => {
         const spec = policy(exposedRun, "deny-exposed-services");
         assert.deepEqual(admit(spec, request("system:admin", "CREATE", "edge", service("ssh-gateway", { type: "LoadBalancer" }))).denied, []);
@@ -99,12 +132,14 @@ describe("admission guards, their CEL evaluated as the API server would", () => 
 
     it("keeps Workflow's controller and builder out of the cluster's and the platform's namespaces", () => {
         for (const protectedNamespace of ["kube-system", "default", "flux", "haproxy-ingress", "cert-manager", "kube-public", "kube-node-lease"]) {
-            for (const user of [CONTROLLER, BUILDER]) {
-                const denied = admitAll(run, request(user, "CREATE", protectedNamespace, pod({}))).denied;
-                assert.deepEqual(denied, [
-                    "Workflow's controller and builder keep out of default, kube-system, kube-public, kube-node-lease, flux, haproxy-ingress, cert-manager: an app may not be named after one of them",
-                ], `${user} in ${protectedNamespace}`);
-            }
+            const keepOut =
+                "Workflow's controller and builder keep out of default, kube-system, kube-public, kube-node-lease, flux, haproxy-ingress, cert-manager: an app may not be named after one of them";
+            assert.deepEqual(admitAll(run, request(CONTROLLER, "CREATE", protectedNamespace, pod({}))).denied, [keepOut], `the controller in ${protectedNamespace}`);
+            assert.deepEqual(
+                admitAll(run, request(BUILDER, "CREATE", protectedNamespace, pod({}))).denied,
+                [keepOut, "Workflow's builder writes in Workflow's namespace (deis) only"],
+                `the builder in ${protectedNamespace}`,
+            );
             assert.equal(admitAll(run, request(CONTROLLER, "DELETE", "", null, namespace(protectedNamespace))).denied.length, 1, `deleting ${protectedNamespace}`);
             assert.equal(admitAll(run, request(CONTROLLER, "CREATE", protectedNamespace, { apiVersion: "v1", kind: "Secret", metadata: { name: "s" } })).denied.length, 1);
         }
@@ -112,7 +147,32 @@ describe("admission guards, their CEL evaluated as the API server would", () => 
         assert.deepEqual(admitAll(run, request(CONTROLLER, "DELETE", "", null, namespace("myapp"))).denied, []);
         assert.deepEqual(admitAll(run, request(CONTROLLER, "CREATE", "myapp", deployment({}))).denied, [], "an app's Deployment as the controller writes it");
         assert.deepEqual(admitAll(run, request(CONTROLLER, "CREATE", "myapp", pod({ restartPolicy: "Never" }))).denied, [], "a deis run pod");
-        assert.deepEqual(admitAll(run, request(BUILDER, "CREATE", "deis", pod({ restartPolicy: "Never" }))).denied, [], "a slugbuilder pod, in Workflow's namespace");
+        assert.deepEqual(admitAll(run, request(BUILDER, "CREATE", "deis", buildPod({}))).denied, [], "a slugbuilder pod, in Workflow's namespace");
+    });
+
+    it("keeps the controller out of Workflow's own namespace, and the builder in it", () => {
+        const controllerOut = "Workflow's controller writes in apps' namespaces only, never in Workflow's own (deis)";
+        assert.deepEqual(admitAll(run, request(CONTROLLER, "CREATE", "deis", pod({}))).denied, [controllerOut]);
+        assert.deepEqual(admitAll(run, request(CONTROLLER, "UPDATE", "deis", { apiVersion: "v1", kind: "Secret", metadata: { name: "database-creds" } })).denied, [controllerOut]);
+        assert.deepEqual(admitAll(run, request(CONTROLLER, "DELETE", "", null, namespace("deis"))).denied, [controllerOut]);
+        assert.deepEqual(admitAll(run, request(BUILDER, "CREATE", "myapp", buildPod({}))).denied, ["Workflow's builder writes in Workflow's namespace (deis) only"]);
+    });
+
+    it("lets the builder start build pods as it writes them, and no pod that takes another component's labels or Secrets", () => {
+        const hostile: [string, any, RegExp][] = [
+            ["the controller's label, which passes the database's network policy", { metadata: { name: "b", labels: { heritage: "x", app: "deis-controller" } } }, /carries the label heritage only/],
+            ["the database's credentials", { spec: { volumes: [{ name: "creds", secret: { secretName: "database-creds" } }] } }, /mounts no Secret but/],
+            ["the admin's credentials, projected", { spec: { volumes: [{ name: "p", projected: { sources: [{ secret: { name: "workflow-admin" } }] } }] } }, /mounts no Secret but/],
+            ["a Secret in its environment", { spec: { containers: [{ name: "c", image: "i", env: [{ name: "P", valueFrom: { secretKeyRef: { name: "database-creds", key: "password" } } }] }] } }, /reads no Secret into its environment/],
+            ["a Secret as its whole environment", { spec: { containers: [{ name: "c", image: "i", envFrom: [{ secretRef: { name: "django-secret-key" } }] }] } }, /reads no Secret into its environment/],
+        ];
+        for (const [what, change, message] of hostile) {
+            const built = buildPod({});
+            const hostilePod = { ...built, metadata: change.metadata ?? built.metadata, spec: { ...built.spec, ...(change.spec ?? {}) } };
+            const denied = admitAll(run, request(BUILDER, "CREATE", "deis", hostilePod)).denied;
+            assert.equal(denied.length, 1, `${what}: ${denied.join("; ")}`);
+            assert.match(denied[0], message, what);
+        }
     });
 
     it("refuses pods and pod templates with host access, privileges or another ServiceAccount from them", () => {
@@ -127,8 +187,8 @@ describe("admission guards, their CEL evaluated as the API server would", () => 
             ["the controller's ServiceAccount, by the deprecated field", { serviceAccount: "deis-controller" }, /default ServiceAccount/],
         ];
         for (const [what, spec, message] of hostile) {
-            for (const [object, ns] of [[pod(spec), "deis"], [deployment(spec), "myapp"]] as const) {
-                const denied = admitAll(run, request(BUILDER, "CREATE", ns, object)).denied;
+            for (const [object, ns, user] of [[pod(spec), "deis", BUILDER], [deployment(spec), "myapp", CONTROLLER]] as const) {
+                const denied = admitAll(run, request(user, "CREATE", ns, object)).denied;
                 assert.equal(denied.length, 1, `${what} in a ${object.kind}: ${denied.join("; ")}`);
                 assert.match(denied[0], message);
             }

@@ -206,6 +206,7 @@ describe("the stack's own VPC", () => {
         const vpc = run.one(VPC);
         assert.deepEqual(plain(vpc.inputs), { name: "hephy-doks-staging", region: "fra1", description: "The network of the hephy-doks-staging cluster (hephy-doks)" });
         assert.equal(vpc.protect, false);
+        assert.equal(vpc.deleteBeforeReplace, true, "a replacement keeps the name, which DigitalOcean keeps unique");
         const cluster = run.one(CLUSTER);
         assert.equal(plain(cluster.inputs).vpcUuid, "staging-vpc-id");
         assert.ok(cluster.inputDependsOn.includes(`${VPC}::staging-vpc`));
@@ -223,6 +224,21 @@ describe("the stack's own VPC", () => {
             run.warnings.some((w) => w.startsWith("the cluster runs in the VPC default-fra1 (10.135.0.0/16), not in a VPC of this stack's own (hephy-doks-staging); it stays there")),
             run.warnings.join("\n"),
         );
+    });
+
+    it("refuses a region with no default VPC, which the stack's own would become for good, before any resource", async () => {
+        world.defaultVpc = false;
+        const { error, declared } = await programError({});
+        assert.match(error.message, /hephy-doks:region fra1 has no default VPC yet, so the stack's would become it, and no teardown could delete it; make one first \(doctl vpcs create --name default-fra1 --region fra1\)/);
+        assert.deepEqual(declared, []);
+    });
+
+    it("stops, rather than guess, when the running cluster's VPC cannot be read", async () => {
+        running(OWN_VPC);
+        world.vpcUnreadable = true;
+        const { error, declared } = await programError({});
+        assert.match(error.message, /cannot read the VPC staging-vpc-id of cluster hephy-doks-staging \(.*\); the run stops rather than guess whether it is the stack's own/);
+        assert.deepEqual(declared, []);
     });
 
     it("keeps the stack's VPC as it is, and refuses a new range in a protected stack before any resource", async () => {

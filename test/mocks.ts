@@ -26,6 +26,10 @@ export const world = {
     surgeNodes: 0,
     /** Whether getKubernetesCluster fails for every name, as for a cluster not yet renamed. */
     unreadable: false,
+    /** Whether the region has its default VPC; a fresh account's regions have none. */
+    defaultVpc: true,
+    /** Whether getVpc fails for an id, as on an API error. */
+    vpcUnreadable: false,
     /** Names of the clusters the program under test has declared in this run (the harness clears it). */
     declared: new Set<string>(),
 };
@@ -36,6 +40,8 @@ export function resetWorld(): void {
     world.storedCredentialHours = 24 * 7;
     world.surgeNodes = 0;
     world.unreadable = false;
+    world.defaultVpc = true;
+    world.vpcUnreadable = false;
 }
 
 /** The mocks' clock for credential expiry: the hour the tests started, so every run in a process agrees. */
@@ -154,7 +160,17 @@ export const invokes: Record<string, CallFn> = {
         const vpcUuid = running?.vpc?.id ?? DEFAULT_VPC.id;
         return { id: `${inputs.name}-id`, name: inputs.name, version, vpcUuid, kubeConfigs: [{ rawConfig: kubeconfigFor(inputs.name, endpoint, FRESH_TOKEN), host: endpoint, token: FRESH_TOKEN, expiresAt }] };
     },
+    // By id, or the region's default VPC by region.
     "digitalocean:index/getVpc:getVpc": (inputs) => {
+        if (inputs.region !== undefined && inputs.id === undefined) {
+            if (!world.defaultVpc) {
+                throw new Error(`mock getVpc: region ${inputs.region} has no default VPC`);
+            }
+            return { ...DEFAULT_VPC, region: inputs.region, default: true, urn: `do:vpc:${DEFAULT_VPC.id}` };
+        }
+        if (world.vpcUnreadable) {
+            throw new Error("mock getVpc: 503 Service Unavailable");
+        }
         const vpc = [DEFAULT_VPC, world.running?.vpc].find((v) => v?.id === inputs.id);
         if (vpc === undefined) {
             throw new Error(`mock getVpc: no VPC with id ${JSON.stringify(inputs.id)}`);

@@ -83,7 +83,8 @@ describe("network isolation, as DOKS's Cilium would enforce the policies the pro
     const strangers = ["an app's web pod", "a build pod", "cert-manager", "the ingress controller on another node"];
 
     it("lets only helm-operator reach Tiller, which acts as cluster-admin", () => {
-        only("tiller-deploy", 44134, ["flux-helm-operator"], [...strangers, "deis-controller", "deis-builder", "hephy-doks-charts"]);
+        // The ingress controller on Tiller's own node too: it reads every Secret, the client key included.
+        only("tiller-deploy", 44134, ["flux-helm-operator"], [...strangers, "the pod's own node", "deis-controller", "deis-builder", "hephy-doks-charts"]);
         only("tiller-deploy", 44135, ["the pod's own node"], ["an app's web pod"]);
     });
 
@@ -93,10 +94,17 @@ describe("network isolation, as DOKS's Cilium would enforce the policies the pro
     });
 
     it("lets only their users reach Workflow's data services", () => {
-        only("deis-database", 5432, ["deis-controller"], [...strangers, "deis-builder", "deis-logger", "flux-helm-operator"]);
-        only("deis-minio", 9000, ["deis-builder", "deis-database", "a build pod", "an app's web pod", "another app's pod"], ["cert-manager", "deis-logger", "deis-controller", "flux-helm-operator", "an HTTP-01 solver", "the ingress controller on another node"]);
-        only("deis-logger-redis", 6379, ["deis-logger"], [...strangers, "deis-controller"]);
-        only("deis-nsqd", 4150, ["deis-logger-fluentd", "deis-logger"], [...strangers, "deis-controller"]);
+        // Not even from the pod's own node, where the ingress controller, which reads their credentials, runs.
+        only("deis-database", 5432, ["deis-controller"], [...strangers, "the pod's own node", "deis-builder", "deis-logger", "flux-helm-operator"]);
+        only(
+            "deis-minio",
+            9000,
+            ["deis-builder", "deis-database", "a build pod", "an app's web pod", "another app's pod"],
+            ["cert-manager", "deis-logger", "deis-controller", "flux-helm-operator", "an HTTP-01 solver", "the ingress controller on another node", "the pod's own node"],
+        );
+        only("deis-minio", 8082, ["the pod's own node"], ["an app's web pod"]);
+        only("deis-logger-redis", 6379, ["deis-logger"], [...strangers, "the pod's own node", "deis-controller"]);
+        only("deis-nsqd", 4150, ["deis-logger-fluentd", "deis-logger"], [...strangers, "the pod's own node", "deis-controller"]);
         only("deis-logger", 8088, ["deis-controller"], [...strangers, "deis-builder"]);
     });
 
@@ -107,7 +115,7 @@ describe("network isolation, as DOKS's Cilium would enforce the policies the pro
         only("deis-controller", 5432, [], ["the ingress controller on another node"]);
     });
 
-    it("lets app pods reach each other, DNS, the object store and the internet, and nothing of the platform", () => {
+    it("lets app pods reach each other, DNS, the object store, the internet and the platform's public addresses, and nothing else of the platform", () => {
         only("an app's web pod", 5000, ["the ingress controller on another node", "another app's pod"], ["a build pod", "deis-controller", "cert-manager"]);
         const app = peer("an app's web pod");
         const reaches = (target: string, port: number, protocol = "TCP") => reachable(cluster, app, peer(target), port, protocol);
@@ -115,6 +123,7 @@ describe("network isolation, as DOKS's Cilium would enforce the policies the pro
         assert.equal(reaches("deis-minio", 9000), true);
         assert.equal(reaches("another app's pod", 8080), true);
         assert.equal(reaches("the internet", 443), true);
+        assert.equal(reaches("the ingress controller on another node", 443), true, "another app by its public URL");
         for (const [target, port] of [
             ["deis-database", 5432],
             ["deis-controller", 8000],
@@ -130,11 +139,21 @@ describe("network isolation, as DOKS's Cilium would enforce the policies the pro
         }
     });
 
-    it("lets build pods, which run the user's buildpacks, reach DNS, the object store and the internet only", () => {
+    it("lets build pods, which run the user's buildpacks, reach DNS, the object store, the internet and the platform's public addresses only", () => {
         const build = peer("a build pod");
         const reaches = (target: string, port: number, protocol = "TCP") => reachable(cluster, build, peer(target), port, protocol);
-        assert.deepEqual([reaches("CoreDNS", 53, "UDP"), reaches("deis-minio", 9000), reaches("the internet", 443)], [true, true, true]);
-        for (const [target, port] of [["the Kubernetes API", 443], ["the droplet metadata service", 80], ["deis-controller", 8000], ["tiller-deploy", 44134], ["an app's web pod", 5000]] as const) {
+        assert.deepEqual(
+            [reaches("CoreDNS", 53, "UDP"), reaches("deis-minio", 9000), reaches("the internet", 443), reaches("the ingress controller on another node", 80)],
+            [true, true, true, true],
+        );
+        for (const [target, port] of [
+            ["the Kubernetes API", 443],
+            ["the droplet metadata service", 80],
+            ["deis-controller", 8000],
+            ["tiller-deploy", 44134],
+            ["an app's web pod", 5000],
+            ["the ingress controller on another node", 10250],
+        ] as const) {
             assert.equal(reaches(target, port), false, `a build reaches ${target}:${port}`);
         }
         // Workflow's own components keep the egress they had.
@@ -163,7 +182,14 @@ describe("network isolation, as DOKS's Cilium would enforce the policies the pro
             assert.equal(sha256(path.join(CILIUM_SCHEMAS, file)), digest, file);
         }
         const cilium = cluster.policies.filter((p) => p.apiVersion === "cilium.io/v2");
-        assert.deepEqual(cilium.map((p) => p.metadata.name).sort(), ["deis-acme-solvers", "deis-builds", "deis-from-ingress-controller", "hephy-doks-workflow-apps"]);
+        assert.deepEqual(cilium.map((p) => p.metadata.name).sort(), [
+            "deis-acme-solvers",
+            "deis-builds",
+            "deis-deny-nodes",
+            "deis-from-ingress-controller",
+            "hephy-doks-workflow-apps",
+            "tiller-deny-nodes",
+        ]);
         for (const policy of cluster.policies) {
             const model = await kubernetesModel(policy.apiVersion, policy.kind);
             assert.ok(model, `a schema for ${policy.apiVersion} ${policy.kind}`);

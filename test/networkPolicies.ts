@@ -2,8 +2,8 @@
  * Who reaches whom under a set of Kubernetes NetworkPolicies and Cilium policies, as Cilium (DOKS's
  * network) enforces them: each side's policies must let a connection through, egress at the source and
  * ingress at the destination; a pod that no policy selects in a direction is open in it; a deny rule
- * wins over any allow; traffic from a pod's own node always passes (Cilium's allow-localhost in
- * Kubernetes mode). Kubernetes selectors match pods only, never nodes or the world
+ * wins over any allow; traffic from a pod's own node passes every allow-list (Cilium's allow-localhost in
+ * Kubernetes mode), but not a deny. Kubernetes selectors match pods only, never nodes or the world
  * (docs.cilium.io, "Layer 3 examples"; kubernetes.io/docs/concepts/services-networking/network-policies).
  */
 
@@ -171,9 +171,11 @@ export function reachable(cluster: Cluster, from: Peer, to: Peer, port: number, 
             return false;
         }
     }
-    if (to.kind === "pod" && !(from.kind === "entity" && from.entity === "host")) {
+    if (to.kind === "pod") {
         const into = verdict(cluster, to, "ingress", from, port, protocol);
-        if (into.denied || (into.isolated && !into.allowed)) {
+        // A pod's own node passes every allow-list, but not a deny.
+        const ownNode = from.kind === "entity" && from.entity === "host";
+        if (into.denied || (!ownNode && into.isolated && !into.allowed)) {
             return false;
         }
     }

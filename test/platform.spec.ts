@@ -225,7 +225,7 @@ describe("platform releases", () => {
         );
         for (const issuer of issuers) {
             assert.equal(issuer.spec.acme.email, "ops@example.org");
-            assert.deepEqual(issuer.spec.acme.solvers, [{ http01: { ingress: { ingressClassName: "nginx" } } }]);
+            assert.deepEqual(issuer.spec.acme.solvers, [{ http01: { ingress: { ingressClassName: "nginx", serviceType: "ClusterIP" } } }]);
             new ClusterIssuer(issuer).validate();
         }
         assert.throws(() => new ClusterIssuer({ ...issuers[0], spec: { acme: { email: "x" } } }).validate());

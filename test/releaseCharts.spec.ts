@@ -194,7 +194,7 @@ describe("the third-party releases, rendered by Helm 3.8.1 (Go 1.17) from their 
             const issuers = run.resources.filter((r) => plain(r.inputs).kind === "ClusterIssuer");
             assert.equal(issuers.length, 2);
             for (const issuer of issuers) {
-                assert.deepEqual(plain(issuer.inputs).spec.acme.solvers, [{ http01: { ingress: { ingressClassName: ingressClass.metadata.name } } }]);
+                assert.deepEqual(plain(issuer.inputs).spec.acme.solvers, [{ http01: { ingress: { ingressClassName: ingressClass.metadata.name, serviceType: "ClusterIP" } } }]);
             }
         });
 

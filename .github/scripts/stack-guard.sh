@@ -3,13 +3,16 @@
 # refuses a stack outside the allowlist and production from anything but main, and names the GitHub
 # environment whose secrets the operation gets. Production's are production's own: a stack name is
 # matched whole, so no spelling (a fully qualified <org>/<project>/production, a case change) lands in
-# another environment than its own.
+# another environment than its own. It runs the triggering ref's copy of itself, which a branch can
+# change: what a branch cannot change is the production environment's own rules (deployment branches:
+# main; required reviewers), which docs/delivery.md sets up.
 #
 #   STACK=... REF=... stack-guard.sh    prints environment=<staging|production>, and appends it to
 #                                       $GITHUB_OUTPUT when set; exits 1 with the reason otherwise
 set -euo pipefail
 
-ALLOWED='^(production|staging|staging-[a-z0-9][a-z0-9-]{0,40}|pr-[0-9]{1,9})$'
+# The short-lived names are teardown-guard.sh's SHORT_LIVED, so every stack a teardown selects can run.
+ALLOWED='^(production|staging(-[a-z0-9][a-z0-9-]*)?|pr-[0-9]+)$'
 MAIN=refs/heads/main
 
 refuse() {

@@ -231,6 +231,17 @@ export function isDomainName(value: string): boolean {
     );
 }
 
+/** Domains RFC 2606 keeps for documentation, and top-level names RFC 2606 and RFC 6761 keep from the DNS. */
+const RESERVED_DOMAINS = ["example.com", "example.net", "example.org"];
+const RESERVED_TOP_LEVEL = ["example", "test", "invalid", "localhost", "local"];
+
+/** Whether a DNS name is, or is under, a name reserved for examples and tests, which no one's zone can be. */
+function reservedName(name: string): boolean {
+    const labels = name.toLowerCase().split(".");
+    const within = (reserved: string) => name === reserved || name.endsWith(`.${reserved}`);
+    return RESERVED_DOMAINS.some(within) || RESERVED_TOP_LEVEL.includes(labels[labels.length - 1]);
+}
+
 /** Turns a stack name into something DigitalOcean accepts in names and tags. */
 function nameSafe(value: string): string {
     return value.toLowerCase().replace(/[^a-z0-9-]/g, "-");
@@ -241,6 +252,19 @@ function nameSafe(value: string): string {
  * `ConfigError` listing every problem so the user fixes them all in one go, before any resource exists.
  */
 export function parseConfig(read: ConfigReader, stack: string, presentKeys: readonly string[] = []): StackConfig {
+    const { config, problems } = checkConfig(read, stack, presentKeys);
+    if (problems.length > 0) {
+        throw new ConfigError(stack, problems);
+    }
+    return config;
+}
+
+/**
+ * Validates and defaults the raw stack configuration, and says every problem it finds instead of
+ * throwing, so the program can add what the account's look-ups find before it refuses them all at once.
+ * The configuration is complete only when there is no problem.
+ */
+export function checkConfig(read: ConfigReader, stack: string, presentKeys: readonly string[] = []): { config: StackConfig; problems: string[] } {
     const problems: string[] = [];
     const raw = (key: string): string | undefined => {
         const value = read(key);
@@ -294,13 +318,18 @@ export function parseConfig(read: ConfigReader, stack: string, presentKeys: read
     const nodeCount = integer("nodeCount", DEFAULTS.nodeCount, FIXED.nodeCountMin, FIXED.nodeCountMax, "3");
 
     const domain = raw("domain");
-    if (domain === undefined || domain === "") {
+    if (domain !== undefined && isDomainName(domain) && reservedName(domain)) {
         problems.push(
-            `${PROJECT}:domain is required: a DNS zone that already exists in your DigitalOcean account ${fix("domain", "example.com")}`,
+            `${PROJECT}:domain ${quote(domain)} is a name reserved for examples and tests (RFC 2606, RFC 6761), no one's zone: ` +
+                `set a zone of your DigitalOcean account ${fix("domain", "<your zone>")}`,
+        );
+    } else if (domain === undefined || domain === "") {
+        problems.push(
+            `${PROJECT}:domain is required: a DNS zone that already exists in your DigitalOcean account ${fix("domain", "<your zone>")}`,
         );
     } else if (!isDomainName(domain)) {
         problems.push(
-            `${PROJECT}:domain must be a lowercase DNS name with at least two labels and no trailing dot, such as example.com, got ${quote(domain)} ${fix("domain", "example.com")}`,
+            `${PROJECT}:domain must be a lowercase DNS name with at least two labels and no trailing dot, such as paas.yourcompany.com, got ${quote(domain)} ${fix("domain", "<your zone>")}`,
         );
     }
 
@@ -317,11 +346,16 @@ export function parseConfig(read: ConfigReader, stack: string, presentKeys: read
     const acmeEmail = raw("acmeEmail");
     if (acmeEmail === undefined || acmeEmail === "") {
         problems.push(
-            `${PROJECT}:acmeEmail is required: Let's Encrypt sends certificate expiry warnings there ${fix("acmeEmail", "ops@yourcompany.com")}`,
+            `${PROJECT}:acmeEmail is required: Let's Encrypt sends certificate expiry warnings there ${fix("acmeEmail", "<your address>")}`,
         );
     } else if (!EMAIL.test(acmeEmail)) {
         problems.push(
-            `${PROJECT}:acmeEmail must be an email address, got ${quote(acmeEmail)} ${fix("acmeEmail", "ops@yourcompany.com")}`,
+            `${PROJECT}:acmeEmail must be an email address, got ${quote(acmeEmail)} ${fix("acmeEmail", "<your address>")}`,
+        );
+    } else if (reservedName(acmeEmail.split("@")[1].toLowerCase()) || /^example\./i.test(acmeEmail.split("@")[1])) {
+        problems.push(
+            `${PROJECT}:acmeEmail ${quote(acmeEmail)} is at a domain reserved for examples, where Let's Encrypt's expiry warnings would reach no one ` +
+                `${fix("acmeEmail", "<your address>")}`,
         );
     }
 
@@ -387,10 +421,7 @@ export function parseConfig(read: ConfigReader, stack: string, presentKeys: read
     const tillerHistoryMax = integer("tillerHistoryMax", DEFAULTS.tillerHistoryMax, 1, 1000, "10");
     const workflowStorageGib = integer("workflowStorageGib", DEFAULTS.workflowStorageGib, FIXED.workflowStorageGibMin, FIXED.workflowStorageGibMax, "20");
 
-    if (problems.length > 0) {
-        throw new ConfigError(stack, problems);
-    }
-    return {
+    const config: StackConfig = {
         stack,
         region,
         requestedKubernetesVersion: version === "latest" ? undefined : version,
@@ -419,6 +450,12 @@ export function parseConfig(read: ConfigReader, stack: string, presentKeys: read
         vpcIpRange: vpcIpRange === "" ? undefined : vpcIpRange,
         vpcName: `${PROJECT}-${nameSafe(stack)}`,
     };
+    return { config, problems };
+}
+
+/** Whether one of `problems` is about `key`, so a look-up of its value would only repeat it. */
+export function concerns(problems: readonly string[], key: string): boolean {
+    return problems.some((problem) => problem.startsWith(`${PROJECT}:${key} `));
 }
 
 /** What is wrong with a VPC range the config names, as messages; none for an empty one. */
@@ -506,12 +543,12 @@ function parseServiceList(raw: string | undefined, problems: string[]): readonly
     return list as string[];
 }
 
-/** Reads the stack's config through the Pulumi runtime and validates it. */
-export function loadConfig(): StackConfig {
+/** Reads the stack's config through the Pulumi runtime and checks it, with every problem it finds. */
+export function readConfig(): { config: StackConfig; problems: string[] } {
     const config = new pulumi.Config(PROJECT);
     const prefix = `${PROJECT}:`;
     const present = Object.keys(pulumi.runtime.allConfig())
         .filter((k) => k.startsWith(prefix))
         .map((k) => k.slice(prefix.length));
-    return parseConfig((key) => config.get(key), pulumi.getStack(), present);
+    return checkConfig((key) => config.get(key), pulumi.getStack(), present);
 }

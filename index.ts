@@ -8,20 +8,32 @@ import { AdmissionGuards } from "./components/admissionGuards";
 import { Platform, workflowNextSteps, workflowOutputs } from "./components/platform";
 import { TillerPki } from "./components/tillerPki";
 import { UPSTREAM, certManagerCrdUrl, chartRepositories, protectedNamespaces, serviceAccountUser, workflowServiceAccounts } from "./catalog";
-import { FIXED, loadConfig } from "./config";
+import { ConfigError, concerns, FIXED, readConfig } from "./config";
+import { accountProblems } from "./preflight";
 import { checkCompatibility, supportedByReleases } from "./kubernetesVersion";
 import { estimateMonthlyCost } from "./pricing";
 
 // An async program: config and the Kubernetes version are checked before any resource is declared.
 export = async () => {
-    const config = loadConfig();
+    // Every problem at once: the config's, then what the account and DigitalOcean's offer say of it.
+    const { config, problems } = readConfig();
     const running = await findRunningCluster(config.clusterName, config.workerTag);
-    const { version: kubernetesVersion, keepRunningVersion } = await resolveKubernetesVersion({
-        stack: config.stack,
-        requested: config.requestedKubernetesVersion,
-        running,
-        supported: supportedByReleases(config),
-    });
+    problems.push(...(await accountProblems(config, problems)));
+    const resolved = concerns(problems, "kubernetesVersion")
+        ? undefined
+        : await resolveKubernetesVersion({
+              stack: config.stack,
+              requested: config.requestedKubernetesVersion,
+              running,
+              supported: supportedByReleases(config),
+          }).catch((error: Error) => {
+              problems.push(...(error instanceof ConfigError ? error.problems : [error.message]));
+              return undefined;
+          });
+    if (problems.length > 0 || resolved === undefined) {
+        throw new ConfigError(config.stack, problems);
+    }
+    const { version: kubernetesVersion, keepRunningVersion } = resolved;
     const vpc = chooseVpc({
         stack: config.stack,
         region: config.region,

@@ -67,8 +67,18 @@ export function chooseKubernetesVersion(choice: VersionChoice): ChosenVersion {
     const warnings: string[] = [];
     const offeredMinors = [...new Set(offered.map(minorOf))].sort(compareMinor);
     const fix = (value: string) => `pulumi config set ${PROJECT}:kubernetesVersion ${value}`;
+    // YAML reads an unquoted 1.30 as the number 1.3.
+    const unquoted = (what: string) => {
+        const tens = /^([0-9]+)\.([1-9])$/.exec(what);
+        return tens && offeredMinors.includes(`${tens[1]}.${tens[2]}0`)
+            ? `; if a stack file says ${tens[1]}.${tens[2]}0 unquoted, YAML reads the number ${what}: write "${tens[1]}.${tens[2]}0"`
+            : "";
+    };
     const notOffered = (what: string) =>
-        new Error(`${PROJECT}:kubernetesVersion ${what} is not offered by DigitalOcean; offered now: ${[...offered].sort().join(", ") || "none"} (${fix("<one of them, or its minor>")})`);
+        new Error(
+            `${PROJECT}:kubernetesVersion ${what} is not offered by DigitalOcean; offered now: ${[...offered].sort().join(", ") || "none"}${unquoted(what)} ` +
+                `(${fix("<one of them, or its minor>")})`,
+        );
 
     const isSlug = requested !== undefined && requested.split(".").length > 2;
     if (running !== undefined) {

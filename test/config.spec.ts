@@ -9,7 +9,7 @@ import { isCidr } from "../cidr";
 import { ConfigError, DEFAULTS, parseConfig } from "../config";
 import { PRICES, estimateMonthlyCost } from "../pricing";
 
-const REQUIRED = { domain: "example.com", acmeEmail: "ops@example.org" };
+const REQUIRED = { domain: "hephy-demo.net", acmeEmail: "ops@hephy-demo.net" };
 
 function parse(values: Record<string, string>, stack = "staging", present: string[] = []) {
     return parseConfig((k) => values[k], stack, present);
@@ -33,10 +33,10 @@ describe("parseConfig", () => {
             requestedKubernetesVersion: undefined,
             nodeSize: "s-2vcpu-4gb",
             nodeCount: 3,
-            domain: "example.com",
+            domain: "hephy-demo.net",
             platformSubdomain: "staging",
-            platformDomain: "staging.example.com",
-            acmeEmail: "ops@example.org",
+            platformDomain: "staging.hephy-demo.net",
+            acmeEmail: "ops@hephy-demo.net",
             builderSshSources: ["0.0.0.0/0", "::/0"],
             protect: false,
             haControlPlane: false,
@@ -102,7 +102,7 @@ describe("parseConfig", () => {
         assert.equal(config.requestedKubernetesVersion, "1.33");
         assert.equal(config.nodeSize, "s-4vcpu-8gb");
         assert.equal(config.nodeCount, 5);
-        assert.equal(config.platformDomain, "paas.example.com");
+        assert.equal(config.platformDomain, "paas.hephy-demo.net");
         assert.deepEqual(config.builderSshSources, ["203.0.113.0/24", "2001:db8::/32"]);
         assert.equal(config.protect, true);
     });
@@ -121,10 +121,10 @@ describe("parseConfig", () => {
 
     // Each bad value is rejected with a message naming the key, echoing the value and saying what is allowed.
     const bad: [string, Record<string, string>, RegExp][] = [
-        ["missing domain", { acmeEmail: "ops@example.org" }, /^hephy-doks:domain is required: a DNS zone that already exists/],
+        ["missing domain", { acmeEmail: "ops@hephy-demo.net" }, /^hephy-doks:domain is required: a DNS zone that already exists/],
         ["domain with a trailing dot", { ...REQUIRED, domain: "example.com." }, /^hephy-doks:domain must be a lowercase DNS name .* got "example\.com\."/],
         ["single-label domain", { ...REQUIRED, domain: "localhost" }, /^hephy-doks:domain must be .* got "localhost"/],
-        ["missing acmeEmail", { domain: "example.com" }, /^hephy-doks:acmeEmail is required/],
+        ["missing acmeEmail", { domain: "hephy-demo.net" }, /^hephy-doks:acmeEmail is required/],
         ["invalid acmeEmail", { ...REQUIRED, acmeEmail: "ops-at-example.org" }, /^hephy-doks:acmeEmail must be an email address, got "ops-at-example\.org"/],
         ["nodeCount 0", { ...REQUIRED, nodeCount: "0" }, /^hephy-doks:nodeCount must be an integer from 1 to 50, got "0"/],
         ["nodeCount 51", { ...REQUIRED, nodeCount: "51" }, /^hephy-doks:nodeCount must be an integer from 1 to 50, got "51"/],

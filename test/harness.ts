@@ -74,8 +74,8 @@ export interface Run {
 
 /** Config every test starts from: the two required keys, as a new stack has them. */
 export const BASE_CONFIG: Readonly<Record<string, string>> = {
-    domain: "example.com",
-    acmeEmail: "ops@example.org",
+    domain: "hephy-demo.net",
+    acmeEmail: "ops@hephy-demo.net",
 };
 
 /** A stack that points Workflow at a fork which supports today's Kubernetes, as README describes. */

@@ -1,5 +1,6 @@
 import * as crypto from "node:crypto";
 import * as pulumi from "@pulumi/pulumi";
+import { PRICES } from "../pricing";
 import { isTlsType, tlsState } from "./tlsMocks";
 
 /**
@@ -7,6 +8,16 @@ import { isTlsType, tlsState } from "./tlsMocks";
  * declares, and answers for the invokes it makes. Anything else fails loudly, because an error
  * thrown inside `call` would otherwise reach the program with an empty message.
  */
+
+/** The zones of the mocked account: the one the tests' stacks name, and another. */
+export const ZONES = ["hephy-demo.net", "another-team.org"];
+
+/** The mocked regions: two open with every priced size, one closed. */
+const REGIONS: Record<string, { available: boolean; sizes: string[] }> = {
+    fra1: { available: true, sizes: Object.keys(PRICES.nodeUsd) },
+    nyc3: { available: true, sizes: Object.keys(PRICES.nodeUsd) },
+    sfo1: { available: false, sizes: [] },
+};
 
 /** What DigitalOcean offered when these tests were written, newest first (as the API lists them). */
 export const OFFERED_VERSIONS = ["1.36.1-do.0", "1.35.3-do.1", "1.34.6-do.2"];
@@ -28,6 +39,10 @@ export const world = {
     unreadable: false,
     /** Whether the region has its default VPC; a fresh account's regions have none. */
     defaultVpc: true,
+    /** The DNS zones of the account. */
+    zones: [...ZONES],
+    /** DigitalOcean's regions: whether each takes new resources, and the sizes it offers. */
+    regions: { ...REGIONS } as Record<string, { available: boolean; sizes: string[] }>,
     /** Whether getVpc fails for an id, as on an API error. */
     vpcUnreadable: false,
     /** Names of the clusters the program under test has declared in this run (the harness clears it). */
@@ -42,6 +57,8 @@ export function resetWorld(): void {
     world.unreadable = false;
     world.defaultVpc = true;
     world.vpcUnreadable = false;
+    world.zones = [...ZONES];
+    world.regions = { ...REGIONS };
 }
 
 /** The mocks' clock for credential expiry: the hour the tests started, so every run in a process agrees. */
@@ -176,6 +193,25 @@ export const invokes: Record<string, CallFn> = {
             throw new Error(`mock getVpc: no VPC with id ${JSON.stringify(inputs.id)}`);
         }
         return { ...vpc, region: "fra1", urn: `do:vpc:${vpc.id}` };
+    },
+    "digitalocean:index/getDomain:getDomain": (inputs) => {
+        if (!world.zones.includes(inputs.name)) {
+            throw new Error(`mock getDomain: no zone ${inputs.name}`);
+        }
+        return { id: inputs.name, name: inputs.name, ttl: 1800, urn: `do:domain:${inputs.name}`, zoneFile: "" };
+    },
+    "digitalocean:index/getDomains:getDomains": () => ({ id: "domains", domains: world.zones.map((name) => ({ name, ttl: 1800, urn: `do:domain:${name}` })) }),
+    "digitalocean:index/getRegion:getRegion": (inputs) => {
+        const region = world.regions[inputs.slug];
+        if (!region) {
+            throw new Error(`mock getRegion: no region ${inputs.slug}`);
+        }
+        return { id: inputs.slug, slug: inputs.slug, name: inputs.slug, features: [], ...region };
+    },
+    "digitalocean:index/getRegions:getRegions": (inputs) => {
+        const openOnly = (inputs.filters ?? []).some((f: { key: string; values: string[] }) => f.key === "available" && f.values.includes("true"));
+        const regions = Object.entries(world.regions).filter(([, r]) => !openOnly || r.available);
+        return { id: "regions", regions: regions.map(([slug, r]) => ({ slug, name: slug, features: [], ...r })) };
     },
     "digitalocean:index/getDroplet:getDroplet": (inputs) => {
         const id = Number(inputs.id);

@@ -84,7 +84,7 @@ describe("platform releases", () => {
         assert.equal(plain(secret.inputs).type, "kubernetes.io/tls");
         assert.ok(sentAsSecret(secret.inputs.stringData), "the private key reaches the provider as a secret");
         const certificate = new crypto.X509Certificate(plain(secret.inputs).stringData["tls.crt"]);
-        assert.match(certificate.subject, /CN=\*\.paas\.example\.com/);
+        assert.match(certificate.subject, /CN=\*\.paas\.hephy-demo\.net/);
         assert.ok(certificate.checkPrivateKey(crypto.createPrivateKey(plain(secret.inputs).stringData["tls.key"])));
         for (const prerequisite of [forwards, secret]) {
             assert.equal(prerequisite.parent, "hephy-doks:ingressPrerequisites:IngressPrerequisites::staging-ingress");
@@ -115,7 +115,7 @@ describe("platform releases", () => {
         assert.deepEqual(spec.spec.values, {
             global: { experimental_native_ingress: true, use_cni: true, use_rbac: true },
             controller: {
-                platform_domain: "paas.example.com",
+                platform_domain: "paas.hephy-demo.net",
                 tls: { cluster_issuer: "letsencrypt-prod" },
                 reserved_names: ["deis-builder", "deis-workflow-manager", "grafana", "default", "kube-system", "kube-public", "kube-node-lease", "flux", "haproxy-ingress", "cert-manager"],
                 org: "example",
@@ -133,7 +133,7 @@ describe("platform releases", () => {
         assert.equal(spec.chart.repository, "http://hephy-doks-charts.flux.svc.cluster.local:8080/");
         assert.equal(spec.chart.name, "hephy-workflow");
         assert.match(spec.chart.version, /^2\.23\.0-doks\.1\.g[0-9a-f]{12}$/);
-        assert.deepEqual(spec.values.controller.platform_domain, "staging.example.com");
+        assert.deepEqual(spec.values.controller.platform_domain, "staging.hephy-demo.net");
         assert.deepEqual(spec.values.controller.tls, { cluster_issuer: "letsencrypt-prod" });
         const server = standard.one("kubernetes:core/v1:Service", "staging-charts-service");
         assert.deepEqual(plain(server.inputs).spec.ports, [{ name: "http", port: 8080, targetPort: "http" }]);
@@ -224,7 +224,7 @@ describe("platform releases", () => {
             ],
         );
         for (const issuer of issuers) {
-            assert.equal(issuer.spec.acme.email, "ops@example.org");
+            assert.equal(issuer.spec.acme.email, "ops@hephy-demo.net");
             assert.deepEqual(issuer.spec.acme.solvers, [{ http01: { ingress: { ingressClassName: "nginx", serviceType: "ClusterIP" } } }]);
             new ClusterIssuer(issuer).validate();
         }
@@ -355,10 +355,10 @@ describe("compatibility guard", () => {
 describe("platform outputs", () => {
     it("exports the controller URL, the builder's SSH address and what to do next", async () => {
         const run = await runProgram({ config: WITH_WORKFLOW_FORK });
-        assert.equal(await valueOf(run.outputs.controllerUrl), "https://deis.paas.example.com");
-        assert.equal(await valueOf(run.outputs.builderSsh), "ssh://git@deis-builder.paas.example.com:2222");
+        assert.equal(await valueOf(run.outputs.controllerUrl), "https://deis.paas.hephy-demo.net");
+        assert.equal(await valueOf(run.outputs.builderSsh), "ssh://git@deis-builder.paas.hephy-demo.net:2222");
         const nextSteps = await valueOf(run.outputs.nextSteps);
-        assert.match(nextSteps, /deis register https:\/\/deis\.paas\.example\.com/);
+        assert.match(nextSteps, /deis register https:\/\/deis\.paas\.hephy-demo\.net/);
         assert.match(nextSteps, /Works: buildpack apps .* Does not work: Dockerfile builds/);
         assert.match(nextSteps, /Data: slugs and database backups live on a DigitalOcean volume/);
     });
@@ -431,7 +431,7 @@ describe("Workflow's volume and first admin, as the program declares them", () =
         assert.equal(typeof standard.outputs.nextSteps, "string", "known at preview");
         assert.ok(
             nextSteps.includes(
-                'deis login https://deis.staging.example.com --username="$(pulumi stack output workflowAdminUsername)", and give it the password ' +
+                'deis login https://deis.staging.hephy-demo.net --username="$(pulumi stack output workflowAdminUsername)", and give it the password ' +
                     "pulumi stack output workflowAdminPassword --show-secrets prints when it asks",
             ),
             nextSteps,
@@ -439,9 +439,9 @@ describe("Workflow's volume and first admin, as the program declares them", () =
         assert.match(nextSteps, /deis CLI v2\.23\.0/);
         assert.doesNotMatch(nextSteps, /--password/, "a password on a command line shows in the process list");
         assert.match(nextSteps, /deis keys:add ~\/\.ssh\/id_ed25519\.pub/);
-        assert.match(nextSteps, /"Host deis-builder\.staging\.example\.com" with "PubkeyAcceptedAlgorithms \+ssh-rsa"/);
-        assert.match(nextSteps, /deis create, then git push deis master \(to ssh:\/\/git@deis-builder\.staging\.example\.com:2222\)/);
-        assert.doesNotMatch(nextSteps, /deis register https:\/\/deis\.staging\.example\.com \(/);
+        assert.match(nextSteps, /"Host deis-builder\.staging\.hephy-demo\.net" with "PubkeyAcceptedAlgorithms \+ssh-rsa"/);
+        assert.match(nextSteps, /deis create, then git push deis master \(to ssh:\/\/git@deis-builder\.staging\.hephy-demo\.net:2222\)/);
+        assert.doesNotMatch(nextSteps, /deis register https:\/\/deis\.staging\.hephy-demo\.net \(/);
     });
 
     it("exports no admin and claims no volume for a Workflow chart of the user's own, which reads neither", async () => {
@@ -450,6 +450,6 @@ describe("Workflow's volume and first admin, as the program declares them", () =
         assert.equal(fork.outputs.workflowAdminPassword, undefined);
         assert.deepEqual([...fork.ofType(CLAIM), ...fork.ofType(STORAGE_CLASS)], []);
         assert.match(await valueOf(fork.outputs.monthlyCostEstimate), /HA control plane \$0, 0 LoadBalancers/);
-        assert.match(await valueOf(fork.outputs.nextSteps), /deis register https:\/\/deis\.paas\.example\.com \(the Workflow chart of releases\.workflow decides who may register/);
+        assert.match(await valueOf(fork.outputs.nextSteps), /deis register https:\/\/deis\.paas\.hephy-demo\.net \(the Workflow chart of releases\.workflow decides who may register/);
     });
 });

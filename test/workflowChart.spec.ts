@@ -86,7 +86,7 @@ describe("the project's Workflow chart, rendered by Helm 3.8.1 (Go 1.17) with th
         const [controller] = pod.containers;
         const env = Object.fromEntries(controller.env.map((e: any) => [e.name, e.value]));
         assert.equal(env.EXPERIMENTAL_NATIVE_INGRESS, "true");
-        assert.equal(env.EXPERIMENTAL_NATIVE_INGRESS_HOSTNAME, "staging.example.com");
+        assert.equal(env.EXPERIMENTAL_NATIVE_INGRESS_HOSTNAME, "staging.hephy-demo.net");
         const mount = controller.volumeMounts.find((m: any) => m.mountPath === "/app/scheduler/resources/ingress.py");
         assert.ok(mount, "the overlay is mounted at the module's path");
         assert.equal(mount.subPath, "ingress.py");
@@ -123,11 +123,11 @@ describe("the project's Workflow chart, rendered by Helm 3.8.1 (Go 1.17) with th
         assert.equal(ingress.metadata.annotations?.["cert-manager.io/cluster-issuer"], "letsencrypt-prod");
         assert.deepEqual(ingress.spec.rules, [
             {
-                host: "deis.staging.example.com",
+                host: "deis.staging.hephy-demo.net",
                 http: { paths: [{ path: "/", pathType: "Prefix", backend: { service: { name: "deis-controller", port: { number: 80 } } } }] },
             },
         ]);
-        assert.deepEqual(ingress.spec.tls, [{ hosts: ["deis.staging.example.com"], secretName: "controller-api-server-tls" }]);
+        assert.deepEqual(ingress.spec.tls, [{ hosts: ["deis.staging.hephy-demo.net"], secretName: "controller-api-server-tls" }]);
         assert.equal(ingress.spec.ingressClassName, undefined, "class-less, like the apps' Ingresses");
     });
 

@@ -214,7 +214,7 @@ describe("the database's first-start guards (files/database), among stand-ins of
         'for f in "$@"; do . "$f"; done',
         'echo "entrypoint: init complete" >> "$LOG"',
         'rm -f "$PGDATA/recovery.conf"; touch "$STATE/server-up"; echo "entrypoint: server started" >> "$LOG"',
-        'for i in $(seq 1 60); do grep -q "^do_backup$" "$LOG" && break; /bin/sleep 0.05; done',
+        'for i in $(seq 1 200); do grep -q "^do_backup$" "$LOG" && break; /bin/sleep 0.05; done',
         "kill $(jobs -p) 2>/dev/null || true",
     ].join("\n");
     const models = {

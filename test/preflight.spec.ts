@@ -1,0 +1,64 @@
+import * as assert from "node:assert/strict";
+import { programError, runProgram } from "./harness";
+import { resetWorld, world } from "./mocks";
+
+/** The program's look-ups of the account, which refuse a stack before anything is declared. */
+describe("preflight against the DigitalOcean account", () => {
+    afterEach(resetWorld);
+
+    const refused = async (config: Record<string, string>) => {
+        const { error, declared } = await programError({ config });
+        assert.deepEqual(declared, [], "nothing is declared");
+        return (error as unknown as { problems: string[] }).problems;
+    };
+
+    it("refuses a domain that is no zone of the account, listing its zones and how to add it", async () => {
+        assert.deepEqual(await refused({ domain: "not-ours.net" }), [
+            "hephy-doks:domain not-ours.net is not a DNS zone of this DigitalOcean account (its zones: hephy-demo.net, another-team.org): " +
+                "add it (doctl compute domain create not-ours.net) and point the domain's NS records at ns1, ns2 and ns3.digitalocean.com, " +
+                "or name one of those (pulumi config set hephy-doks:domain <zone>)",
+        ]);
+    });
+
+    it("refuses a region DigitalOcean does not have, or one closed to new resources, naming the open ones", async () => {
+        assert.deepEqual(await refused({ region: "xyz9" }), ["hephy-doks:region xyz9 is no region of DigitalOcean's (open regions: fra1, nyc3) (pulumi config set hephy-doks:region fra1)"]);
+        assert.deepEqual(await refused({ region: "sfo1" }), ["hephy-doks:region sfo1 is closed to new resources (open regions: fra1, nyc3) (pulumi config set hephy-doks:region fra1)"]);
+    });
+
+    it("refuses a node size the region does not offer, naming the priced ones it does", async () => {
+        world.regions = { ...world.regions, fra1: { available: true, sizes: ["s-1vcpu-2gb", "s-4vcpu-8gb", "s-48vcpu-192gb"] } };
+        assert.deepEqual(await refused({}), [
+            "hephy-doks:nodeSize s-2vcpu-4gb is not offered in fra1 (sizes there with a price here: s-1vcpu-2gb, s-4vcpu-8gb) (pulumi config set hephy-doks:nodeSize s-1vcpu-2gb)",
+        ]);
+    });
+
+    it("refuses names reserved for examples before looking them up, and says to set one's own", async () => {
+        for (const domain of ["example.com", "paas.example.org", "acme.test", "cluster.local", "my.invalid"]) {
+            const problems = await refused({ domain });
+            assert.equal(problems.length, 1, problems.join("\n"));
+            assert.match(problems[0], new RegExp(`^hephy-doks:domain "${domain.replace(/\./g, "\\.")}" is a name reserved for examples and tests .* \\(pulumi config set hephy-doks:domain <your zone>\\)$`));
+        }
+        for (const acmeEmail of ["ops@example.com", "me@example.io", "a@b.test"]) {
+            const problems = await refused({ acmeEmail });
+            assert.match(problems.join("\n"), /^hephy-doks:acmeEmail ".*" is at a domain reserved for examples, where Let's Encrypt's expiry warnings would reach no one/);
+        }
+    });
+
+    it("says every problem at once: the config's, the account's and the version's", async () => {
+        const problems = await refused({ nodeCount: "0", domain: "not-ours.net", kubernetesVersion: "1.2" });
+        assert.deepEqual(problems.map((p) => p.split(" ")[0]), ["hephy-doks:nodeCount", "hephy-doks:domain", "hephy-doks:kubernetesVersion"]);
+        assert.match(problems[2], /^hephy-doks:kubernetesVersion 1\.2 is not offered by DigitalOcean/);
+    });
+
+    it("names YAML's reading of an unquoted version", async () => {
+        world.offered = ["1.30.2-do.0", "1.29.7-do.0"];
+        const problems = await refused({ kubernetesVersion: "1.3", releases: JSON.stringify({ ingress: { kubernetes: { min: "1.29", max: "1.37" } }, certManager: { kubernetes: { min: "1.29", max: "1.37" } }, workflow: { kubernetes: { min: "1.29", max: "1.37" } } }) });
+        assert.match(problems.join("\n"), /if a stack file says 1\.30 unquoted, YAML reads the number 1\.3: write "1\.30"/);
+    });
+
+    it("passes a stack whose zone, region and size the account has, and looks each up once", async () => {
+        const run = await runProgram({ config: { region: "nyc3" } });
+        const lookups = run.invokes.map((i) => i.token.replace(/^digitalocean:index\/\w+:/, "")).filter((t) => ["getDomain", "getRegion"].includes(t));
+        assert.deepEqual(lookups.sort(), ["getDomain", "getRegion"]);
+    });
+});

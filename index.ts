@@ -157,6 +157,8 @@ export = async () => {
         kubernetesVersion: cluster.cluster.version,
         platformDomain: config.platformDomain,
         nodeIps: dns.nodeIps,
+        // Services allowed to be LoadBalancer or NodePort, which npm run verify leaves alone.
+        exposedServices: config.exposedServices,
         tillerCaCertPem: pki.caCertPem,
         ...(config.workflowEnabled ? workflowOutputs(config.platformDomain) : {}),
         ...(platform.workflowAdmin

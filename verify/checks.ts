@@ -1,0 +1,138 @@
+/**
+ * The checks of `npm run verify`, each with what it proves and where to look when it fails. The help,
+ * the printed lines and the JSON report all read this one table.
+ */
+export const CHECKS = {
+    dns: {
+        proves: "a random name under *.<platform domain> resolves to exactly the nodes' addresses (the round-robin records)",
+        lookAt: "the A records of *.<platform domain> in the DigitalOcean zone (pulumi up puts them back), the zone's NS records at the registrar, or a resolver's cache (--dns-server ns1.digitalocean.com)",
+    },
+    "tcp-80": {
+        proves: "every node answers on TCP 80 (the ingress controller on the host network)",
+        lookAt: "the worker firewall (DigitalOcean console, Networking > Firewalls) and the ingress controller's pods: kubectl -n haproxy-ingress get pods -o wide",
+    },
+    "tcp-443": {
+        proves: "every node answers on TCP 443",
+        lookAt: "the worker firewall and the ingress controller's pods: kubectl -n haproxy-ingress get pods -o wide",
+    },
+    certificate: {
+        proves: "https://deis.<platform domain> on every node presents a certificate trusted for that name, from Let's Encrypt's production issuer, valid 14 more days",
+        lookAt: "cert-manager: kubectl -n deis describe certificate; kubectl get clusterissuer letsencrypt-prod -o yaml; kubectl -n cert-manager logs deploy/cert-manager",
+    },
+    http01: {
+        proves: "on every node, plain HTTP to /.well-known/acme-challenge/… of a name with no TLS Ingress (as a cert-manager solver's is) is answered, not redirected to HTTPS: renewals by HTTP-01 can pass",
+        lookAt: "the ingress HelmRelease's values: ssl-redirect must stay per Ingress with TLS, never global (docs/ingress.md)",
+    },
+    "ssh-banner": {
+        proves: "every node's TCP 2222 answers with an SSH banner (the builder behind the ingress controller's TCP forward)",
+        lookAt: "hephy-doks:builderSshSources (your address must be in it), the ingress controller's TCP services ConfigMap, and kubectl -n deis get pods -l app=deis-builder",
+    },
+    "controller-health": {
+        proves: "the Workflow controller answers 200 on /healthz through the ingress, on every node",
+        lookAt: "kubectl -n deis logs deploy/deis-controller, and kubectl -n deis get ingress",
+    },
+    helmreleases: {
+        proves: "every HelmRelease is released: condition Released true, release status deployed, its latest generation observed",
+        lookAt: "kubectl get helmreleases -A, and kubectl -n flux logs deploy/flux-helm-operator",
+    },
+    revisions: {
+        proves: "no release gains a revision over the sampling window (--watch), which spans helm-operator's 3-minute dry-run compare: the article's \"20 revisions an hour\", measured",
+        lookAt: "helm history of the release that moved (Tiller: kubectl -n kube-system get secrets -l OWNER=TILLER,NAME=<release>), and what differs between its last two revisions: a template that renders differently each time",
+    },
+    "no-exposed-services": {
+        proves: "no Service of type LoadBalancer or NodePort exists, but those named in hephy-doks:exposedServices",
+        lookAt: "kubectl get services -A, and the admission policy deny-exposed-services",
+    },
+    "tiller-mtls": {
+        proves: "Tiller completes TLS with helm-operator's client certificate, with a server certificate from the stack's CA, and refuses a client without one",
+        lookAt: "kubectl -n kube-system get deploy tiller-deploy -o yaml (TILLER_TLS_VERIFY, TILLER_TLS_ENABLE) and the Secrets tiller-secret and flux/helm-client",
+    },
+    "pods-ready": {
+        proves: "every pod in the namespaces of the HelmReleases is Ready (or has completed)",
+        lookAt: "kubectl -n <namespace> describe pod <pod>, and its logs",
+    },
+    "storage-bound": {
+        proves: "every PersistentVolumeClaim is Bound, Workflow's object store among them",
+        lookAt: "kubectl describe pvc -A, and the DigitalOcean volumes of the region",
+    },
+    push: {
+        proves: "(--push) an app is created, a buildpack app pushed with git over SSH, served over HTTPS at https://<app>.<platform domain>, and app and key removed",
+        lookAt: "deis logs -a <app> and kubectl -n deis logs deploy/deis-builder; an app left behind is named in the evidence",
+    },
+} as const;
+
+export type CheckId = keyof typeof CHECKS;
+
+/** One line of the report: a check, on one target (a node, a release) or on the whole stack. */
+export interface CheckResult {
+    id: CheckId;
+    /** The node, object or name checked; empty when the check is of the whole stack. */
+    target: string;
+    ok: boolean;
+    /** What was seen: the values that pass, or what went wrong. */
+    evidence: string;
+}
+
+export type Outcome = Pick<CheckResult, "ok" | "evidence">;
+
+export const pass = (evidence: string): Outcome => ({ ok: true, evidence });
+export const fail = (evidence: string): Outcome => ({ ok: false, evidence });
+
+/**
+ * Runs one check, bounded in time: a check that does not finish fails with that as its evidence, and a
+ * thrown error becomes the evidence. Nothing a check does can hang the run.
+ */
+export async function runCheck(id: CheckId, target: string, timeoutMs: number, body: () => Promise<Outcome>): Promise<CheckResult> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<Outcome>((resolve) => {
+        timer = setTimeout(() => resolve(fail(`no result within ${Math.round(timeoutMs / 1000)} s`)), timeoutMs);
+    });
+    try {
+        const outcome = await Promise.race([body().catch((error: Error) => fail(errorText(error))), timeout]);
+        return { id, target, ...outcome };
+    } finally {
+        clearTimeout(timer);
+    }
+}
+
+/**
+ * An error as one line, with its code (ECONNREFUSED, ENOTFOUND…) when the message lacks it; an API
+ * error of @kubernetes/client-node (ApiException: numeric code, a Status body) as status and message.
+ */
+export function errorText(error: unknown): string {
+    const e = error as { message?: string; code?: unknown; body?: unknown };
+    if (typeof e?.code === "number") {
+        const status = (typeof e.body === "string" ? safeJson(e.body) : e.body) as { message?: string; reason?: string } | undefined;
+        return `the Kubernetes API answered ${e.code}${status?.message ? `: ${status.message}` : status?.reason ? ` ${status.reason}` : ""}`;
+    }
+    const message = e?.message ?? String(error);
+    const code = typeof e?.code === "string" && !message.includes(e.code) ? ` (${e.code})` : "";
+    return `${message}${code}`.split("\n")[0];
+}
+
+function safeJson(text: string): unknown {
+    try {
+        return JSON.parse(text);
+    } catch {
+        return undefined;
+    }
+}
+
+/** The report as a person reads it: one line per check, and on failure where to look. */
+export function formatResult(result: CheckResult): string {
+    const target = result.target ? ` ${result.target}` : "";
+    const line = `${result.ok ? "✔" : "✖"} ${result.id}${target}: ${result.evidence}`;
+    return result.ok ? line : `${line}\n    look at: ${CHECKS[result.id].lookAt}`;
+}
+
+/** The report for CI (`--json`). */
+export function jsonReport(results: readonly CheckResult[]): string {
+    return JSON.stringify(
+        {
+            ok: results.every((r) => r.ok),
+            checks: results.map((r) => (r.ok ? r : { ...r, lookAt: CHECKS[r.id].lookAt })),
+        },
+        null,
+        2,
+    );
+}

@@ -1,0 +1,200 @@
+import { parseStrict } from "../scripts/cliArgs";
+import { CHECKS, CheckId, CheckResult, formatResult, jsonReport } from "./checks";
+import { checkRevisions, clusterChecks, kubeConfig } from "./cluster";
+import { frontDoorChecks } from "./network";
+import { readOutputs, StackOutputs } from "./outputs";
+import { checkPush, SAMPLE_APP } from "./push";
+
+/** helm-operator compares every release each 3 minutes (fluxcd/helm-operator v1.4.4 `--charts-sync-interval`). */
+export const DEFAULT_WATCH_MINUTES = 4;
+/** Let's Encrypt's production intermediates carry this organisation; the staging ones "(STAGING) Let's Encrypt". */
+export const PRODUCTION_ISSUER = "Let's Encrypt";
+const PUSH_DEADLINE_MINUTES = 15;
+
+const OPTIONS = {
+    stack: { type: "string" },
+    outputs: { type: "string" },
+    watch: { type: "string" },
+    retry: { type: "string" },
+    push: { type: "boolean" },
+    "push-app": { type: "string" },
+    "dns-server": { type: "string", multiple: true },
+    json: { type: "boolean" },
+    help: { type: "boolean", short: "h" },
+} as const;
+
+export const HELP = `npm run verify [-- OPTIONS]
+
+Checks a live stack end to end: what the article set out to build, on the cluster as it runs now.
+Reads the stack's outputs with \`pulumi stack output --json --show-secrets\` (kubeconfig, nodes,
+platform domain, Tiller's CA, Workflow's admin) and prints one line per check, ✔ or ✖, with what
+was seen and, on failure, where to look. Every check is bounded in time; the exit status is 1 when
+any fails, 2 when verify cannot run.
+
+Options:
+  --stack NAME        the stack to verify (default: the selected one)
+  --outputs FILE      read the outputs from FILE (pulumi stack output --json --show-secrets > FILE)
+  --watch MINUTES     how long to sample release revisions, 0 to skip (default ${DEFAULT_WATCH_MINUTES}: more than
+                      helm-operator's 3-minute compare); the other checks run meanwhile
+  --retry MINUTES     run failed checks again every 30 s for up to MINUTES (default 0): right
+                      after a pulumi up, certificates and pods take a few minutes
+  --push              also deploy a throwaway app by git push (needs git, ssh-keygen), remove it
+  --push-app DIR      the app --push deploys (default: verify/sample-app, for Python's buildpack)
+  --dns-server IP     a resolver to ask instead of the system's, repeatable (ns1.digitalocean.com's
+                      address skips every cache)
+  --json              print a JSON report instead (for CI)
+  -h, --help          this help
+
+Checks:
+${Object.entries(CHECKS)
+    .map(([id, check]) => `  ${id.padEnd(22)}${wrap(check.proves, 76).join(`\n${" ".repeat(24)}`)}`)
+    .join("\n")}
+`;
+
+/** Words in lines of at most `width` characters, so the help reads in a terminal without scrolling sideways. */
+function wrap(text: string, width: number): string[] {
+    const lines: string[] = [];
+    for (const word of text.split(" ")) {
+        const last = lines.length - 1;
+        if (last >= 0 && lines[last].length + 1 + word.length <= width) {
+            lines[last] += ` ${word}`;
+        } else {
+            lines.push(word);
+        }
+    }
+    return lines;
+}
+
+export interface Options {
+    stack?: string;
+    outputs?: string;
+    watchMinutes: number;
+    retryMinutes: number;
+    push: boolean;
+    pushApp: string;
+    dnsServers: string[];
+    json: boolean;
+    help: boolean;
+}
+
+export class UsageError extends Error {}
+
+export function parseOptions(argv: readonly string[]): Options {
+    let values;
+    try {
+        values = parseStrict("verify", argv, OPTIONS);
+    } catch (error) {
+        throw new UsageError(`${(error as Error).message}; see npm run verify -- --help`);
+    }
+    const minutes = (option: "watch" | "retry", fallback: number) => {
+        const text = values[option] ?? String(fallback);
+        if (!/^\d+(\.\d+)?$/.test(text) || Number(text) > 60) {
+            throw new UsageError(`--${option} must be a number of minutes from 0 to 60, got "${text}"`);
+        }
+        return Number(text);
+    };
+    const watchMinutes = minutes("watch", DEFAULT_WATCH_MINUTES);
+    const retryMinutes = minutes("retry", 0);
+    return {
+        stack: values.stack,
+        outputs: values.outputs,
+        watchMinutes,
+        retryMinutes,
+        push: values.push ?? false,
+        pushApp: values["push-app"] ?? SAMPLE_APP,
+        dnsServers: values["dns-server"] ?? [],
+        json: values.json ?? false,
+        help: values.help ?? false,
+    };
+}
+
+/** Every check the options ask for, on a stack's outputs, all bounded; the result lines in a stable order. */
+export async function verify(outputs: StackOutputs, options: Options, retryPauseMs = 30_000): Promise<CheckResult[]> {
+    const workflow = outputs.controllerUrl !== undefined;
+    const pushing = options.push
+        ? (() => {
+              if (!workflow || !outputs.workflowAdminUsername || !outputs.workflowAdminPassword) {
+                  return Promise.resolve<CheckResult>({ id: "push", target: "", ok: false, evidence: "the stack has no Workflow admin in its outputs (Workflow off, or a chart of your own)" });
+              }
+              const builder = new URL(outputs.builderSsh ?? `ssh://git@deis-builder.${outputs.platformDomain}:2222`);
+              return checkPush({
+                  controllerUrl: outputs.controllerUrl!,
+                  username: outputs.workflowAdminUsername,
+                  password: outputs.workflowAdminPassword,
+                  remote: (app) => `${builder.href.replace(/\/$/, "")}/${app}.git`,
+                  appUrl: (app) => `https://${app}.${outputs.platformDomain}/`,
+                  appDir: options.pushApp,
+                  deadlineMs: PUSH_DEADLINE_MINUTES * 60_000,
+                  pollMs: 10_000,
+              });
+          })()
+        : undefined;
+    const revisions = options.watchMinutes > 0 ? checkRevisions(kubeConfig(outputs.kubeconfig), options.watchMinutes) : undefined;
+    const once = async () =>
+        (
+            await Promise.all([
+                frontDoorChecks({
+                    platformDomain: outputs.platformDomain,
+                    nodeIps: outputs.nodeIps,
+                    workflow,
+                    ports: { http: 80, https: 443, ssh: 2222 },
+                    dnsServers: options.dnsServers,
+                    productionIssuer: PRODUCTION_ISSUER,
+                    minDaysLeft: 14,
+                }),
+                clusterChecks({ kubeconfig: outputs.kubeconfig, tillerCaCertPem: outputs.tillerCaCertPem, exposedServices: outputs.exposedServices, workflow }),
+            ])
+        ).flat();
+    const settled = await retried(once, options.retryMinutes * 60_000, retryPauseMs);
+    const order = Object.keys(CHECKS) as CheckId[];
+    const results = [...settled, ...(revisions ? [await revisions] : []), ...(pushing ? [await pushing] : [])];
+    return results.sort((a, b) => order.indexOf(a.id) - order.indexOf(b.id));
+}
+
+/** Runs the checks until none fails or `forMs` has passed, pausing between runs; the last run's results. */
+export async function retried(run: () => Promise<CheckResult[]>, forMs: number, pauseMs: number): Promise<CheckResult[]> {
+    const deadline = Date.now() + forMs;
+    let results = await run();
+    while (results.some((r) => !r.ok) && Date.now() + pauseMs < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, pauseMs));
+        results = await run();
+    }
+    return results;
+}
+
+/** The command: returns its exit status (0 all passed, 1 a check failed, 2 it could not run). */
+export async function main(argv: readonly string[], out: (text: string) => void = console.log): Promise<number> {
+    let options: Options;
+    try {
+        options = parseOptions(argv);
+    } catch (error) {
+        out(`verify: ${(error as Error).message}`);
+        return 2;
+    }
+    if (options.help) {
+        out(HELP);
+        return 0;
+    }
+    let outputs: StackOutputs;
+    try {
+        outputs = await readOutputs({ stack: options.stack, file: options.outputs });
+    } catch (error) {
+        out(`verify: ${(error as Error).message}`);
+        return 2;
+    }
+    if (!options.json) {
+        out(`Verifying ${outputs.platformDomain} (${outputs.nodeIps.length} nodes)${options.watchMinutes > 0 ? `, sampling release revisions for ${options.watchMinutes} min` : ", release revisions not sampled (--watch 0)"}`);
+    }
+    const results = await verify(outputs, options);
+    out(options.json ? jsonReport(results) : results.map(formatResult).join("\n"));
+    const failed = results.filter((r) => !r.ok).length;
+    if (!options.json) {
+        out(failed === 0 ? `All ${results.length} checks passed.` : `${failed} of ${results.length} checks failed.`);
+    }
+    return failed === 0 ? 0 : 1;
+}
+
+if (require.main === module) {
+    // Some sockets (a port-forward's WebSocket) may outlive their check: the status is the report's.
+    main(process.argv.slice(2)).then((status) => process.exit(status));
+}

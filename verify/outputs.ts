@@ -1,0 +1,67 @@
+import { execFile } from "node:child_process";
+import * as fs from "node:fs";
+import { promisify } from "node:util";
+
+/** The outputs of a stack that verify reads (index.ts exports them). */
+export interface StackOutputs {
+    platformDomain: string;
+    nodeIps: string[];
+    kubeconfig: string;
+    tillerCaCertPem: string;
+    exposedServices: string[];
+    /** Present when Workflow is installed. */
+    controllerUrl?: string;
+    builderSsh?: string;
+    workflowAdminUsername?: string;
+    workflowAdminPassword?: string;
+}
+
+const STACK_OUTPUT_MS = 60_000;
+
+/** Checks the shape of parsed outputs; every missing or ill-typed output is named at once. */
+export function parseOutputs(raw: unknown, source: string): StackOutputs {
+    const o = (raw ?? {}) as Record<string, unknown>;
+    const problems: string[] = [];
+    const text = (key: string, required: boolean) => {
+        if (typeof o[key] === "string" && o[key] !== "") return o[key] as string;
+        if (required || o[key] !== undefined) problems.push(`${key} must be a non-empty string`);
+        return undefined;
+    };
+    const list = (key: string, required: boolean) => {
+        const value = o[key] ?? (required ? undefined : []);
+        if (Array.isArray(value) && value.every((v) => typeof v === "string")) return value as string[];
+        problems.push(`${key} must be a list of strings`);
+        return [];
+    };
+    const outputs = {
+        platformDomain: text("platformDomain", true) ?? "",
+        nodeIps: list("nodeIps", true),
+        kubeconfig: text("kubeconfig", true) ?? "",
+        tillerCaCertPem: text("tillerCaCertPem", true) ?? "",
+        exposedServices: list("exposedServices", false),
+        controllerUrl: text("controllerUrl", false),
+        builderSsh: text("builderSsh", false),
+        workflowAdminUsername: text("workflowAdminUsername", false),
+        workflowAdminPassword: text("workflowAdminPassword", false),
+    };
+    if (outputs.nodeIps.length === 0 && problems.length === 0) {
+        problems.push("nodeIps is empty");
+    }
+    if (problems.length > 0) {
+        throw new Error(`the outputs of ${source} are not a hephy-doks stack's (run pulumi up first?): ${problems.join("; ")}`);
+    }
+    return outputs;
+}
+
+/** The outputs of a stack, with its secrets, from the Pulumi CLI, or from a file of `pulumi stack output --json --show-secrets`. */
+export async function readOutputs(from: { stack?: string; file?: string }): Promise<StackOutputs> {
+    if (from.file) {
+        return parseOutputs(JSON.parse(fs.readFileSync(from.file, "utf8")), from.file);
+    }
+    const args = ["stack", "output", "--json", "--show-secrets", ...(from.stack ? ["--stack", from.stack] : [])];
+    const { stdout } = await promisify(execFile)("pulumi", args, { timeout: STACK_OUTPUT_MS, maxBuffer: 16 * 1024 * 1024 }).catch((error: { stderr?: string; message: string; code?: string }) => {
+        const reason = error.code === "ENOENT" ? "the Pulumi CLI is not on PATH" : (error.stderr?.trim() || error.message);
+        throw new Error(`pulumi ${args.join(" ")} failed: ${reason}. Run it from the project's directory, logged in to the stack's backend, or pass --outputs FILE`);
+    });
+    return parseOutputs(JSON.parse(stdout), from.stack ? `stack ${from.stack}` : "the selected stack");
+}

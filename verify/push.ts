@@ -1,0 +1,133 @@
+import { execFile } from "node:child_process";
+import * as crypto from "node:crypto";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { promisify } from "node:util";
+import { CheckResult, errorText, fail, pass, runCheck } from "./checks";
+
+const run = promisify(execFile);
+
+/** What the push check needs: the controller, an admin, and where to push and fetch. */
+export interface PushTarget {
+    /** `https://deis.<platform domain>`, from the stack's outputs. */
+    controllerUrl: string;
+    /** The stack's Workflow admin, from its outputs. */
+    username: string;
+    password: string;
+    /** The builder's git remote of an app (`ssh://git@deis-builder.<platform domain>:2222/<app>.git` live). */
+    remote(app: string): string;
+    /** Where the app is served (`https://<app>.<platform domain>` live). */
+    appUrl(app: string): string;
+    /** The app to push: a directory, copied into a fresh repository. */
+    appDir: string;
+    /** How long the build and the first answer may take. */
+    deadlineMs: number;
+    /** Between two tries of the app's URL. */
+    pollMs: number;
+}
+
+/** The app `--push` sends unless `--push-app` names another: Python's buildpack, the standard library only. */
+export const SAMPLE_APP = path.join(__dirname, "sample-app");
+
+const API_MS = 15_000;
+
+/** Workflow's REST API (teamhephy/controller rootfs/api/urls.py, /v2/…), with the admin's token. */
+class Controller {
+    private token = "";
+    constructor(private readonly url: string) {}
+
+    async call(method: string, route: string, body?: unknown): Promise<unknown> {
+        const response = await fetch(new URL(route, this.url), {
+            method,
+            headers: { "content-type": "application/json", ...(this.token ? { authorization: `token ${this.token}` } : {}) },
+            body: body === undefined ? undefined : JSON.stringify(body),
+            signal: AbortSignal.timeout(API_MS),
+        });
+        const text = await response.text();
+        if (!response.ok) {
+            throw new Error(`${method} ${route} → ${response.status} ${text.slice(0, 200)}`);
+        }
+        return text ? JSON.parse(text) : undefined;
+    }
+
+    async login(username: string, password: string): Promise<void> {
+        this.token = ((await this.call("POST", "/v2/auth/login/", { username, password })) as { token: string }).token;
+    }
+}
+
+/** Polls the app's URL until it answers 200 or the deadline passes; the last answer is the evidence. */
+async function waitServed(url: string, deadline: number, pollMs: number): Promise<string> {
+    let last = "no answer yet";
+    while (Date.now() < deadline) {
+        try {
+            const response = await fetch(url, { signal: AbortSignal.timeout(API_MS) });
+            last = `${response.status}`;
+            if (response.ok) {
+                return `GET ${url} → 200: ${(await response.text()).trim().slice(0, 80)}`;
+            }
+        } catch (error) {
+            last = errorText(error);
+        }
+        await new Promise((r) => setTimeout(r, pollMs));
+    }
+    throw new Error(`${url} not served: last answer ${last}`);
+}
+
+/**
+ * The seed's end-to-end run: a throwaway ed25519 key and app, a `git push`, the app over HTTPS, and
+ * both removed whatever happened. A removal that fails is a failure too, naming what was left.
+ */
+export function checkPush(target: PushTarget): Promise<CheckResult> {
+    const app = `verify-${crypto.randomBytes(3).toString("hex")}`;
+    return runCheck("push", app, target.deadlineMs + 4 * API_MS, async () => {
+        const controller = new Controller(target.controllerUrl);
+        const work = fs.mkdtempSync(path.join(os.tmpdir(), "hephy-doks-verify-"));
+        const key = path.join(work, "id_ed25519");
+        const steps: string[] = [];
+        let created = false;
+        let keyAdded = false;
+        let outcome;
+        try {
+            await controller.login(target.username, target.password);
+            await run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", app, "-f", key]);
+            await controller.call("POST", "/v2/keys/", { id: app, public: fs.readFileSync(`${key}.pub`, "utf8").trim() });
+            keyAdded = true;
+            await controller.call("POST", "/v2/apps/", { id: app });
+            created = true;
+            steps.push(`app ${app} created`);
+            const repo = path.join(work, "app");
+            fs.cpSync(target.appDir, repo, { recursive: true });
+            const git = (...args: string[]) =>
+                run("git", ["-C", repo, "-c", "user.name=hephy-doks verify", "-c", "user.email=verify@hephy-doks.invalid", ...args], {
+                    timeout: target.deadlineMs,
+                    env: {
+                        ...process.env,
+                        GIT_SSH_COMMAND: `ssh -i ${key} -o IdentitiesOnly=yes -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile=${path.join(work, "known_hosts")}`,
+                    },
+                });
+            await git("init", "-q");
+            await git("add", "-A");
+            await git("commit", "-q", "-m", "hephy-doks verify");
+            // The builder builds what is pushed to master (teamhephy/builder pkg/gitreceive).
+            await git("push", "-q", target.remote(app), "HEAD:refs/heads/master");
+            steps.push("pushed");
+            steps.push(await waitServed(target.appUrl(app), Date.now() + target.deadlineMs, target.pollMs));
+            outcome = pass(steps.join(", "));
+        } catch (error) {
+            outcome = fail([...steps, errorText(error)].join(", "));
+        }
+        const left: string[] = [];
+        if (created) {
+            await controller.call("DELETE", `/v2/apps/${app}/`).catch(() => left.push(`app ${app}`));
+        }
+        if (keyAdded) {
+            await controller.call("DELETE", `/v2/keys/${app}/`).catch(() => left.push(`key ${app}`));
+        }
+        fs.rmSync(work, { recursive: true, force: true });
+        if (left.length > 0) {
+            return fail(`${outcome.evidence}; left behind: ${left.join(", ")} (deis apps:destroy -a ${app}, deis keys:remove ${app})`);
+        }
+        return { ok: outcome.ok, evidence: `${outcome.evidence}; app and key removed` };
+    });
+}

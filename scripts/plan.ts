@@ -3,6 +3,7 @@ import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import * as YAML from "yaml";
 import { PROJECT } from "../config";
+import { PRICES } from "../pricing";
 import { ExposedType, exposedServicePaths } from "../policy/policies";
 import { HELM } from "../test/helm";
 import { parseStrict } from "./cliArgs";
@@ -213,11 +214,27 @@ export function stackConfig(stack: string, root = ROOT, encrypted: string[] = []
 /** Evaluates the program for a stack file in plan mode and renders it. */
 export async function planStack(stack: string, stackDir = ROOT): Promise<Plan & { run: Run; encrypted: string[] }> {
     const encrypted: string[] = [];
-    const run = await runProgram({ stack, config: stackConfig(stack, stackDir, encrypted), replaceConfig: true, unknownOutputs: true });
+    const config = stackConfig(stack, stackDir, encrypted);
+    playAccount(config);
+    const run = await runProgram({ stack, config, replaceConfig: true, unknownOutputs: true });
     // The version the cluster is declared with, which the releases will meet.
     const declared = run.resources.find((r) => r.type === "digitalocean:index/kubernetesCluster:KubernetesCluster");
     const releases = renderReleases(run, String(plain(declared?.inputs ?? {}).version).split("-")[0]);
     return { ...renderPlan(run, String(run.outputs.monthlyCostEstimate), releases), run, encrypted };
+}
+
+/**
+ * The plan cannot see the account, so the mocked one holds the stack's zone, and offers its region with
+ * every priced size: the preflight's checks of both are left to pulumi up (the version line says the
+ * same of DigitalOcean's offer).
+ */
+export function playAccount(config: Record<string, unknown>): void {
+    if (typeof config.domain === "string" && !world.zones.includes(config.domain)) {
+        world.zones.push(config.domain);
+    }
+    if (typeof config.region === "string" && !(config.region in world.regions)) {
+        world.regions[config.region] = { available: true, sizes: Object.keys(PRICES.nodeUsd) };
+    }
 }
 
 /** Writes a plan's files under `dir`, replacing what an earlier plan left there (and nothing else). */
@@ -323,6 +340,7 @@ async function main(argv: string[]): Promise<void> {
             `Kubernetes version: ${String(outputs.kubernetesVersion)} (MOCKED: chosen, as for a new cluster, from a sample offer, ${args.offer.join(", ")}` +
                 `${args.offer.join() === OFFERED_VERSIONS.join() ? " (the default; --offer sets another)" : " (from --offer)"}; ` +
                 "DigitalOcean's offer and a running cluster's version decide on a real run)",
+            "Account: MOCKED: it holds the stack's zone and offers its region with every priced size; pulumi up checks both against yours first",
             ...plan.run.warnings.map((w) => `Warning: ${w}`),
             "",
             plan.tree,

@@ -211,7 +211,7 @@ describe("parseConfig", () => {
         assert.deepEqual(arrays, ["builderSshSources", "exposedServices"]);
         const texts = [
             ...bad.map(([, values]) => problemsOf(values).join("\n")),
-            ...["README.md", "docs/operations.md", "docs/delivery.md", "docs/design.md", "policy/policies.ts"].map((f) => fs.readFileSync(path.join(ROOT, f), "utf8")),
+            ...["README.md", "docs/configuration.md", "docs/operations.md", "docs/delivery.md", "docs/design.md", "docs/workflow.md", "policy/policies.ts"].map((f) => fs.readFileSync(path.join(ROOT, f), "utf8")),
         ];
         const commands = texts.flatMap((t) => [...t.matchAll(/pulumi config set [^\n`)]*/g)].map((m) => m[0]));
         const forArrays = commands.filter((c) => arrays.some((k) => c.includes(`hephy-doks:${k}`)));

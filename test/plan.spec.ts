@@ -225,7 +225,14 @@ describe("npm run plan", function () {
         const written = fs.readFileSync(path.join(out, "example", "plan.txt"), "utf8");
         assert.ok(result.stdout.includes(written.trim()), "plan.txt holds what was printed");
         assert.ok(fs.existsSync(path.join(out, "example", "cert-manager", "helmrelease-cert-manager.yaml")));
-        assert.equal(plan("--stack", "example", "--stack-dir", FIXTURES, "--out", out).status, 0, "a second plan replaces the first");
+        assert.match(result.stdout, /\nAccount: MOCKED: it holds the stack's zone and offers its region with every priced size; pulumi up checks both against yours first\n/);
+        // A second plan replaces the first; the mocked account takes a zone and a region of the user's own.
+        const own = fs.mkdtempSync(path.join(os.tmpdir(), "plan-stack-"));
+        const example = fs.readFileSync(path.join(FIXTURES, "Pulumi.example.yaml"), "utf8");
+        fs.writeFileSync(path.join(own, "Pulumi.example.yaml"), `${example.replace(/hephy-demo\.net/g, "my-team.dev")}  hephy-doks:region: sgp1\n`);
+        const second = plan("--stack", "example", "--stack-dir", own, "--out", out);
+        assert.equal(second.status, 0, second.stderr);
+        assert.match(second.stdout, /\n {2}platformDomain: example\.my-team\.dev\n/);
 
         fs.mkdirSync(path.join(out, "mine", "example"), { recursive: true });
         const refused = plan("--stack", "example", "--stack-dir", FIXTURES, "--out", path.join(out, "mine"));

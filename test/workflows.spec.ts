@@ -159,8 +159,11 @@ describe("GitHub workflows", () => {
         const verify = stepIndex(steps, (s) => /\bnpm run --silent verify\b/.test(s.run ?? ""), "verifies the stack");
         assert.ok(verify > pulumi);
         assert.equal(steps[verify].if, "inputs.command == 'up'");
-        const flags = steps[verify].run.split(" -- ")[1].replace('"$STACK"', "staging").split(" ");
-        assert.deepEqual(parseVerifyOptions(flags), { ...parseVerifyOptions([]), stack: "staging", retryMinutes: 10 });
+        const line = steps[verify].run.split("\n").find((l: string) => l.includes("npm run --silent verify"));
+        const flags = (stack: string, skip: string) => line.split(" -- ")[1].replace('"$STACK"', stack).replace("$skip", skip).split(" ").filter(Boolean);
+        assert.deepEqual(parseVerifyOptions(flags("staging", "")), { ...parseVerifyOptions([]), stack: "staging", retryMinutes: 10 });
+        assert.deepEqual(parseVerifyOptions(flags("production", "--skip ssh-banner")).skip, ["ssh-banner"]);
+        assert.match(steps[verify].run, /if \[ "\$STACK" = production \]; then skip="--skip ssh-banner"; fi/);
         // The callers' unprivileged test job runs them; this job, which holds the credentials, does not.
         assert.deepEqual(testRuns(reusable), []);
         assert.equal(steps[guard].if, "inputs.command == 'destroy'");

@@ -5,7 +5,7 @@
 export const CHECKS = {
     dns: {
         proves: "a random name under *.<platform domain> resolves to exactly the nodes' addresses (the round-robin records)",
-        lookAt: "the A records of *.<platform domain> in the DigitalOcean zone (pulumi up puts them back), the zone's NS records at the registrar, or a resolver's cache (--dns-server ns1.digitalocean.com)",
+        lookAt: "the A records of *.<platform domain> in the DigitalOcean zone (pulumi up puts them back), the zone's NS records at the registrar, or a resolver's cache (--dns-server ns1.digitalocean.com asks DigitalOcean's own)",
     },
     "tcp-80": {
         proves: "every node answers on TCP 80 (the ingress controller on the host network)",
@@ -44,7 +44,7 @@ export const CHECKS = {
         lookAt: "kubectl get services -A, and the admission policy deny-exposed-services",
     },
     "tiller-mtls": {
-        proves: "Tiller completes TLS with helm-operator's client certificate, with a server certificate from the stack's CA, and refuses a client without one",
+        proves: "Tiller completes TLS with helm-operator's client certificate, with a server certificate from the stack's CA, and refuses a client without one (through a port-forward, which network policies do not see: it proves Tiller's TLS, not who can reach it)",
         lookAt: "kubectl -n kube-system get deploy tiller-deploy -o yaml (TILLER_TLS_VERIFY, TILLER_TLS_ENABLE) and the Secrets tiller-secret and flux/helm-client",
     },
     "pods-ready": {
@@ -56,7 +56,7 @@ export const CHECKS = {
         lookAt: "kubectl describe pvc -A, and the DigitalOcean volumes of the region",
     },
     push: {
-        proves: "(--push) an app is created, a buildpack app pushed with git over SSH, served over HTTPS at https://<app>.<platform domain>, and app and key removed",
+        proves: "(--push) an app is created, a buildpack app pushed with git over SSH, served at http://<app>.<platform domain> (app Ingresses have no certificate yet), and app and key removed",
         lookAt: "deis logs -a <app> and kubectl -n deis logs deploy/deis-builder; an app left behind is named in the evidence",
     },
 } as const;
@@ -96,14 +96,23 @@ export async function runCheck(id: CheckId, target: string, timeoutMs: number, b
 }
 
 /**
- * An error as one line, with its code (ECONNREFUSED, ENOTFOUND…) when the message lacks it; an API
- * error of @kubernetes/client-node (ApiException: numeric code, a Status body) as status and message.
+ * An error as one line: an API error of @kubernetes/client-node (ApiException: a status and a Status
+ * body) as its status and message; a command that failed by the error it wrote (its first fatal or error line); a failed fetch by
+ * its cause; else the message, with its code (ECONNREFUSED, ENOTFOUND…) when the message lacks it.
  */
 export function errorText(error: unknown): string {
-    const e = error as { message?: string; code?: unknown; body?: unknown };
-    if (typeof e?.code === "number") {
+    const e = error as { message?: string; code?: unknown; body?: unknown; stderr?: string; cause?: { message?: string; code?: string } };
+    if (e?.constructor?.name === "ApiException" && typeof e.code === "number") {
         const status = (typeof e.body === "string" ? safeJson(e.body) : e.body) as { message?: string; reason?: string } | undefined;
         return `the Kubernetes API answered ${e.code}${status?.message ? `: ${status.message}` : status?.reason ? ` ${status.reason}` : ""}`;
+    }
+    const stderr = e?.stderr?.trim().split("\n");
+    if (stderr?.length && stderr[0]) {
+        const program = (e as { cmd?: string }).cmd?.split(" ")[0] ?? "a command";
+        return `${program} failed: ${stderr.find((l) => /^(fatal|error|ERROR)\b/.test(l)) ?? stderr[stderr.length - 1]}`;
+    }
+    if (e?.cause?.message) {
+        return `${e.message}: ${e.cause.message}${e.cause.code && !e.cause.message.includes(e.cause.code) ? ` (${e.cause.code})` : ""}`;
     }
     const message = e?.message ?? String(error);
     const code = typeof e?.code === "string" && !message.includes(e.code) ? ` (${e.code})` : "";

@@ -135,9 +135,16 @@ export function checkExposedServices(config: k8s.KubeConfig, allowed: readonly s
     });
 }
 
-/** A pod is fine when it is Ready, or has completed (a Job's). */
+/**
+ * A pod is fine when it is Ready or has completed; a failed Job's pod or build pod (Workflow's
+ * `slugbuild-`/`dockerbuild-` pods, which the builder leaves behind) is history, not a service down.
+ */
 function podProblem(pod: k8s.V1Pod): string | undefined {
     if (pod.status?.phase === "Succeeded" || pod.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True")) {
+        return undefined;
+    }
+    const finished = pod.metadata?.ownerReferences?.some((o) => o.kind === "Job") || /^(slug|docker)build-/.test(pod.metadata?.name ?? "");
+    if (pod.status?.phase === "Failed" && finished) {
         return undefined;
     }
     const waiting = pod.status?.containerStatuses?.map((c) => c.state?.waiting?.reason ?? c.state?.terminated?.reason).filter(Boolean) ?? [];
@@ -176,13 +183,17 @@ export function checkStorageBound(config: k8s.KubeConfig, workflow: boolean): Pr
 }
 
 /**
- * A stream through the API server's port-forward to a pod's port, as a socket TLS can run over. The
+ * A stream through the API server's port-forward to a pod's port, as a socket TLS can run over, and what
+ * the API server said on the error channel (such as a refused connection inside the pod). The
  * WebSocket is closed with the stream.
  */
-async function forwardedStream(config: k8s.KubeConfig, namespace: string, pod: string, port: number): Promise<Duplex> {
+async function forwardedStream(config: k8s.KubeConfig, namespace: string, pod: string, port: number): Promise<{ stream: Duplex; errors: () => string }> {
     const fromPod = new PassThrough();
     const toPod = new PassThrough();
-    const socket = new Duplex({
+    const errorChannel = new PassThrough();
+    let errors = "";
+    errorChannel.on("data", (chunk) => (errors += chunk.toString()));
+    const stream = new Duplex({
         read() {},
         write(chunk, _encoding, done) {
             toPod.write(chunk, done);
@@ -192,15 +203,15 @@ async function forwardedStream(config: k8s.KubeConfig, namespace: string, pod: s
             done();
         },
     });
-    fromPod.on("data", (chunk) => socket.push(chunk));
-    const ws = await new k8s.PortForward(config).portForward(namespace, pod, [port], fromPod, null, toPod);
+    fromPod.on("data", (chunk) => stream.push(chunk));
+    const ws = await new k8s.PortForward(config).portForward(namespace, pod, [port], fromPod, errorChannel, toPod);
     const webSocket = typeof ws === "function" ? ws() : ws;
-    webSocket?.on("close", () => socket.push(null));
-    socket.on("close", () => webSocket?.close());
-    return socket;
+    webSocket?.on("close", () => stream.push(null));
+    stream.on("close", () => webSocket?.close());
+    return { stream, errors: () => errors.trim() };
 }
 
-/** OpenSSL's error as the alert a peer sent ("alert certificate required"), else its first line. */
+/** OpenSSL's error as the alert a peer sent ("alert bad certificate"), else its first line. */
 function tlsReason(error: Error): string {
     return /alert [a-z ]+/.exec(error.message)?.[0] ?? error.message.split("\n")[0];
 }
@@ -208,28 +219,45 @@ function tlsReason(error: Error): string {
 type Handshake = { accepted: true; authorized: boolean; authorizationError?: string } | { accepted: false; reason: string };
 
 /**
- * A TLS handshake with Tiller over a fresh port-forward. With TLS 1.3 a server tells a client it refuses
- * only after the client's handshake ends, so a client counts as accepted only if it is still connected
- * a moment later.
+ * A TLS handshake with Tiller over a fresh port-forward. Without a certificate the client speaks TLS
+ * 1.2, where a server that requires one refuses inside the handshake (Tiller 2.17:
+ * RequireAndVerifyClientCert, pkg/tlsutil/cfg.go). With one, TLS 1.3 may tell a refusal only after the
+ * handshake, so the client counts as accepted once Tiller's gRPC server speaks first (its HTTP/2
+ * settings), or is still connected a moment later.
  */
 async function tillerHandshake(config: k8s.KubeConfig, pod: string, caPem: string, settleMs: number, client?: { cert: string; key: string }): Promise<Handshake> {
-    const stream = await forwardedStream(config, CLUSTER_FACTS.tiller.namespace, pod, CLUSTER_FACTS.tiller.port);
+    const { stream, errors } = await forwardedStream(config, CLUSTER_FACTS.tiller.namespace, pod, CLUSTER_FACTS.tiller.port);
     return new Promise<Handshake>((resolve) => {
-        const socket = tls.connect({ socket: stream, servername: CLUSTER_FACTS.tillerHostname, ca: [caPem], rejectUnauthorized: false, ...client });
+        const socket = tls.connect({
+            socket: stream,
+            servername: CLUSTER_FACTS.tillerHostname,
+            ca: [caPem],
+            rejectUnauthorized: false,
+            ...(client ?? { maxVersion: "TLSv1.2" as const }),
+        });
+        let settled = false;
         const finish = (result: Handshake) => {
+            if (settled) return;
+            settled = true;
             clearTimeout(timer);
             socket.destroy();
             stream.destroy();
             resolve(result);
         };
-        const timer = setTimeout(() => finish({ accepted: false, reason: `no handshake within ${HANDSHAKE_MS / 1000} s` }), HANDSHAKE_MS);
-        socket.once("error", (error: Error) => finish({ accepted: false, reason: tlsReason(error) }));
-        socket.once("close", () => finish({ accepted: false, reason: "connection closed" }));
+        const refused = (reason: string) => finish({ accepted: false, reason: errors() ? `${reason}; port-forward: ${errors()}` : reason });
+        const timer = setTimeout(() => refused(`no handshake within ${HANDSHAKE_MS / 1000} s`), HANDSHAKE_MS);
+        socket.once("error", (error: Error) => refused(tlsReason(error)));
+        socket.once("close", () => refused("connection closed"));
         socket.once("secureConnect", () => {
             clearTimeout(timer);
             // node:tls gives the verification failure's code, such as UNABLE_TO_VERIFY_LEAF_SIGNATURE.
-            const authorized = { accepted: true as const, authorized: socket.authorized, authorizationError: String(socket.authorizationError) };
-            setTimeout(() => finish(authorized), settleMs);
+            const accepted = { accepted: true as const, authorized: socket.authorized, authorizationError: String(socket.authorizationError) };
+            if (!client) {
+                finish(accepted);
+                return;
+            }
+            socket.once("data", () => finish(accepted));
+            setTimeout(() => finish(accepted), settleMs);
         });
     });
 }

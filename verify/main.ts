@@ -19,6 +19,7 @@ const OPTIONS = {
     push: { type: "boolean" },
     "push-app": { type: "string" },
     "dns-server": { type: "string", multiple: true },
+    skip: { type: "string", multiple: true },
     json: { type: "boolean" },
     help: { type: "boolean", short: "h" },
 } as const;
@@ -33,15 +34,17 @@ any fails, 2 when verify cannot run.
 
 Options:
   --stack NAME        the stack to verify (default: the selected one)
-  --outputs FILE      read the outputs from FILE (pulumi stack output --json --show-secrets > FILE)
+  --outputs FILE      read the outputs from FILE, which holds secrets: (umask 077; pulumi stack
+                      output --json --show-secrets > FILE)
   --watch MINUTES     how long to sample release revisions, 0 to skip (default ${DEFAULT_WATCH_MINUTES}: more than
                       helm-operator's 3-minute compare); the other checks run meanwhile
   --retry MINUTES     run failed checks again every 30 s for up to MINUTES (default 0): right
                       after a pulumi up, certificates and pods take a few minutes
   --push              also deploy a throwaway app by git push (needs git, ssh-keygen), remove it
   --push-app DIR      the app --push deploys (default: verify/sample-app, for Python's buildpack)
-  --dns-server IP     a resolver to ask instead of the system's, repeatable (ns1.digitalocean.com's
-                      address skips every cache)
+  --dns-server HOST   a resolver to ask instead of the system's, repeatable (ns1.digitalocean.com
+                      skips every cache)
+  --skip CHECK        leave a check out, repeatable: ssh-banner from outside builderSshSources
   --json              print a JSON report instead (for CI)
   -h, --help          this help
 
@@ -73,6 +76,8 @@ export interface Options {
     push: boolean;
     pushApp: string;
     dnsServers: string[];
+    /** Checks not to run, such as ssh-banner from a machine outside hephy-doks:builderSshSources. */
+    skip: CheckId[];
     json: boolean;
     help: boolean;
 }
@@ -95,6 +100,11 @@ export function parseOptions(argv: readonly string[]): Options {
     };
     const watchMinutes = minutes("watch", DEFAULT_WATCH_MINUTES);
     const retryMinutes = minutes("retry", 0);
+    const skip = values.skip ?? [];
+    const unknown = skip.filter((id) => !(id in CHECKS));
+    if (unknown.length > 0) {
+        throw new UsageError(`--skip takes a check's name (${Object.keys(CHECKS).join(", ")}), got "${unknown.join('", "')}"`);
+    }
     return {
         stack: values.stack,
         outputs: values.outputs,
@@ -103,52 +113,75 @@ export function parseOptions(argv: readonly string[]): Options {
         push: values.push ?? false,
         pushApp: values["push-app"] ?? SAMPLE_APP,
         dnsServers: values["dns-server"] ?? [],
+        skip: skip as CheckId[],
         json: values.json ?? false,
         help: values.help ?? false,
     };
 }
 
-/** Every check the options ask for, on a stack's outputs, all bounded; the result lines in a stable order. */
-export async function verify(outputs: StackOutputs, options: Options, retryPauseMs = 30_000): Promise<CheckResult[]> {
+/** Where verify finds a stack's front door; the tests move it to loopback. */
+export interface Reach {
+    ports: { http: number; https: number; ssh: number };
+    /** CA certificates to trust instead of Node's bundle. */
+    ca?: readonly string[];
+    /** Between two runs of the failed checks (--retry). */
+    retryPauseMs: number;
+}
+
+const LIVE: Reach = { ports: { http: 80, https: 443, ssh: 2222 }, retryPauseMs: 30_000 };
+
+/**
+ * Every check the options ask for, on a stack's outputs, all bounded; the result lines in a stable
+ * order. The revision window and --push start once the other checks pass (or --retry gives up), so
+ * an upgrade the last pulumi up started is not counted as a new revision.
+ */
+export async function verify(outputs: StackOutputs, options: Options, reach: Reach = LIVE): Promise<CheckResult[]> {
     const workflow = outputs.controllerUrl !== undefined;
-    const pushing = options.push
-        ? (() => {
-              if (!workflow || !outputs.workflowAdminUsername || !outputs.workflowAdminPassword) {
-                  return Promise.resolve<CheckResult>({ id: "push", target: "", ok: false, evidence: "the stack has no Workflow admin in its outputs (Workflow off, or a chart of your own)" });
-              }
-              const builder = new URL(outputs.builderSsh ?? `ssh://git@deis-builder.${outputs.platformDomain}:2222`);
-              return checkPush({
-                  controllerUrl: outputs.controllerUrl!,
-                  username: outputs.workflowAdminUsername,
-                  password: outputs.workflowAdminPassword,
-                  remote: (app) => `${builder.href.replace(/\/$/, "")}/${app}.git`,
-                  appUrl: (app) => `https://${app}.${outputs.platformDomain}/`,
-                  appDir: options.pushApp,
-                  deadlineMs: PUSH_DEADLINE_MINUTES * 60_000,
-                  pollMs: 10_000,
-              });
-          })()
-        : undefined;
-    const revisions = options.watchMinutes > 0 ? checkRevisions(kubeConfig(outputs.kubeconfig), options.watchMinutes) : undefined;
+    const wanted = (results: CheckResult[]) => results.filter((r) => !options.skip.includes(r.id));
     const once = async () =>
-        (
-            await Promise.all([
-                frontDoorChecks({
-                    platformDomain: outputs.platformDomain,
-                    nodeIps: outputs.nodeIps,
-                    workflow,
-                    ports: { http: 80, https: 443, ssh: 2222 },
-                    dnsServers: options.dnsServers,
-                    productionIssuer: PRODUCTION_ISSUER,
-                    minDaysLeft: 14,
-                }),
-                clusterChecks({ kubeconfig: outputs.kubeconfig, tillerCaCertPem: outputs.tillerCaCertPem, exposedServices: outputs.exposedServices, workflow }),
-            ])
-        ).flat();
-    const settled = await retried(once, options.retryMinutes * 60_000, retryPauseMs);
+        wanted(
+            (
+                await Promise.all([
+                    frontDoorChecks({
+                        platformDomain: outputs.platformDomain,
+                        nodeIps: outputs.nodeIps,
+                        workflow,
+                        ports: reach.ports,
+                        ca: reach.ca,
+                        dnsServers: options.dnsServers,
+                        productionIssuer: PRODUCTION_ISSUER,
+                        minDaysLeft: 14,
+                    }),
+                    clusterChecks({ kubeconfig: outputs.kubeconfig, tillerCaCertPem: outputs.tillerCaCertPem, exposedServices: outputs.exposedServices, workflow }),
+                ])
+            ).flat(),
+        );
+    const settled = await retried(once, options.retryMinutes * 60_000, reach.retryPauseMs);
+    const later = await Promise.all([
+        options.watchMinutes > 0 ? checkRevisions(kubeConfig(outputs.kubeconfig), options.watchMinutes) : undefined,
+        options.push ? pushCheck(outputs, options.pushApp) : undefined,
+    ]);
     const order = Object.keys(CHECKS) as CheckId[];
-    const results = [...settled, ...(revisions ? [await revisions] : []), ...(pushing ? [await pushing] : [])];
+    const results = wanted([...settled, ...later.filter((r): r is CheckResult => r !== undefined)]);
     return results.sort((a, b) => order.indexOf(a.id) - order.indexOf(b.id));
+}
+
+function pushCheck(outputs: StackOutputs, appDir: string): Promise<CheckResult> {
+    if (!outputs.controllerUrl || !outputs.builderSsh || !outputs.workflowAdminUsername || !outputs.workflowAdminPassword) {
+        return Promise.resolve({ id: "push", target: "", ok: false, evidence: "the stack has no Workflow admin in its outputs (Workflow off, or a chart of your own)" });
+    }
+    const builder = outputs.builderSsh.replace(/\/$/, "");
+    return checkPush({
+        controllerUrl: outputs.controllerUrl,
+        username: outputs.workflowAdminUsername,
+        password: outputs.workflowAdminPassword,
+        remote: (app) => `${builder}/${app}.git`,
+        // Apps are served over plain HTTP until their Ingresses get certificates.
+        appUrl: (app) => `http://${app}.${outputs.platformDomain}/`,
+        appDir,
+        deadlineMs: PUSH_DEADLINE_MINUTES * 60_000,
+        pollMs: 10_000,
+    });
 }
 
 /** Runs the checks until none fails or `forMs` has passed, pausing between runs; the last run's results. */
@@ -163,7 +196,7 @@ export async function retried(run: () => Promise<CheckResult[]>, forMs: number, 
 }
 
 /** The command: returns its exit status (0 all passed, 1 a check failed, 2 it could not run). */
-export async function main(argv: readonly string[], out: (text: string) => void = console.log): Promise<number> {
+export async function main(argv: readonly string[], out: (text: string) => void = console.log, reach: Reach = LIVE): Promise<number> {
     let options: Options;
     try {
         options = parseOptions(argv);
@@ -182,10 +215,17 @@ export async function main(argv: readonly string[], out: (text: string) => void 
         out(`verify: ${(error as Error).message}`);
         return 2;
     }
+    try {
+        kubeConfig(outputs.kubeconfig);
+    } catch {
+        // Its text is not repeated: it holds the cluster's credential.
+        out("verify: the stack's kubeconfig output cannot be read as a kubeconfig (run pulumi up, which renews it)");
+        return 2;
+    }
     if (!options.json) {
         out(`Verifying ${outputs.platformDomain} (${outputs.nodeIps.length} nodes)${options.watchMinutes > 0 ? `, sampling release revisions for ${options.watchMinutes} min` : ", release revisions not sampled (--watch 0)"}`);
     }
-    const results = await verify(outputs, options);
+    const results = await verify(outputs, options, reach);
     out(options.json ? jsonReport(results) : results.map(formatResult).join("\n"));
     const failed = results.filter((r) => !r.ok).length;
     if (!options.json) {
@@ -195,6 +235,12 @@ export async function main(argv: readonly string[], out: (text: string) => void 
 }
 
 if (require.main === module) {
-    // Some sockets (a port-forward's WebSocket) may outlive their check: the status is the report's.
-    main(process.argv.slice(2)).then((status) => process.exit(status));
+    // Some sockets (a port-forward's WebSocket) may outlive their check: the process ends once the
+    // report is written out (a pipe may take it asynchronously), with the report's status.
+    main(process.argv.slice(2))
+        .catch((error: Error) => {
+            console.error(`verify: ${error.message.split("\n")[0]}`);
+            return 2;
+        })
+        .then((status) => process.stdout.write("", () => process.exit(status)));
 }

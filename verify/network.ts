@@ -1,5 +1,5 @@
 import * as crypto from "node:crypto";
-import { Resolver } from "node:dns/promises";
+import { lookup, Resolver } from "node:dns/promises";
 import * as http from "node:http";
 import * as https from "node:https";
 import * as net from "node:net";
@@ -38,11 +38,25 @@ export function randomName(platformDomain: string): string {
     return `hephy-doks-verify-${crypto.randomBytes(4).toString("hex")}.${platformDomain}`;
 }
 
+/** A resolver given as `IP`, `IP:PORT`, `[IPv6]:PORT` or a name (ns1.digitalocean.com), as an address setServers takes. */
+async function serverAddress(server: string): Promise<string> {
+    if (net.isIP(server)) {
+        return server;
+    }
+    const [, host, port] = /^\[?([^\]]+?)\]?(?::(\d+))?$/.exec(server) ?? [, server];
+    if (net.isIP(host ?? "")) {
+        return server;
+    }
+    const { address, family } = await lookup(host ?? server);
+    const ip = family === 6 ? `[${address}]` : address;
+    return port ? `${ip}:${port}` : address;
+}
+
 export async function checkDns(door: FrontDoor): Promise<CheckResult> {
     return runCheck("dns", "", REQUEST_MS + 2_000, async () => {
         const resolver = new Resolver({ timeout: 3_000, tries: 2 });
         if (door.dnsServers.length > 0) {
-            resolver.setServers([...door.dnsServers]);
+            resolver.setServers(await Promise.all(door.dnsServers.map(serverAddress)));
         }
         const name = randomName(door.platformDomain);
         const found = (await resolver.resolve4(name)).sort();
@@ -159,6 +173,7 @@ function get(url: URL, ip: string, ca?: readonly string[]): Promise<Answer> {
                 response.setEncoding("utf8");
                 response.on("data", (chunk: string) => (body = (body + chunk).slice(0, 2_000)));
                 response.on("end", () => resolve({ status: response.statusCode ?? 0, location: response.headers.location, body }));
+                response.on("close", () => response.complete || reject(new Error(`the answer was cut off after ${body.length} characters`)));
             },
         );
         request.on("timeout", () => request.destroy(new Error(`no answer within ${REQUEST_MS / 1000} s`)));

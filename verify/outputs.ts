@@ -44,6 +44,9 @@ export function parseOutputs(raw: unknown, source: string): StackOutputs {
         workflowAdminUsername: text("workflowAdminUsername", false),
         workflowAdminPassword: text("workflowAdminPassword", false),
     };
+    for (const key of ["controllerUrl", "builderSsh"] as const) {
+        if (outputs[key] !== undefined && !URL.canParse(outputs[key]!)) problems.push(`${key} must be a URL`);
+    }
     if (outputs.nodeIps.length === 0 && problems.length === 0) {
         problems.push("nodeIps is empty");
     }

@@ -17,7 +17,7 @@ export interface PushTarget {
     password: string;
     /** The builder's git remote of an app (`ssh://git@deis-builder.<platform domain>:2222/<app>.git` live). */
     remote(app: string): string;
-    /** Where the app is served (`https://<app>.<platform domain>` live). */
+    /** Where the app is served (`http://<app>.<platform domain>` live: app Ingresses have no TLS yet). */
     appUrl(app: string): string;
     /** The app to push: a directory, copied into a fresh repository. */
     appDir: string;
@@ -74,13 +74,20 @@ async function waitServed(url: string, deadline: number, pollMs: number): Promis
     throw new Error(`${url} not served: last answer ${last}`);
 }
 
+/** Quotes a path for the shell line git runs as its SSH command. */
+const quoted = (p: string) => `'${p.replace(/'/g, "'\\''")}'`;
+
 /**
- * The seed's end-to-end run: a throwaway ed25519 key and app, a `git push`, the app over HTTPS, and
- * both removed whatever happened. A removal that fails is a failure too, naming what was left.
+ * The seed's end-to-end run: a throwaway ed25519 key and app, a `git push`, the app served, and both
+ * removed whatever happened. Every step gets what is left of one deadline, and the removal its own
+ * bound after it, so the check's bound never cuts the removal short. A removal that fails is a failure
+ * too, naming what was left.
  */
 export function checkPush(target: PushTarget): Promise<CheckResult> {
     const app = `verify-${crypto.randomBytes(3).toString("hex")}`;
-    return runCheck("push", app, target.deadlineMs + 4 * API_MS, async () => {
+    return runCheck("push", app, target.deadlineMs + 8 * API_MS, async () => {
+        const deadline = Date.now() + target.deadlineMs;
+        const remaining = () => Math.max(1, deadline - Date.now());
         const controller = new Controller(target.controllerUrl);
         const work = fs.mkdtempSync(path.join(os.tmpdir(), "hephy-doks-verify-"));
         const key = path.join(work, "id_ed25519");
@@ -90,7 +97,7 @@ export function checkPush(target: PushTarget): Promise<CheckResult> {
         let outcome;
         try {
             await controller.login(target.username, target.password);
-            await run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", app, "-f", key]);
+            await run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", app, "-f", key], { timeout: API_MS });
             await controller.call("POST", "/v2/keys/", { id: app, public: fs.readFileSync(`${key}.pub`, "utf8").trim() });
             keyAdded = true;
             await controller.call("POST", "/v2/apps/", { id: app });
@@ -98,33 +105,34 @@ export function checkPush(target: PushTarget): Promise<CheckResult> {
             steps.push(`app ${app} created`);
             const repo = path.join(work, "app");
             fs.cpSync(target.appDir, repo, { recursive: true });
+            const ssh = ["ssh", "-i", quoted(key), "-o IdentitiesOnly=yes -o BatchMode=yes -o ConnectTimeout=10", "-o StrictHostKeyChecking=accept-new", `-o UserKnownHostsFile=${quoted(path.join(work, "known_hosts"))}`];
             const git = (...args: string[]) =>
-                run("git", ["-C", repo, "-c", "user.name=hephy-doks verify", "-c", "user.email=verify@hephy-doks.invalid", ...args], {
-                    timeout: target.deadlineMs,
-                    env: {
-                        ...process.env,
-                        GIT_SSH_COMMAND: `ssh -i ${key} -o IdentitiesOnly=yes -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile=${path.join(work, "known_hosts")}`,
-                    },
+                run("git", ["-C", repo, "-c", "user.name=hephy-doks verify", "-c", "user.email=verify@hephy-doks.invalid", "-c", "commit.gpgsign=false", ...args], {
+                    timeout: remaining(),
+                    // Nothing of the user's git configuration (a signing key, a credential helper) can prompt.
+                    env: { ...process.env, GIT_SSH_COMMAND: ssh.join(" "), GIT_CONFIG_GLOBAL: "/dev/null", GIT_CONFIG_NOSYSTEM: "1", GIT_TERMINAL_PROMPT: "0" },
                 });
             await git("init", "-q");
             await git("add", "-A");
             await git("commit", "-q", "-m", "hephy-doks verify");
-            // The builder builds what is pushed to master (teamhephy/builder pkg/gitreceive).
+            // deis git:remote names the branch master; the builder builds any ref pushed (teamhephy/builder pkg/gitreceive/run.go).
             await git("push", "-q", target.remote(app), "HEAD:refs/heads/master");
             steps.push("pushed");
-            steps.push(await waitServed(target.appUrl(app), Date.now() + target.deadlineMs, target.pollMs));
+            steps.push(await waitServed(target.appUrl(app), deadline, target.pollMs));
             outcome = pass(steps.join(", "));
         } catch (error) {
             outcome = fail([...steps, errorText(error)].join(", "));
+        } finally {
+            fs.rmSync(work, { recursive: true, force: true });
         }
         const left: string[] = [];
         if (created) {
             await controller.call("DELETE", `/v2/apps/${app}/`).catch(() => left.push(`app ${app}`));
         }
         if (keyAdded) {
-            await controller.call("DELETE", `/v2/keys/${app}/`).catch(() => left.push(`key ${app}`));
+            // teamhephy/controller rootfs/api/urls.py `keys/(?P<id>.+)/?$`: a trailing slash would be part of the id.
+            await controller.call("DELETE", `/v2/keys/${encodeURIComponent(app)}`).catch(() => left.push(`key ${app}`));
         }
-        fs.rmSync(work, { recursive: true, force: true });
         if (left.length > 0) {
             return fail(`${outcome.evidence}; left behind: ${left.join(", ")} (deis apps:destroy -a ${app}, deis keys:remove ${app})`);
         }

@@ -122,6 +122,15 @@ describe("the commands the README and docs print", () => {
         assert.ok(commands.length >= 40, `${commands.length} commands`);
     });
 
+    it("tells a newcomer, in the README's first 40 lines, what to install, both commands, time, cost, verify and teardown", () => {
+        const first = fs.readFileSync(path.join(ROOT, "README.md"), "utf8").split("\n").slice(0, 40).join("\n");
+        for (const needed of [/Pulumi CLI 3/, /Node\.js 20\.19/, /DNS zone/, /npm ci && npm test/, /pulumi up/, /npm run verify/, /pulumi destroy/, /\d+ to \d+ minutes/, /\$\d+ a month/]) {
+            assert.match(first, needed);
+        }
+        const wide = fs.readFileSync(path.join(ROOT, "README.md"), "utf8").split("\n").filter((l) => l.startsWith("|") && l.length > 100);
+        assert.deepEqual(wide, [], "no table row a reader must scroll sideways for");
+    });
+
     it("uses only subcommands and flags of the Pulumi CLI, and only keys Pulumi.yaml declares", () => {
         assert.deepEqual(pulumiProblems(commands), []);
     });

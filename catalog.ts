@@ -95,7 +95,7 @@ export interface ReleaseEntry {
     readonly chart: ChartSource;
     /**
      * sha256 of the chart archive a repository chart is pinned to, as the repository's index.yaml
-     * records it; `test/fixtures/charts/` holds that archive, and npm test renders it.
+     * records it; `offline/charts/` holds that archive, and npm test renders it.
      */
     readonly archiveSha256?: string;
     readonly helmVersion: "v2" | "v3";
@@ -138,7 +138,7 @@ export const CATALOG: Readonly<Record<ReleaseKey, ReleaseEntry>> = {
         namespace: "cert-manager",
         chart: { repository: "https://charts.jetstack.io", name: "cert-manager", version: "v1.21.1" },
         // As two third-party repositories that vendor this archive record it; charts.jetstack.io could not
-        // be reached to confirm (test/fixtures/charts/README.md).
+        // be reached to confirm (offline/charts/README.md).
         archiveSha256: "c27101f3f3e2349fb4a9e704316105bf7b52ad73b8c8257d3498ef7f2f6a4adc",
         helmVersion: "v3",
         kubernetes: { min: "1.33", max: "1.36" },

@@ -5,11 +5,11 @@ import * as YAML from "yaml";
 import { PROJECT } from "../config";
 import { PRICES } from "../pricing";
 import { ExposedType, exposedServicePaths } from "../policy/policies";
-import { HELM } from "../test/helm";
+import { HELM } from "../offline/helm";
 import { parseStrict } from "./cliArgs";
-import { plain, ROOT, Recorded, Run, runProgram } from "../test/harness";
-import { RenderedRelease, renderReleases } from "../test/renderReleases";
-import { OFFERED_VERSIONS, resetWorld, sentAsSecret, world } from "../test/mocks";
+import { plain, ROOT, Recorded, Run, runProgram } from "../offline/harness";
+import { RenderedRelease, renderReleases } from "../offline/renderReleases";
+import { OFFERED_VERSIONS, resetWorld, sentAsSecret, world } from "../offline/mocks";
 
 /**
  * `npm run plan [-- --stack NAME] [--out DIR] [--stack-dir DIR] [--help]`: evaluates the real program with a stack's config file

@@ -1,6 +1,6 @@
 import * as assert from "node:assert/strict";
 import { Admission, AdmissionRequest, admit, evaluate } from "./admission";
-import { plain, Run, runProgram } from "./harness";
+import { plain, Run, runProgram } from "../offline/harness";
 
 const VAP = "kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicy";
 const BINDING = "kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicyBinding";

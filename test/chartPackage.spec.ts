@@ -9,8 +9,8 @@ import * as path from "node:path";
 import * as YAML from "yaml";
 import { packageChart } from "../chartPackage";
 import { CONFIGMAP_MAX_BYTES } from "../components/chartServer";
-import { helmBinary, helmEnv } from "./helm";
-import { plain, ROOT, Run, runProgram } from "./harness";
+import { helmBinary, helmEnv } from "../offline/helm";
+import { plain, ROOT, Run, runProgram } from "../offline/harness";
 
 const CHART = path.join(ROOT, "charts", "hephy-workflow");
 const REPOSITORY = "http://hephy-doks-charts.flux.svc.cluster.local:8080/";

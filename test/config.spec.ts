@@ -3,7 +3,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { parse as parseYaml } from "yaml";
 import { passesDeclaredType } from "../scripts/plan";
-import { ROOT } from "./harness";
+import { ROOT } from "../offline/harness";
 import { CATALOG } from "../catalog";
 import { isCidr } from "../cidr";
 import { ConfigError, DEFAULTS, parseConfig } from "../config";

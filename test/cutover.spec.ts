@@ -1,5 +1,5 @@
 import * as assert from "node:assert/strict";
-import { plain, Recorded, Run, runProgram } from "./harness";
+import { plain, Recorded, Run, runProgram } from "../offline/harness";
 
 /**
  * The ingress-nginx HelmRelease as the program declared it before HAProxy (config.ts and

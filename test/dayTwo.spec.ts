@@ -3,8 +3,8 @@ import { CATALOG } from "../catalog";
 import { expiresWithin } from "../components/cluster";
 import { publishedNodes } from "../components/dns";
 import { chooseKubernetesVersion, commonRange, compareSlugs } from "../kubernetesVersion";
-import { plain, programError, Run, runProgram, valueOf } from "./harness";
-import { dropletIp, FIRST_DROPLET_ID, FRESH_TOKEN, MOCK_TOKEN, resetWorld, world } from "./mocks";
+import { plain, programError, Run, runProgram, valueOf } from "../offline/harness";
+import { dropletIp, FIRST_DROPLET_ID, FRESH_TOKEN, MOCK_TOKEN, resetWorld, world } from "../offline/mocks";
 
 const CLUSTER = "digitalocean:index/kubernetesCluster:KubernetesCluster";
 const SUPPORTED = { min: "1.33", max: "1.36" };

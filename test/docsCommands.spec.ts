@@ -4,7 +4,7 @@ import * as path from "node:path";
 import * as YAML from "yaml";
 import { parseArgs as parsePlanArgs } from "../scripts/plan";
 import { parseOptions as parseVerifyOptions } from "../verify/main";
-import { ROOT } from "./harness";
+import { ROOT } from "../offline/harness";
 
 /**
  * Every `pulumi …` and `npm run …` command the README and docs/ print, as a reader would copy it: held

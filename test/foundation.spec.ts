@@ -4,8 +4,8 @@ import * as path from "node:path";
 import { parse as parseYaml } from "yaml";
 import { CONFIG_KEYS, ConfigError, DEFAULTS } from "../config";
 import { PRICES } from "../pricing";
-import { ROOT, isSecret, plain, programError, runProgram, sentAsSecret, valueOf } from "./harness";
-import { FIRST_DROPLET_ID, MOCK_TOKEN, dropletIp } from "./mocks";
+import { ROOT, isSecret, plain, programError, runProgram, sentAsSecret, valueOf } from "../offline/harness";
+import { FIRST_DROPLET_ID, MOCK_TOKEN, dropletIp } from "../offline/mocks";
 import { stackConfig } from "../scripts/plan";
 
 const CLUSTER = "digitalocean:index/kubernetesCluster:KubernetesCluster";

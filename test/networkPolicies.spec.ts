@@ -3,11 +3,11 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { CATALOG } from "../catalog";
-import { CILIUM_SCHEMAS, kubernetesModel, plain, Run, runProgram } from "./harness";
-import { sha256 } from "./helm";
-import { K8sObject, parseManifest } from "./manifests";
+import { CILIUM_SCHEMAS, kubernetesModel, plain, Run, runProgram } from "../offline/harness";
+import { sha256 } from "../offline/helm";
+import { K8sObject, parseManifest } from "../offline/manifests";
 import { Cluster, Entity, Peer, Pod, reachable } from "./networkPolicies";
-import { chartArchive, helmReleases, renderRelease } from "./renderReleases";
+import { chartArchive, helmReleases, renderRelease } from "../offline/renderReleases";
 
 const pod = (namespace: string, name: string, labels: Record<string, string>): Pod => ({ kind: "pod", namespace, name, labels });
 const entity = (name: string, kind: Entity["entity"], address?: string): Entity => ({ kind: "entity", name, entity: kind, address });

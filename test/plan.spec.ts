@@ -5,10 +5,10 @@ import * as os from "node:os";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import * as YAML from "yaml";
-import { ROOT, Recorded, Run } from "./harness";
+import { ROOT, Recorded, Run } from "../offline/harness";
 import { COMPUTED, Plan, SECRET, parseArgs, planStack, readable, renderPlan, stackConfig, typeProblems } from "../scripts/plan";
-import { OFFERED_VERSIONS } from "./mocks";
-import { HELM_OVERRIDE, helmBinary, helmSpawnError } from "./helm";
+import { OFFERED_VERSIONS } from "../offline/mocks";
+import { HELM_OVERRIDE, helmBinary, helmSpawnError } from "../offline/helm";
 
 
 function recorded(type: string, name: string, inputs: Record<string, any>, parent = "pulumi:pulumi:Stack"): Recorded {

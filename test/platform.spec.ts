@@ -3,8 +3,8 @@ import * as crypto from "node:crypto";
 import * as YAML from "yaml";
 import { CompatibilityError } from "../kubernetesVersion";
 import { exposedServicePaths } from "../policy/policies";
-import { OFFERED_VERSIONS } from "./mocks";
-import { WITH_WORKFLOW_FORK, isSecret, plain, programError, sentAsSecret, Recorded, Run, runProgram, valueOf, esmImport, kubernetesModel } from "./harness";
+import { OFFERED_VERSIONS } from "../offline/mocks";
+import { WITH_WORKFLOW_FORK, isSecret, plain, programError, sentAsSecret, Recorded, Run, runProgram, valueOf, esmImport, kubernetesModel } from "../offline/harness";
 
 const CR = "kubernetes:apiextensions.k8s.io/v1:CustomResource";
 const HELM_RELEASE = "kubernetes:helm.fluxcd.io/v1:HelmRelease";

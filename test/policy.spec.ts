@@ -19,7 +19,7 @@ import {
     tillerVerifiesTls,
     worldOpenRules,
 } from "../policy/policies";
-import { plain, programError, Recorded, ROOT, runProgram } from "./harness";
+import { plain, programError, Recorded, ROOT, runProgram } from "../offline/harness";
 
 /** A resource as the policy engine hands it to a policy: type, props, options. */
 function resource(type: string, props: Record<string, any>, protect = false, name = "r"): PolicyResource & ResourceValidationArgs {

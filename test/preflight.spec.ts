@@ -1,6 +1,6 @@
 import * as assert from "node:assert/strict";
-import { programError, runProgram } from "./harness";
-import { resetWorld, world } from "./mocks";
+import { programError, runProgram } from "../offline/harness";
+import { resetWorld, world } from "../offline/mocks";
 
 /** The program's look-ups of the account, which refuse a stack before anything is declared. */
 describe("preflight against the DigitalOcean account", () => {

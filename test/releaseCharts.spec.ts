@@ -6,10 +6,10 @@ import * as path from "node:path";
 import * as YAML from "yaml";
 import { CATALOG, ReleaseKey, RepositoryChart, UPSTREAM } from "../catalog";
 import { INGRESS_CLASS } from "../components/platform";
-import { helmTemplateWith, sha256 } from "./helm";
-import { plain, Run, runProgram, kubernetesModel } from "./harness";
-import { find, K8sObject, minors, notServed, parseManifest, podSpecs } from "./manifests";
-import { ASSEMBLED_FIXTURES, CHART_FIXTURES, chartArchive, helmReleases, renderRelease } from "./renderReleases";
+import { helmTemplateWith, sha256 } from "../offline/helm";
+import { plain, Run, runProgram, kubernetesModel } from "../offline/harness";
+import { find, K8sObject, minors, notServed, parseManifest, podSpecs } from "../offline/manifests";
+import { ASSEMBLED_FIXTURES, CHART_FIXTURES, chartArchive, helmReleases, renderRelease } from "../offline/renderReleases";
 
 /** The catalog's releases that helm-operator installs with Helm 3 from a chart repository. */
 const V3_RELEASES = (Object.keys(CATALOG) as ReleaseKey[]).filter((key) => CATALOG[key].helmVersion === "v3");

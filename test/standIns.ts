@@ -5,7 +5,7 @@ import * as net from "node:net";
 import * as tls from "node:tls";
 import { AddressInfo } from "node:net";
 import { WebSocketServer } from "ws";
-import { tlsState } from "./tlsMocks";
+import { tlsState } from "../offline/tlsMocks";
 
 /**
  * Loopback stand-ins for what `npm run verify` talks to on a live stack: a DNS server, an SSH banner,

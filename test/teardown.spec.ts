@@ -1,7 +1,7 @@
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { plain, Recorded, ROOT, Run, runProgram, WITH_WORKFLOW_FORK } from "./harness";
+import { plain, Recorded, ROOT, Run, runProgram, WITH_WORKFLOW_FORK } from "../offline/harness";
 
 /**
  * `pulumi destroy` deletes a resource before everything it depends on: its explicit `dependsOn`, the

@@ -1,8 +1,8 @@
 import * as assert from "node:assert/strict";
 import * as crypto from "node:crypto";
 import * as tls from "node:tls";
-import { plain, Run, runProgram, sentAsSecret } from "./harness";
-import { tlsState } from "./tlsMocks";
+import { plain, Run, runProgram, sentAsSecret } from "../offline/harness";
+import { tlsState } from "../offline/tlsMocks";
 
 const SECRET = "kubernetes:core/v1:Secret";
 const CONFIG_MAP = "kubernetes:core/v1:ConfigMap";

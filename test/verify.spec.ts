@@ -15,7 +15,7 @@ import { DEFAULT_WATCH_MINUTES, HELP, main, parseOptions, PRODUCTION_ISSUER, ret
 import { checkCertificate, checkControllerHealth, checkDns, checkHttp01, checkSshBanner, checkTcp, CONTROLLER_HOST, FrontDoor, frontDoorChecks } from "../verify/network";
 import { parseOutputs } from "../verify/outputs";
 import { checkPush, SAMPLE_APP } from "../verify/push";
-import { ROOT } from "./harness";
+import { ROOT } from "../offline/harness";
 import { bannerServer, dnsServer, httpServer, httpsServer, kubernetesApi, Listening, testPki, TestPki, tillerServer } from "./standIns";
 
 const PLATFORM = "staging.hephy-demo.net";

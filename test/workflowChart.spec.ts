@@ -4,10 +4,10 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { CATALOG } from "../catalog";
 import { WORKFLOW_SECRETS } from "../components/workflowSecrets";
-import { helmTemplateWith } from "./helm";
-import { plain, ROOT, Run, runProgram, kubernetesModel } from "./harness";
-import { find, K8sObject, minors, notServed, parseManifest, podSpecs, removedIn } from "./manifests";
-import { chartArchive, helmReleases, renderRelease } from "./renderReleases";
+import { helmTemplateWith } from "../offline/helm";
+import { plain, ROOT, Run, runProgram, kubernetesModel } from "../offline/harness";
+import { find, K8sObject, minors, notServed, parseManifest, podSpecs, removedIn } from "../offline/manifests";
+import { chartArchive, helmReleases, renderRelease } from "../offline/renderReleases";
 
 const CHART = path.join(ROOT, "charts", "hephy-workflow");
 

@@ -3,7 +3,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { ROOT, esmImport } from "./harness";
+import { ROOT, esmImport } from "../offline/harness";
 
 const OVERLAY = path.join(ROOT, "charts", "hephy-workflow", "files", "ingress.py");
 const HARNESS = path.join(ROOT, "test", "overlay", "harness.py");

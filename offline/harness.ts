@@ -114,13 +114,25 @@ function key(r: pulumi.Resource, known: Map<pulumi.Resource, string>): string {
     return known.get(r) ?? "pulumi:pulumi:Stack";
 }
 
-/** Drops this project's modules from the require cache so the program is evaluated afresh. */
-function forgetProgram(): void {
-    for (const file of Object.keys(require.cache)) {
-        if (file.startsWith(ROOT) && !file.includes(`${path.sep}node_modules${path.sep}`) && !file.includes(`${path.sep}test${path.sep}`)) {
-            delete require.cache[file];
-        }
+const sharedRuns = new Map<string, Promise<Run>>();
+
+/**
+ * A run that specs only read, evaluated once per test process for the same options, mocked account and
+ * environment, and shared: the program is deterministic (foundation.spec.ts proves it), so a second
+ * evaluation would record the same. A spec that changes the account or reads what an evaluation does
+ * to the mocks calls runProgram.
+ */
+export function sharedRun(options: RunOptions = {}): Promise<Run> {
+    // What the program declared last is a record of the mocks, not their state.
+    const account = Object.entries(world).filter(([name]) => name !== "declared");
+    const key = JSON.stringify([options, account, process.env.PULUMI_K8S_DELETE_UNREACHABLE ?? null]);
+    let run = sharedRuns.get(key);
+    if (!run) {
+        run = runProgram(options);
+        sharedRuns.set(key, run);
+        run.catch(() => sharedRuns.delete(key));
     }
+    return run;
 }
 
 /**
@@ -192,7 +204,11 @@ export async function runProgram(options: RunOptions = {}): Promise<Run> {
     const inputResources = new Map<string, Promise<pulumi.Resource[] | Error>>();
     let succeeded = false;
     let outputs: Record<string, any> = {};
-    forgetProgram();
+    // Pulumi takes a full stack trace at each registration and promise (its source positions); ts-node's
+    // source-map support would map every frame of each. V8's own traces, while the program runs, cost
+    // a fraction; the positions are not what the tests read.
+    const prepareStackTrace = Error.prepareStackTrace;
+    (Error as { prepareStackTrace?: unknown }).prepareStackTrace = undefined;
     try {
         await pulumi.runtime.runInPulumiStack(async () => {
             pulumi.runtime.registerStackTransformation((args) => {
@@ -219,6 +235,7 @@ export async function runProgram(options: RunOptions = {}): Promise<Run> {
         });
         succeeded = true;
     } finally {
+        Error.prepareStackTrace = prepareStackTrace;
         console.warn = consoleWarn;
         await pulumi.runtime.disconnect();
         const inputDeps = new Map<string, string[]>();

@@ -321,19 +321,19 @@ export async function readableOutputs(outputs: Record<string, unknown>): Promise
     return Object.fromEntries(entries);
 }
 
-async function main(argv: string[]): Promise<void> {
+/** The command; what it prints goes to `out`, and a plan it refuses (bad config, a LoadBalancer) throws. */
+export async function main(argv: string[], out: (text: string) => void = console.log): Promise<void> {
     const args = parseArgs(argv);
     if (args.help) {
-        console.log(USAGE);
+        out(USAGE);
         return;
     }
     const dir = path.join(args.out, args.stack);
     world.offered = args.offer;
-    const plan = await planStack(args.stack, args.stackDir);
-    resetWorld();
+    const plan = await planStack(args.stack, args.stackDir).finally(resetWorld);
     writePlan(plan, dir);
     const outputs = await readableOutputs(plan.run.outputs);
-    console.log(
+    out(
         [
             `Plan of stack ${args.stack}: an offline evaluation under the mock engine. Values a provider computes show as ${COMPUTED}.`,
             ...plan.encrypted.map((key) => `Left out: ${key}, which is encrypted; the plan shows nothing of it, and no object made from it.`),

@@ -1,6 +1,6 @@
 import * as assert from "node:assert/strict";
 import { Admission, AdmissionRequest, admit, evaluate } from "./admission";
-import { plain, Run, runProgram } from "../offline/harness";
+import { plain, Run, runProgram, sharedRun } from "../offline/harness";
 
 const VAP = "kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicy";
 const BINDING = "kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicyBinding";
@@ -70,7 +70,7 @@ describe("admission guards, their CEL evaluated as the API server would", () => 
     };
 
     before(async () => {
-        run = await runProgram();
+        run = await sharedRun();
         exposedRun = await runProgram({ config: { exposedServices: '["edge/ssh-gateway"]' } });
     });
 

@@ -1,5 +1,5 @@
 import * as assert from "node:assert/strict";
-import { plain, Recorded, Run, runProgram } from "../offline/harness";
+import { plain, Recorded, Run, sharedRun } from "../offline/harness";
 
 /**
  * The ingress-nginx HelmRelease as the program declared it before HAProxy (config.ts and
@@ -30,7 +30,7 @@ describe("cut-over from ingress-nginx to HAProxy on a running stack", () => {
     let ingress: Recorded;
 
     before(async () => {
-        run = await runProgram();
+        run = await sharedRun();
         const releases = run.resources.filter((r) => r.type === "kubernetes:helm.fluxcd.io/v1:HelmRelease" && plain(r.inputs).metadata.name === "ingress");
         assert.equal(releases.length, 1);
         ingress = releases[0];

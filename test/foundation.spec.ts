@@ -4,7 +4,7 @@ import * as path from "node:path";
 import { parse as parseYaml } from "yaml";
 import { CONFIG_KEYS, ConfigError, DEFAULTS } from "../config";
 import { PRICES } from "../pricing";
-import { ROOT, isSecret, plain, programError, runProgram, sentAsSecret, valueOf } from "../offline/harness";
+import { ROOT, isSecret, plain, programError, runProgram, sentAsSecret, valueOf, sharedRun } from "../offline/harness";
 import { FIRST_DROPLET_ID, MOCK_TOKEN, dropletIp } from "../offline/mocks";
 import { stackConfig } from "../scripts/plan";
 
@@ -38,7 +38,7 @@ describe("foundation: cluster, firewall, DNS", () => {
     });
 
     it("takes the newest offered version by default", async () => {
-        const run = await runProgram();
+        const run = await sharedRun();
         assert.equal(plain(run.one(CLUSTER).inputs).version, "1.36.1-do.0");
     });
 
@@ -101,7 +101,7 @@ describe("foundation: cluster, firewall, DNS", () => {
     });
 
     it("keeps the kubeconfig secret in the output and in the provider's inputs", async () => {
-        const run = await runProgram();
+        const run = await sharedRun();
         assert.equal(await isSecret(run.outputs.kubeconfig), true);
         const kubeconfig: string = await valueOf(run.outputs.kubeconfig);
         assert.match(kubeconfig, new RegExp(`token: ${MOCK_TOKEN}`));
@@ -142,7 +142,7 @@ describe("foundation: cluster, firewall, DNS", () => {
     });
 
     it("parents every resource under its component", async () => {
-        const run = await runProgram();
+        const run = await sharedRun();
         const foundation = run.resources.filter((r) => /^(digitalocean:|pulumi:providers:|hephy-doks:(cluster|dns):)/.test(r.type));
         const parents = Object.fromEntries(foundation.map((r) => [`${r.type}::${r.name}`, r.parent]));
         assert.deepEqual(parents, {

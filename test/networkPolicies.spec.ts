@@ -3,7 +3,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { CATALOG } from "../catalog";
-import { CILIUM_SCHEMAS, kubernetesModel, plain, Run, runProgram } from "../offline/harness";
+import { CILIUM_SCHEMAS, kubernetesModel, plain, Run, sharedRun } from "../offline/harness";
 import { sha256 } from "../offline/helm";
 import { K8sObject, parseManifest } from "../offline/manifests";
 import { Cluster, Entity, Peer, Pod, reachable } from "./networkPolicies";
@@ -32,7 +32,7 @@ describe("network isolation, as DOKS's Cilium would enforce the policies the pro
 
     before(async function () {
         this.timeout(60000);
-        run = await runProgram();
+        run = await sharedRun();
         const release = helmReleases(run).find((r) => r.metadata.name === "hephy");
         const work = fs.mkdtempSync(path.join(os.tmpdir(), "hephy-doks-netpol-"));
         try {

@@ -6,8 +6,8 @@ import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import * as YAML from "yaml";
 import { ROOT, Recorded, Run } from "../offline/harness";
-import { COMPUTED, Plan, SECRET, parseArgs, planStack, readable, renderPlan, stackConfig, typeProblems } from "../scripts/plan";
-import { OFFERED_VERSIONS } from "../offline/mocks";
+import { COMPUTED, main as planMain, Plan, SECRET, parseArgs, planStack, readable, renderPlan, stackConfig, typeProblems } from "../scripts/plan";
+import { OFFERED_VERSIONS, world, ZONES } from "../offline/mocks";
 import { HELM_OVERRIDE, helmBinary, helmSpawnError } from "../offline/helm";
 
 
@@ -208,14 +208,21 @@ describe("npm run plan's command line", () => {
 });
 
 describe("npm run plan", function () {
+    // The one test that starts the command as npm does: a process of its own compiles the program.
     this.timeout(30000);
 
     const plan = (...args: string[]) => spawnSync(process.execPath, ["-r", "ts-node/register/transpile-only", "scripts/plan.ts", ...args], { cwd: ROOT, encoding: "utf8" });
+    /** The command in this process: what it prints, or the error it ends with. */
+    const planHere = async (...args: string[]) => {
+        const lines: string[] = [];
+        const error = await planMain(args, (text) => lines.push(text)).then(() => undefined, (e: Error) => e);
+        return { stdout: `${lines.join("\n")}\n`, error };
+    };
 
-    it("prints the tree and summary and writes the objects under <out>/<stack>, replacing only an earlier plan", () => {
+    it("prints the tree and summary and writes the objects under <out>/<stack>, replacing only an earlier plan", async () => {
         const out = fs.mkdtempSync(path.join(os.tmpdir(), "plan-"));
-        const result = plan("--stack", "example", "--stack-dir", FIXTURES, "--out", out);
-        assert.equal(result.status, 0, result.stderr);
+        const result = await planHere("--stack", "example", "--stack-dir", FIXTURES, "--out", out);
+        assert.equal(result.error, undefined);
         assert.match(result.stdout, /^Plan of stack example: an offline evaluation under the mock engine/);
         assert.match(result.stdout, /\nKubernetes version: 1\.36\.1-do\.0 \(MOCKED: /);
         assert.match(result.stdout, /\nStack outputs:\n {2}kubeconfig: <computed> <secret>\n/);
@@ -230,14 +237,14 @@ describe("npm run plan", function () {
         const own = fs.mkdtempSync(path.join(os.tmpdir(), "plan-stack-"));
         const example = fs.readFileSync(path.join(FIXTURES, "Pulumi.example.yaml"), "utf8");
         fs.writeFileSync(path.join(own, "Pulumi.example.yaml"), `${example.replace(/hephy-demo\.net/g, "my-team.dev")}  hephy-doks:region: sgp1\n`);
-        const second = plan("--stack", "example", "--stack-dir", own, "--out", out);
-        assert.equal(second.status, 0, second.stderr);
+        const second = await planHere("--stack", "example", "--stack-dir", own, "--out", out);
+        assert.equal(second.error, undefined);
         assert.match(second.stdout, /\n {2}platformDomain: example\.my-team\.dev\n/);
+        assert.deepEqual([world.zones, Object.keys(world.regions)], [[...ZONES], ["fra1", "nyc3", "sfo1"]], "the mocked account is as it was");
 
         fs.mkdirSync(path.join(out, "mine", "example"), { recursive: true });
-        const refused = plan("--stack", "example", "--stack-dir", FIXTURES, "--out", path.join(out, "mine"));
-        assert.equal(refused.status, 1);
-        assert.match(refused.stderr, /exists and holds no earlier plan \(no plan\.txt\); choose another --out/);
+        const refused = await planHere("--stack", "example", "--stack-dir", FIXTURES, "--out", path.join(out, "mine"));
+        assert.match(String(refused.error), /exists and holds no earlier plan \(no plan\.txt\); choose another --out/);
     });
 
     it("fails with the stacks it knows when the stack has no file", () => {

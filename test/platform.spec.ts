@@ -4,7 +4,7 @@ import * as YAML from "yaml";
 import { CompatibilityError } from "../kubernetesVersion";
 import { exposedServicePaths } from "../policy/policies";
 import { OFFERED_VERSIONS } from "../offline/mocks";
-import { WITH_WORKFLOW_FORK, isSecret, plain, programError, sentAsSecret, Recorded, Run, runProgram, valueOf, esmImport, kubernetesModel } from "../offline/harness";
+import { WITH_WORKFLOW_FORK, isSecret, plain, programError, sentAsSecret, Recorded, Run, runProgram, valueOf, esmImport, kubernetesModel, sharedRun } from "../offline/harness";
 
 const CR = "kubernetes:apiextensions.k8s.io/v1:CustomResource";
 const HELM_RELEASE = "kubernetes:helm.fluxcd.io/v1:HelmRelease";
@@ -126,7 +126,7 @@ describe("platform releases", () => {
     });
 
     it("releases the project's own Workflow chart by default, served from inside the cluster, after its Secrets and issuers", async () => {
-        const standard = await runProgram();
+        const standard = await sharedRun();
         const hephy = release(standard, "hephy");
         const spec = plain(hephy.inputs).spec;
         assert.equal(spec.helmVersion, "v2");
@@ -190,7 +190,7 @@ describe("platform releases", () => {
     });
 
     it("lists every repository a release pulls from for helm-operator, beside the article's hephy and stable", async () => {
-        const standard = await runProgram();
+        const standard = await sharedRun();
         const yaml = plain(standard.one("kubernetes:core/v1:Secret", "staging-helm-operator-repositories").inputs).stringData["repositories.yaml"];
         const listed = [...yaml.matchAll(/- name: (\S+)\n {2}url: (\S+)\n/g)].map((m: RegExpMatchArray) => [m[1], m[2]]);
         assert.deepEqual(listed, [
@@ -370,7 +370,7 @@ describe("Workflow's volume and first admin, as the program declares them", () =
     let standard: Run;
     let protectedStack: Run;
     before(async () => {
-        standard = await runProgram();
+        standard = await sharedRun();
         protectedStack = await runProgram({ config: { protect: "true", builderSshSources: '["203.0.113.0/24"]', workflowStorageGib: "25" } });
     });
 

@@ -19,7 +19,7 @@ import {
     tillerVerifiesTls,
     worldOpenRules,
 } from "../policy/policies";
-import { plain, programError, Recorded, ROOT, runProgram } from "../offline/harness";
+import { plain, programError, Recorded, ROOT, runProgram, sharedRun } from "../offline/harness";
 
 /** A resource as the policy engine hands it to a policy: type, props, options. */
 function resource(type: string, props: Record<string, any>, protect = false, name = "r"): PolicyResource & ResourceValidationArgs {
@@ -185,7 +185,7 @@ async function policyReport(recorded: Recorded[]): Promise<Record<string, string
 
 describe("the program under its policy pack", () => {
     it("passes every mandatory policy; the default world-open 2222 only draws the advisory", async () => {
-        const run = await runProgram();
+        const run = await sharedRun();
         assert.ok(run.ofType(TYPES.deployment).length >= 2, "Tiller and helm-operator are among the checked resources");
         assert.deepEqual(Object.keys(await policyReport(run.resources)), ["builder-ssh-not-world-open"]);
     });
@@ -198,7 +198,7 @@ describe("the program under its policy pack", () => {
         const { error, declared } = await programError({ config: { protect: "true" } });
         assert.match(error.message, /hephy-doks:builderSshSources opens the builder's SSH port 2222 to all of IPv4 and IPv6/);
         assert.deepEqual(declared, []);
-        const open = (await runProgram()).resources.map((r) => (r.type === TYPES.cluster ? { ...r, protect: true } : r));
+        const open = (await sharedRun()).resources.map((r) => (r.type === TYPES.cluster ? { ...r, protect: true } : r));
         assert.deepEqual(Object.keys(await policyReport(open)), ["builder-ssh-not-world-open-in-protected-stacks"]);
     });
 });

@@ -7,7 +7,7 @@ import * as YAML from "yaml";
 import { CATALOG, ReleaseKey, RepositoryChart, UPSTREAM } from "../catalog";
 import { INGRESS_CLASS } from "../components/platform";
 import { helmTemplateWith, sha256 } from "../offline/helm";
-import { plain, Run, runProgram, kubernetesModel } from "../offline/harness";
+import { plain, Run, kubernetesModel, sharedRun } from "../offline/harness";
 import { find, K8sObject, minors, notServed, parseManifest, podSpecs } from "../offline/manifests";
 import { ASSEMBLED_FIXTURES, CHART_FIXTURES, chartArchive, helmReleases, renderRelease } from "../offline/renderReleases";
 
@@ -30,7 +30,7 @@ describe("the third-party releases, rendered by Helm 3.8.1 (Go 1.17) from their 
     before(async function () {
         // The first render may fetch and verify the Helm binary.
         this.timeout(120000);
-        run = await runProgram();
+        run = await sharedRun();
         work = fs.mkdtempSync(path.join(os.tmpdir(), "hephy-doks-charts-"));
         for (const key of V3_RELEASES) {
             const spec = helmReleases(run).find((r) => r.metadata.name === CATALOG[key].releaseName);

@@ -1,7 +1,7 @@
 import * as assert from "node:assert/strict";
 import * as crypto from "node:crypto";
 import * as tls from "node:tls";
-import { plain, Run, runProgram, sentAsSecret } from "../offline/harness";
+import { plain, Run, runProgram, sentAsSecret, sharedRun } from "../offline/harness";
 import { tlsState } from "../offline/tlsMocks";
 
 const SECRET = "kubernetes:core/v1:Secret";
@@ -26,7 +26,7 @@ function byName(run: Run, type: string, objectName: string): any {
 describe("Tiller PKI", () => {
     let run: Run;
     before(async () => {
-        run = await runProgram();
+        run = await sharedRun();
     });
 
     it("makes a CA with @pulumi/tls only, as a CA certificate", () => {
@@ -165,7 +165,7 @@ describe("Tiller", () => {
 describe("helm-operator", () => {
     let run: Run;
     before(async () => {
-        run = await runProgram();
+        run = await sharedRun();
     });
     const labels = { app: "helm-operator", release: "flux" };
     const deployment = () => object(run, DEPLOYMENT, "staging-helm-operator-deployment");
@@ -301,7 +301,7 @@ describe("mutual TLS between helm-operator and Tiller, with the PEMs the program
     let clientCa: string;
 
     before(async () => {
-        run = await runProgram();
+        run = await sharedRun();
         const tiller = plain(run.one(SECRET, "staging-tiller-secret").inputs).stringData;
         // Tiller's own settings (helm/helm v2.17.0 pkg/tlsutil): its key pair, and client certificates required and checked against ca.crt.
         server = tls.createServer(
@@ -383,7 +383,7 @@ describe("renewed certificates reach Tiller and helm-operator", () => {
     });
 
     it("rolls helm-operator when its chart repositories change, which it reads through a subPath mount", async () => {
-        const withWorkflow = await runProgram();
+        const withWorkflow = await sharedRun();
         const without = await runProgram({ config: { workflowEnabled: "false" } });
         assert.notEqual(podAnnotations(without, "staging-helm-operator-deployment"), podAnnotations(withWorkflow, "staging-helm-operator-deployment"));
         assert.equal(podAnnotations(without, "staging-tiller-deploy"), podAnnotations(withWorkflow, "staging-tiller-deploy"));

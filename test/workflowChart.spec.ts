@@ -5,7 +5,7 @@ import * as path from "node:path";
 import { CATALOG } from "../catalog";
 import { WORKFLOW_SECRETS } from "../components/workflowSecrets";
 import { helmTemplateWith } from "../offline/helm";
-import { plain, ROOT, Run, runProgram, kubernetesModel } from "../offline/harness";
+import { plain, ROOT, Run, kubernetesModel, sharedRun } from "../offline/harness";
 import { find, K8sObject, minors, notServed, parseManifest, podSpecs, removedIn } from "../offline/manifests";
 import { chartArchive, helmReleases, renderRelease } from "../offline/renderReleases";
 
@@ -23,7 +23,7 @@ describe("the project's Workflow chart, rendered by Helm 3.8.1 (Go 1.17) with th
     before(async function () {
         // The first render may fetch and verify the Helm binary.
         this.timeout(120000);
-        run = await runProgram();
+        run = await sharedRun();
         release = helmReleases(run).find((r) => r.metadata.name === "hephy");
         assert.ok(release, "the program releases Workflow");
         values = release.spec.values;

@@ -1,4 +1,4 @@
-import type { StackConfig } from "./config";
+import { ChartSource, ReleaseEntry, ReleaseKey } from "./types";
 
 /**
  * The version catalog and the upstream artefacts the program pins: what it installs, from where, and
@@ -38,7 +38,7 @@ export const UPSTREAM = {
      * (CoreDNS as Kubernetes labels it, `k8s-app: kube-dns`).
      */
     workflowApps: {
-        namespaceLabels: { heritage: "deis" },
+        appNamespaceLabels: { heritage: "deis" },
         objectStore: { labels: { app: "deis-minio" }, port: 9000 },
         dns: { namespace: "kube-system", labels: { "k8s-app": "kube-dns" }, port: 53 },
     },
@@ -63,53 +63,6 @@ export const UPSTREAM = {
         { name: "stable", url: "https://charts.helm.sh/stable" },
     ],
 } as const;
-
-/** A Kubernetes minor version range, inclusive: `{ min: "1.31", max: "1.35" }`. */
-export interface KubernetesRange {
-    readonly min: string;
-    readonly max: string;
-}
-
-/** A chart in a Helm repository, as `spec.chart` of a HelmRelease names it. */
-export interface RepositoryChart {
-    readonly repository: string;
-    readonly name: string;
-    readonly version: string;
-}
-
-/**
- * Where helm-operator fetches a chart: a Helm repository, a git repository (`spec.chart.git`), or a
- * chart of this project (`bundled`, a directory relative to the project root) that the program packages
- * and serves to helm-operator from inside the cluster.
- */
-export type ChartSource =
-    | RepositoryChart
-    | { readonly git: string; readonly ref: string; readonly path: string }
-    | { readonly bundled: string };
-
-/** One platform release: what to install, with which Helm, where it is known to work, and why we believe so. */
-export interface ReleaseEntry {
-    /** Helm release name and HelmRelease name (the article's). */
-    readonly releaseName: string;
-    readonly namespace: string;
-    readonly chart: ChartSource;
-    /**
-     * sha256 of the chart archive a repository chart is pinned to, as the repository's index.yaml
-     * records it; `offline/charts/` holds that archive, and npm test renders it.
-     */
-    readonly archiveSha256?: string;
-    readonly helmVersion: "v2" | "v3";
-    /** Kubernetes minors the chart (as configured here) installs and works on. */
-    readonly kubernetes: KubernetesRange;
-    /** Values merged over the program's own for this release (overrides only). */
-    readonly values?: Readonly<Record<string, unknown>>;
-    /** The override may open node ports, load balancers or host ports, or use a plain-HTTP repository (`allowUnsafe`). */
-    readonly allowUnsafe?: boolean;
-    /** Where each fact above comes from. */
-    readonly sources: readonly string[];
-}
-
-export type ReleaseKey = "ingress" | "certManager" | "workflow";
 
 /**
  * The version catalog: every chart the platform installs, pinned to an exact version (helm-operator
@@ -164,6 +117,12 @@ export const CATALOG: Readonly<Record<ReleaseKey, ReleaseEntry>> = {
     },
 };
 
+/** The releases a stack installs: the catalog with its overrides, and whether Workflow is on. */
+export interface ReleaseSelection {
+    readonly releases: Readonly<Record<ReleaseKey, ReleaseEntry>>;
+    readonly workflowEnabled: boolean;
+}
+
 /**
  * Every chart repository helm-operator is told about: the article's two, and each repository an enabled
  * release pulls from. A release whose repository is listed reads only that repository's index; one whose
@@ -172,7 +131,7 @@ export const CATALOG: Readonly<Record<ReleaseKey, ReleaseEntry>> = {
  * pkg/helm/v2/pull.go and v3/pull.go `PullWithRepoURL`; helm v2.17.0 and v3.7.0
  * pkg/downloader/chart_downloader.go `scanReposForURL`).
  */
-export function chartRepositories(config: Pick<StackConfig, "releases" | "workflowEnabled">, bundledRepository: string): { name: string; url: string }[] {
+export function chartRepositories(config: ReleaseSelection, bundledRepository: string): { name: string; url: string }[] {
     const listed: { name: string; url: string }[] = UPSTREAM.chartRepositories.map((r) => ({ ...r }));
     const normal = (url: string) => (url.endsWith("/") ? url : `${url}/`);
     for (const key of enabledReleases(config)) {
@@ -186,7 +145,7 @@ export function chartRepositories(config: Pick<StackConfig, "releases" | "workfl
 }
 
 /** The releases a stack installs: the whole catalog, less Workflow when it is off. */
-export function enabledReleases(config: Pick<StackConfig, "releases" | "workflowEnabled">): ReleaseKey[] {
+export function enabledReleases(config: ReleaseSelection): ReleaseKey[] {
     return (Object.keys(config.releases) as ReleaseKey[]).filter((k) => k !== "workflow" || config.workflowEnabled);
 }
 
@@ -205,7 +164,7 @@ export function workflowServiceAccounts(workflowNamespace: string): { controller
  * The namespaces Workflow may not touch: the cluster's own, helm-operator's and those of the platform's
  * other releases. An app named after one would otherwise be deployed into it, and deleted with it.
  */
-export function protectedNamespaces(config: Pick<StackConfig, "releases">, operatorNamespace: string): string[] {
+export function protectedNamespaces(config: Pick<ReleaseSelection, "releases">, operatorNamespace: string): string[] {
     const platform = (Object.keys(config.releases) as ReleaseKey[]).filter((k) => k !== "workflow").map((k) => config.releases[k].namespace);
     return [...new Set([...UPSTREAM.systemNamespaces, operatorNamespace, ...platform])];
 }

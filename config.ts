@@ -1,8 +1,9 @@
 import * as pulumi from "@pulumi/pulumi";
-import { ReleaseEntry, ReleaseKey, UPSTREAM } from "./catalog";
+import { UPSTREAM } from "./catalog";
 import { isCidr, overlaps, parseCidr, wholeFamiliesCovered, within, withoutHostBits } from "./cidr";
 import { PRICES } from "./pricing";
 import { parseReleases, parseSecretValues } from "./releaseOverrides";
+import { KEY_ALGORITHMS, KeyAlgorithm, MAINTENANCE_DAYS, MaintenanceDay, ReleaseEntry, ReleaseKey } from "./types";
 
 /**
  * The stack configuration: every key, its default and its validation, with the values the program fixes.
@@ -51,19 +52,6 @@ export const DEFAULTS = {
     /** Empty: DigitalOcean gives the stack's VPC a /20 that overlaps no other network of the account. */
     vpcIpRange: "",
 } as const;
-
-/** The private-key algorithms `hephy-doks:tlsKeyAlgorithm` accepts, as @pulumi/tls `PrivateKey` inputs. */
-export const KEY_ALGORITHMS = {
-    "ECDSA-P256": { algorithm: "ECDSA", ecdsaCurve: "P256" },
-    "ECDSA-P384": { algorithm: "ECDSA", ecdsaCurve: "P384" },
-    "RSA-2048": { algorithm: "RSA", rsaBits: 2048 },
-    "RSA-4096": { algorithm: "RSA", rsaBits: 4096 },
-} as const;
-export type KeyAlgorithm = keyof typeof KEY_ALGORITHMS;
-
-/** The days DigitalOcean's maintenance policy accepts (`maintenance_policy.day`). */
-export const MAINTENANCE_DAYS = ["any", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"] as const;
-export type MaintenanceDay = (typeof MAINTENANCE_DAYS)[number];
 
 /** Values the program fixes rather than reads from config. */
 export const FIXED = {

@@ -1,17 +1,19 @@
 import * as path from "node:path";
 import { ChartServer, chartServerUrl } from "./components/chartServer";
-import { chooseVpc, DoksCluster, findRunningCluster, regionHasDefaultVpc, resolveKubernetesVersion } from "./components/cluster";
+import { DoksCluster } from "./components/cluster";
 import { NodeDns } from "./components/dns";
 import { HELM_OPERATOR, HelmOperator } from "./components/helmOperator";
 import { Tiller } from "./components/tiller";
 import { AdmissionGuards } from "./components/admissionGuards";
-import { Platform, workflowNextSteps, workflowOutputs } from "./components/platform";
+import { Platform } from "./components/platform";
 import { TillerPki } from "./components/tillerPki";
 import { UPSTREAM, certManagerCrdUrl, chartRepositories, protectedNamespaces, serviceAccountUser, workflowServiceAccounts } from "./catalog";
 import { ConfigError, concerns, FIXED, readConfig } from "./config";
 import { accountProblems } from "./preflight";
-import { checkCompatibility, supportedByReleases } from "./kubernetesVersion";
+import { checkCompatibility, findRunningCluster, resolveKubernetesVersion, supportedByReleases } from "./kubernetesVersion";
+import { chooseVpc, regionHasDefaultVpc } from "./vpc";
 import { estimateMonthlyCost } from "./pricing";
+import { workflowNextSteps, workflowOutputs } from "./workflowAccess";
 
 // An async program: config and the Kubernetes version are checked before any resource is declared.
 export = async () => {
@@ -146,6 +148,12 @@ export = async () => {
         secretValues: config.releaseSecretValues,
         workflowVolume: { sizeGib: config.workflowStorageGib, protect: config.protect },
         protectedNamespaces: platformNamespaces,
+        workflowFacts: {
+            builder: UPSTREAM.builder,
+            reservedNames: UPSTREAM.workflowReservedNames,
+            apps: UPSTREAM.workflowApps,
+        },
+        ingressServiceAccount: UPSTREAM.ingressServiceAccount,
     });
 
     const cost = estimateMonthlyCost({ ...config, workflowVolumeGib: platform.workflowVolume ? config.workflowStorageGib : 0 });

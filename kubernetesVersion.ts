@@ -1,5 +1,8 @@
-import { compareMinor, describeChart, enabledReleases, KubernetesRange, minorOf } from "./catalog";
+import * as digitalocean from "@pulumi/digitalocean";
+import * as pulumi from "@pulumi/pulumi";
+import { compareMinor, describeChart, enabledReleases, minorOf } from "./catalog";
 import { ConfigError, PROJECT, StackConfig } from "./config";
+import { KubernetesRange } from "./types";
 
 /** Which Kubernetes version a stack's cluster runs, and whether its releases support it. */
 
@@ -164,3 +167,70 @@ export class CompatibilityError extends ConfigError {
     }
 }
 
+/** The DigitalOcean cluster this stack already runs, if any: what the version and VPC choices must not disturb. */
+export interface RunningCluster {
+    /** The DOKS slug it runs; undefined when it could not be read. */
+    version: string | undefined;
+    /** The VPC it is in, when it could be read. */
+    vpc?: { id: string; name: string; ipRange: string };
+}
+
+/**
+ * Finds the stack's running cluster by its name, once its workers (our tag) show that it exists. When
+ * the workers exist but the name finds nothing (a cluster created before the program named clusters,
+ * which this run renames; or an account whose first page of clusters does not hold it, as the data
+ * source reads only one), its version is unknown, and the run leaves it as it is.
+ */
+export async function findRunningCluster(name: string, workerTag: string): Promise<RunningCluster | undefined> {
+    const workers = await digitalocean.getDroplets({ filters: [{ key: "tags", values: [workerTag] }] });
+    if (workers.droplets.length === 0) {
+        return undefined;
+    }
+    let cluster: digitalocean.GetKubernetesClusterResult;
+    try {
+        cluster = await digitalocean.getKubernetesCluster({ name });
+    } catch (error) {
+        pulumi.log.warn(
+            `droplets tagged ${workerTag} exist, but the cluster named ${name} cannot be read (${(error as Error).message || "not found"}); ` +
+                `this run keeps the cluster's version as it is (a version change in the config waits until the cluster is found by name), ` +
+                `and names it ${name} if it has another name`,
+        );
+        return { version: undefined };
+    }
+    // Guessing here would drop the stack's own VPC from the program, and Pulumi would try to delete it.
+    let vpc: digitalocean.GetVpcResult | undefined;
+    try {
+        vpc = cluster.vpcUuid ? await digitalocean.getVpc({ id: cluster.vpcUuid }) : undefined;
+    } catch (error) {
+        throw new Error(`cannot read the VPC ${cluster.vpcUuid} of cluster ${name} (${(error as Error).message}); the run stops rather than guess whether it is the stack's own`);
+    }
+    return { version: cluster.version, vpc: vpc && { id: vpc.id, name: vpc.name, ipRange: vpc.ipRange } };
+}
+
+/** The version to declare the cluster with, and whether the running cluster keeps its own instead. */
+export interface ResolvedVersion {
+    /** The DOKS slug the releases are checked against, and a new cluster is created with. */
+    version: string;
+    /** The cluster exists but its version is unknown: leave it unchanged (`ignoreChanges`). */
+    keepRunningVersion: boolean;
+}
+
+/**
+ * Resolves `hephy-doks:kubernetesVersion` against what DigitalOcean offers now and what the cluster
+ * runs (kubernetesVersion.ts has the rules). The program awaits this before declaring any resource.
+ */
+export async function resolveKubernetesVersion(args: {
+    stack: string;
+    requested: string | undefined;
+    running: RunningCluster | undefined;
+    supported: KubernetesRange | undefined;
+}): Promise<ResolvedVersion> {
+    const offered = (await digitalocean.getKubernetesVersions({})).validVersions;
+    try {
+        const chosen = chooseKubernetesVersion({ requested: args.requested, offered, running: args.running?.version, supported: args.supported });
+        chosen.warnings.forEach((w) => pulumi.log.warn(w));
+        return { version: chosen.version, keepRunningVersion: args.running !== undefined && args.running.version === undefined };
+    } catch (error) {
+        throw new ConfigError(args.stack, [(error as Error).message]);
+    }
+}

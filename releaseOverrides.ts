@@ -1,4 +1,5 @@
-import { CATALOG, ChartSource, compareMinor, ReleaseEntry, ReleaseKey } from "./catalog";
+import { CATALOG, compareMinor } from "./catalog";
+import { ChartSource, ReleaseEntry, ReleaseKey } from "./types";
 
 /**
  * The per-release overrides of the version catalog (`hephy-doks:releases`) and the Helm values that

@@ -2,8 +2,8 @@ import * as path from "node:path";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { packageChart } from "../chartPackage";
-import { RepositoryChart } from "../catalog";
 import { childOf, httpProbe, ingressOnlyFrom, PodPeer } from "./kube";
+import { RepositoryChart } from "../types";
 
 /** A ConfigMap's data and binaryData together hold at most 1 MiB (kubernetes pkg/apis/core/validation/validation.go `ValidateConfigMap`, `core.MaxSecretSize`). */
 export const CONFIGMAP_MAX_BYTES = 1024 * 1024;

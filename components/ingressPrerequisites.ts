@@ -1,8 +1,8 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
-import { KEY_ALGORITHMS, KeyAlgorithm } from "../config";
 import { childOf } from "./kube";
+import { KEY_ALGORITHMS, KeyAlgorithm } from "../types";
 
 /** Names of the objects the ingress controller's release reads, in the release's namespace. */
 export const INGRESS_OBJECTS = {

@@ -3,14 +3,13 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import * as YAML from "yaml";
-import { ChartSource, ReleaseEntry, ReleaseKey, RepositoryChart, UPSTREAM } from "../catalog";
-import { KeyAlgorithm } from "../config";
 import { ALLOW_UNSAFE_ANNOTATION } from "../policy/policies";
 import { INGRESS_OBJECTS, IngressPrerequisites } from "./ingressPrerequisites";
 import { childOf } from "./kube";
-import { AppIsolation } from "./appIsolation";
+import { AppIsolation, AppIsolationArgs } from "./appIsolation";
 import { WorkflowSecrets } from "./workflowSecrets";
 import { WORKFLOW_VOLUME, WorkflowStorage } from "./workflowStorage";
+import { ChartSource, KeyAlgorithm, ReleaseEntry, ReleaseKey, RepositoryChart } from "../types";
 
 /** The ACME directories of Let's Encrypt (https://letsencrypt.org/docs/staging-environment/). */
 export const ACME_SERVERS = {
@@ -21,46 +20,6 @@ export const ACME_SERVERS = {
 /** The IngressClass the ingress release creates and every ACME solver uses. */
 export const INGRESS_CLASS = "nginx";
 
-/** What Workflow on DOKS does and does not do (docs/workflow.md has the reasons). */
-export const WORKFLOW_LIMITS =
-    "Works: buildpack apps by git push, deis pull of images from public registries (set PORT with deis config:set), deis logs. " +
-    "Does not work: Dockerfile builds (DOKS nodes run containerd, and the dockerbuilder needs a Docker daemon), " +
-    "deis domains, certs and tls (they annotate Services for the router, which native-ingress mode does not run). " +
-    "Data: slugs and database backups live on a DigitalOcean volume that outlives node replacements; the database restores " +
-    "from them when it restarts, losing at most its last minute of writes. See docs/workflow.md.";
-
-/** The article's host names under the platform domain: the controller's API and the builder's SSH. */
-export const WORKFLOW_HOSTS = { controller: "deis", builder: "deis-builder" } as const;
-
-/** Stack outputs of an installed Workflow: the addresses its CLI and git push use. */
-export function workflowOutputs(platformDomain: string): { controllerUrl: string; builderSsh: string } {
-    return {
-        controllerUrl: `https://${WORKFLOW_HOSTS.controller}.${platformDomain}`,
-        builderSsh: `ssh://git@${WORKFLOW_HOSTS.builder}.${platformDomain}:${UPSTREAM.builder.port}`,
-    };
-}
-
-/**
- * What to run once Workflow is installed: log in as the stack's admin (with a chart of the user's own,
- * which the program gives no admin, register), add an SSH key, create an app and push it. The admin's
- * name is read from the stack's outputs, so the text is known at preview.
- */
-export function workflowNextSteps(platformDomain: string, programAdmin: boolean): string {
-    const { controllerUrl, builderSsh } = workflowOutputs(platformDomain);
-    const builderHost = `${WORKFLOW_HOSTS.builder}.${platformDomain}`;
-    return [
-        "Once the hephy release is Released, install the deis CLI v2.23.0 (docs/workflow.md), then:",
-        programAdmin
-            ? `deis login ${controllerUrl} --username="$(pulumi stack output workflowAdminUsername)", and give it the password ` +
-              "pulumi stack output workflowAdminPassword --show-secrets prints when it asks (on its command line, a password shows in the process list) " +
-              `(the stack's admin; add users with deis register ${controllerUrl} --login=false while logged in as the admin);`
-            : `deis register ${controllerUrl} (the Workflow chart of releases.workflow decides who may register; the program creates an admin only in its own chart);`,
-        `deis keys:add ~/.ssh/id_ed25519.pub (an RSA key also needs "Host ${builderHost}" with "PubkeyAcceptedAlgorithms +ssh-rsa" in ~/.ssh/config: ` +
-            "the builder checks RSA keys only with SHA-1 signatures, which OpenSSH 8.8 and later no longer send);",
-        `in your app's git repository, deis create, then git push deis master (to ${builderSsh}).`,
-        WORKFLOW_LIMITS,
-    ].join(" ");
-}
 
 /** How long `pulumi up` waits for helm-operator to report a release Released. */
 const RELEASE_TIMEOUT_SECONDS = 900;
@@ -94,6 +53,14 @@ export interface PlatformArgs {
     workflowVolume: { sizeGib: number; protect: boolean };
     /** Namespaces Workflow must keep out of, which no app may therefore be named after. */
     protectedNamespaces: readonly string[];
+    /** Workflow as its chart installs it: the builder's Service and SSH port, the app names it refuses, what its apps reach. */
+    workflowFacts: {
+        builder: { service: string; port: number };
+        reservedNames: readonly string[];
+        apps: Pick<AppIsolationArgs, "appNamespaceLabels" | "objectStore" | "dns">;
+    };
+    /** The ingress controller's ServiceAccount, which the admission policy names. */
+    ingressServiceAccount: string;
 }
 
 /** The key helm-operator reads a `valuesFrom` Secret at by default (fluxcd/helm-operator v1.4.4 pkg/release/values.go). */
@@ -140,9 +107,8 @@ function chartSpec(chart: Exclude<ChartSource, { bundled: string }>): Record<str
 }
 
 /** Where the ingress controller forwards raw TCP: the builder's SSH port, while Workflow is installed. */
-export function tcpForwards(workflowNamespace: string, workflowEnabled: boolean): Record<string, string> {
-    const { service, port } = UPSTREAM.builder;
-    return workflowEnabled ? { [String(port)]: `${workflowNamespace}/${service}:${port}` } : {};
+export function tcpForwards(workflowNamespace: string, builder: { service: string; port: number } | undefined): Record<string, string> {
+    return builder ? { [String(builder.port)]: `${workflowNamespace}/${builder.service}:${builder.port}` } : {};
 }
 
 /** What the values of each release depend on. */
@@ -245,13 +211,13 @@ export class Platform extends pulumi.ComponentResource {
     constructor(name: string, args: PlatformArgs, opts?: pulumi.ComponentResourceOptions) {
         super("hephy-doks:platform:Platform", name, {}, opts);
         const ingressNamespace = args.releases.ingress.namespace;
-        const tcpServices = tcpForwards(args.releases.workflow.namespace, args.workflowEnabled);
+        const tcpServices = tcpForwards(args.releases.workflow.namespace, args.workflowEnabled ? args.workflowFacts.builder : undefined);
         const values = releaseValues({
             platformDomain: args.platformDomain,
             ingressNamespace,
             tcpServices,
-            reservedAppNames: [...UPSTREAM.workflowReservedNames, ...args.protectedNamespaces],
-            ingressServiceAccount: UPSTREAM.ingressServiceAccount,
+            reservedAppNames: [...args.workflowFacts.reservedNames, ...args.protectedNamespaces],
+            ingressServiceAccount: args.ingressServiceAccount,
         });
 
         const release = (
@@ -390,9 +356,7 @@ export class Platform extends pulumi.ComponentResource {
                     {
                         provider: args.provider,
                         workflowNamespace: args.releases.workflow.namespace,
-                        appNamespaceLabels: UPSTREAM.workflowApps.namespaceLabels,
-                        objectStore: UPSTREAM.workflowApps.objectStore,
-                        dns: UPSTREAM.workflowApps.dns,
+                        ...args.workflowFacts.apps,
                     },
                     { parent: this },
                 );

@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
-import { KEY_ALGORITHMS, KeyAlgorithm } from "../config";
+import { KEY_ALGORITHMS, KeyAlgorithm } from "../types";
 
 /** A private key and the certificate for it, both PEM. */
 export interface KeyPair {

@@ -4,12 +4,13 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import * as YAML from "yaml";
-import { CATALOG, ReleaseKey, RepositoryChart, UPSTREAM } from "../catalog";
+import { CATALOG, UPSTREAM } from "../catalog";
 import { INGRESS_CLASS } from "../components/platform";
 import { helmTemplateWith, sha256 } from "../offline/helm";
 import { plain, Run, kubernetesModel, sharedRun } from "../offline/harness";
 import { find, K8sObject, minors, notServed, parseManifest, podSpecs } from "../offline/manifests";
 import { ASSEMBLED_FIXTURES, CHART_FIXTURES, chartArchive, helmReleases, renderRelease } from "../offline/renderReleases";
+import { ReleaseKey, RepositoryChart } from "../types";
 
 /** The catalog's releases that helm-operator installs with Helm 3 from a chart repository. */
 const V3_RELEASES = (Object.keys(CATALOG) as ReleaseKey[]).filter((key) => CATALOG[key].helmVersion === "v3");

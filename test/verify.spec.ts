@@ -7,7 +7,6 @@ import * as path from "node:path";
 import { PersistentVolumeClaim, Pod, Secret, Service } from "kubernetes-models/v1";
 import { UPSTREAM } from "../catalog";
 import { HELM_OPERATOR } from "../components/helmOperator";
-import { WORKFLOW_HOSTS } from "../components/platform";
 import { TILLER } from "../components/tiller";
 import { CHECKS, CheckResult } from "../verify/checks";
 import { CLUSTER_FACTS, checkRevisions, clusterChecks, compareRevisions, kubeConfig } from "../verify/cluster";
@@ -15,6 +14,7 @@ import { DEFAULT_WATCH_MINUTES, HELP, main, parseOptions, PRODUCTION_ISSUER, ret
 import { checkCertificate, checkControllerHealth, checkDns, checkHttp01, checkSshBanner, checkTcp, CONTROLLER_HOST, FrontDoor, frontDoorChecks } from "../verify/network";
 import { parseOutputs } from "../verify/outputs";
 import { checkPush, SAMPLE_APP } from "../verify/push";
+import { WORKFLOW_HOSTS } from "../workflowAccess";
 import { ROOT } from "../offline/harness";
 import { bannerServer, dnsServer, httpServer, httpsServer, kubernetesApi, Listening, testPki, TestPki, tillerServer } from "./standIns";
 

@@ -62,3 +62,6 @@ export type KeyAlgorithm = keyof typeof KEY_ALGORITHMS;
 /** The days DigitalOcean's maintenance policy accepts (`maintenance_policy.day`). */
 export const MAINTENANCE_DAYS = ["any", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"] as const;
 export type MaintenanceDay = (typeof MAINTENANCE_DAYS)[number];
+
+/** The HelmRelease annotation the program sets for a release whose override has `allowUnsafe`, which the policy pack reads. */
+export const ALLOW_UNSAFE_ANNOTATION = "hephy-doks/allow-unsafe-values";

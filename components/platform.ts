@@ -3,13 +3,12 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import * as YAML from "yaml";
-import { ALLOW_UNSAFE_ANNOTATION } from "../policy/policies";
 import { INGRESS_OBJECTS, IngressPrerequisites } from "./ingressPrerequisites";
 import { childOf } from "./kube";
 import { AppIsolation, AppIsolationArgs } from "./appIsolation";
 import { WorkflowSecrets } from "./workflowSecrets";
 import { WORKFLOW_VOLUME, WorkflowStorage } from "./workflowStorage";
-import { ChartSource, KeyAlgorithm, ReleaseEntry, ReleaseKey, RepositoryChart } from "../types";
+import { ALLOW_UNSAFE_ANNOTATION, ChartSource, KeyAlgorithm, ReleaseEntry, ReleaseKey, RepositoryChart } from "../types";
 
 /** The ACME directories of Let's Encrypt (https://letsencrypt.org/docs/staging-environment/). */
 export const ACME_SERVERS = {

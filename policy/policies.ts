@@ -1,6 +1,7 @@
 import { UPSTREAM } from "../catalog";
 import { wholeFamiliesCovered } from "../cidr";
 import { PolicyResource, ReportViolation, ResourceValidationArgs, ResourceValidationPolicy, StackValidationPolicy } from "@pulumi/policy";
+import { ALLOW_UNSAFE_ANNOTATION } from "../types";
 
 /**
  * The guardrails of this project as CrossGuard policies. They live in a plain array so tests can call
@@ -40,8 +41,6 @@ export function exposedServicePaths(value: unknown, path = ""): { type: ExposedT
     return [];
 }
 
-/** The HelmRelease annotation the program sets for a release whose override has `allowUnsafe`. */
-export const ALLOW_UNSAFE_ANNOTATION = "hephy-doks/allow-unsafe-values";
 
 interface Container {
     name?: string;

@@ -8,7 +8,6 @@ import * as analyzerProto from "@pulumi/pulumi/proto/analyzer_pb";
 import { Empty } from "google-protobuf/google/protobuf/empty_pb";
 import { Struct } from "google-protobuf/google/protobuf/struct_pb";
 import {
-    ALLOW_UNSAFE_ANNOTATION,
     TYPES,
     builderSshClosed,
     builderSshClosedWhenProtected,
@@ -20,6 +19,7 @@ import {
     worldOpenRules,
 } from "../policy/policies";
 import { plain, programError, Recorded, ROOT, runProgram, sharedRun } from "../offline/harness";
+import { ALLOW_UNSAFE_ANNOTATION } from "../types";
 
 /** A resource as the policy engine hands it to a policy: type, props, options. */
 function resource(type: string, props: Record<string, any>, protect = false, name = "r"): PolicyResource & ResourceValidationArgs {

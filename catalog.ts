@@ -197,4 +197,3 @@ export function compareMinor(a: string, b: string): number {
 export function minorOf(slug: string): string {
     return slug.split(".").slice(0, 2).join(".");
 }
-

@@ -78,11 +78,7 @@ function tarHeader(name: string, size: number): Buffer {
 }
 
 function tar(entries: { name: string; content: Buffer }[]): Buffer {
-    const blocks = entries.flatMap(({ name, content }) => [
-        tarHeader(name, content.length),
-        content,
-        Buffer.alloc((512 - (content.length % 512)) % 512),
-    ]);
+    const blocks = entries.flatMap(({ name, content }) => [tarHeader(name, content.length), content, Buffer.alloc((512 - (content.length % 512)) % 512)]);
     return Buffer.concat([...blocks, Buffer.alloc(1024)]);
 }
 

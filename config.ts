@@ -211,12 +211,7 @@ function quote(raw: string): string {
 
 export function isDomainName(value: string): boolean {
     const labels = value.split(".");
-    return (
-        value.length <= 253 &&
-        labels.length >= 2 &&
-        labels.every((l) => DNS_LABEL.test(l)) &&
-        /^[a-z]{2,63}$/.test(labels[labels.length - 1])
-    );
+    return value.length <= 253 && labels.length >= 2 && labels.every((l) => DNS_LABEL.test(l)) && /^[a-z]{2,63}$/.test(labels[labels.length - 1]);
 }
 
 /** Domains RFC 2606 keeps for documentation, and top-level names RFC 2606 and RFC 6761 keep from the DNS. */
@@ -295,9 +290,7 @@ export function checkConfig(read: ConfigReader, stack: string, presentKeys: read
         }
         const value = /^[0-9]+$/.test(text) ? Number(text) : NaN;
         if (!(value >= min && value <= max)) {
-            problems.push(
-                `${PROJECT}:${key} must be an integer from ${min} to ${max}, got ${quote(text)} ${fix(key, example)}`,
-            );
+            problems.push(`${PROJECT}:${key} must be an integer from ${min} to ${max}, got ${quote(text)} ${fix(key, example)}`);
             return NaN;
         }
         return value;
@@ -312,9 +305,7 @@ export function checkConfig(read: ConfigReader, stack: string, presentKeys: read
                 `set a zone of your DigitalOcean account ${fix("domain", "<your zone>")}`,
         );
     } else if (domain === undefined || domain === "") {
-        problems.push(
-            `${PROJECT}:domain is required: a DNS zone that already exists in your DigitalOcean account ${fix("domain", "<your zone>")}`,
-        );
+        problems.push(`${PROJECT}:domain is required: a DNS zone that already exists in your DigitalOcean account ${fix("domain", "<your zone>")}`);
     } else if (!isDomainName(domain)) {
         problems.push(
             `${PROJECT}:domain must be a lowercase DNS name with at least two labels and no trailing dot, such as paas.yourcompany.com, got ${quote(domain)} ${fix("domain", "<your zone>")}`,
@@ -333,13 +324,9 @@ export function checkConfig(read: ConfigReader, stack: string, presentKeys: read
 
     const acmeEmail = raw("acmeEmail");
     if (acmeEmail === undefined || acmeEmail === "") {
-        problems.push(
-            `${PROJECT}:acmeEmail is required: Let's Encrypt sends certificate expiry warnings there ${fix("acmeEmail", "<your address>")}`,
-        );
+        problems.push(`${PROJECT}:acmeEmail is required: Let's Encrypt sends certificate expiry warnings there ${fix("acmeEmail", "<your address>")}`);
     } else if (!EMAIL.test(acmeEmail)) {
-        problems.push(
-            `${PROJECT}:acmeEmail must be an email address, got ${quote(acmeEmail)} ${fix("acmeEmail", "<your address>")}`,
-        );
+        problems.push(`${PROJECT}:acmeEmail must be an email address, got ${quote(acmeEmail)} ${fix("acmeEmail", "<your address>")}`);
     } else if (reservedName(acmeEmail.split("@")[1].toLowerCase()) || /^example\./i.test(acmeEmail.split("@")[1])) {
         problems.push(
             `${PROJECT}:acmeEmail ${quote(acmeEmail)} is at a domain reserved for examples, where Let's Encrypt's expiry warnings would reach no one ` +
@@ -374,7 +361,9 @@ export function checkConfig(read: ConfigReader, stack: string, presentKeys: read
     }
     const maintenanceDay = raw("maintenanceDay") ?? DEFAULTS.maintenanceDay;
     if (!(MAINTENANCE_DAYS as readonly string[]).includes(maintenanceDay)) {
-        problems.push(`${PROJECT}:maintenanceDay must be one of ${MAINTENANCE_DAYS.join(", ")}, got ${quote(maintenanceDay)} ${fix("maintenanceDay", "sunday")}`);
+        problems.push(
+            `${PROJECT}:maintenanceDay must be one of ${MAINTENANCE_DAYS.join(", ")}, got ${quote(maintenanceDay)} ${fix("maintenanceDay", "sunday")}`,
+        );
     }
     const maintenanceStartTime = raw("maintenanceStartTime") ?? DEFAULTS.maintenanceStartTime;
     if (!/^([01][0-9]|2[0-3]):[0-5][0-9]$/.test(maintenanceStartTime)) {
@@ -454,11 +443,15 @@ function vpcRangeProblems(range: string): string[] {
         return [];
     }
     if (cidr === undefined || cidr.family !== 4) {
-        return [`${key} must be an IPv4 network such as 10.120.0.0/20, or empty to let DigitalOcean choose one, got ${quote(range)} ${fix("vpcIpRange", "10.120.0.0/20")}`];
+        return [
+            `${key} must be an IPv4 network such as 10.120.0.0/20, or empty to let DigitalOcean choose one, got ${quote(range)} ${fix("vpcIpRange", "10.120.0.0/20")}`,
+        ];
     }
     const problems: string[] = [];
     if (withoutHostBits(range) !== undefined) {
-        problems.push(`${key} must be a network, without host bits: ${quote(range)} means ${withoutHostBits(range)} ${fix("vpcIpRange", withoutHostBits(range)!)}`);
+        problems.push(
+            `${key} must be a network, without host bits: ${quote(range)} means ${withoutHostBits(range)} ${fix("vpcIpRange", withoutHostBits(range)!)}`,
+        );
     }
     if (!FIXED.vpcPrivateRanges.some((privateRange) => within(range, privateRange)) || cidr.prefix < FIXED.vpcPrefixMin || cidr.prefix > FIXED.vpcPrefixMax) {
         problems.push(
@@ -467,7 +460,9 @@ function vpcRangeProblems(range: string): string[] {
     }
     const clashes = FIXED.vpcReservedRanges.filter((reserved) => overlaps(range, reserved));
     if (clashes.length > 0) {
-        problems.push(`${key} ${quote(range)} overlaps ${clashes.join(", ")}, which DOKS's pods and services or DigitalOcean itself use ${fix("vpcIpRange", "10.120.0.0/20")}`);
+        problems.push(
+            `${key} ${quote(range)} overlaps ${clashes.join(", ")}, which DOKS's pods and services or DigitalOcean itself use ${fix("vpcIpRange", "10.120.0.0/20")}`,
+        );
     }
     return problems;
 }
@@ -499,9 +494,7 @@ function parseCidrList(raw: string | undefined, problems: string[]): readonly st
     }
     for (const item of list) {
         if (typeof item !== "string" || !isCidr(item)) {
-            problems.push(
-                `${key} entries must be IPv4 or IPv6 CIDRs such as 203.0.113.0/24 or 2001:db8::/32, got ${quote(String(item))}`,
-            );
+            problems.push(`${key} entries must be IPv4 or IPv6 CIDRs such as 203.0.113.0/24 or 2001:db8::/32, got ${quote(String(item))}`);
         } else if (withoutHostBits(item) !== undefined) {
             problems.push(
                 `${key} entries must be networks, without host bits: ${quote(item)} means ${withoutHostBits(item)} (or write the address as /32 or /128) ${example}`,

@@ -169,9 +169,7 @@ export = async () => {
         exposedServices: config.exposedServices,
         tillerCaCertPem: pki.caCertPem,
         ...(config.workflowEnabled ? workflowOutputs(config.platformDomain) : {}),
-        ...(platform.workflowAdmin
-            ? { workflowAdminUsername: platform.workflowAdmin.username, workflowAdminPassword: platform.workflowAdmin.password }
-            : {}),
+        ...(platform.workflowAdmin ? { workflowAdminUsername: platform.workflowAdmin.username, workflowAdminPassword: platform.workflowAdmin.password } : {}),
         nextSteps: config.workflowEnabled
             ? workflowNextSteps(config.platformDomain, platform.workflowAdmin !== undefined)
             : `Workflow is disabled (hephy-doks:workflowEnabled false): the ingress controller and cert-manager serve *.${config.platformDomain}`,

@@ -27,7 +27,11 @@ export interface ChosenVersion {
 
 /** Orders two DOKS slugs by major, minor, patch and DigitalOcean's `-do.N` revision, as numbers. */
 export function compareSlugs(a: string, b: string): number {
-    const parts = (slug: string) => slug.split(/[.-]/).filter((p) => /^[0-9]+$/.test(p)).map(Number);
+    const parts = (slug: string) =>
+        slug
+            .split(/[.-]/)
+            .filter((p) => /^[0-9]+$/.test(p))
+            .map(Number);
     const [x, y] = [parts(a), parts(b)];
     for (let i = 0; i < Math.max(x.length, y.length); i++) {
         if ((x[i] ?? 0) !== (y[i] ?? 0)) return (x[i] ?? 0) - (y[i] ?? 0);
@@ -91,16 +95,22 @@ export function chooseKubernetesVersion(choice: VersionChoice): ChosenVersion {
         if (older) {
             // DigitalOcean upgrades a cluster itself, for patches with autoUpgrade, and to the next minor when
             // its minor leaves support (docs.digitalocean.com/products/kubernetes/how-to/upgrade-cluster).
-            warnings.push(`the cluster runs ${running}, newer than the ${requested} the config asks for, and a cluster cannot go back: kept ${running} (${fix(isSlug ? running : runningMinor)})`);
+            warnings.push(
+                `the cluster runs ${running}, newer than the ${requested} the config asks for, and a cluster cannot go back: kept ${running} (${fix(isSlug ? running : runningMinor)})`,
+            );
         }
         if (compareMinor(requestedMinor, runningMinor) > 1) {
             const next = `${runningMinor.split(".")[0]}.${Number(runningMinor.split(".")[1]) + 1}`;
-            throw new Error(`${PROJECT}:kubernetesVersion ${requested} skips a minor: the cluster runs ${running}, and DOKS upgrades one minor at a time (${fix(next)} first)`);
+            throw new Error(
+                `${PROJECT}:kubernetesVersion ${requested} skips a minor: the cluster runs ${running}, and DOKS upgrades one minor at a time (${fix(next)} first)`,
+            );
         }
         if (older || requested === undefined || (isSlug ? requested === running : requested === runningMinor)) {
             const newerMinor = offeredMinors.filter((m) => compareMinor(m, runningMinor) > 0 && (!supported || compareMinor(m, supported.max) <= 0)).pop();
             if (newerMinor !== undefined && requested === undefined) {
-                warnings.push(`DigitalOcean offers Kubernetes ${newerMinor}, which every release supports; the cluster stays on ${running} until you ask (${fix(newerMinor)})`);
+                warnings.push(
+                    `DigitalOcean offers Kubernetes ${newerMinor}, which every release supports; the cluster stays on ${running} until you ask (${fix(newerMinor)})`,
+                );
             }
             if (!offered.includes(running)) {
                 warnings.push(`DigitalOcean no longer offers ${running}, which the cluster runs; it stays until you upgrade it or DigitalOcean does`);
@@ -202,7 +212,9 @@ export async function findRunningCluster(name: string, workerTag: string): Promi
     try {
         vpc = cluster.vpcUuid ? await digitalocean.getVpc({ id: cluster.vpcUuid }) : undefined;
     } catch (error) {
-        throw new Error(`cannot read the VPC ${cluster.vpcUuid} of cluster ${name} (${(error as Error).message}); the run stops rather than guess whether it is the stack's own`);
+        throw new Error(
+            `cannot read the VPC ${cluster.vpcUuid} of cluster ${name} (${(error as Error).message}); the run stops rather than guess whether it is the stack's own`,
+        );
     }
     return { version: cluster.version, vpc: vpc && { id: vpc.id, name: vpc.name, ipRange: vpc.ipRange } };
 }

@@ -13,7 +13,10 @@ export async function accountProblems(config: Pick<StackConfig, "domain" | "regi
     if (!concerns(known, "domain")) {
         const zone = await digitalocean.getDomain({ name: config.domain }).catch(() => undefined);
         if (zone === undefined) {
-            const zones = await digitalocean.getDomains({}).then((r) => r.domains.map((d) => d.name)).catch(() => [] as string[]);
+            const zones = await digitalocean
+                .getDomains({})
+                .then((r) => r.domains.map((d) => d.name))
+                .catch(() => [] as string[]);
             problems.push(
                 `${PROJECT}:domain ${config.domain} is not a DNS zone of this DigitalOcean account (its zones: ${zones.join(", ") || "none"}): ` +
                     `add it (doctl compute domain create ${config.domain}) and point the domain's NS records at ns1, ns2 and ns3.digitalocean.com, ` +

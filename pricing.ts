@@ -1,4 +1,3 @@
-
 /** Prices: what a stack costs a month. Changes when DigitalOcean's prices do. */
 
 /**
@@ -62,7 +61,8 @@ export function estimateMonthlyCost(inputs: CostInputs): CostEstimate {
     const haUsd = inputs.haControlPlane ? PRICES.haControlPlaneUsd : 0;
     const volumeUsd = Math.round(inputs.workflowVolumeGib * PRICES.volumeUsdPerGib * 100) / 100;
     const monthlyUsd = Math.round((inputs.nodeCount * nodeUsd + haUsd + volumeUsd) * 100) / 100;
-    const volume = inputs.workflowVolumeGib > 0 ? `Workflow volume ${inputs.workflowVolumeGib} GiB at $${usd(PRICES.volumeUsdPerGib)}/GiB $${usd(volumeUsd)}, ` : "";
+    const volume =
+        inputs.workflowVolumeGib > 0 ? `Workflow volume ${inputs.workflowVolumeGib} GiB at $${usd(PRICES.volumeUsdPerGib)}/GiB $${usd(volumeUsd)}, ` : "";
     return {
         monthlyUsd,
         summary:

@@ -103,7 +103,9 @@ export function parseSecretValues(raw: string | undefined, key: string, problems
     }
     const parsed = jsonObject(raw);
     if (parsed === undefined) {
-        problems.push(`${key} must be a JSON object keyed by ${Object.keys(CATALOG).join(", ")} (its value is not shown: it is a secret) (pulumi config set --secret ${key} '{"workflow": {...}}')`);
+        problems.push(
+            `${key} must be a JSON object keyed by ${Object.keys(CATALOG).join(", ")} (its value is not shown: it is a secret) (pulumi config set --secret ${key} '{"workflow": {...}}')`,
+        );
         return {};
     }
     for (const [name, values] of Object.entries(parsed)) {
@@ -228,7 +230,14 @@ export function parseReleases(raw: string, key: string, problems: string[]): Rec
         let kubernetes = base.kubernetes;
         if (override.kubernetes !== undefined) {
             const range = override.kubernetes;
-            if (!isObject(range) || typeof range.min !== "string" || typeof range.max !== "string" || !MINOR.test(range.min) || !MINOR.test(range.max) || compareMinor(range.min, range.max) > 0) {
+            if (
+                !isObject(range) ||
+                typeof range.min !== "string" ||
+                typeof range.max !== "string" ||
+                !MINOR.test(range.min) ||
+                !MINOR.test(range.max) ||
+                compareMinor(range.min, range.max) > 0
+            ) {
                 problems.push(`${at}.kubernetes must be {"min": "1.x", "max": "1.y"} with min <= max, got ${quote(JSON.stringify(range))}`);
             } else {
                 kubernetes = { min: range.min, max: range.max };
@@ -256,4 +265,3 @@ export function parseReleases(raw: string, key: string, problems: string[]): Rec
     }
     return releases;
 }
-

@@ -21,10 +21,7 @@ export interface RepositoryChart {
  * chart of this project (`bundled`, a directory relative to the project root) that the program packages
  * and serves to helm-operator from inside the cluster.
  */
-export type ChartSource =
-    | RepositoryChart
-    | { readonly git: string; readonly ref: string; readonly path: string }
-    | { readonly bundled: string };
+export type ChartSource = RepositoryChart | { readonly git: string; readonly ref: string; readonly path: string } | { readonly bundled: string };
 
 /** One platform release: what to install, with which Helm, where it is known to work, and why we believe so. */
 export interface ReleaseEntry {

@@ -155,7 +155,8 @@ export class AdmissionGuards extends pulumi.ComponentResource {
                             "!has(object.spec.volumes) || object.spec.volumes.all(v, " +
                             "(!has(v.secret) || v.secret.secretName == 'objectstorage-keyfile' || v.secret.secretName.endsWith('-build-env')) && " +
                             "(!has(v.projected) || !has(v.projected.sources) || v.projected.sources.all(source, !has(source.secret))))",
-                        message: "a build pod mounts no Secret but the object store's keys (objectstorage-keyfile) and its build's environment (<app>-build-env)",
+                        message:
+                            "a build pod mounts no Secret but the object store's keys (objectstorage-keyfile) and its build's environment (<app>-build-env)",
                     },
                     {
                         expression: ["containers", "initContainers"]
@@ -178,7 +179,12 @@ export class AdmissionGuards extends pulumi.ComponentResource {
             ...policy("guard-workflow-pod-templates", {
                 matchConstraints: {
                     resourceRules: [
-                        { apiGroups: ["apps"], apiVersions: ["v1"], resources: ["deployments", "replicasets", "statefulsets", "daemonsets"], operations: writes },
+                        {
+                            apiGroups: ["apps"],
+                            apiVersions: ["v1"],
+                            resources: ["deployments", "replicasets", "statefulsets", "daemonsets"],
+                            operations: writes,
+                        },
                         { apiGroups: [""], apiVersions: ["v1"], resources: ["replicationcontrollers"], operations: writes },
                         { apiGroups: ["batch"], apiVersions: ["v1"], resources: ["jobs"], operations: writes },
                     ],
@@ -190,7 +196,9 @@ export class AdmissionGuards extends pulumi.ComponentResource {
             // (teamhephy/builder v2.13.7 pkg/gitreceive/build.go); RBAC cannot name them, so its Role lets it
             // write every Secret of Workflow's namespace, the database's and the admin's included.
             ...policy("guard-builder-secrets", {
-                matchConstraints: { resourceRules: [{ apiGroups: [""], apiVersions: ["v1"], resources: ["secrets"], operations: ["CREATE", "UPDATE", "DELETE"] }] },
+                matchConstraints: {
+                    resourceRules: [{ apiGroups: [""], apiVersions: ["v1"], resources: ["secrets"], operations: ["CREATE", "UPDATE", "DELETE"] }],
+                },
                 matchConditions: byUsers("workflow-builder", [args.workflowUsers.builder]),
                 validations: [
                     {
@@ -207,7 +215,12 @@ export class AdmissionGuards extends pulumi.ComponentResource {
                 matchConstraints: {
                     resourceRules: [
                         { apiGroups: [""], apiVersions: ["v1"], resources: ["secrets"], operations: ["CREATE", "UPDATE", "DELETE"] },
-                        { apiGroups: ["apiextensions.k8s.io"], apiVersions: ["v1"], resources: ["customresourcedefinitions"], operations: ["CREATE", "UPDATE", "DELETE"] },
+                        {
+                            apiGroups: ["apiextensions.k8s.io"],
+                            apiVersions: ["v1"],
+                            resources: ["customresourcedefinitions"],
+                            operations: ["CREATE", "UPDATE", "DELETE"],
+                        },
                     ],
                 },
                 matchConditions: byUsers("ingress-controller", [args.ingressControllerUser]),

@@ -62,7 +62,17 @@ export class AppIsolation extends pulumi.ComponentResource {
                         { toEntities: ["world"] },
                         // The platform's own addresses are the nodes', which Cilium does not count as the world:
                         // an app calling another by its public URL reaches the ingress controller there.
-                        { toEntities: ["host", "remote-node"], toPorts: [{ ports: [{ port: "80", protocol: "TCP" }, { port: "443", protocol: "TCP" }] }] },
+                        {
+                            toEntities: ["host", "remote-node"],
+                            toPorts: [
+                                {
+                                    ports: [
+                                        { port: "80", protocol: "TCP" },
+                                        { port: "443", protocol: "TCP" },
+                                    ],
+                                },
+                            ],
+                        },
                     ],
                     egressDeny: [{ toCIDR: [METADATA_SERVICE] }],
                 },

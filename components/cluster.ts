@@ -70,7 +70,12 @@ export class DoksCluster extends pulumi.ComponentResource {
         this.vpc = args.vpc
             ? new digitalocean.Vpc(
                   `${name}-vpc`,
-                  { name: args.vpc.name, region: args.region, ipRange: args.vpc.ipRange, description: `The network of the ${args.clusterName} cluster (hephy-doks)` },
+                  {
+                      name: args.vpc.name,
+                      region: args.region,
+                      ipRange: args.vpc.ipRange,
+                      description: `The network of the ${args.clusterName} cluster (hephy-doks)`,
+                  },
                   // A new range or region replaces it, under the same name, which DigitalOcean keeps unique:
                   // the old one (and the cluster on it) goes first.
                   { parent: this, protect: args.protect, deleteBeforeReplace: true, customTimeouts: { delete: "10m" } },
@@ -118,7 +123,10 @@ export class DoksCluster extends pulumi.ComponentResource {
                 try {
                     return (await digitalocean.getKubernetesCluster({ name: clusterName }, { parent: this })).kubeConfigs[0].rawConfig;
                 } catch (error) {
-                    pulumi.log.warn(`cannot read a fresh credential of cluster ${clusterName} (${(error as Error).message}); using the one in state, which expires at ${stored[0].expiresAt}`, this);
+                    pulumi.log.warn(
+                        `cannot read a fresh credential of cluster ${clusterName} (${(error as Error).message}); using the one in state, which expires at ${stored[0].expiresAt}`,
+                        this,
+                    );
                     return stored[0].rawConfig;
                 }
             }),

@@ -71,17 +71,18 @@ export function ingressOnlyFrom(
             spec: {
                 podSelector: { matchLabels: args.podLabels },
                 policyTypes: ["Ingress"],
-                ingress: args.from.length === 0
-                    ? []
-                    : [
-                          {
-                              from: args.from.map((peer) => ({
-                                  namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": peer.namespace } },
-                                  podSelector: { matchLabels: peer.labels },
-                              })),
-                              ports: args.ports.map((port) => ({ protocol: "TCP", port })),
-                          },
-                      ],
+                ingress:
+                    args.from.length === 0
+                        ? []
+                        : [
+                              {
+                                  from: args.from.map((peer) => ({
+                                      namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": peer.namespace } },
+                                      podSelector: { matchLabels: peer.labels },
+                                  })),
+                                  ports: args.ports.map((port) => ({ protocol: "TCP", port })),
+                              },
+                          ],
             },
         },
         opts,

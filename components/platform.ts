@@ -19,7 +19,6 @@ export const ACME_SERVERS = {
 /** The IngressClass the ingress release creates and every ACME solver uses. */
 export const INGRESS_CLASS = "nginx";
 
-
 /** How long `pulumi up` waits for helm-operator to report a release Released. */
 const RELEASE_TIMEOUT_SECONDS = 900;
 
@@ -219,11 +218,7 @@ export class Platform extends pulumi.ComponentResource {
             ingressServiceAccount: args.ingressServiceAccount,
         });
 
-        const release = (
-            key: ReleaseKey,
-            dependsOn: (namespace: k8s.core.v1.Namespace) => pulumi.Resource[],
-            options: pulumi.CustomResourceOptions = {},
-        ) => {
+        const release = (key: ReleaseKey, dependsOn: (namespace: k8s.core.v1.Namespace) => pulumi.Resource[], options: pulumi.CustomResourceOptions = {}) => {
             const entry = args.releases[key];
             const served = args.servedCharts[key];
             if ("bundled" in entry.chart && !served) {

@@ -60,12 +60,7 @@ export class TillerPki extends pulumi.ComponentResource {
         this.caCertPem = caCert.certPem;
 
         // Key, request and CA signature for one leaf; a new CA re-signs both leaves.
-        const leaf = (
-            role: string,
-            commonName: string,
-            allowedUses: string[],
-            sans: { dnsNames?: string[]; ipAddresses?: string[] },
-        ): KeyPair => {
+        const leaf = (role: string, commonName: string, allowedUses: string[], sans: { dnsNames?: string[]; ipAddresses?: string[] }): KeyPair => {
             const key = newKey(role);
             const request = new tls.CertRequest(
                 `${name}-${role}-csr`,

@@ -53,14 +53,10 @@ export class WorkflowSecrets extends pulumi.ComponentResource {
     constructor(name: string, args: WorkflowSecretsArgs, opts?: pulumi.ComponentResourceOptions) {
         super("hephy-doks:workflowSecrets:WorkflowSecrets", name, {}, opts);
         // Letters and digits only: the images put these in URLs, DSNs and shell commands unquoted.
-        const token = (role: string, length: number) =>
-            new random.RandomPassword(`${name}-${role}`, { length, special: false }, { parent: this }).result;
+        const token = (role: string, length: number) => new random.RandomPassword(`${name}-${role}`, { length, special: false }, { parent: this }).result;
         // Postgres folds unquoted names to lower case, so the user name is lower case from the start.
-        const databaseUser = new random.RandomString(
-            `${name}-database-user`,
-            { length: 16, upper: false, numeric: false, special: false },
-            { parent: this },
-        ).result;
+        const databaseUser = new random.RandomString(`${name}-database-user`, { length: 16, upper: false, numeric: false, special: false }, { parent: this })
+            .result;
         // The builder's SSH host keys in the PEM forms upstream's genPrivateKey gives (PKCS#1 RSA, SEC1
         // ECDSA P-256); RSA at 3072 bits, OpenSSH's default for host keys.
         const rsaHostKey = new tls.PrivateKey(`${name}-builder-ssh-rsa`, { algorithm: "RSA", rsaBits: 3072 }, { parent: this });

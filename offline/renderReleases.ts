@@ -89,7 +89,13 @@ export function renderReleases(run: Pick<Run, "resources">, kubeVersion: string)
                 continue;
             }
             const manifest = renderRelease(release, found.archive, kubeVersion);
-            rendered.push({ release: id, chart: `${release.spec.chart.name}-${release.spec.chart.version}`, source: found.source, manifest, objects: parseManifest(manifest) });
+            rendered.push({
+                release: id,
+                chart: `${release.spec.chart.name}-${release.spec.chart.version}`,
+                source: found.source,
+                manifest,
+                objects: parseManifest(manifest),
+            });
         }
         return { rendered, missing };
     } finally {

@@ -62,7 +62,10 @@ function usageExtensions(inputs: Inputs): x509.Extension[] {
     }
     const extensions: x509.Extension[] = [
         new x509.BasicConstraintsExtension(inputs.isCaCertificate === true, undefined, true),
-        new x509.KeyUsagesExtension(uses.reduce((flags, use) => flags | (KEY_USAGES[use] ?? 0), 0), true),
+        new x509.KeyUsagesExtension(
+            uses.reduce((flags, use) => flags | (KEY_USAGES[use] ?? 0), 0),
+            true,
+        ),
     ];
     const extended = uses.filter((u) => u in EXTENDED_USAGES).map((u) => EXTENDED_USAGES[u]);
     if (extended.length > 0) {
@@ -124,7 +127,12 @@ async function selfSignedCert(inputs: Inputs): Promise<Inputs> {
             await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
         ],
     });
-    return { certPem: cert.toString("pem"), validityStartTime: cert.notBefore.toISOString(), validityEndTime: cert.notAfter.toISOString(), readyForRenewal: false };
+    return {
+        certPem: cert.toString("pem"),
+        validityStartTime: cert.notBefore.toISOString(),
+        validityEndTime: cert.notAfter.toISOString(),
+        readyForRenewal: false,
+    };
 }
 
 async function certRequest(inputs: Inputs): Promise<Inputs> {
@@ -155,13 +163,14 @@ async function locallySignedCert(inputs: Inputs): Promise<Inputs> {
         signingKey: caKeys.privateKey,
         signingAlgorithm: caKeys.signingAlgorithm,
         // The provider copies the request's subject and SANs and adds the usages it is told.
-        extensions: [
-            ...usageExtensions(inputs),
-            ...(san ? [san] : []),
-            await x509.AuthorityKeyIdentifierExtension.create(ca, false),
-        ],
+        extensions: [...usageExtensions(inputs), ...(san ? [san] : []), await x509.AuthorityKeyIdentifierExtension.create(ca, false)],
     });
-    return { certPem: cert.toString("pem"), validityStartTime: cert.notBefore.toISOString(), validityEndTime: cert.notAfter.toISOString(), readyForRenewal: false };
+    return {
+        certPem: cert.toString("pem"),
+        validityStartTime: cert.notBefore.toISOString(),
+        validityEndTime: cert.notAfter.toISOString(),
+        readyForRenewal: false,
+    };
 }
 
 const byType: Record<string, (inputs: Inputs) => Promise<Inputs>> = {

@@ -35,12 +35,13 @@ export function exposedServicePaths(value: unknown, path = ""): { type: ExposedT
     }
     if (typeof value === "object" && value !== null) {
         return Object.entries(value).flatMap(([k, v]) =>
-            k === "type" && (v === "LoadBalancer" || v === "NodePort") ? [{ type: v as ExposedType, at: `${path}.type` }] : exposedServicePaths(v, `${path}.${k}`),
+            k === "type" && (v === "LoadBalancer" || v === "NodePort")
+                ? [{ type: v as ExposedType, at: `${path}.type` }]
+                : exposedServicePaths(v, `${path}.${k}`),
         );
     }
     return [];
 }
-
 
 interface Container {
     name?: string;

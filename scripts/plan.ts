@@ -107,7 +107,10 @@ export function renderPlan(run: Pick<Run, "resources">, cost: string, releases: 
     }
     for (const release of releases.rendered) {
         const [namespace, name] = release.release.split("/");
-        files.set(`${namespace}/helmrelease-${name}.rendered.yaml`, `# ${release.chart} (${release.source}), rendered by Helm ${HELM.version} (${HELM.goVersion})\n${release.manifest}`);
+        files.set(
+            `${namespace}/helmrelease-${name}.rendered.yaml`,
+            `# ${release.chart} (${release.source}), rendered by Helm ${HELM.version} (${HELM.goVersion})\n${release.manifest}`,
+        );
     }
     const renderedObjects = releases.rendered.flatMap((r) => r.objects.map((o) => ({ o, at: `${r.release} ${o.kind}/${o.metadata.name}` })));
     const exposed = [
@@ -160,7 +163,10 @@ export function passesDeclaredType(declared: DeclaredType, value: unknown): bool
         case "boolean":
             return text === "true" || text === "false";
         case "array":
-            return Array.isArray(value) && value.every((item) => (declared.items?.type === "string" ? typeof item === "string" : passesDeclaredType(declared.items ?? {}, item)));
+            return (
+                Array.isArray(value) &&
+                value.every((item) => (declared.items?.type === "string" ? typeof item === "string" : passesDeclaredType(declared.items ?? {}, item)))
+            );
     }
 }
 

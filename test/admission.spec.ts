@@ -10,8 +10,17 @@ const BUILDER = "system:serviceaccount:deis:deis-builder";
 /** A request to the API server; the group, version and resource follow from the kind. */
 function request(user: string, operation: AdmissionRequest["operation"], namespace: string, object: any, oldObject?: any): AdmissionRequest {
     const kind = (object ?? oldObject).kind as string;
-    const [group, version] = (object ?? oldObject).apiVersion.includes("/") ? (object ?? oldObject).apiVersion.split("/") : ["", (object ?? oldObject).apiVersion];
-    const resource = { Namespace: "namespaces", Pod: "pods", Service: "services", Secret: "secrets", Deployment: "deployments", ReplicationController: "replicationcontrollers" }[kind]!;
+    const [group, version] = (object ?? oldObject).apiVersion.includes("/")
+        ? (object ?? oldObject).apiVersion.split("/")
+        : ["", (object ?? oldObject).apiVersion];
+    const resource = {
+        Namespace: "namespaces",
+        Pod: "pods",
+        Service: "services",
+        Secret: "secrets",
+        Deployment: "deployments",
+        ReplicationController: "replicationcontrollers",
+    }[kind]!;
     return {
         operation,
         kind: { group, version, kind },
@@ -24,7 +33,12 @@ function request(user: string, operation: AdmissionRequest["operation"], namespa
     };
 }
 
-const service = (name: string, spec: Record<string, unknown>) => ({ apiVersion: "v1", kind: "Service", metadata: { name }, spec: { ports: [{ port: 80 }], ...spec } });
+const service = (name: string, spec: Record<string, unknown>) => ({
+    apiVersion: "v1",
+    kind: "Service",
+    metadata: { name },
+    spec: { ports: [{ port: 80 }], ...spec },
+});
 /** An app pod as controller v2.22.0 writes it (rootfs/scheduler/resources/pod.py): no ServiceAccount, no security context. */
 const appPodSpec = { containers: [{ name: "myapp-web", image: "hephy/slugrunner:v2.7.0", ports: [{ containerPort: 5000 }] }] };
 const pod = (spec: Record<string, unknown>) => ({ apiVersion: "v1", kind: "Pod", metadata: { name: "p" }, spec: { ...appPodSpec, ...spec } });
@@ -48,7 +62,10 @@ const buildPod = (spec: Record<string, unknown>) => ({
         volumes: [
             { name: "objectstorage-keyfile", secret: { secretName: "objectstorage-keyfile" } },
             { name: "myapp-build-env", secret: { secretName: "myapp-build-env" } },
-            { name: "kube-api-access-abcde", projected: { sources: [{ serviceAccountToken: { path: "token" } }, { configMap: { name: "kube-root-ca.crt" } }] } },
+            {
+                name: "kube-api-access-abcde",
+                projected: { sources: [{ serviceAccountToken: { path: "token" } }, { configMap: { name: "kube-root-ca.crt" } }] },
+            },
         ],
         ...spec,
     },
@@ -59,7 +76,10 @@ describe("admission guards, their CEL evaluated as the API server would", () => 
     let run: Run;
     let exposedRun: Run;
     const policy = (r: Run, name: string) => {
-        const found = r.ofType(VAP).map((v) => plain(v.inputs)).find((v) => v.metadata.name === name);
+        const found = r
+            .ofType(VAP)
+            .map((v) => plain(v.inputs))
+            .find((v) => v.metadata.name === name);
         assert.ok(found, name);
         return found.spec;
     };
@@ -75,7 +95,10 @@ describe("admission guards, their CEL evaluated as the API server would", () => 
     });
 
     it("binds each policy, denying, and fails closed", () => {
-        const names = run.ofType(VAP).map((v) => plain(v.inputs).metadata.name).sort();
+        const names = run
+            .ofType(VAP)
+            .map((v) => plain(v.inputs).metadata.name)
+            .sort();
         assert.deepEqual(names, [
             "deny-exposed-services",
             "guard-builder-pods",
@@ -89,7 +112,10 @@ describe("admission guards, their CEL evaluated as the API server would", () => 
             assert.equal(plain(v.inputs).spec.failurePolicy, "Fail");
         }
         assert.deepEqual(
-            run.ofType(BINDING).map((b) => plain(b.inputs).spec).sort((a, b) => a.policyName.localeCompare(b.policyName)),
+            run
+                .ofType(BINDING)
+                .map((b) => plain(b.inputs).spec)
+                .sort((a, b) => a.policyName.localeCompare(b.policyName)),
             names.map((policyName) => ({ policyName, validationActions: ["Deny"] })),
         );
         assert.equal(run.resources.filter((r) => r.type.includes("MutatingAdmissionPolicy")).length, 0);
@@ -105,7 +131,11 @@ describe("admission guards, their CEL evaluated as the API server would", () => 
         }
         assert.match(admit(spec, request("system:admin", "UPDATE", "edge", service("x", { externalIPs: ["203.0.113.9"] }))).denied.join(), /CVE-2020-8554/);
         for (const allowed of [{}, { type: "ClusterIP" }, { clusterIP: "None" }, { type: "ExternalName", externalName: "example.org" }, { externalIPs: [] }]) {
-            assert.deepEqual(admit(spec, request("system:admin", "CREATE", "edge", service("x", allowed))), { matched: true, denied: [] }, JSON.stringify(allowed));
+            assert.deepEqual(
+                admit(spec, request("system:admin", "CREATE", "edge", service("x", allowed))),
+                { matched: true, denied: [] },
+                JSON.stringify(allowed),
+            );
         }
         assert.equal(admit(spec, request("system:admin", "CREATE", "edge", pod({}))).matched, false, "only Services");
     });
@@ -118,9 +148,17 @@ describe("admission guards, their CEL evaluated as the API server would", () => 
             // cert-manager makes the solver's Service of this type (pkg/issuer/acme/http/service.go); unset, a NodePort.
             const type = issuer.spec.acme.solvers[0].http01.ingress.serviceType ?? "NodePort";
             const solverService = service("cm-acme-http-solver-abcde", { type, selector: { "acme.cert-manager.io/http01-solver": "true" } });
-            assert.deepEqual(admit(spec, request("system:serviceaccount:cert-manager:cert-manager", "CREATE", "deis", solverService)).denied, [], issuer.metadata.name);
+            assert.deepEqual(
+                admit(spec, request("system:serviceaccount:cert-manager:cert-manager", "CREATE", "deis", solverService)).denied,
+                [],
+                issuer.metadata.name,
+            );
         }
-        assert.equal(admit(spec, request("system:serviceaccount:cert-manager:cert-manager", "CREATE", "deis", service("cm-acme-http-solver-x", { type: "NodePort" }))).denied.length, 1);
+        assert.equal(
+            admit(spec, request("system:serviceaccount:cert-manager:cert-manager", "CREATE", "deis", service("cm-acme-http-solver-x", { type: "NodePort" })))
+                .denied.length,
+            1,
+        );
     });
 
     it("lets the Services the stack names be exposed, and no other", () => {
@@ -134,14 +172,25 @@ describe("admission guards, their CEL evaluated as the API server would", () => 
         for (const protectedNamespace of ["kube-system", "default", "flux", "haproxy-ingress", "cert-manager", "kube-public", "kube-node-lease"]) {
             const keepOut =
                 "Workflow's controller and builder keep out of default, kube-system, kube-public, kube-node-lease, flux, haproxy-ingress, cert-manager: an app may not be named after one of them";
-            assert.deepEqual(admitAll(run, request(CONTROLLER, "CREATE", protectedNamespace, pod({}))).denied, [keepOut], `the controller in ${protectedNamespace}`);
+            assert.deepEqual(
+                admitAll(run, request(CONTROLLER, "CREATE", protectedNamespace, pod({}))).denied,
+                [keepOut],
+                `the controller in ${protectedNamespace}`,
+            );
             assert.deepEqual(
                 admitAll(run, request(BUILDER, "CREATE", protectedNamespace, pod({}))).denied,
                 [keepOut, "Workflow's builder writes in Workflow's namespace (deis) only"],
                 `the builder in ${protectedNamespace}`,
             );
-            assert.equal(admitAll(run, request(CONTROLLER, "DELETE", "", null, namespace(protectedNamespace))).denied.length, 1, `deleting ${protectedNamespace}`);
-            assert.equal(admitAll(run, request(CONTROLLER, "CREATE", protectedNamespace, { apiVersion: "v1", kind: "Secret", metadata: { name: "s" } })).denied.length, 1);
+            assert.equal(
+                admitAll(run, request(CONTROLLER, "DELETE", "", null, namespace(protectedNamespace))).denied.length,
+                1,
+                `deleting ${protectedNamespace}`,
+            );
+            assert.equal(
+                admitAll(run, request(CONTROLLER, "CREATE", protectedNamespace, { apiVersion: "v1", kind: "Secret", metadata: { name: "s" } })).denied.length,
+                1,
+            );
         }
         assert.deepEqual(admitAll(run, request(CONTROLLER, "CREATE", "", namespace("myapp"))).denied, []);
         assert.deepEqual(admitAll(run, request(CONTROLLER, "DELETE", "", null, namespace("myapp"))).denied, []);
@@ -153,18 +202,43 @@ describe("admission guards, their CEL evaluated as the API server would", () => 
     it("keeps the controller out of Workflow's own namespace, and the builder in it", () => {
         const controllerOut = "Workflow's controller writes in apps' namespaces only, never in Workflow's own (deis)";
         assert.deepEqual(admitAll(run, request(CONTROLLER, "CREATE", "deis", pod({}))).denied, [controllerOut]);
-        assert.deepEqual(admitAll(run, request(CONTROLLER, "UPDATE", "deis", { apiVersion: "v1", kind: "Secret", metadata: { name: "database-creds" } })).denied, [controllerOut]);
+        assert.deepEqual(
+            admitAll(run, request(CONTROLLER, "UPDATE", "deis", { apiVersion: "v1", kind: "Secret", metadata: { name: "database-creds" } })).denied,
+            [controllerOut],
+        );
         assert.deepEqual(admitAll(run, request(CONTROLLER, "DELETE", "", null, namespace("deis"))).denied, [controllerOut]);
-        assert.deepEqual(admitAll(run, request(BUILDER, "CREATE", "myapp", buildPod({}))).denied, ["Workflow's builder writes in Workflow's namespace (deis) only"]);
+        assert.deepEqual(admitAll(run, request(BUILDER, "CREATE", "myapp", buildPod({}))).denied, [
+            "Workflow's builder writes in Workflow's namespace (deis) only",
+        ]);
     });
 
     it("lets the builder start build pods as it writes them, and no pod that takes another component's labels or Secrets", () => {
         const hostile: [string, any, RegExp][] = [
-            ["the controller's label, which passes the database's network policy", { metadata: { name: "b", labels: { heritage: "x", app: "deis-controller" } } }, /carries the label heritage only/],
+            [
+                "the controller's label, which passes the database's network policy",
+                { metadata: { name: "b", labels: { heritage: "x", app: "deis-controller" } } },
+                /carries the label heritage only/,
+            ],
             ["the database's credentials", { spec: { volumes: [{ name: "creds", secret: { secretName: "database-creds" } }] } }, /mounts no Secret but/],
-            ["the admin's credentials, projected", { spec: { volumes: [{ name: "p", projected: { sources: [{ secret: { name: "workflow-admin" } }] } }] } }, /mounts no Secret but/],
-            ["a Secret in its environment", { spec: { containers: [{ name: "c", image: "i", env: [{ name: "P", valueFrom: { secretKeyRef: { name: "database-creds", key: "password" } } }] }] } }, /reads no Secret into its environment/],
-            ["a Secret as its whole environment", { spec: { containers: [{ name: "c", image: "i", envFrom: [{ secretRef: { name: "django-secret-key" } }] }] } }, /reads no Secret into its environment/],
+            [
+                "the admin's credentials, projected",
+                { spec: { volumes: [{ name: "p", projected: { sources: [{ secret: { name: "workflow-admin" } }] } }] } },
+                /mounts no Secret but/,
+            ],
+            [
+                "a Secret in its environment",
+                {
+                    spec: {
+                        containers: [{ name: "c", image: "i", env: [{ name: "P", valueFrom: { secretKeyRef: { name: "database-creds", key: "password" } } }] }],
+                    },
+                },
+                /reads no Secret into its environment/,
+            ],
+            [
+                "a Secret as its whole environment",
+                { spec: { containers: [{ name: "c", image: "i", envFrom: [{ secretRef: { name: "django-secret-key" } }] }] } },
+                /reads no Secret into its environment/,
+            ],
         ];
         for (const [what, change, message] of hostile) {
             const built = buildPod({});
@@ -179,7 +253,11 @@ describe("admission guards, their CEL evaluated as the API server would", () => 
         const hostile: [string, Record<string, unknown>, RegExp][] = [
             ["the node's network", { hostNetwork: true }, /never the node's/],
             ["the node's processes", { hostPID: true }, /never the node's/],
-            ["the dockerbuilder's Docker socket", { volumes: [{ name: "docker-socket", hostPath: { path: "/var/run/docker.sock" } }] }, /mount no path of the node/],
+            [
+                "the dockerbuilder's Docker socket",
+                { volumes: [{ name: "docker-socket", hostPath: { path: "/var/run/docker.sock" } }] },
+                /mount no path of the node/,
+            ],
             ["a privileged container", { containers: [{ name: "c", image: "i", securityContext: { privileged: true } }] }, /no privileged container/],
             ["a privileged init container", { initContainers: [{ name: "c", image: "i", securityContext: { privileged: true } }] }, /no privileged container/],
             ["a host port", { containers: [{ name: "c", image: "i", ports: [{ containerPort: 22, hostPort: 22 }] }] }, /no port of the node/],
@@ -187,13 +265,20 @@ describe("admission guards, their CEL evaluated as the API server would", () => 
             ["the controller's ServiceAccount, by the deprecated field", { serviceAccount: "deis-controller" }, /default ServiceAccount/],
         ];
         for (const [what, spec, message] of hostile) {
-            for (const [object, ns, user] of [[pod(spec), "deis", BUILDER], [deployment(spec), "myapp", CONTROLLER]] as const) {
+            for (const [object, ns, user] of [
+                [pod(spec), "deis", BUILDER],
+                [deployment(spec), "myapp", CONTROLLER],
+            ] as const) {
                 const denied = admitAll(run, request(user, "CREATE", ns, object)).denied;
                 assert.equal(denied.length, 1, `${what} in a ${object.kind}: ${denied.join("; ")}`);
                 assert.match(denied[0], message);
             }
         }
-        const allowed = [{ hostNetwork: false }, { serviceAccountName: "default" }, { containers: [{ name: "c", image: "i", securityContext: { privileged: false }, ports: [{ containerPort: 80, hostPort: 0 }] }] }];
+        const allowed = [
+            { hostNetwork: false },
+            { serviceAccountName: "default" },
+            { containers: [{ name: "c", image: "i", securityContext: { privileged: false }, ports: [{ containerPort: 80, hostPort: 0 }] }] },
+        ];
         for (const spec of allowed) {
             assert.deepEqual(admitAll(run, request(CONTROLLER, "CREATE", "myapp", deployment(spec))).denied, [], JSON.stringify(spec));
         }
@@ -204,7 +289,11 @@ describe("admission guards, their CEL evaluated as the API server would", () => 
         assert.deepEqual(admitAll(run, request(BUILDER, "CREATE", "deis", secret("myapp-build-env"))).denied, []);
         assert.deepEqual(admitAll(run, request(BUILDER, "DELETE", "deis", null, secret("myapp-build-env"))).denied, []);
         for (const name of ["database-creds", "workflow-admin", "minio-user"]) {
-            assert.deepEqual(admitAll(run, request(BUILDER, "UPDATE", "deis", secret(name))).denied, ["Workflow's builder writes only builds' environments (<app>-build-env)"], name);
+            assert.deepEqual(
+                admitAll(run, request(BUILDER, "UPDATE", "deis", secret(name))).denied,
+                ["Workflow's builder writes only builds' environments (<app>-build-env)"],
+                name,
+            );
         }
         assert.deepEqual(admitAll(run, request(CONTROLLER, "CREATE", "myapp", secret("myapp-v3-env"))).denied, [], "the controller writes apps' Secrets");
         const ingress = "system:serviceaccount:haproxy-ingress:haproxy-ingress-controller";
@@ -212,13 +301,25 @@ describe("admission guards, their CEL evaluated as the API server would", () => 
             "the ingress controller, which the internet reaches, writes no Secret and no CustomResourceDefinition",
         ]);
         const crd = { apiVersion: "apiextensions.k8s.io/v1", kind: "CustomResourceDefinition", metadata: { name: "backends.ingress.v3.haproxy.org" } };
-        const crdRequest = { ...request(ingress, "UPDATE", "", { ...crd, kind: "Secret" }), kind: { group: "apiextensions.k8s.io", version: "v1", kind: "CustomResourceDefinition" }, resource: { group: "apiextensions.k8s.io", version: "v1", resource: "customresourcedefinitions" }, object: crd };
+        const crdRequest = {
+            ...request(ingress, "UPDATE", "", { ...crd, kind: "Secret" }),
+            kind: { group: "apiextensions.k8s.io", version: "v1", kind: "CustomResourceDefinition" },
+            resource: { group: "apiextensions.k8s.io", version: "v1", resource: "customresourcedefinitions" },
+            object: crd,
+        };
         assert.equal(admitAll(run, crdRequest).denied.length, 1);
-        assert.equal(admitAll(run, request("system:serviceaccount:cert-manager:cert-manager", "CREATE", "deis", secret("controller-api-server-tls"))).matched, false);
+        assert.equal(
+            admitAll(run, request("system:serviceaccount:cert-manager:cert-manager", "CREATE", "deis", secret("controller-api-server-tls"))).matched,
+            false,
+        );
     });
 
     it("leaves everyone else to Kubernetes' own rules: the platform's operators and controllers are not Workflow", () => {
-        for (const user of ["system:serviceaccount:kube-system:replicaset-controller", "system:serviceaccount:flux:flux-helm-operator", "system:serviceaccount:kube-system:tiller"]) {
+        for (const user of [
+            "system:serviceaccount:kube-system:replicaset-controller",
+            "system:serviceaccount:flux:flux-helm-operator",
+            "system:serviceaccount:kube-system:tiller",
+        ]) {
             const result = admitAll(run, request(user, "CREATE", "kube-system", pod({ hostNetwork: true })));
             assert.deepEqual(result, { matched: false, denied: [] }, user);
         }

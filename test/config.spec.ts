@@ -60,14 +60,20 @@ describe("parseConfig", () => {
 
     it("refuses the review's NodePort override for the ingress controller on both counts, before any resource", () => {
         const problems = problemsOf({ ...REQUIRED, releases: '{"ingress":{"values":{"controller":{"service":{"enabled":true,"type":"NodePort"}}}}}' });
-        assert.deepEqual(problems.map((p) => p.split(". Set ")[0]), [
-            'hephy-doks:releases.ingress.values.controller.service.type = "NodePort" opens a node port, a load balancer or the node\'s network',
-            "hephy-doks:releases.ingress.values.controller.service.enabled = true gives the ingress controller a Service (a NodePort by the chart's default)",
-        ]);
+        assert.deepEqual(
+            problems.map((p) => p.split(". Set ")[0]),
+            [
+                'hephy-doks:releases.ingress.values.controller.service.type = "NodePort" opens a node port, a load balancer or the node\'s network',
+                "hephy-doks:releases.ingress.values.controller.service.enabled = true gives the ingress controller a Service (a NodePort by the chart's default)",
+            ],
+        );
     });
 
     it("takes an override that opens more on purpose, and a protected stack that opens git push to a part of the internet", () => {
-        const exposed = parse({ ...REQUIRED, releases: '{"ingress":{"allowUnsafe":true,"values":{"controller":{"service":{"enabled":true,"type":"NodePort"}}}}}' });
+        const exposed = parse({
+            ...REQUIRED,
+            releases: '{"ingress":{"allowUnsafe":true,"values":{"controller":{"service":{"enabled":true,"type":"NodePort"}}}}}',
+        });
         assert.deepEqual((exposed.releases.ingress.values as any).controller.service, { enabled: true, type: "NodePort" });
         const restricted = parse({ ...REQUIRED, protect: "true", builderSshSources: '["0.0.0.0/1","2001:db8::/32"]' });
         assert.deepEqual(restricted.builderSshSources, ["0.0.0.0/1", "2001:db8::/32"]);
@@ -130,78 +136,296 @@ describe("parseConfig", () => {
         ["nodeCount 51", { ...REQUIRED, nodeCount: "51" }, /^hephy-doks:nodeCount must be an integer from 1 to 50, got "51"/],
         ["nodeCount three", { ...REQUIRED, nodeCount: "three" }, /^hephy-doks:nodeCount must be an integer from 1 to 50, got "three"/],
         ["nodeCount 2.5", { ...REQUIRED, nodeCount: "2.5" }, /^hephy-doks:nodeCount must be an integer .* got "2\.5"/],
-        ["bad CIDR", { ...REQUIRED, builderSshSources: '["10.0.0.0/33"]' }, /^hephy-doks:builderSshSources entries must be IPv4 or IPv6 CIDRs .* got "10\.0\.0\.0\/33"/],
+        [
+            "bad CIDR",
+            { ...REQUIRED, builderSshSources: '["10.0.0.0/33"]' },
+            /^hephy-doks:builderSshSources entries must be IPv4 or IPv6 CIDRs .* got "10\.0\.0\.0\/33"/,
+        ],
         ["address without prefix", { ...REQUIRED, builderSshSources: '["203.0.113.7"]' }, /^hephy-doks:builderSshSources entries .* got "203\.0\.113\.7"/],
-        ["CIDR list not JSON", { ...REQUIRED, builderSshSources: "10.0.0.0/8" }, /^hephy-doks:builderSshSources must be a JSON list of CIDRs, got "10\.0\.0\.0\/8"/],
+        [
+            "CIDR list not JSON",
+            { ...REQUIRED, builderSshSources: "10.0.0.0/8" },
+            /^hephy-doks:builderSshSources must be a JSON list of CIDRs, got "10\.0\.0\.0\/8"/,
+        ],
         ["empty CIDR list", { ...REQUIRED, builderSshSources: "[]" }, /^hephy-doks:builderSshSources must be a non-empty list/],
         ["bad region", { ...REQUIRED, region: "Frankfurt" }, /^hephy-doks:region must be a DigitalOcean region slug .* got "Frankfurt"/],
-        ["a size without a known price", { ...REQUIRED, nodeSize: "s-16vcpu-64gb" }, /^hephy-doks:nodeSize must be a droplet size whose price the program knows, got "s-16vcpu-64gb"; known sizes: s-1vcpu-2gb, s-2vcpu-2gb, s-2vcpu-4gb, .*m-2vcpu-16gb \(pulumi config set hephy-doks:nodeSize s-2vcpu-4gb\)\. For another size, add its price_monthly .* to PRICES\.nodeUsd in pricing\.ts$/],
+        [
+            "a size without a known price",
+            { ...REQUIRED, nodeSize: "s-16vcpu-64gb" },
+            /^hephy-doks:nodeSize must be a droplet size whose price the program knows, got "s-16vcpu-64gb"; known sizes: s-1vcpu-2gb, s-2vcpu-2gb, s-2vcpu-4gb, .*m-2vcpu-16gb \(pulumi config set hephy-doks:nodeSize s-2vcpu-4gb\)\. For another size, add its price_monthly .* to PRICES\.nodeUsd in pricing\.ts$/,
+        ],
         ["bad haControlPlane", { ...REQUIRED, haControlPlane: "on" }, /^hephy-doks:haControlPlane must be true or false, got "on"/],
         ["bad subdomain label", { ...REQUIRED, platformSubdomain: "my.paas" }, /^hephy-doks:platformSubdomain must be one DNS label .* got "my\.paas"/],
         ["bad kubernetesVersion", { ...REQUIRED, kubernetesVersion: "v1.33" }, /^hephy-doks:kubernetesVersion must be "latest", .* got "v1\.33"/],
-        ["a patch without DigitalOcean's revision", { ...REQUIRED, kubernetesVersion: "1.35.3" }, /^hephy-doks:kubernetesVersion must be "latest", a minor version such as 1\.33, or a DOKS slug such as 1\.33\.1-do\.0, got "1\.35\.3"/],
+        [
+            "a patch without DigitalOcean's revision",
+            { ...REQUIRED, kubernetesVersion: "1.35.3" },
+            /^hephy-doks:kubernetesVersion must be "latest", a minor version such as 1\.33, or a DOKS slug such as 1\.33\.1-do\.0, got "1\.35\.3"/,
+        ],
         ["bad protect", { ...REQUIRED, protect: "yes" }, /^hephy-doks:protect must be true or false, got "yes"/],
-        ["unknown key algorithm", { ...REQUIRED, tlsKeyAlgorithm: "DSA-1024" }, /^hephy-doks:tlsKeyAlgorithm must be one of ECDSA-P256, ECDSA-P384, RSA-2048, RSA-4096, got "DSA-1024"/],
+        [
+            "unknown key algorithm",
+            { ...REQUIRED, tlsKeyAlgorithm: "DSA-1024" },
+            /^hephy-doks:tlsKeyAlgorithm must be one of ECDSA-P256, ECDSA-P384, RSA-2048, RSA-4096, got "DSA-1024"/,
+        ],
         ["zero CA validity", { ...REQUIRED, tlsCaValidityHours: "0" }, /^hephy-doks:tlsCaValidityHours must be an integer from 1 to 876600, got "0"/],
-        ["negative certificate validity", { ...REQUIRED, tlsCertValidityHours: "-5" }, /^hephy-doks:tlsCertValidityHours must be an integer from 1 to 876600, got "-5"/],
-        ["certificate outliving its CA", { ...REQUIRED, tlsCaValidityHours: "100", tlsCertValidityHours: "200", tlsEarlyRenewalHours: "10" }, /^hephy-doks:tlsCertValidityHours \(200\) must not exceed hephy-doks:tlsCaValidityHours \(100\)/],
-        ["renewal window as long as the validity", { ...REQUIRED, tlsCertValidityHours: "720", tlsEarlyRenewalHours: "720" }, /^hephy-doks:tlsEarlyRenewalHours \(720\) must be less than hephy-doks:tlsCertValidityHours \(720\)/],
-        ["a version range for a release", { ...REQUIRED, releases: '{"ingress": {"version": "^1.52.0", "kubernetes": {"min": "1.33", "max": "1.36"}}}' }, /^hephy-doks:releases\.ingress\.version must be one exact chart version .* got "\^1\.52\.0"/],
-        ["a chart change without its Kubernetes range", { ...REQUIRED, releases: '{"workflow": {"git": "https://github.com/you/workflow", "ref": "v2.24.0", "path": "charts/workflow"}}' }, /^hephy-doks:releases\.workflow\.kubernetes is required when the chart changes/],
-        ["an unknown release", { ...REQUIRED, releases: '{"traefik": {}}' }, /^hephy-doks:releases has no release "traefik"; releases: ingress, certManager, workflow$/],
-        ["the retired ingress-nginx release", { ...REQUIRED, releases: '{"nginx": {"version": "4.15.1"}}' }, /^hephy-doks:releases has no release "nginx"; releases: ingress, certManager, workflow\. The retired ingress-nginx is no longer installed: the front door is releases\.ingress/],
-        ["releases that are not JSON", { ...REQUIRED, releases: "workflow=v2.24.0" }, /^hephy-doks:releases must be a JSON object keyed by ingress, certManager, workflow, got "workflow=v2\.24\.0"/],
-        ["ingress-nginx as the ingress release", { ...REQUIRED, releases: '{"ingress": {"repository": "https://kubernetes.github.io/ingress-nginx", "name": "ingress-nginx", "version": "4.15.1", "kubernetes": {"min": "1.31", "max": "1.35"}}}' }, /^hephy-doks:releases\.ingress points at ingress-nginx, which is not selectable: SIG Network retired it/],
-        ["a bad helmVersion", { ...REQUIRED, releases: '{"ingress": {"helmVersion": "v4"}}' }, /^hephy-doks:releases\.ingress\.helmVersion must be v2 or v3, got "v4"/],
-        ["an inverted Kubernetes range", { ...REQUIRED, releases: '{"ingress": {"kubernetes": {"min": "1.36", "max": "1.31"}}}' }, /^hephy-doks:releases\.ingress\.kubernetes must be \{"min": "1\.x", "max": "1\.y"\} with min <= max/],
+        [
+            "negative certificate validity",
+            { ...REQUIRED, tlsCertValidityHours: "-5" },
+            /^hephy-doks:tlsCertValidityHours must be an integer from 1 to 876600, got "-5"/,
+        ],
+        [
+            "certificate outliving its CA",
+            { ...REQUIRED, tlsCaValidityHours: "100", tlsCertValidityHours: "200", tlsEarlyRenewalHours: "10" },
+            /^hephy-doks:tlsCertValidityHours \(200\) must not exceed hephy-doks:tlsCaValidityHours \(100\)/,
+        ],
+        [
+            "renewal window as long as the validity",
+            { ...REQUIRED, tlsCertValidityHours: "720", tlsEarlyRenewalHours: "720" },
+            /^hephy-doks:tlsEarlyRenewalHours \(720\) must be less than hephy-doks:tlsCertValidityHours \(720\)/,
+        ],
+        [
+            "a version range for a release",
+            { ...REQUIRED, releases: '{"ingress": {"version": "^1.52.0", "kubernetes": {"min": "1.33", "max": "1.36"}}}' },
+            /^hephy-doks:releases\.ingress\.version must be one exact chart version .* got "\^1\.52\.0"/,
+        ],
+        [
+            "a chart change without its Kubernetes range",
+            { ...REQUIRED, releases: '{"workflow": {"git": "https://github.com/you/workflow", "ref": "v2.24.0", "path": "charts/workflow"}}' },
+            /^hephy-doks:releases\.workflow\.kubernetes is required when the chart changes/,
+        ],
+        [
+            "an unknown release",
+            { ...REQUIRED, releases: '{"traefik": {}}' },
+            /^hephy-doks:releases has no release "traefik"; releases: ingress, certManager, workflow$/,
+        ],
+        [
+            "the retired ingress-nginx release",
+            { ...REQUIRED, releases: '{"nginx": {"version": "4.15.1"}}' },
+            /^hephy-doks:releases has no release "nginx"; releases: ingress, certManager, workflow\. The retired ingress-nginx is no longer installed: the front door is releases\.ingress/,
+        ],
+        [
+            "releases that are not JSON",
+            { ...REQUIRED, releases: "workflow=v2.24.0" },
+            /^hephy-doks:releases must be a JSON object keyed by ingress, certManager, workflow, got "workflow=v2\.24\.0"/,
+        ],
+        [
+            "ingress-nginx as the ingress release",
+            {
+                ...REQUIRED,
+                releases:
+                    '{"ingress": {"repository": "https://kubernetes.github.io/ingress-nginx", "name": "ingress-nginx", "version": "4.15.1", "kubernetes": {"min": "1.31", "max": "1.35"}}}',
+            },
+            /^hephy-doks:releases\.ingress points at ingress-nginx, which is not selectable: SIG Network retired it/,
+        ],
+        [
+            "a bad helmVersion",
+            { ...REQUIRED, releases: '{"ingress": {"helmVersion": "v4"}}' },
+            /^hephy-doks:releases\.ingress\.helmVersion must be v2 or v3, got "v4"/,
+        ],
+        [
+            "an inverted Kubernetes range",
+            { ...REQUIRED, releases: '{"ingress": {"kubernetes": {"min": "1.36", "max": "1.31"}}}' },
+            /^hephy-doks:releases\.ingress\.kubernetes must be \{"min": "1\.x", "max": "1\.y"\} with min <= max/,
+        ],
         ["bad workflowEnabled", { ...REQUIRED, workflowEnabled: "no" }, /^hephy-doks:workflowEnabled must be true or false, got "no"/],
-        ["a maintenance day DigitalOcean does not know", { ...REQUIRED, maintenanceDay: "weekend" }, /^hephy-doks:maintenanceDay must be one of any, monday, .* got "weekend"/],
-        ["a maintenance time that is not HH:MM", { ...REQUIRED, maintenanceStartTime: "3am" }, /^hephy-doks:maintenanceStartTime must be a UTC time of day as HH:MM, .* got "3am"/],
+        [
+            "a maintenance day DigitalOcean does not know",
+            { ...REQUIRED, maintenanceDay: "weekend" },
+            /^hephy-doks:maintenanceDay must be one of any, monday, .* got "weekend"/,
+        ],
+        [
+            "a maintenance time that is not HH:MM",
+            { ...REQUIRED, maintenanceStartTime: "3am" },
+            /^hephy-doks:maintenanceStartTime must be a UTC time of day as HH:MM, .* got "3am"/,
+        ],
         ["bad autoUpgrade", { ...REQUIRED, autoUpgrade: "sometimes" }, /^hephy-doks:autoUpgrade must be true or false, got "sometimes"/],
-        ["secret values that are not JSON", { ...REQUIRED, releaseSecretValues: "password=hunter2" }, /^hephy-doks:releaseSecretValues must be a JSON object keyed by ingress, certManager, workflow \(its value is not shown: it is a secret\)/],
-        ["secret values for an unknown release", { ...REQUIRED, releaseSecretValues: '{"minio": {"key": "x"}}' }, /^hephy-doks:releaseSecretValues has no release "minio"/],
-        ["secret values that are not an object", { ...REQUIRED, releaseSecretValues: '{"workflow": "hunter2"}' }, /^hephy-doks:releaseSecretValues\.workflow must be an object of Helm values \(its value is not shown/],
+        [
+            "secret values that are not JSON",
+            { ...REQUIRED, releaseSecretValues: "password=hunter2" },
+            /^hephy-doks:releaseSecretValues must be a JSON object keyed by ingress, certManager, workflow \(its value is not shown: it is a secret\)/,
+        ],
+        [
+            "secret values for an unknown release",
+            { ...REQUIRED, releaseSecretValues: '{"minio": {"key": "x"}}' },
+            /^hephy-doks:releaseSecretValues has no release "minio"/,
+        ],
+        [
+            "secret values that are not an object",
+            { ...REQUIRED, releaseSecretValues: '{"workflow": "hunter2"}' },
+            /^hephy-doks:releaseSecretValues\.workflow must be an object of Helm values \(its value is not shown/,
+        ],
         ["unbounded Tiller history", { ...REQUIRED, tillerHistoryMax: "0" }, /^hephy-doks:tillerHistoryMax must be an integer from 1 to 1000, got "0"/],
-        ["a volume below minio's floor", { ...REQUIRED, workflowStorageGib: "4" }, /^hephy-doks:workflowStorageGib must be an integer from 5 to 16384, got "4" \(pulumi config set hephy-doks:workflowStorageGib 20\)/],
-        ["a volume above DigitalOcean's largest", { ...REQUIRED, workflowStorageGib: "16385" }, /^hephy-doks:workflowStorageGib must be an integer from 5 to 16384, got "16385"/],
-        ["a volume size in other units", { ...REQUIRED, workflowStorageGib: "10Gi" }, /^hephy-doks:workflowStorageGib must be an integer from 5 to 16384, got "10Gi"/],
-        ["a release named after Object.prototype", { ...REQUIRED, releases: '{"constructor": {"version": "1.0.0"}}' }, /^hephy-doks:releases has no release "constructor"; releases: ingress, certManager, workflow$/],
+        [
+            "a volume below minio's floor",
+            { ...REQUIRED, workflowStorageGib: "4" },
+            /^hephy-doks:workflowStorageGib must be an integer from 5 to 16384, got "4" \(pulumi config set hephy-doks:workflowStorageGib 20\)/,
+        ],
+        [
+            "a volume above DigitalOcean's largest",
+            { ...REQUIRED, workflowStorageGib: "16385" },
+            /^hephy-doks:workflowStorageGib must be an integer from 5 to 16384, got "16385"/,
+        ],
+        [
+            "a volume size in other units",
+            { ...REQUIRED, workflowStorageGib: "10Gi" },
+            /^hephy-doks:workflowStorageGib must be an integer from 5 to 16384, got "10Gi"/,
+        ],
+        [
+            "a release named after Object.prototype",
+            { ...REQUIRED, releases: '{"constructor": {"version": "1.0.0"}}' },
+            /^hephy-doks:releases has no release "constructor"; releases: ingress, certManager, workflow$/,
+        ],
         ["a release named __proto__", { ...REQUIRED, releases: '{"__proto__": {"version": "1.0.0"}}' }, /^hephy-doks:releases has no release "__proto__"/],
-        ["secret values for hasOwnProperty", { ...REQUIRED, releaseSecretValues: '{"hasOwnProperty": {"a": "hunter2"}}' }, /^hephy-doks:releaseSecretValues has no release "hasOwnProperty"/],
-        ["a key algorithm named after Object.prototype", { ...REQUIRED, tlsKeyAlgorithm: "constructor" }, /^hephy-doks:tlsKeyAlgorithm must be one of ECDSA-P256, ECDSA-P384, RSA-2048, RSA-4096, got "constructor"/],
-        ["__proto__ inside values", { ...REQUIRED, releases: '{"workflow": {"values": {"controller": {"__proto__": {"image": "evil"}}}}}' }, /^hephy-doks:releases\.workflow\.values\.controller\.__proto__ is not a Helm value this program can pass on/],
-        ["__proto__ inside secret values", { ...REQUIRED, releaseSecretValues: '{"workflow": {"__proto__": {"x": "hunter2"}}}' }, /^hephy-doks:releaseSecretValues\.workflow\.__proto__ is not a Helm value/],
-        ["a NodePort for the ingress controller", { ...REQUIRED, releases: '{"ingress":{"values":{"controller":{"service":{"type":"NodePort"}}}}}' }, /^hephy-doks:releases\.ingress\.values\.controller\.service\.type = "NodePort" opens a node port, a load balancer or the node's network\. Set hephy-doks:releases\.ingress\.allowUnsafe to true only if you mean it/],
-        ["the ingress controller's port", { ...REQUIRED, releases: '{"ingress":{"values":{"controller":{"containerPort":{"admin":6060}}}}}' }, /^hephy-doks:releases\.ingress\.values\.controller\.containerPort\.admin = 6060 opens the controller's port on every node/],
-        ["ingress arguments without --controller-port=0", { ...REQUIRED, releases: '{"ingress":{"values":{"controller":{"extraArgs":["--log=debug"]}}}}' }, /^hephy-doks:releases\.ingress\.values\.controller\.extraArgs replaces the program's arguments without --controller-port=0/],
-        ["host ports for a Workflow component", { ...REQUIRED, releases: '{"workflow":{"values":{"builder":{"hostPort":2222}}}}' }, /^hephy-doks:releases\.workflow\.values\.builder\.hostPort = 2222 opens a node port/],
-        ["a host-network Workflow component", { ...REQUIRED, releases: '{"workflow":{"values":{"controller":{"hostNetwork":true}}}}' }, /^hephy-doks:releases\.workflow\.values\.controller\.hostNetwork = true opens/],
-        ["a chart repository over plain HTTP", { ...REQUIRED, releases: '{"certManager":{"repository":"http://charts.example.org","name":"cert-manager","version":"v1.21.1","kubernetes":{"min":"1.33","max":"1.36"}}}' }, /^hephy-doks:releases\.certManager\.repository is a plain transport \("http:\/\/charts\.example\.org"\)/],
-        ["the ingress controller's Service switched on by a string", { ...REQUIRED, releases: '{"ingress":{"values":{"controller":{"service":{"enabled":"true"}}}}}' }, /^hephy-doks:releases\.ingress\.values\.controller\.service\.enabled = true gives the ingress controller a Service/],
-        ["a git source over git://", { ...REQUIRED, releases: '{"workflow":{"git":"git://example.net/workflow","ref":"v1","path":"charts/workflow","kubernetes":{"min":"1.33","max":"1.36"}}}' }, /^hephy-doks:releases\.workflow\.git is a plain transport \("git:\/\/example\.net\/workflow"\)/],
-        ["another ServiceAccount for the ingress controller", { ...REQUIRED, releases: '{"ingress":{"values":{"serviceAccount":{"name":"other"}}}}' }, /^hephy-doks:releases\.ingress\.values\.serviceAccount changes who the ingress controller runs as/],
-        ["the ingress chart's RBAC switched off", { ...REQUIRED, releases: '{"ingress":{"values":{"rbac":{"create":false}}}}' }, /^hephy-doks:releases\.ingress\.values\.rbac changes who the ingress controller runs as/],
-        ["another stats rule", { ...REQUIRED, releases: '{"ingress":{"values":{"controller":{"config":{"stats-config-snippet":"stats auth a:b"}}}}}' }, /^hephy-doks:releases\.ingress\.values\.controller\.config\.stats-config-snippet replaces the rule/],
-        ["a non-boolean allowUnsafe", { ...REQUIRED, releases: '{"ingress":{"allowUnsafe":"yes"}}' }, /^hephy-doks:releases\.ingress\.allowUnsafe must be true or false, got "\\"yes\\""/],
-        ["a source CIDR with host bits", { ...REQUIRED, builderSshSources: '["10.0.0.1/8"]' }, /^hephy-doks:builderSshSources entries must be networks, without host bits: "10\.0\.0\.1\/8" means 10\.0\.0\.0\/8 \(or write the address as \/32 or \/128\)/],
+        [
+            "secret values for hasOwnProperty",
+            { ...REQUIRED, releaseSecretValues: '{"hasOwnProperty": {"a": "hunter2"}}' },
+            /^hephy-doks:releaseSecretValues has no release "hasOwnProperty"/,
+        ],
+        [
+            "a key algorithm named after Object.prototype",
+            { ...REQUIRED, tlsKeyAlgorithm: "constructor" },
+            /^hephy-doks:tlsKeyAlgorithm must be one of ECDSA-P256, ECDSA-P384, RSA-2048, RSA-4096, got "constructor"/,
+        ],
+        [
+            "__proto__ inside values",
+            { ...REQUIRED, releases: '{"workflow": {"values": {"controller": {"__proto__": {"image": "evil"}}}}}' },
+            /^hephy-doks:releases\.workflow\.values\.controller\.__proto__ is not a Helm value this program can pass on/,
+        ],
+        [
+            "__proto__ inside secret values",
+            { ...REQUIRED, releaseSecretValues: '{"workflow": {"__proto__": {"x": "hunter2"}}}' },
+            /^hephy-doks:releaseSecretValues\.workflow\.__proto__ is not a Helm value/,
+        ],
+        [
+            "a NodePort for the ingress controller",
+            { ...REQUIRED, releases: '{"ingress":{"values":{"controller":{"service":{"type":"NodePort"}}}}}' },
+            /^hephy-doks:releases\.ingress\.values\.controller\.service\.type = "NodePort" opens a node port, a load balancer or the node's network\. Set hephy-doks:releases\.ingress\.allowUnsafe to true only if you mean it/,
+        ],
+        [
+            "the ingress controller's port",
+            { ...REQUIRED, releases: '{"ingress":{"values":{"controller":{"containerPort":{"admin":6060}}}}}' },
+            /^hephy-doks:releases\.ingress\.values\.controller\.containerPort\.admin = 6060 opens the controller's port on every node/,
+        ],
+        [
+            "ingress arguments without --controller-port=0",
+            { ...REQUIRED, releases: '{"ingress":{"values":{"controller":{"extraArgs":["--log=debug"]}}}}' },
+            /^hephy-doks:releases\.ingress\.values\.controller\.extraArgs replaces the program's arguments without --controller-port=0/,
+        ],
+        [
+            "host ports for a Workflow component",
+            { ...REQUIRED, releases: '{"workflow":{"values":{"builder":{"hostPort":2222}}}}' },
+            /^hephy-doks:releases\.workflow\.values\.builder\.hostPort = 2222 opens a node port/,
+        ],
+        [
+            "a host-network Workflow component",
+            { ...REQUIRED, releases: '{"workflow":{"values":{"controller":{"hostNetwork":true}}}}' },
+            /^hephy-doks:releases\.workflow\.values\.controller\.hostNetwork = true opens/,
+        ],
+        [
+            "a chart repository over plain HTTP",
+            {
+                ...REQUIRED,
+                releases:
+                    '{"certManager":{"repository":"http://charts.example.org","name":"cert-manager","version":"v1.21.1","kubernetes":{"min":"1.33","max":"1.36"}}}',
+            },
+            /^hephy-doks:releases\.certManager\.repository is a plain transport \("http:\/\/charts\.example\.org"\)/,
+        ],
+        [
+            "the ingress controller's Service switched on by a string",
+            { ...REQUIRED, releases: '{"ingress":{"values":{"controller":{"service":{"enabled":"true"}}}}}' },
+            /^hephy-doks:releases\.ingress\.values\.controller\.service\.enabled = true gives the ingress controller a Service/,
+        ],
+        [
+            "a git source over git://",
+            {
+                ...REQUIRED,
+                releases: '{"workflow":{"git":"git://example.net/workflow","ref":"v1","path":"charts/workflow","kubernetes":{"min":"1.33","max":"1.36"}}}',
+            },
+            /^hephy-doks:releases\.workflow\.git is a plain transport \("git:\/\/example\.net\/workflow"\)/,
+        ],
+        [
+            "another ServiceAccount for the ingress controller",
+            { ...REQUIRED, releases: '{"ingress":{"values":{"serviceAccount":{"name":"other"}}}}' },
+            /^hephy-doks:releases\.ingress\.values\.serviceAccount changes who the ingress controller runs as/,
+        ],
+        [
+            "the ingress chart's RBAC switched off",
+            { ...REQUIRED, releases: '{"ingress":{"values":{"rbac":{"create":false}}}}' },
+            /^hephy-doks:releases\.ingress\.values\.rbac changes who the ingress controller runs as/,
+        ],
+        [
+            "another stats rule",
+            { ...REQUIRED, releases: '{"ingress":{"values":{"controller":{"config":{"stats-config-snippet":"stats auth a:b"}}}}}' },
+            /^hephy-doks:releases\.ingress\.values\.controller\.config\.stats-config-snippet replaces the rule/,
+        ],
+        [
+            "a non-boolean allowUnsafe",
+            { ...REQUIRED, releases: '{"ingress":{"allowUnsafe":"yes"}}' },
+            /^hephy-doks:releases\.ingress\.allowUnsafe must be true or false, got "\\"yes\\""/,
+        ],
+        [
+            "a source CIDR with host bits",
+            { ...REQUIRED, builderSshSources: '["10.0.0.1/8"]' },
+            /^hephy-doks:builderSshSources entries must be networks, without host bits: "10\.0\.0\.1\/8" means 10\.0\.0\.0\/8 \(or write the address as \/32 or \/128\)/,
+        ],
         ["an IPv6 source with host bits", { ...REQUIRED, builderSshSources: '["2001:db8::1/32"]' }, /means 2001:db8::\/32/],
-        ["a protected stack with git push open to all of IPv4, split in halves", { ...REQUIRED, protect: "true", builderSshSources: '["0.0.0.0/1","128.0.0.0/1"]' }, /^hephy-doks:builderSshSources opens the builder's SSH port 2222 to all of IPv4 \(0\.0\.0\.0\/1, 128\.0\.0\.0\/1\) in a protected stack; list only the networks git push comes from \(pulumi config set --path 'hephy-doks:builderSshSources\[0\]' 203\.0\.113\.0\/24\)/],
-        ["a protected stack with the default, world-open sources", { ...REQUIRED, protect: "true" }, /^hephy-doks:builderSshSources opens the builder's SSH port 2222 to all of IPv4 and IPv6 \(0\.0\.0\.0\/0, ::\/0\) in a protected stack/],
-        ["an exposed Service without its namespace", { ...REQUIRED, exposedServices: '["ssh-gateway"]' }, /^hephy-doks:exposedServices entries must be namespace\/name of a Service, two DNS labels, got "ssh-gateway"/],
-        ["exposed Services that are no list", { ...REQUIRED, exposedServices: "edge/ssh-gateway" }, /^hephy-doks:exposedServices must be a list of Services as namespace\/name, got "edge\/ssh-gateway" \(pulumi config set --path 'hephy-doks:exposedServices\[0\]' edge\/my-service\)/],
-        ["a VPC range over DOKS's pod network", { ...REQUIRED, vpcIpRange: "10.244.0.0/20" }, /^hephy-doks:vpcIpRange "10\.244\.0\.0\/20" overlaps 10\.244\.0\.0\/16, which DOKS's pods and services or DigitalOcean itself use \(pulumi config set hephy-doks:vpcIpRange 10\.120\.0\.0\/20\)/],
-        ["a public VPC range", { ...REQUIRED, vpcIpRange: "203.0.113.0/24" }, /^hephy-doks:vpcIpRange must lie in 10\.0\.0\.0\/8, 172\.16\.0\.0\/12, 192\.168\.0\.0\/16 and be a \/16 to \/24, got "203\.0\.113\.0\/24"/],
-        ["a VPC range too large", { ...REQUIRED, vpcIpRange: "172.16.0.0/12" }, /^hephy-doks:vpcIpRange must lie in .* and be a \/16 to \/24, got "172\.16\.0\.0\/12"/],
-        ["a VPC range with host bits", { ...REQUIRED, vpcIpRange: "10.120.0.1/20" }, /^hephy-doks:vpcIpRange must be a network, without host bits: "10\.120\.0\.1\/20" means 10\.120\.0\.0\/20/],
+        [
+            "a protected stack with git push open to all of IPv4, split in halves",
+            { ...REQUIRED, protect: "true", builderSshSources: '["0.0.0.0/1","128.0.0.0/1"]' },
+            /^hephy-doks:builderSshSources opens the builder's SSH port 2222 to all of IPv4 \(0\.0\.0\.0\/1, 128\.0\.0\.0\/1\) in a protected stack; list only the networks git push comes from \(pulumi config set --path 'hephy-doks:builderSshSources\[0\]' 203\.0\.113\.0\/24\)/,
+        ],
+        [
+            "a protected stack with the default, world-open sources",
+            { ...REQUIRED, protect: "true" },
+            /^hephy-doks:builderSshSources opens the builder's SSH port 2222 to all of IPv4 and IPv6 \(0\.0\.0\.0\/0, ::\/0\) in a protected stack/,
+        ],
+        [
+            "an exposed Service without its namespace",
+            { ...REQUIRED, exposedServices: '["ssh-gateway"]' },
+            /^hephy-doks:exposedServices entries must be namespace\/name of a Service, two DNS labels, got "ssh-gateway"/,
+        ],
+        [
+            "exposed Services that are no list",
+            { ...REQUIRED, exposedServices: "edge/ssh-gateway" },
+            /^hephy-doks:exposedServices must be a list of Services as namespace\/name, got "edge\/ssh-gateway" \(pulumi config set --path 'hephy-doks:exposedServices\[0\]' edge\/my-service\)/,
+        ],
+        [
+            "a VPC range over DOKS's pod network",
+            { ...REQUIRED, vpcIpRange: "10.244.0.0/20" },
+            /^hephy-doks:vpcIpRange "10\.244\.0\.0\/20" overlaps 10\.244\.0\.0\/16, which DOKS's pods and services or DigitalOcean itself use \(pulumi config set hephy-doks:vpcIpRange 10\.120\.0\.0\/20\)/,
+        ],
+        [
+            "a public VPC range",
+            { ...REQUIRED, vpcIpRange: "203.0.113.0/24" },
+            /^hephy-doks:vpcIpRange must lie in 10\.0\.0\.0\/8, 172\.16\.0\.0\/12, 192\.168\.0\.0\/16 and be a \/16 to \/24, got "203\.0\.113\.0\/24"/,
+        ],
+        [
+            "a VPC range too large",
+            { ...REQUIRED, vpcIpRange: "172.16.0.0/12" },
+            /^hephy-doks:vpcIpRange must lie in .* and be a \/16 to \/24, got "172\.16\.0\.0\/12"/,
+        ],
+        [
+            "a VPC range with host bits",
+            { ...REQUIRED, vpcIpRange: "10.120.0.1/20" },
+            /^hephy-doks:vpcIpRange must be a network, without host bits: "10\.120\.0\.1\/20" means 10\.120\.0\.0\/20/,
+        ],
         ["an IPv6 VPC range", { ...REQUIRED, vpcIpRange: "fd00::/64" }, /^hephy-doks:vpcIpRange must be an IPv4 network such as 10\.120\.0\.0\/20/],
-        ["registration open to anyone", { ...REQUIRED, releases: '{"workflow": {"values": {"controller": {"registration_mode": "enabled"}}}}' }, /^hephy-doks:releases\.workflow\.values\.controller\.registration_mode must be admin_only or disabled, got "\\"enabled\\"": "enabled" lets anyone/],
+        [
+            "registration open to anyone",
+            { ...REQUIRED, releases: '{"workflow": {"values": {"controller": {"registration_mode": "enabled"}}}}' },
+            /^hephy-doks:releases\.workflow\.values\.controller\.registration_mode must be admin_only or disabled, got "\\"enabled\\"": "enabled" lets anyone/,
+        ],
     ];
     for (const [what, values, message] of bad) {
         it(`rejects ${what}`, () => {
             const problems = problemsOf(values);
             assert.equal(problems.length, 1, problems.join("\n"));
             assert.match(problems[0], message);
-            assert.match(problems[0], /pulumi config set (--path '|--secret )?hephy-doks:|entries must be|must not exceed|must be less than|hephy-doks:releases|hephy-doks:releaseSecretValues/);
+            assert.match(
+                problems[0],
+                /pulumi config set (--path '|--secret )?hephy-doks:|entries must be|must not exceed|must be less than|hephy-doks:releases|hephy-doks:releaseSecretValues/,
+            );
         });
     }
 
@@ -211,7 +435,9 @@ describe("parseConfig", () => {
         assert.deepEqual(arrays, ["builderSshSources", "exposedServices"]);
         const texts = [
             ...bad.map(([, values]) => problemsOf(values).join("\n")),
-            ...["README.md", "docs/configuration.md", "docs/operations.md", "docs/delivery.md", "docs/design.md", "docs/workflow.md", "policy/policies.ts"].map((f) => fs.readFileSync(path.join(ROOT, f), "utf8")),
+            ...["README.md", "docs/configuration.md", "docs/operations.md", "docs/delivery.md", "docs/design.md", "docs/workflow.md", "policy/policies.ts"].map(
+                (f) => fs.readFileSync(path.join(ROOT, f), "utf8"),
+            ),
         ];
         const commands = texts.flatMap((t) => [...t.matchAll(/pulumi config set [^\n`)]*/g)].map((m) => m[0]));
         const forArrays = commands.filter((c) => arrays.some((k) => c.includes(`hephy-doks:${k}`)));
@@ -240,7 +466,10 @@ describe("parseConfig", () => {
 
     it("rejects a default subdomain when the stack name is no DNS label, and says to set it", () => {
         const [problem] = problemsOf(REQUIRED, "Staging_EU");
-        assert.match(problem, /^hephy-doks:platformSubdomain defaults to the stack name, and "Staging_EU" is not a DNS label.*pulumi config set hephy-doks:platformSubdomain/);
+        assert.match(
+            problem,
+            /^hephy-doks:platformSubdomain defaults to the stack name, and "Staging_EU" is not a DNS label.*pulumi config set hephy-doks:platformSubdomain/,
+        );
     });
 
     it("reports an unknown key, so a typo is not silently ignored", () => {

@@ -57,7 +57,10 @@ describe("cut-over from ingress-nginx to HAProxy on a running stack", () => {
         const workflow = run.resources.find((r) => r.type === ingress.type && plain(r.inputs).metadata.name === "hephy")!;
         assert.ok(workflow.dependsOn.includes(PREVIOUS_INGRESS.id));
         // An input dependency would make the engine delete and re-create the dependent with the ingress release.
-        assert.deepEqual(run.resources.filter((r) => r.inputDependsOn.includes(PREVIOUS_INGRESS.id)).map((r) => r.name), []);
+        assert.deepEqual(
+            run.resources.filter((r) => r.inputDependsOn.includes(PREVIOUS_INGRESS.id)).map((r) => r.name),
+            [],
+        );
     });
 
     it("marks no other release delete-first, so their upgrades keep serving", () => {

@@ -23,14 +23,20 @@ describe("choosing the cluster's Kubernetes version", () => {
     it("keeps a running cluster's version when a minor is added, and says how to move", () => {
         const chosen = choose(undefined, ["1.36.1-do.0", "1.35.3-do.1"], "1.35.3-do.1");
         assert.equal(chosen.version, "1.35.3-do.1");
-        assert.deepEqual(chosen.warnings, ["DigitalOcean offers Kubernetes 1.36, which every release supports; the cluster stays on 1.35.3-do.1 until you ask (pulumi config set hephy-doks:kubernetesVersion 1.36)"]);
+        assert.deepEqual(chosen.warnings, [
+            "DigitalOcean offers Kubernetes 1.36, which every release supports; the cluster stays on 1.35.3-do.1 until you ask (pulumi config set hephy-doks:kubernetesVersion 1.36)",
+        ]);
     });
 
     it("keeps a running cluster on a minor DigitalOcean retired, for latest, its minor and its slug", () => {
         for (const requested of [undefined, "1.34", "1.34.6-do.2"]) {
             const chosen = choose(requested, ["1.36.1-do.0", "1.35.3-do.1"], "1.34.6-do.2");
             assert.equal(chosen.version, "1.34.6-do.2", String(requested));
-            assert.ok(chosen.warnings.includes("DigitalOcean no longer offers 1.34.6-do.2, which the cluster runs; it stays until you upgrade it or DigitalOcean does"));
+            assert.ok(
+                chosen.warnings.includes(
+                    "DigitalOcean no longer offers 1.34.6-do.2, which the cluster runs; it stays until you upgrade it or DigitalOcean does",
+                ),
+            );
         }
     });
 
@@ -45,7 +51,10 @@ describe("choosing the cluster's Kubernetes version", () => {
         assert.equal(choose("1.36", ["1.36.1-do.0", "1.36.2-do.0", "1.35.3-do.1"], "1.35.3-do.1").version, "1.36.2-do.0");
         const older = choose("1.34", ["1.36.1-do.0", "1.35.3-do.1"], "1.35.3-do.1");
         assert.equal(older.version, "1.35.3-do.1");
-        assert.match(older.warnings[0], /^the cluster runs 1\.35\.3-do\.1, newer than the 1\.34 the config asks for, and a cluster cannot go back: kept 1\.35\.3-do\.1/);
+        assert.match(
+            older.warnings[0],
+            /^the cluster runs 1\.35\.3-do\.1, newer than the 1\.34 the config asks for, and a cluster cannot go back: kept 1\.35\.3-do\.1/,
+        );
         // A slug pinned before DigitalOcean's auto-upgrade moved the cluster on: a downgrade would replace the cluster.
         const pinned = choose("1.35.3-do.1", ["1.35.4-do.0", "1.35.3-do.1"], "1.35.4-do.0");
         assert.equal(pinned.version, "1.35.4-do.0");
@@ -54,7 +63,10 @@ describe("choosing the cluster's Kubernetes version", () => {
     });
 
     it("moves a running cluster one minor at a time", () => {
-        assert.throws(() => choose("1.36", ["1.36.1-do.0", "1.35.3-do.1", "1.34.6-do.2"], "1.34.6-do.2"), /1\.36 skips a minor: the cluster runs 1\.34\.6-do\.2, and DOKS upgrades one minor at a time \(pulumi config set hephy-doks:kubernetesVersion 1\.35 first\)/);
+        assert.throws(
+            () => choose("1.36", ["1.36.1-do.0", "1.35.3-do.1", "1.34.6-do.2"], "1.34.6-do.2"),
+            /1\.36 skips a minor: the cluster runs 1\.34\.6-do\.2, and DOKS upgrades one minor at a time \(pulumi config set hephy-doks:kubernetesVersion 1\.35 first\)/,
+        );
         assert.equal(choose("1.35", ["1.36.1-do.0", "1.35.3-do.1"], "1.34.6-do.2").version, "1.35.3-do.1");
     });
 
@@ -65,14 +77,23 @@ describe("choosing the cluster's Kubernetes version", () => {
     });
 
     it("refuses what DigitalOcean does not offer for a new cluster, listing what it offers", () => {
-        assert.throws(() => choose("1.33", ["1.36.1-do.0"]), /^Error: hephy-doks:kubernetesVersion 1\.33 is not offered by DigitalOcean; offered now: 1\.36\.1-do\.0/);
+        assert.throws(
+            () => choose("1.33", ["1.36.1-do.0"]),
+            /^Error: hephy-doks:kubernetesVersion 1\.33 is not offered by DigitalOcean; offered now: 1\.36\.1-do\.0/,
+        );
         assert.throws(() => choose("1.36.9-do.0", ["1.36.1-do.0"]), /1\.36\.9-do\.0 is not offered/);
         assert.throws(() => choose(undefined, ["1.37.0-do.0"]), /latest: DigitalOcean offers 1\.37, and the enabled releases support only 1\.33 to 1\.36/);
     });
 
     it("intersects the releases' ranges", () => {
         assert.deepEqual(commonRange([CATALOG.ingress.kubernetes, CATALOG.certManager.kubernetes, CATALOG.workflow.kubernetes]), { min: "1.33", max: "1.36" });
-        assert.equal(commonRange([{ min: "1.16", max: "1.21" }, { min: "1.33", max: "1.36" }]), undefined);
+        assert.equal(
+            commonRange([
+                { min: "1.16", max: "1.21" },
+                { min: "1.33", max: "1.36" },
+            ]),
+            undefined,
+        );
     });
 });
 
@@ -179,16 +200,34 @@ describe("DNS records that follow the nodes", () => {
         world.surgeNodes = 2;
         const run = await runProgram({ config: { nodeCount: "3" } });
         const values = run.ofType("digitalocean:index/dnsRecord:DnsRecord").map((r) => plain(r.inputs).value);
-        assert.deepEqual(values, [2, 3, 4].map((i) => dropletIp(FIRST_DROPLET_ID + i)));
+        assert.deepEqual(
+            values,
+            [2, 3, 4].map((i) => dropletIp(FIRST_DROPLET_ID + i)),
+        );
     });
 
     it("prefers running nodes, then draining ones, never one without a droplet, and names a pool that is too small", () => {
         const node = (id: string, status: string, createdAt: string) => ({ dropletId: id, status, createdAt });
         const at = (day: number) => `2026-01-0${day} 00:00:00 +0000 UTC`;
-        const pool = [node("a", "running", at(1)), node("b", "running", at(2)), node("c", "draining", at(3)), node("d", "provisioning", at(4)), node("", "provisioning", at(5))];
-        assert.deepEqual(publishedNodes(pool, 2).map((n) => n.dropletId), ["a", "b"]);
-        assert.deepEqual(publishedNodes(pool, 3).map((n) => n.dropletId), ["a", "b", "c"]);
-        assert.deepEqual(publishedNodes(pool, 4).map((n) => n.dropletId), ["a", "b", "c", "d"]);
+        const pool = [
+            node("a", "running", at(1)),
+            node("b", "running", at(2)),
+            node("c", "draining", at(3)),
+            node("d", "provisioning", at(4)),
+            node("", "provisioning", at(5)),
+        ];
+        assert.deepEqual(
+            publishedNodes(pool, 2).map((n) => n.dropletId),
+            ["a", "b"],
+        );
+        assert.deepEqual(
+            publishedNodes(pool, 3).map((n) => n.dropletId),
+            ["a", "b", "c"],
+        );
+        assert.deepEqual(
+            publishedNodes(pool, 4).map((n) => n.dropletId),
+            ["a", "b", "c", "d"],
+        );
         assert.throws(() => publishedNodes(pool, 5), /the node pool has 4 nodes with a droplet \(of 5\), fewer than the 5 of hephy-doks:nodeCount/);
     });
 });
@@ -204,7 +243,11 @@ describe("the stack's own VPC", () => {
     it("makes a new cluster in a VPC of its own, whose range DigitalOcean picks unless the config names one", async () => {
         const run = await runProgram();
         const vpc = run.one(VPC);
-        assert.deepEqual(plain(vpc.inputs), { name: "hephy-doks-staging", region: "fra1", description: "The network of the hephy-doks-staging cluster (hephy-doks)" });
+        assert.deepEqual(plain(vpc.inputs), {
+            name: "hephy-doks-staging",
+            region: "fra1",
+            description: "The network of the hephy-doks-staging cluster (hephy-doks)",
+        });
         assert.equal(vpc.protect, false);
         assert.equal(vpc.deleteBeforeReplace, true, "a replacement keeps the name, which DigitalOcean keeps unique");
         const cluster = run.one(CLUSTER);
@@ -221,7 +264,9 @@ describe("the stack's own VPC", () => {
         assert.deepEqual(run.ofType(VPC), []);
         assert.equal(plain(run.one(CLUSTER).inputs).vpcUuid, undefined);
         assert.ok(
-            run.warnings.some((w) => w.startsWith("the cluster runs in the VPC default-fra1 (10.135.0.0/16), not in a VPC of this stack's own (hephy-doks-staging); it stays there")),
+            run.warnings.some((w) =>
+                w.startsWith("the cluster runs in the VPC default-fra1 (10.135.0.0/16), not in a VPC of this stack's own (hephy-doks-staging); it stays there"),
+            ),
             run.warnings.join("\n"),
         );
     });
@@ -229,7 +274,10 @@ describe("the stack's own VPC", () => {
     it("refuses a region with no default VPC, which the stack's own would become for good, before any resource", async () => {
         world.defaultVpc = false;
         const { error, declared } = await programError({});
-        assert.match(error.message, /hephy-doks:region fra1 has no default VPC yet, so the stack's would become it, and no teardown could delete it; make one first \(doctl vpcs create --name default-fra1 --region fra1\)/);
+        assert.match(
+            error.message,
+            /hephy-doks:region fra1 has no default VPC yet, so the stack's would become it, and no teardown could delete it; make one first \(doctl vpcs create --name default-fra1 --region fra1\)/,
+        );
         assert.deepEqual(declared, []);
     });
 
@@ -237,7 +285,10 @@ describe("the stack's own VPC", () => {
         running(OWN_VPC);
         world.vpcUnreadable = true;
         const { error, declared } = await programError({});
-        assert.match(error.message, /cannot read the VPC staging-vpc-id of cluster hephy-doks-staging \(.*\); the run stops rather than guess whether it is the stack's own/);
+        assert.match(
+            error.message,
+            /cannot read the VPC staging-vpc-id of cluster hephy-doks-staging \(.*\); the run stops rather than guess whether it is the stack's own/,
+        );
         assert.deepEqual(declared, []);
     });
 
@@ -252,6 +303,9 @@ describe("the stack's own VPC", () => {
         assert.deepEqual(declared, []);
         const unprotected = await runProgram({ config: { vpcIpRange: "10.120.0.0/20" } });
         assert.equal(plain(unprotected.one(VPC).inputs).ipRange, "10.120.0.0/20", "an unprotected stack is replaced, with a warning");
-        assert.ok(unprotected.warnings.some((w) => /it replaces the VPC and with it the cluster, and everything on it$/.test(w)), unprotected.warnings.join("\n"));
+        assert.ok(
+            unprotected.warnings.some((w) => /it replaces the VPC and with it the cluster, and everything on it$/.test(w)),
+            unprotected.warnings.join("\n"),
+        );
     });
 });

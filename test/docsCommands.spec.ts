@@ -124,10 +124,23 @@ describe("the commands the README and docs print", () => {
 
     it("tells a newcomer, in the README's first 40 lines, what to install, both commands, time, cost, verify and teardown", () => {
         const first = fs.readFileSync(path.join(ROOT, "README.md"), "utf8").split("\n").slice(0, 40).join("\n");
-        for (const needed of [/Pulumi CLI 3/, /Node\.js 20\.19/, /DNS zone/, /npm ci && npm test/, /pulumi up/, /npm run verify/, /pulumi destroy/, /\d+ to \d+ minutes/, /\$\d+ a month/]) {
+        for (const needed of [
+            /Pulumi CLI 3/,
+            /Node\.js 20\.19/,
+            /DNS zone/,
+            /npm ci && npm test/,
+            /pulumi up/,
+            /npm run verify/,
+            /pulumi destroy/,
+            /\d+ to \d+ minutes/,
+            /\$\d+ a month/,
+        ]) {
             assert.match(first, needed);
         }
-        const wide = fs.readFileSync(path.join(ROOT, "README.md"), "utf8").split("\n").filter((l) => l.startsWith("|") && l.length > 100);
+        const wide = fs
+            .readFileSync(path.join(ROOT, "README.md"), "utf8")
+            .split("\n")
+            .filter((l) => l.startsWith("|") && l.length > 100);
         assert.deepEqual(wide, [], "no table row a reader must scroll sideways for");
     });
 
@@ -142,8 +155,13 @@ describe("the commands the README and docs print", () => {
     });
 
     it("can fail: a key, a flag, a flag before -- and an npm script that do not exist are caught", () => {
-        const printed = commandsIn("Run `pulumi config set hephy-doks:nodecount 3` and\n```bash\nX=1 npm run verify --stack s && pulumi up --yolo # no\nnpm run deploy\nnpm run plan -- --stak x\n```\n").map((command) => ({ file: "f", command }));
-        assert.deepEqual(pulumiProblems(printed), ["f: pulumi up --yolo: --yolo is not a flag of pulumi up here", "f: pulumi config set hephy-doks:nodecount 3: hephy-doks:nodecount is not a key Pulumi.yaml declares"]);
+        const printed = commandsIn(
+            "Run `pulumi config set hephy-doks:nodecount 3` and\n```bash\nX=1 npm run verify --stack s && pulumi up --yolo # no\nnpm run deploy\nnpm run plan -- --stak x\n```\n",
+        ).map((command) => ({ file: "f", command }));
+        assert.deepEqual(pulumiProblems(printed), [
+            "f: pulumi up --yolo: --yolo is not a flag of pulumi up here",
+            "f: pulumi config set hephy-doks:nodecount 3: hephy-doks:nodecount is not a key Pulumi.yaml declares",
+        ]);
         assert.deepEqual(npmProblems(printed).problems, [
             "f: npm run verify --stack s: npm passes flags only after --",
             "f: npm run deploy: no npm script deploy",

@@ -44,7 +44,10 @@ describe("foundation: cluster, firewall, DNS", () => {
 
     it("fails before declaring anything when no offered version matches", async () => {
         const { error, declared } = await programError({ config: { kubernetesVersion: "1.19" } });
-        assert.match(error.message, /hephy-doks:kubernetesVersion 1\.19 is not offered by DigitalOcean; offered now: 1\.34\.6-do\.2, 1\.35\.3-do\.1, 1\.36\.1-do\.0 \(pulumi config set hephy-doks:kubernetesVersion/);
+        assert.match(
+            error.message,
+            /hephy-doks:kubernetesVersion 1\.19 is not offered by DigitalOcean; offered now: 1\.34\.6-do\.2, 1\.35\.3-do\.1, 1\.36\.1-do\.0 \(pulumi config set hephy-doks:kubernetesVersion/,
+        );
         assert.equal(declared.length, 0);
     });
 
@@ -88,10 +91,16 @@ describe("foundation: cluster, firewall, DNS", () => {
             });
             // Each address comes from the droplet of the matching node, looked up by its numeric ID.
             assert.deepEqual(
-                run.invokes.filter((i) => i.token.endsWith("getDroplet")).map((i) => i.inputs.id).sort(),
+                run.invokes
+                    .filter((i) => i.token.endsWith("getDroplet"))
+                    .map((i) => i.inputs.id)
+                    .sort(),
                 Array.from({ length: nodeCount }, (_, i) => FIRST_DROPLET_ID + i),
             );
-            assert.deepEqual(await valueOf(run.outputs.nodeIps), records.map((r) => plain(r.inputs).value));
+            assert.deepEqual(
+                await valueOf(run.outputs.nodeIps),
+                records.map((r) => plain(r.inputs).value),
+            );
         });
     }
 
@@ -138,7 +147,10 @@ describe("foundation: cluster, firewall, DNS", () => {
         const run = await runProgram({ config: { haControlPlane: "true", nodeSize: "s-4vcpu-8gb", nodeCount: "2" } });
         assert.equal(plain(run.one(CLUSTER).inputs).ha, true);
         assert.equal(await valueOf(run.outputs.monthlyCostUsd), 2 * 48 + 40 + 1);
-        assert.match(await valueOf(run.outputs.monthlyCostEstimate), /^\$137\/month: 2 x s-4vcpu-8gb at \$48, HA control plane \$40, Workflow volume 10 GiB at \$0\.10\/GiB \$1, 0 LoadBalancers \$0 \(DigitalOcean list prices of 2026-08-21;/);
+        assert.match(
+            await valueOf(run.outputs.monthlyCostEstimate),
+            /^\$137\/month: 2 x s-4vcpu-8gb at \$48, HA control plane \$40, Workflow volume 10 GiB at \$0\.10\/GiB \$1, 0 LoadBalancers \$0 \(DigitalOcean list prices of 2026-08-21;/,
+        );
     });
 
     it("parents every resource under its component", async () => {
@@ -177,7 +189,10 @@ describe("foundation: cluster, firewall, DNS", () => {
             assert.match(error.message, message);
             assert.deepEqual(declared, []);
             // What the account has is looked up all the same, so every problem comes at once.
-            assert.deepEqual(invoked.filter((i) => !/^digitalocean:index\/get\w+:get\w+$/.test(i.token)), []);
+            assert.deepEqual(
+                invoked.filter((i) => !/^digitalocean:index\/get\w+:get\w+$/.test(i.token)),
+                [],
+            );
         });
     }
 });
@@ -221,7 +236,10 @@ describe("project files", () => {
             assert.ok(token === undefined || Object.keys(token).join() === "secure", "the token is set with --secret, never in clear");
             // No placeholder for what only the user knows: the file alone is refused, naming both keys.
             const { error, declared } = await programError({ stack: name, config: stackConfig(name, ROOT), replaceConfig: true });
-            assert.deepEqual((error as ConfigError).problems.map((p) => p.split(" ")[0]), ["hephy-doks:domain", "hephy-doks:acmeEmail"]);
+            assert.deepEqual(
+                (error as ConfigError).problems.map((p) => p.split(" ")[0]),
+                ["hephy-doks:domain", "hephy-doks:acmeEmail"],
+            );
             assert.deepEqual(declared, []);
             const config: Record<string, string> = { ...stackConfig(name, ROOT), domain: "hephy-demo.net", acmeEmail: "ops@hephy-demo.net" };
             const run = await runProgram({ stack: name, config, replaceConfig: true });

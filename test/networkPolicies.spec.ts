@@ -51,10 +51,15 @@ describe("network isolation, as DOKS's Cilium would enforce the policies the pro
                 myapp: { "kubernetes.io/metadata.name": "myapp", heritage: "deis" },
                 otherapp: { "kubernetes.io/metadata.name": "otherapp", heritage: "deis" },
             },
-            policies: [...declared.filter(isPolicy), ...workflowObjects.filter(isPolicy).map((o) => ({ ...o, metadata: { ...o.metadata, namespace: "deis" } }))],
+            policies: [
+                ...declared.filter(isPolicy),
+                ...workflowObjects.filter(isPolicy).map((o) => ({ ...o, metadata: { ...o.metadata, namespace: "deis" } })),
+            ],
         };
         // The pods the program and the Workflow release run, as their templates label them.
-        const programPods = declared.filter((o) => o.kind === "Deployment").map((o) => ({ owner: o.metadata.name, namespace: o.metadata.namespace, labels: o.spec.template.metadata.labels }));
+        const programPods = declared
+            .filter((o) => o.kind === "Deployment")
+            .map((o) => ({ owner: o.metadata.name, namespace: o.metadata.namespace, labels: o.spec.template.metadata.labels }));
         const workflowPods = workflowObjects
             .filter((o) => ["Deployment", "DaemonSet", "StatefulSet"].includes(o.kind))
             .map((o) => ({ owner: o.metadata.name, namespace: "deis", labels: o.spec.template.metadata.labels }));
@@ -66,7 +71,10 @@ describe("network isolation, as DOKS's Cilium would enforce the policies the pro
         pods.set("an app's web pod", pod("myapp", "myapp-web", { app: "myapp", type: "web", version: "v3", heritage: "deis" }));
         pods.set("another app's pod", pod("otherapp", "otherapp-web", { app: "otherapp", type: "web", version: "v1", heritage: "deis" }));
         pods.set("a build pod", pod("deis", "slugbuild-myapp-1a2b3c4d-5e6f7a8b", { heritage: "slugbuild-myapp-1a2b3c4d-5e6f7a8b" }));
-        pods.set("an HTTP-01 solver", pod("deis", "cm-acme-http-solver-x", { "acme.cert-manager.io/http01-solver": "true", "acme.cert-manager.io/http-domain": "1" }));
+        pods.set(
+            "an HTTP-01 solver",
+            pod("deis", "cm-acme-http-solver-x", { "acme.cert-manager.io/http01-solver": "true", "acme.cert-manager.io/http-domain": "1" }),
+        );
         pods.set("CoreDNS", pod("kube-system", "coredns", { "k8s-app": "kube-dns" }));
         pods.set("cert-manager", pod("cert-manager", "cert-manager", { "app.kubernetes.io/name": "cert-manager" }));
     });
@@ -100,7 +108,15 @@ describe("network isolation, as DOKS's Cilium would enforce the policies the pro
             "deis-minio",
             9000,
             ["deis-builder", "deis-database", "a build pod", "an app's web pod", "another app's pod"],
-            ["cert-manager", "deis-logger", "deis-controller", "flux-helm-operator", "an HTTP-01 solver", "the ingress controller on another node", "the pod's own node"],
+            [
+                "cert-manager",
+                "deis-logger",
+                "deis-controller",
+                "flux-helm-operator",
+                "an HTTP-01 solver",
+                "the ingress controller on another node",
+                "the pod's own node",
+            ],
         );
         only("deis-minio", 8082, ["the pod's own node"], ["an app's web pod"]);
         only("deis-logger-redis", 6379, ["deis-logger"], [...strangers, "the pod's own node", "deis-controller"]);
@@ -109,7 +125,12 @@ describe("network isolation, as DOKS's Cilium would enforce the policies the pro
     });
 
     it("lets the ingress controller, from any node, reach the API, git push and the HTTP-01 solvers, and no one else but their callers", () => {
-        only("deis-controller", 8000, ["the ingress controller on another node", "the pod's own node", "deis-builder"], ["an app's web pod", "a build pod", "cert-manager"]);
+        only(
+            "deis-controller",
+            8000,
+            ["the ingress controller on another node", "the pod's own node", "deis-builder"],
+            ["an app's web pod", "a build pod", "cert-manager"],
+        );
         only("deis-builder", 2223, ["the ingress controller on another node"], ["an app's web pod", "a build pod", "deis-controller"]);
         only("an HTTP-01 solver", 8089, ["the ingress controller on another node"], ["an app's web pod", "a build pod"]);
         only("deis-controller", 5432, [], ["the ingress controller on another node"]);
@@ -167,17 +188,35 @@ describe("network isolation, as DOKS's Cilium would enforce the policies the pro
             namespaces: cluster.namespaces,
             policies: [{ kind: "NetworkPolicy", metadata: { namespace: "kube-system" }, spec: { podSelector: {}, ingress: [{ ports: [{ port: 44134 }] }] } }],
         };
-        assert.equal(reachable(portsOnly, peer("the ingress controller on another node"), peer("tiller-deploy"), 44134), true, "a rule without peers takes nodes too");
+        assert.equal(
+            reachable(portsOnly, peer("the ingress controller on another node"), peer("tiller-deploy"), 44134),
+            true,
+            "a rule without peers takes nodes too",
+        );
         assert.equal(reachable(portsOnly, peer("an app's web pod"), peer("tiller-deploy"), 44135), false);
         const byIpBlock: Cluster = {
             namespaces: cluster.namespaces,
-            policies: [{ kind: "NetworkPolicy", metadata: { namespace: "kube-system" }, spec: { podSelector: {}, ingress: [{ from: [{ ipBlock: { cidr: "0.0.0.0/0" } }] }] } }],
+            policies: [
+                {
+                    kind: "NetworkPolicy",
+                    metadata: { namespace: "kube-system" },
+                    spec: { podSelector: {}, ingress: [{ from: [{ ipBlock: { cidr: "0.0.0.0/0" } }] }] },
+                },
+            ],
         };
-        assert.equal(reachable(byIpBlock, peer("the ingress controller on another node"), peer("tiller-deploy"), 44134), false, "an ipBlock never takes a node");
+        assert.equal(
+            reachable(byIpBlock, peer("the ingress controller on another node"), peer("tiller-deploy"), 44134),
+            false,
+            "an ipBlock never takes a node",
+        );
     });
 
     it("writes Cilium's policies as Cilium's own schemas accept them, and Kubernetes' as the Kubernetes schema does", async () => {
-        const sums = fs.readFileSync(path.join(CILIUM_SCHEMAS, "SHA256SUMS"), "utf8").trim().split("\n").map((l) => l.split(/\s+/));
+        const sums = fs
+            .readFileSync(path.join(CILIUM_SCHEMAS, "SHA256SUMS"), "utf8")
+            .trim()
+            .split("\n")
+            .map((l) => l.split(/\s+/));
         for (const [digest, file] of sums) {
             assert.equal(sha256(path.join(CILIUM_SCHEMAS, file)), digest, file);
         }
@@ -196,6 +235,9 @@ describe("network isolation, as DOKS's Cilium would enforce the policies the pro
             new model(policy).validate();
         }
         const CiliumNetworkPolicy = (await kubernetesModel("cilium.io/v2", "CiliumNetworkPolicy"))!;
-        assert.throws(() => new CiliumNetworkPolicy({ ...cilium[0], spec: { ...cilium[0].spec, ingres: [] } }).validate(), /must NOT have additional properties/);
+        assert.throws(
+            () => new CiliumNetworkPolicy({ ...cilium[0], spec: { ...cilium[0].spec, ingres: [] } }).validate(),
+            /must NOT have additional properties/,
+        );
     });
 });

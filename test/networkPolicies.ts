@@ -78,11 +78,7 @@ function inCidr(address: string, cidr: string): boolean {
 }
 
 function portMatches(ports: { port: number | string; protocol?: string }[] | undefined, port: number, protocol: string): boolean {
-    return (
-        ports === undefined ||
-        ports.length === 0 ||
-        ports.some((p) => Number(p.port) === port && [protocol, "ANY"].includes(p.protocol ?? "TCP"))
-    );
+    return ports === undefined || ports.length === 0 || ports.some((p) => Number(p.port) === port && [protocol, "ANY"].includes(p.protocol ?? "TCP"));
 }
 
 /** A Cilium rule's ports (`toPorts`), which all of a rule's peers share. */
@@ -121,7 +117,8 @@ function networkPolicyPeerMatches(cluster: Cluster, peers: any[] | undefined, pe
         if (p.ipBlock !== undefined) {
             return false;
         }
-        const namespaceOk = p.namespaceSelector === undefined ? peer.namespace === policyNamespace : selects(p.namespaceSelector, cluster.namespaces[peer.namespace] ?? {});
+        const namespaceOk =
+            p.namespaceSelector === undefined ? peer.namespace === policyNamespace : selects(p.namespaceSelector, cluster.namespaces[peer.namespace] ?? {});
         return namespaceOk && (p.podSelector === undefined || selects(p.podSelector, peer.labels));
     });
 }
@@ -129,7 +126,14 @@ function networkPolicyPeerMatches(cluster: Cluster, peers: any[] | undefined, pe
 type Direction = "ingress" | "egress";
 
 /** The policies that select `pod` in `direction`, and whether any of them lets `peer` through on `port`, or denies it. */
-function verdict(cluster: Cluster, pod: Pod, direction: Direction, peer: Peer, port: number, protocol: string): { isolated: boolean; allowed: boolean; denied: boolean } {
+function verdict(
+    cluster: Cluster,
+    pod: Pod,
+    direction: Direction,
+    peer: Peer,
+    port: number,
+    protocol: string,
+): { isolated: boolean; allowed: boolean; denied: boolean } {
     let isolated = false;
     let allowed = false;
     let denied = false;
@@ -138,7 +142,11 @@ function verdict(cluster: Cluster, pod: Pod, direction: Direction, peer: Peer, p
         const namespace: string | undefined = policy.metadata.namespace;
         if (policy.kind === "NetworkPolicy") {
             const types: string[] = policy.spec.policyTypes ?? ["Ingress", ...(policy.spec.egress ? ["Egress"] : [])];
-            if (namespace !== pod.namespace || !selects(policy.spec.podSelector, pod.labels) || !types.includes(direction === "ingress" ? "Ingress" : "Egress")) {
+            if (
+                namespace !== pod.namespace ||
+                !selects(policy.spec.podSelector, pod.labels) ||
+                !types.includes(direction === "ingress" ? "Ingress" : "Egress")
+            ) {
                 continue;
             }
             isolated = true;

@@ -10,9 +10,23 @@ import { COMPUTED, main as planMain, Plan, SECRET, parseArgs, planStack, readabl
 import { OFFERED_VERSIONS, world, ZONES } from "../offline/mocks";
 import { HELM_OVERRIDE, helmBinary, helmSpawnError } from "../offline/helm";
 
-
 function recorded(type: string, name: string, inputs: Record<string, any>, parent = "pulumi:pulumi:Stack"): Recorded {
-    return { type, name, inputs, state: {}, custom: true, parent, dependsOn: [], inputDependsOn: [], provider: undefined, providerRef: undefined, protect: false, deleteBeforeReplace: false, replaceOnChanges: [], ignoreChanges: [] };
+    return {
+        type,
+        name,
+        inputs,
+        state: {},
+        custom: true,
+        parent,
+        dependsOn: [],
+        inputDependsOn: [],
+        provider: undefined,
+        providerRef: undefined,
+        protect: false,
+        deleteBeforeReplace: false,
+        replaceOnChanges: [],
+        ignoreChanges: [],
+    };
 }
 
 const FIXTURES = path.join(__dirname, "fixtures");
@@ -33,7 +47,9 @@ describe("offline plan of a stack file", () => {
         assert.match(lines[at("digitalocean:index/kubernetesCluster:KubernetesCluster  example-cluster")], /^│  ├─ /);
         assert.ok(at("digitalocean:index/kubernetesCluster:KubernetesCluster  example-cluster") > at("hephy-doks:cluster:DoksCluster  example"));
         assert.ok(
-            lines.includes("   ├─ kubernetes:yaml/v2:ConfigFile  example-cert-manager-crds  (objects from https://github.com/cert-manager/cert-manager/releases/download/v1.21.1/cert-manager.crds.yaml)"),
+            lines.includes(
+                "   ├─ kubernetes:yaml/v2:ConfigFile  example-cert-manager-crds  (objects from https://github.com/cert-manager/cert-manager/releases/download/v1.21.1/cert-manager.crds.yaml)",
+            ),
             "a ConfigFile says where its objects come from",
         );
     });
@@ -41,12 +57,26 @@ describe("offline plan of a stack file", () => {
     it("counts resources per type, with no LoadBalancer, and prints the monthly cost", () => {
         const summary = plan.summary.split("\n");
         assert.equal(summary[0], `Resources: ${plan.run.resources.length}`);
-        for (const line of ["    3  digitalocean:index/dnsRecord:DnsRecord", "    1  digitalocean:index/kubernetesCluster:KubernetesCluster", "    2  kubernetes:helm.fluxcd.io/v1:HelmRelease", "    2  kubernetes:apps/v1:Deployment"]) {
+        for (const line of [
+            "    3  digitalocean:index/dnsRecord:DnsRecord",
+            "    1  digitalocean:index/kubernetesCluster:KubernetesCluster",
+            "    2  kubernetes:helm.fluxcd.io/v1:HelmRelease",
+            "    2  kubernetes:apps/v1:Deployment",
+        ]) {
             assert.ok(summary.includes(line), line);
         }
-        assert.ok(summary.some((l) => /^LoadBalancers: 0, NodePorts: 0 over \d+ objects of the program and \d+ its releases render$/.test(l)), summary.join("\n"));
-        assert.ok(summary.some((l) => /^Rendered releases: 2 \(\d+ objects\)$/.test(l)), summary.join("\n"));
-        assert.match(summary[summary.length - 1], /^Monthly cost: \$72\/month: 3 x s-2vcpu-4gb at \$24, HA control plane \$0, 0 LoadBalancers \$0 \(DigitalOcean list prices of 2026-08-21;/);
+        assert.ok(
+            summary.some((l) => /^LoadBalancers: 0, NodePorts: 0 over \d+ objects of the program and \d+ its releases render$/.test(l)),
+            summary.join("\n"),
+        );
+        assert.ok(
+            summary.some((l) => /^Rendered releases: 2 \(\d+ objects\)$/.test(l)),
+            summary.join("\n"),
+        );
+        assert.match(
+            summary[summary.length - 1],
+            /^Monthly cost: \$72\/month: 3 x s-2vcpu-4gb at \$24, HA control plane \$0, 0 LoadBalancers \$0 \(DigitalOcean list prices of 2026-08-21;/,
+        );
     });
 
     it("writes each Kubernetes object and HelmRelease exactly as sent, one file each", () => {
@@ -64,7 +94,10 @@ describe("offline plan of a stack file", () => {
         assert.equal(YAML.parse(plan.files.get("kube-system/secret-tiller-secret.yaml")!).stringData, COMPUTED);
         const records = plan.run.ofType("digitalocean:index/dnsRecord:DnsRecord");
         assert.equal(records.length, 3);
-        assert.deepEqual(records.map((r) => readable(r.inputs.value)), [COMPUTED, COMPUTED, COMPUTED]);
+        assert.deepEqual(
+            records.map((r) => readable(r.inputs.value)),
+            [COMPUTED, COMPUTED, COMPUTED],
+        );
     });
 });
 
@@ -97,21 +130,37 @@ describe("the Helm the plan renders with", () => {
     it("says which binary did not start, what it needs, and how to point at another, instead of null", () => {
         const { error } = spawnSync("/nonexistent/helm");
         const message = helmSpawnError("/nonexistent/helm", error!).message;
-        assert.match(message, /^cannot run \/nonexistent\/helm \(spawnSync \/nonexistent\/helm ENOENT\): the pinned Helm v3\.8\.1 is a Linux x86-64 binary, and this is \w+ \w+\. Point HEPHY_DOKS_HELM at a Helm 3\.7 or 3\.8/);
+        assert.match(
+            message,
+            /^cannot run \/nonexistent\/helm \(spawnSync \/nonexistent\/helm ENOENT\): the pinned Helm v3\.8\.1 is a Linux x86-64 binary, and this is \w+ \w+\. Point HEPHY_DOKS_HELM at a Helm 3\.7 or 3\.8/,
+        );
     });
 });
 
 describe("plan rendering", () => {
     it("counts a LoadBalancer wherever one is asked for, so `LoadBalancers: 0` can fail", () => {
-        const service = recorded("kubernetes:core/v1:Service", "stray", { apiVersion: "v1", kind: "Service", metadata: { name: "stray", namespace: "default" }, spec: { type: "LoadBalancer" } });
+        const service = recorded("kubernetes:core/v1:Service", "stray", {
+            apiVersion: "v1",
+            kind: "Service",
+            metadata: { name: "stray", namespace: "default" },
+            spec: { type: "LoadBalancer" },
+        });
         const plan = renderPlan({ resources: [service] }, "n/a");
         assert.deepEqual(plan.loadBalancers, ["kubernetes:core/v1:Service::stray.spec.type"]);
-        assert.match(plan.summary, /^LoadBalancers: 1 \(kubernetes:core\/v1:Service::stray\.spec\.type\), NodePorts: 0 over 1 objects of the program and 0 its releases render$/m);
+        assert.match(
+            plan.summary,
+            /^LoadBalancers: 1 \(kubernetes:core\/v1:Service::stray\.spec\.type\), NodePorts: 0 over 1 objects of the program and 0 its releases render$/m,
+        );
         assert.deepEqual([...plan.files.keys()], ["default/service-stray.yaml"]);
     });
 
     it("counts a NodePort wherever one is asked for, so `NodePorts: 0` can fail", () => {
-        const service = recorded("kubernetes:core/v1:Service", "stray", { apiVersion: "v1", kind: "Service", metadata: { name: "stray", namespace: "default" }, spec: { type: "NodePort" } });
+        const service = recorded("kubernetes:core/v1:Service", "stray", {
+            apiVersion: "v1",
+            kind: "Service",
+            metadata: { name: "stray", namespace: "default" },
+            spec: { type: "NodePort" },
+        });
         const plan = renderPlan({ resources: [service] }, "n/a");
         assert.deepEqual([plan.loadBalancers, plan.nodePorts], [[], ["kubernetes:core/v1:Service::stray.spec.type"]]);
         assert.match(plan.summary, /^LoadBalancers: 0, NodePorts: 1 \(kubernetes:core\/v1:Service::stray\.spec\.type\) over 1 objects/m);
@@ -120,18 +169,32 @@ describe("plan rendering", () => {
     it("counts a LoadBalancer that only a chart renders, and says which releases it could not render", () => {
         const service = { apiVersion: "v1", kind: "Service", metadata: { name: "controller", namespace: "edge" }, spec: { type: "LoadBalancer" } };
         const plan = renderPlan({ resources: [] }, "n/a", {
-            rendered: [{ release: "edge/ingress", chart: "some-chart-1.0.0", source: "the published archive", manifest: YAML.stringify(service), objects: [service] }],
+            rendered: [
+                { release: "edge/ingress", chart: "some-chart-1.0.0", source: "the published archive", manifest: YAML.stringify(service), objects: [service] },
+            ],
             missing: ["deis/hephy: the chart comes from git"],
         });
         assert.deepEqual(plan.loadBalancers, ["edge/ingress Service/controller.spec.type"]);
         assert.match(plan.summary, /^Rendered releases: 1 \(1 objects\); not rendered: deis\/hephy: the chart comes from git$/m);
-        assert.match(plan.summary, /^LoadBalancers: 1 \(edge\/ingress Service\/controller\.spec\.type\), NodePorts: 0 over 0 objects of the program and 1 its releases render, without 1 release\(s\) that could not be rendered$/m);
-        assert.ok(plan.files.get("edge/helmrelease-ingress.rendered.yaml")!.startsWith("# some-chart-1.0.0 (the published archive), rendered by Helm v3.8.1 (go1.17.5)\n"));
+        assert.match(
+            plan.summary,
+            /^LoadBalancers: 1 \(edge\/ingress Service\/controller\.spec\.type\), NodePorts: 0 over 0 objects of the program and 1 its releases render, without 1 release\(s\) that could not be rendered$/m,
+        );
+        assert.ok(
+            plan.files
+                .get("edge/helmrelease-ingress.rendered.yaml")!
+                .startsWith("# some-chart-1.0.0 (the published archive), rendered by Helm v3.8.1 (go1.17.5)\n"),
+        );
     });
 
     it("masks secrets and marks unknowns", () => {
         const secret = (value: unknown) => ({ "4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270", value });
-        assert.deepEqual(readable({ a: secret("hunter2"), b: pulumi.unknown, c: secret(pulumi.unknown), d: ["x"] }), { a: SECRET, b: COMPUTED, c: `${COMPUTED} ${SECRET}`, d: ["x"] });
+        assert.deepEqual(readable({ a: secret("hunter2"), b: pulumi.unknown, c: secret(pulumi.unknown), d: ["x"] }), {
+            a: SECRET,
+            b: COMPUTED,
+            c: `${COMPUTED} ${SECRET}`,
+            d: ["x"],
+        });
     });
 
     it("reads a stack file's settings of this project as the engine passes them, and refuses what it cannot read", () => {
@@ -146,7 +209,10 @@ describe("plan rendering", () => {
         assert.deepEqual(stackConfig("bare", dir), { nodeCount: "2" }, "a key with no namespace is the project's");
         fs.writeFileSync(path.join(dir, "Pulumi.locked.yaml"), "config:\n  hephy-doks:acmeEmail:\n    secure: AAAB\n");
         assert.throws(() => stackConfig("locked", dir), /hephy-doks:acmeEmail in Pulumi\.locked\.yaml is a secret, which an offline plan cannot decrypt/);
-        fs.writeFileSync(path.join(dir, "Pulumi.sealed.yaml"), "config:\n  hephy-doks:domain: example.com\n  hephy-doks:releaseSecretValues:\n    secure: AAAB\n");
+        fs.writeFileSync(
+            path.join(dir, "Pulumi.sealed.yaml"),
+            "config:\n  hephy-doks:domain: example.com\n  hephy-doks:releaseSecretValues:\n    secure: AAAB\n",
+        );
         const encrypted: string[] = [];
         assert.deepEqual(stackConfig("sealed", dir, encrypted), { domain: "example.com" }, "a key secret by declaration is planned without it");
         assert.deepEqual(encrypted, ["hephy-doks:releaseSecretValues"]);
@@ -157,7 +223,9 @@ describe("stack files against the types Pulumi.yaml declares, as the CLI checks 
     const declared = YAML.parse(fs.readFileSync(path.join(ROOT, "Pulumi.yaml"), "utf8")).config;
 
     it("passes every stack file of the project and of the tests", () => {
-        const files = [...fs.readdirSync(ROOT).map((f) => path.join(ROOT, f)), ...fs.readdirSync(FIXTURES).map((f) => path.join(FIXTURES, f))].filter((f) => /Pulumi\.[^.]+\.yaml$/.test(f));
+        const files = [...fs.readdirSync(ROOT).map((f) => path.join(ROOT, f)), ...fs.readdirSync(FIXTURES).map((f) => path.join(FIXTURES, f))].filter((f) =>
+            /Pulumi\.[^.]+\.yaml$/.test(f),
+        );
         assert.ok(files.length >= 3, files.join(", "));
         for (const file of files) {
             assert.deepEqual(typeProblems(path.basename(file), YAML.parse(fs.readFileSync(file, "utf8")).config, declared), [], file);
@@ -182,7 +250,10 @@ describe("stack files against the types Pulumi.yaml declares, as the CLI checks 
         ]);
         const dir = fs.mkdtempSync(path.join(os.tmpdir(), "plan-"));
         fs.writeFileSync(path.join(dir, "Pulumi.demo.yaml"), "config:\n  hephy-doks:builderSshSources: '[\"203.0.113.0/24\"]'\n");
-        assert.throws(() => stackConfig("demo", dir), /Pulumi\.demo\.yaml does not pass the CLI's config validation:\n {2}- Stack 'demo' with configuration key 'builderSshSources' must be of type 'array<string>'/);
+        assert.throws(
+            () => stackConfig("demo", dir),
+            /Pulumi\.demo\.yaml does not pass the CLI's config validation:\n {2}- Stack 'demo' with configuration key 'builderSshSources' must be of type 'array<string>'/,
+        );
     });
 });
 
@@ -191,7 +262,11 @@ describe("npm run plan's command line", () => {
         const defaults = { stack: "staging", out: path.join(ROOT, "plan"), stackDir: ROOT, offer: [...OFFERED_VERSIONS], help: false };
         assert.deepEqual(parseArgs([]), defaults);
         assert.deepEqual(parseArgs(["--stack", "production", "--out", "/tmp/x"]), { ...defaults, stack: "production", out: "/tmp/x" });
-        assert.deepEqual(parseArgs(["--stack=production", "--offer", "1.37.0-do.0,1.36.2-do.1"]), { ...defaults, stack: "production", offer: ["1.37.0-do.0", "1.36.2-do.1"] });
+        assert.deepEqual(parseArgs(["--stack=production", "--offer", "1.37.0-do.0,1.36.2-do.1"]), {
+            ...defaults,
+            stack: "production",
+            offer: ["1.37.0-do.0", "1.36.2-do.1"],
+        });
         assert.equal(parseArgs(["--help"]).help, true);
         assert.equal(parseArgs(["-h"]).help, true);
         assert.throws(() => parseArgs(["--stak", "x"]), /^Error: Unknown option '--stak'.*\n\nUsage: npm run plan/s);
@@ -211,11 +286,15 @@ describe("npm run plan", function () {
     // The one test that starts the command as npm does: a process of its own compiles the program.
     this.timeout(30000);
 
-    const plan = (...args: string[]) => spawnSync(process.execPath, ["-r", "ts-node/register/transpile-only", "scripts/plan.ts", ...args], { cwd: ROOT, encoding: "utf8" });
+    const plan = (...args: string[]) =>
+        spawnSync(process.execPath, ["-r", "ts-node/register/transpile-only", "scripts/plan.ts", ...args], { cwd: ROOT, encoding: "utf8" });
     /** The command in this process: what it prints, or the error it ends with. */
     const planHere = async (...args: string[]) => {
         const lines: string[] = [];
-        const error = await planMain(args, (text) => lines.push(text)).then(() => undefined, (e: Error) => e);
+        const error = await planMain(args, (text) => lines.push(text)).then(
+            () => undefined,
+            (e: Error) => e,
+        );
         return { stdout: `${lines.join("\n")}\n`, error };
     };
 
@@ -232,7 +311,10 @@ describe("npm run plan", function () {
         const written = fs.readFileSync(path.join(out, "example", "plan.txt"), "utf8");
         assert.ok(result.stdout.includes(written.trim()), "plan.txt holds what was printed");
         assert.ok(fs.existsSync(path.join(out, "example", "cert-manager", "helmrelease-cert-manager.yaml")));
-        assert.match(result.stdout, /\nAccount: MOCKED: it holds the stack's zone and offers its region with every priced size; pulumi up checks both against yours first\n/);
+        assert.match(
+            result.stdout,
+            /\nAccount: MOCKED: it holds the stack's zone and offers its region with every priced size; pulumi up checks both against yours first\n/,
+        );
         // A second plan replaces the first; the mocked account takes a zone and a region of the user's own.
         const own = fs.mkdtempSync(path.join(os.tmpdir(), "plan-stack-"));
         const example = fs.readFileSync(path.join(FIXTURES, "Pulumi.example.yaml"), "utf8");

@@ -4,7 +4,20 @@ import * as YAML from "yaml";
 import { CompatibilityError } from "../kubernetesVersion";
 import { exposedServicePaths } from "../policy/policies";
 import { OFFERED_VERSIONS } from "../offline/mocks";
-import { WITH_WORKFLOW_FORK, isSecret, plain, programError, sentAsSecret, Recorded, Run, runProgram, valueOf, esmImport, kubernetesModel, sharedRun } from "../offline/harness";
+import {
+    WITH_WORKFLOW_FORK,
+    isSecret,
+    plain,
+    programError,
+    sentAsSecret,
+    Recorded,
+    Run,
+    runProgram,
+    valueOf,
+    esmImport,
+    kubernetesModel,
+    sharedRun,
+} from "../offline/harness";
 
 const CR = "kubernetes:apiextensions.k8s.io/v1:CustomResource";
 const HELM_RELEASE = "kubernetes:helm.fluxcd.io/v1:HelmRelease";
@@ -117,7 +130,18 @@ describe("platform releases", () => {
             controller: {
                 platform_domain: "paas.hephy-demo.net",
                 tls: { cluster_issuer: "letsencrypt-prod" },
-                reserved_names: ["deis-builder", "deis-workflow-manager", "grafana", "default", "kube-system", "kube-public", "kube-node-lease", "flux", "haproxy-ingress", "cert-manager"],
+                reserved_names: [
+                    "deis-builder",
+                    "deis-workflow-manager",
+                    "grafana",
+                    "default",
+                    "kube-system",
+                    "kube-public",
+                    "kube-node-lease",
+                    "flux",
+                    "haproxy-ingress",
+                    "cert-manager",
+                ],
                 org: "example",
                 docker_tag: "git-abc1234",
             },
@@ -184,8 +208,13 @@ describe("platform releases", () => {
         });
         assert.deepEqual(plain(release(fork, "hephy").inputs).spec.chart, { repository: "https://charts.example.com/", name: "workflow", version: "2.23.5" });
         assert.equal(fork.ofType("hephy-doks:chartServer:ChartServer").length, 0, "a fork's chart needs no server");
-        const { error, declared } = await programError({ config: { releases: JSON.stringify({ workflow: { version: "2.23.5", kubernetes: { min: "1.33", max: "1.36" } } }) } });
-        assert.match(error.message, /hephy-doks:releases\.workflow: the catalog serves this chart from the project, so a repository source needs all of repository, name and version/);
+        const { error, declared } = await programError({
+            config: { releases: JSON.stringify({ workflow: { version: "2.23.5", kubernetes: { min: "1.33", max: "1.36" } } }) },
+        });
+        assert.match(
+            error.message,
+            /hephy-doks:releases\.workflow: the catalog serves this chart from the project, so a repository source needs all of repository, name and version/,
+        );
         assert.deepEqual(declared, []);
     });
 
@@ -201,7 +230,10 @@ describe("platform releases", () => {
             ["workflow", "http://hephy-doks-charts.flux.svc.cluster.local:8080/"],
         ]);
         for (const r of crs(standard, HELM_RELEASE)) {
-            assert.ok(listed.some(([, url]) => url === plain(r.inputs).spec.chart.repository), `${r.name} pulls from a listed repository`);
+            assert.ok(
+                listed.some(([, url]) => url === plain(r.inputs).spec.chart.repository),
+                `${r.name} pulls from a listed repository`,
+            );
         }
     });
 
@@ -256,23 +288,34 @@ describe("platform releases", () => {
                 assert.ok(deps(r).includes(edge), `${r.name} waits for ${edge}`);
             }
             for (const guard of ["deny-exposed-services", "guard-workflow-namespaces", "guard-workflow-pods", "guard-workflow-pod-templates"]) {
-                assert.ok(deps(r).includes(`kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicyBinding::staging-${guard}`), `${r.name} waits for ${guard}`);
+                assert.ok(
+                    deps(r).includes(`kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicyBinding::staging-${guard}`),
+                    `${r.name} waits for ${guard}`,
+                );
             }
         }
         assert.ok(deps(release(run, "cert-manager")).includes(`${CONFIG_FILE}::staging-cert-manager-crds`));
         for (const issuer of crs(run, CLUSTER_ISSUER)) {
             assert.ok(deps(issuer).includes(`${CONFIG_FILE}::staging-cert-manager-crds`));
-            assert.ok(deps(issuer).some((d) => d.endsWith("::staging-cert-manager")), `${issuer.name} waits for the cert-manager release`);
+            assert.ok(
+                deps(issuer).some((d) => d.endsWith("::staging-cert-manager")),
+                `${issuer.name} waits for the cert-manager release`,
+            );
         }
         const hephy = deps(release(run, "hephy"));
-        assert.ok(hephy.some((d) => d.endsWith("::staging-ingress")), "Workflow waits for the ingress controller");
+        assert.ok(
+            hephy.some((d) => d.endsWith("::staging-ingress")),
+            "Workflow waits for the ingress controller",
+        );
     });
 });
 
 describe("zero LoadBalancers and NodePorts", () => {
     it("finds a LoadBalancer or a NodePort where one is set, so the check below can fail", () => {
-        assert.deepEqual(exposedServicePaths({ controller: { service: { type: "LoadBalancer" } } }), [{ type: "LoadBalancer", at: ".controller.service.type" }]);
-        assert.deepEqual(exposedServicePaths({ manifest: "spec:\n  type: \"NodePort\"\n" }), [{ type: "NodePort", at: ".manifest" }]);
+        assert.deepEqual(exposedServicePaths({ controller: { service: { type: "LoadBalancer" } } }), [
+            { type: "LoadBalancer", at: ".controller.service.type" },
+        ]);
+        assert.deepEqual(exposedServicePaths({ manifest: 'spec:\n  type: "NodePort"\n' }), [{ type: "NodePort", at: ".manifest" }]);
     });
 
     for (const [what, config] of [
@@ -281,22 +324,36 @@ describe("zero LoadBalancers and NodePorts", () => {
     ] as const) {
         it(`declares no object and no HelmRelease value with type LoadBalancer or NodePort, ${what}`, async () => {
             const run = await runProgram({ config });
-            assert.deepEqual(run.resources.flatMap((r) => exposedServicePaths(plain(r.inputs), `${r.type}::${r.name}`)), []);
+            assert.deepEqual(
+                run.resources.flatMap((r) => exposedServicePaths(plain(r.inputs), `${r.type}::${r.name}`)),
+                [],
+            );
         });
     }
 
     it("declares none of Workflow's pieces when Workflow is off: no release, chart server, Secrets, port 2222 or outputs", async () => {
         const run = await runProgram({ config: { workflowEnabled: "false" } });
-        assert.deepEqual(crs(run, HELM_RELEASE).map((r) => plain(r.inputs).metadata.name).sort(), ["cert-manager", "ingress"]);
+        assert.deepEqual(
+            crs(run, HELM_RELEASE)
+                .map((r) => plain(r.inputs).metadata.name)
+                .sort(),
+            ["cert-manager", "ingress"],
+        );
         for (const type of ["hephy-doks:chartServer:ChartServer", "hephy-doks:workflowSecrets:WorkflowSecrets", "kubernetes:core/v1:Secret"]) {
             assert.deepEqual(
-                run.ofType(type).filter((r) => !/tiller|helm-operator|ingress-default-tls/.test(r.name)).map((r) => r.name),
+                run
+                    .ofType(type)
+                    .filter((r) => !/tiller|helm-operator|ingress-default-tls/.test(r.name))
+                    .map((r) => r.name),
                 [],
                 type,
             );
         }
         const firewall = plain(run.one("digitalocean:index/firewall:Firewall").inputs);
-        assert.deepEqual(firewall.inboundRules.map((r: any) => r.portRange), ["80", "443"]);
+        assert.deepEqual(
+            firewall.inboundRules.map((r: any) => r.portRange),
+            ["80", "443"],
+        );
         assert.deepEqual(plain(release(run, "ingress").inputs).spec.values.controller.service.tcpPorts, []);
         assert.deepEqual(plain(run.one("kubernetes:core/v1:ConfigMap", "staging-ingress-ingress-tcp-services").inputs).data, {});
         assert.equal(run.outputs.controllerUrl, undefined);
@@ -309,9 +366,17 @@ describe("compatibility guard", () => {
     for (const version of OFFERED_VERSIONS) {
         it(`deploys the default platform with Workflow and zero LoadBalancers on ${version}`, async () => {
             const run = await runProgram({ config: { kubernetesVersion: version } });
-            assert.deepEqual(crs(run, HELM_RELEASE).map((r) => plain(r.inputs).metadata.name).sort(), ["cert-manager", "hephy", "ingress"]);
+            assert.deepEqual(
+                crs(run, HELM_RELEASE)
+                    .map((r) => plain(r.inputs).metadata.name)
+                    .sort(),
+                ["cert-manager", "hephy", "ingress"],
+            );
             assert.equal(run.ofType("hephy-doks:chartServer:ChartServer").length, 1);
-            assert.deepEqual(run.resources.flatMap((r) => exposedServicePaths(plain(r.inputs), `${r.type}::${r.name}`)), []);
+            assert.deepEqual(
+                run.resources.flatMap((r) => exposedServicePaths(plain(r.inputs), `${r.type}::${r.name}`)),
+                [],
+            );
         });
     }
 
@@ -333,7 +398,10 @@ describe("compatibility guard", () => {
         const upstream = { repository: "https://charts.teamhephy.com/", name: "workflow", version: "v2.23.0", kubernetes: { min: "1.16", max: "1.21" } };
         const { error, declared } = await programError({ config: { releases: JSON.stringify({ workflow: upstream }) } });
         assert.equal(error.name, "ConfigError");
-        assert.match(error.message, /hephy-doks:kubernetesVersion latest: DigitalOcean offers 1\.34, 1\.35, 1\.36, and the enabled releases have no minor in common; point hephy-doks:releases .* hephy-doks:workflowEnabled false/);
+        assert.match(
+            error.message,
+            /hephy-doks:kubernetesVersion latest: DigitalOcean offers 1\.34, 1\.35, 1\.36, and the enabled releases have no minor in common; point hephy-doks:releases .* hephy-doks:workflowEnabled false/,
+        );
         assert.deepEqual(declared, []);
     });
 
@@ -450,6 +518,9 @@ describe("Workflow's volume and first admin, as the program declares them", () =
         assert.equal(fork.outputs.workflowAdminPassword, undefined);
         assert.deepEqual([...fork.ofType(CLAIM), ...fork.ofType(STORAGE_CLASS)], []);
         assert.match(await valueOf(fork.outputs.monthlyCostEstimate), /HA control plane \$0, 0 LoadBalancers/);
-        assert.match(await valueOf(fork.outputs.nextSteps), /deis register https:\/\/deis\.paas\.hephy-demo\.net \(the Workflow chart of releases\.workflow decides who may register/);
+        assert.match(
+            await valueOf(fork.outputs.nextSteps),
+            /deis register https:\/\/deis\.paas\.hephy-demo\.net \(the Workflow chart of releases\.workflow decides who may register/,
+        );
     });
 });

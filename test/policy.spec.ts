@@ -31,7 +31,13 @@ function resource(type: string, props: Record<string, any>, protect = false, nam
         props,
         name,
         urn: `urn:pulumi:test::hephy-doks::${type}::${name}`,
-        opts: { protect, ignoreChanges: [], aliases: [], customTimeouts: { createSeconds: 0, updateSeconds: 0, deleteSeconds: 0 }, additionalSecretOutputs: [] },
+        opts: {
+            protect,
+            ignoreChanges: [],
+            aliases: [],
+            customTimeouts: { createSeconds: 0, updateSeconds: 0, deleteSeconds: 0 },
+            additionalSecretOutputs: [],
+        },
         stackTags: new Map(),
         isType: unused,
         asType: unused,
@@ -43,12 +49,18 @@ function resource(type: string, props: Record<string, any>, protect = false, nam
 }
 
 /** The messages a policy reports for one resource, or for a whole stack. */
-async function violations(policy: ResourceValidationPolicy | StackValidationPolicy, input: ReturnType<typeof resource> | ReturnType<typeof resource>[]): Promise<string[]> {
+async function violations(
+    policy: ResourceValidationPolicy | StackValidationPolicy,
+    input: ReturnType<typeof resource> | ReturnType<typeof resource>[],
+): Promise<string[]> {
     const messages: string[] = [];
     const report = (message: string) => messages.push(message);
     if ("validateStack" in policy) {
         const resources = Array.isArray(input) ? input : [input];
-        await policy.validateStack({ resources, stackTags: new Map(), getConfig: () => ({}), notApplicable: () => assert.fail("unexpected") } as unknown as StackValidationArgs, report);
+        await policy.validateStack(
+            { resources, stackTags: new Map(), getConfig: () => ({}), notApplicable: () => assert.fail("unexpected") } as unknown as StackValidationArgs,
+            report,
+        );
     } else {
         for (const validate of [policy.validateResource ?? []].flat()) {
             await validate(input as ResourceValidationArgs, report);
@@ -63,10 +75,25 @@ function deployment(containers: Record<string, any>[]) {
 
 const TILLER = { name: "tiller", image: "ghcr.io/helm/tiller:v2.17.0" };
 const OPERATOR = { name: "flux-helm-operator", image: "docker.io/fluxcd/helm-operator:1.4.4" };
-const VERIFYING_OPERATOR_ARGS = ["--enabled-helm-versions=v2,v3", "--tiller-tls-enable=true", "--tiller-tls-verify=true", "--tiller-tls-ca-cert-path=/etc/fluxd/helm-ca/ca.crt"];
+const VERIFYING_OPERATOR_ARGS = [
+    "--enabled-helm-versions=v2,v3",
+    "--tiller-tls-enable=true",
+    "--tiller-tls-verify=true",
+    "--tiller-tls-ca-cert-path=/etc/fluxd/helm-ca/ca.crt",
+];
 
 function firewall(sources: string[], portRange = "2222") {
-    return resource(TYPES.firewall, { inboundRules: [{ protocol: "tcp", portRange: "443", sourceAddresses: ["0.0.0.0/0"] }, { protocol: "tcp", portRange, sourceAddresses: sources }] }, false, "workers");
+    return resource(
+        TYPES.firewall,
+        {
+            inboundRules: [
+                { protocol: "tcp", portRange: "443", sourceAddresses: ["0.0.0.0/0"] },
+                { protocol: "tcp", portRange, sourceAddresses: sources },
+            ],
+        },
+        false,
+        "workers",
+    );
 }
 
 const cluster = (protect: boolean) => resource(TYPES.cluster, { region: "fra1" }, protect, "cluster");
@@ -84,14 +111,21 @@ describe("policy: no-loadbalancer-or-nodeport-services", () => {
         for (const type of ["ClusterIP", "ExternalName", undefined]) {
             assert.deepEqual(await violations(noExposedServices, resource(TYPES.service, { spec: { type } })), [], String(type));
         }
-        assert.equal((await violations(noExposedServices, resource(TYPES.servicePatch, { metadata: { name: "x" }, spec: { type: "NodePort" } }))).length, 1, "a patch that makes a Service a NodePort");
+        assert.equal(
+            (await violations(noExposedServices, resource(TYPES.servicePatch, { metadata: { name: "x" }, spec: { type: "NodePort" } }))).length,
+            1,
+            "a patch that makes a Service a NodePort",
+        );
         assert.deepEqual(await violations(noExposedServices, resource(TYPES.deployment, { spec: { type: "LoadBalancer" } })), []);
     });
 });
 
 describe("policy: tiller-tls-verify", () => {
     it("rejects a Tiller without TILLER_TLS_VERIFY=1, whatever else it sets", async () => {
-        assert.match((await violations(tillerVerifiesTls, deployment([{ ...TILLER, env: [{ name: "TILLER_TLS_ENABLE", value: "1" }] }])))[0], /must set TILLER_TLS_VERIFY=1, found it unset/);
+        assert.match(
+            (await violations(tillerVerifiesTls, deployment([{ ...TILLER, env: [{ name: "TILLER_TLS_ENABLE", value: "1" }] }])))[0],
+            /must set TILLER_TLS_VERIFY=1, found it unset/,
+        );
         assert.match((await violations(tillerVerifiesTls, deployment([{ ...TILLER, env: [{ name: "TILLER_TLS_VERIFY", value: "" }] }])))[0], /found ""/);
     });
 
@@ -103,9 +137,16 @@ describe("policy: tiller-tls-verify", () => {
 
 describe("policy: helm-operator-verifies-tiller", () => {
     it("rejects an operator that talks to Tiller without verifying it, naming what is missing", async () => {
-        const [message] = await violations(helmOperatorVerifiesTiller, deployment([{ ...OPERATOR, args: ["--enabled-helm-versions=v2,v3", "--tiller-tls-enable=true"] }]));
+        const [message] = await violations(
+            helmOperatorVerifiesTiller,
+            deployment([{ ...OPERATOR, args: ["--enabled-helm-versions=v2,v3", "--tiller-tls-enable=true"] }]),
+        );
         assert.match(message, /must verify Tiller's TLS certificate; missing: --tiller-tls-verify, --tiller-tls-ca-cert-path=<path of the Tiller CA>$/);
-        assert.equal((await violations(helmOperatorVerifiesTiller, deployment([{ ...OPERATOR, args: VERIFYING_OPERATOR_ARGS.filter((a) => !a.includes("enable")) }]))).length, 1);
+        assert.equal(
+            (await violations(helmOperatorVerifiesTiller, deployment([{ ...OPERATOR, args: VERIFYING_OPERATOR_ARGS.filter((a) => !a.includes("enable")) }])))
+                .length,
+            1,
+        );
     });
 
     it("passes a verifying operator, and one with Helm 2 (so Tiller) disabled", async () => {
@@ -122,15 +163,27 @@ describe("policy: no-loadbalancer-or-nodeport-helm-values", () => {
         assert.deepEqual(await violations(noExposedServiceValues, release({ controller: { service: { type: "LoadBalancer" } } })), [
             "HelmRelease haproxy-ingress/ingress asks for a LoadBalancer Service at spec.values.controller.service.type; use ClusterIP and reach it through the ingress controller",
         ]);
-        assert.deepEqual(await violations(noExposedServiceValues, release({ controller: { service: { type: "NodePort" } }, extra: "kind: Service\nspec:\n  type: LoadBalancer\n" })), [
-            "HelmRelease haproxy-ingress/ingress asks for a NodePort Service at spec.values.controller.service.type, a LoadBalancer Service at spec.values.extra; use ClusterIP and reach it through the ingress controller",
-        ]);
+        assert.deepEqual(
+            await violations(
+                noExposedServiceValues,
+                release({ controller: { service: { type: "NodePort" } }, extra: "kind: Service\nspec:\n  type: LoadBalancer\n" }),
+            ),
+            [
+                "HelmRelease haproxy-ingress/ingress asks for a NodePort Service at spec.values.controller.service.type, a LoadBalancer Service at spec.values.extra; use ClusterIP and reach it through the ingress controller",
+            ],
+        );
         assert.deepEqual(await violations(noExposedServiceValues, release({ controller: { service: { type: "ClusterIP" } } })), []);
     });
 
     it("passes a release whose override allows it, as the program marks it", async () => {
-        assert.deepEqual(await violations(noExposedServiceValues, release({ controller: { service: { type: "NodePort" } } }, { [ALLOW_UNSAFE_ANNOTATION]: "true" })), []);
-        assert.equal((await violations(noExposedServiceValues, release({ controller: { service: { type: "NodePort" } } }, { [ALLOW_UNSAFE_ANNOTATION]: "yes" }))).length, 1);
+        assert.deepEqual(
+            await violations(noExposedServiceValues, release({ controller: { service: { type: "NodePort" } } }, { [ALLOW_UNSAFE_ANNOTATION]: "true" })),
+            [],
+        );
+        assert.equal(
+            (await violations(noExposedServiceValues, release({ controller: { service: { type: "NodePort" } } }, { [ALLOW_UNSAFE_ANNOTATION]: "yes" }))).length,
+            1,
+        );
     });
 });
 
@@ -157,7 +210,10 @@ describe("policy: builder SSH in protected and unprotected stacks", () => {
 
     it("is mandatory in a stack that protects its cluster, and silent there once 2222 is restricted", async () => {
         const [message] = await violations(builderSshClosedWhenProtected, [cluster(true), firewall(["0.0.0.0/0", "::/0"])]);
-        assert.match(message, /^Firewall workers opens the builder's SSH port 2222 to the whole internet \(all of IPv4 on tcp 2222 from 0\.0\.0\.0\/0, ::\/0, all of IPv6 on tcp 2222 from 0\.0\.0\.0\/0, ::\/0\) in a protected stack; restrict it with: pulumi config set --path 'hephy-doks:builderSshSources\[0\]' <your CIDR>/);
+        assert.match(
+            message,
+            /^Firewall workers opens the builder's SSH port 2222 to the whole internet \(all of IPv4 on tcp 2222 from 0\.0\.0\.0\/0, ::\/0, all of IPv6 on tcp 2222 from 0\.0\.0\.0\/0, ::\/0\) in a protected stack; restrict it with: pulumi config set --path 'hephy-doks:builderSshSources\[0\]' <your CIDR>/,
+        );
         assert.deepEqual(await violations(builderSshClosedWhenProtected, [cluster(true), firewall(["203.0.113.0/24"])]), []);
         assert.deepEqual(await violations(builderSshClosedWhenProtected, [cluster(false), firewall(["0.0.0.0/0"])]), []);
         assert.equal(builderSshClosedWhenProtected.enforcementLevel, "mandatory");
@@ -210,7 +266,10 @@ describe("the policy pack as the Pulumi CLI runs it", function () {
 
     before(async () => {
         // What the CLI's nodejs policy runner does: load policy/index.ts from policy/ and read the port it prints.
-        pack = spawn(process.execPath, ["-r", "ts-node/register/transpile-only", "index.ts"], { cwd: path.join(ROOT, "policy"), stdio: ["ignore", "pipe", "inherit"] });
+        pack = spawn(process.execPath, ["-r", "ts-node/register/transpile-only", "index.ts"], {
+            cwd: path.join(ROOT, "policy"),
+            stdio: ["ignore", "pipe", "inherit"],
+        });
         const port = await new Promise<string>((resolve, reject) => {
             pack.stdout!.once("data", (chunk: Buffer) => resolve(chunk.toString().trim()));
             pack.once("exit", (code) => reject(new Error(`policy pack exited with ${code}`)));
@@ -224,8 +283,13 @@ describe("the policy pack as the Pulumi CLI runs it", function () {
     });
 
     it("serves every policy with its enforcement level", async () => {
-        const info = await new Promise<analyzerProto.AnalyzerInfo>((resolve, reject) => client.getAnalyzerInfo(new Empty(), (err, res) => (err ? reject(err) : resolve(res!))));
-        const levels = { [analyzerProto.EnforcementLevel.ADVISORY]: "advisory", [analyzerProto.EnforcementLevel.MANDATORY]: "mandatory" } as Record<number, string>;
+        const info = await new Promise<analyzerProto.AnalyzerInfo>((resolve, reject) =>
+            client.getAnalyzerInfo(new Empty(), (err, res) => (err ? reject(err) : resolve(res!))),
+        );
+        const levels = { [analyzerProto.EnforcementLevel.ADVISORY]: "advisory", [analyzerProto.EnforcementLevel.MANDATORY]: "mandatory" } as Record<
+            number,
+            string
+        >;
         assert.equal(info.getName(), "hephy-doks");
         assert.deepEqual(
             Object.fromEntries(info.getPoliciesList().map((p) => [p.getName(), levels[p.getEnforcementlevel()]])),
@@ -239,8 +303,12 @@ describe("the policy pack as the Pulumi CLI runs it", function () {
             .setName("stray")
             .setUrn(`urn:pulumi:staging::hephy-doks::${TYPES.service}::stray`)
             .setOptions(new analyzerProto.AnalyzerResourceOptions())
-            .setProperties(Struct.fromJavaScript({ apiVersion: "v1", kind: "Service", metadata: { namespace: "default", name: "stray" }, spec: { type: "LoadBalancer" } }));
-        const response = await new Promise<analyzerProto.AnalyzeResponse>((resolve, reject) => client.analyze(request, (err, res) => (err ? reject(err) : resolve(res!))));
+            .setProperties(
+                Struct.fromJavaScript({ apiVersion: "v1", kind: "Service", metadata: { namespace: "default", name: "stray" }, spec: { type: "LoadBalancer" } }),
+            );
+        const response = await new Promise<analyzerProto.AnalyzeResponse>((resolve, reject) =>
+            client.analyze(request, (err, res) => (err ? reject(err) : resolve(res!))),
+        );
         assert.deepEqual(
             response.getDiagnosticsList().map((d) => [d.getPolicyname(), d.getEnforcementlevel()]),
             [["no-loadbalancer-or-nodeport-services", analyzerProto.EnforcementLevel.MANDATORY]],

@@ -21,8 +21,12 @@ describe("preflight against the DigitalOcean account", () => {
     });
 
     it("refuses a region DigitalOcean does not have, or one closed to new resources, naming the open ones", async () => {
-        assert.deepEqual(await refused({ region: "xyz9" }), ["hephy-doks:region xyz9 is no region of DigitalOcean's (open regions: fra1, nyc3) (pulumi config set hephy-doks:region fra1)"]);
-        assert.deepEqual(await refused({ region: "sfo1" }), ["hephy-doks:region sfo1 is closed to new resources (open regions: fra1, nyc3) (pulumi config set hephy-doks:region fra1)"]);
+        assert.deepEqual(await refused({ region: "xyz9" }), [
+            "hephy-doks:region xyz9 is no region of DigitalOcean's (open regions: fra1, nyc3) (pulumi config set hephy-doks:region fra1)",
+        ]);
+        assert.deepEqual(await refused({ region: "sfo1" }), [
+            "hephy-doks:region sfo1 is closed to new resources (open regions: fra1, nyc3) (pulumi config set hephy-doks:region fra1)",
+        ]);
     });
 
     it("refuses a node size the region does not offer, naming the priced ones it does", async () => {
@@ -36,23 +40,41 @@ describe("preflight against the DigitalOcean account", () => {
         for (const domain of ["example.com", "paas.example.org", "acme.test", "cluster.local", "my.invalid"]) {
             const problems = await refused({ domain });
             assert.equal(problems.length, 1, problems.join("\n"));
-            assert.match(problems[0], new RegExp(`^hephy-doks:domain "${domain.replace(/\./g, "\\.")}" is a name reserved for examples and tests .* \\(pulumi config set hephy-doks:domain <your zone>\\)$`));
+            assert.match(
+                problems[0],
+                new RegExp(
+                    `^hephy-doks:domain "${domain.replace(/\./g, "\\.")}" is a name reserved for examples and tests .* \\(pulumi config set hephy-doks:domain <your zone>\\)$`,
+                ),
+            );
         }
         for (const acmeEmail of ["ops@example.com", "me@example.io", "a@b.test"]) {
             const problems = await refused({ acmeEmail });
-            assert.match(problems.join("\n"), /^hephy-doks:acmeEmail ".*" is at a domain reserved for examples, where Let's Encrypt's expiry warnings would reach no one/);
+            assert.match(
+                problems.join("\n"),
+                /^hephy-doks:acmeEmail ".*" is at a domain reserved for examples, where Let's Encrypt's expiry warnings would reach no one/,
+            );
         }
     });
 
     it("says every problem at once: the config's, the account's and the version's", async () => {
         const problems = await refused({ nodeCount: "0", domain: "not-ours.net", kubernetesVersion: "1.2" });
-        assert.deepEqual(problems.map((p) => p.split(" ")[0]), ["hephy-doks:nodeCount", "hephy-doks:domain", "hephy-doks:kubernetesVersion"]);
+        assert.deepEqual(
+            problems.map((p) => p.split(" ")[0]),
+            ["hephy-doks:nodeCount", "hephy-doks:domain", "hephy-doks:kubernetesVersion"],
+        );
         assert.match(problems[2], /^hephy-doks:kubernetesVersion 1\.2 is not offered by DigitalOcean/);
     });
 
     it("names YAML's reading of an unquoted version", async () => {
         world.offered = ["1.30.2-do.0", "1.29.7-do.0"];
-        const problems = await refused({ kubernetesVersion: "1.3", releases: JSON.stringify({ ingress: { kubernetes: { min: "1.29", max: "1.37" } }, certManager: { kubernetes: { min: "1.29", max: "1.37" } }, workflow: { kubernetes: { min: "1.29", max: "1.37" } } }) });
+        const problems = await refused({
+            kubernetesVersion: "1.3",
+            releases: JSON.stringify({
+                ingress: { kubernetes: { min: "1.29", max: "1.37" } },
+                certManager: { kubernetes: { min: "1.29", max: "1.37" } },
+                workflow: { kubernetes: { min: "1.29", max: "1.37" } },
+            }),
+        });
         assert.match(problems.join("\n"), /if a stack file says 1\.30 unquoted, YAML reads the number 1\.3: write "1\.30"/);
     });
 

@@ -56,8 +56,16 @@ describe("the third-party releases, rendered by Helm 3.8.1 (Go 1.17) from their 
                 .split("\n")
                 .map((line) => line.split(/\s+/).reverse() as [string, string]),
         );
-        assert.deepEqual(fs.readdirSync(CHART_FIXTURES).filter((f) => f.endsWith(".tgz")), published.map(archiveName), "no published archive left over");
-        assert.deepEqual(fs.readdirSync(ASSEMBLED_FIXTURES).filter((f) => f.endsWith(".tgz")), [...assembled.keys()], "SHA256SUMS pins every assembled archive");
+        assert.deepEqual(
+            fs.readdirSync(CHART_FIXTURES).filter((f) => f.endsWith(".tgz")),
+            published.map(archiveName),
+            "no published archive left over",
+        );
+        assert.deepEqual(
+            fs.readdirSync(ASSEMBLED_FIXTURES).filter((f) => f.endsWith(".tgz")),
+            [...assembled.keys()],
+            "SHA256SUMS pins every assembled archive",
+        );
         for (const key of V3_RELEASES) {
             const chart = CATALOG[key].chart as RepositoryChart;
             assert.match(CATALOG[key].archiveSha256 ?? "", /^[0-9a-f]{64}$/, `${key}: the catalog pins the publisher's digest`);
@@ -98,11 +106,26 @@ describe("the third-party releases, rendered by Helm 3.8.1 (Go 1.17) from their 
         for (const key of V3_RELEASES) {
             for (const [minor, objects] of rendered.get(key)!) {
                 const services = objects.filter((o) => o.kind === "Service");
-                assert.deepEqual(services.filter((s) => (s.spec.type ?? "ClusterIP") !== "ClusterIP").map((s) => s.metadata.name), [], `${key} ${minor}`);
-                assert.deepEqual(services.filter((s) => s.spec.ports.some((p: any) => p.nodePort !== undefined)).map((s) => s.metadata.name), [], `${key} ${minor}`);
+                assert.deepEqual(
+                    services.filter((s) => (s.spec.type ?? "ClusterIP") !== "ClusterIP").map((s) => s.metadata.name),
+                    [],
+                    `${key} ${minor}`,
+                );
+                assert.deepEqual(
+                    services.filter((s) => s.spec.ports.some((p: any) => p.nodePort !== undefined)).map((s) => s.metadata.name),
+                    [],
+                    `${key} ${minor}`,
+                );
             }
         }
-        assert.deepEqual(rendered.get("ingress")!.get("1.35")!.filter((o) => o.kind === "Service"), [], "the ingress controller has no Service at all");
+        assert.deepEqual(
+            rendered
+                .get("ingress")!
+                .get("1.35")!
+                .filter((o) => o.kind === "Service"),
+            [],
+            "the ingress controller has no Service at all",
+        );
     });
 
     describe("the ingress controller", () => {
@@ -139,7 +162,10 @@ describe("the third-party releases, rendered by Helm 3.8.1 (Go 1.17) from their 
             assert.ok(!args.some((a) => a.startsWith("--quic")), args.join(" "));
             const ports = container.ports.map((p: any) => p.containerPort);
             assert.ok(!ports.includes(6060), `6060 in ${ports.join(", ")}`);
-            assert.ok(container.ports.every((p: any) => p.protocol === "TCP"), "no UDP");
+            assert.ok(
+                container.ports.every((p: any) => p.protocol === "TCP"),
+                "no UDP",
+            );
             // The stats listener, which binds every address of the node, takes connections from the node itself only.
             const { objects } = controller(CATALOG.ingress.kubernetes.max);
             const config = objects.find((o) => o.kind === "ConfigMap" && args.includes(`--configmap=${o.metadata.namespace}/${o.metadata.name}`))!;
@@ -156,8 +182,12 @@ describe("the third-party releases, rendered by Helm 3.8.1 (Go 1.17) from their 
             const role = objects.find((o) => o.kind === "ClusterRole" && o.metadata.name === binding.roleRef.name)!;
             const secretVerbs = role.rules.filter((r: any) => r.resources.includes("secrets")).flatMap((r: any) => r.verbs);
             assert.ok(secretVerbs.includes("create"), secretVerbs.join(", "));
-            const guard = run.resources.map((r) => plain(r.inputs)).find((o) => o.kind === "ValidatingAdmissionPolicy" && o.metadata.name === "guard-ingress-controller-writes");
-            assert.ok(guard.spec.matchConditions[0].expression.includes(`system:serviceaccount:${CATALOG.ingress.namespace}:${UPSTREAM.ingressServiceAccount}`));
+            const guard = run.resources
+                .map((r) => plain(r.inputs))
+                .find((o) => o.kind === "ValidatingAdmissionPolicy" && o.metadata.name === "guard-ingress-controller-writes");
+            assert.ok(
+                guard.spec.matchConditions[0].expression.includes(`system:serviceaccount:${CATALOG.ingress.namespace}:${UPSTREAM.ingressServiceAccount}`),
+            );
         });
 
         it("forwards raw TCP 2222 to the builder Service that the Workflow chart renders", () => {
@@ -195,14 +225,23 @@ describe("the third-party releases, rendered by Helm 3.8.1 (Go 1.17) from their 
             const issuers = run.resources.filter((r) => plain(r.inputs).kind === "ClusterIssuer");
             assert.equal(issuers.length, 2);
             for (const issuer of issuers) {
-                assert.deepEqual(plain(issuer.inputs).spec.acme.solvers, [{ http01: { ingress: { ingressClassName: ingressClass.metadata.name, serviceType: "ClusterIP" } } }]);
+                assert.deepEqual(plain(issuer.inputs).spec.acme.solvers, [
+                    { http01: { ingress: { ingressClassName: ingressClass.metadata.name, serviceType: "ClusterIP" } } },
+                ]);
             }
         });
 
         it("serves the program's default certificate instead of generating one, and redirects HTTPS to 443", () => {
             const { objects, args } = controller(CATALOG.ingress.kubernetes.max);
-            assert.deepEqual(objects.filter((o) => o.kind === "Secret").map((o) => o.metadata.name), [], "the chart renders no Secret");
-            const [namespace, name] = args.find((a) => a.startsWith("--default-ssl-certificate="))!.split("=")[1].split("/");
+            assert.deepEqual(
+                objects.filter((o) => o.kind === "Secret").map((o) => o.metadata.name),
+                [],
+                "the chart renders no Secret",
+            );
+            const [namespace, name] = args
+                .find((a) => a.startsWith("--default-ssl-certificate="))!
+                .split("=")[1]
+                .split("/");
             const secret = run.resources.find((r) => r.type === "kubernetes:core/v1:Secret" && plain(r.inputs).metadata.name === name);
             assert.ok(secret, `the program creates ${name}`);
             assert.equal(plain(secret.inputs).metadata.namespace, namespace);
@@ -227,7 +266,10 @@ describe("the third-party releases, rendered by Helm 3.8.1 (Go 1.17) from their 
     describe("cert-manager", () => {
         it("leaves the CRDs to the program and runs its webhook behind a ClusterIP Service", () => {
             const objects = rendered.get("certManager")!.get(CATALOG.certManager.kubernetes.max)!;
-            assert.deepEqual(objects.filter((o) => o.kind === "CustomResourceDefinition").map((o) => o.metadata.name), []);
+            assert.deepEqual(
+                objects.filter((o) => o.kind === "CustomResourceDefinition").map((o) => o.metadata.name),
+                [],
+            );
             const webhook = objects.find((o) => o.kind === "Service" && o.metadata.name.endsWith("webhook"));
             assert.ok(webhook);
             assert.equal(webhook.spec.type, "ClusterIP");
@@ -242,7 +284,13 @@ describe("the third-party releases, rendered by Helm 3.8.1 (Go 1.17) from their 
         assert.throws(
             () =>
                 helmTemplateWith(
-                    { chart: archives.get("ingress")!, releaseName: "ingress", namespace: spec.metadata.namespace, kubeVersion: "1.35.0", values: spec.spec.values },
+                    {
+                        chart: archives.get("ingress")!,
+                        releaseName: "ingress",
+                        namespace: spec.metadata.namespace,
+                        kubeVersion: "1.35.0",
+                        values: spec.spec.values,
+                    },
                     { name: "broken.yaml", text: "{{- range .Values.controller.extraArgs }}{{ break }}{{- end }}\n" },
                 ),
             /cannot render .* for Kubernetes .*:\n.*function "break" not defined/s,

@@ -92,7 +92,11 @@ export function httpsServer(pair: { cert: string; key: string }, handler: Handle
 
 /** A TLS server like Tiller's: it asks clients for a certificate of `clientCa`, or, when `verifyClients` is off, for none. */
 export function tillerServer(pair: { cert: string; key: string }, clientCa: string, verifyClients: boolean): Promise<Listening> {
-    return listening(tls.createServer({ ...pair, ca: [clientCa], requestCert: verifyClients, rejectUnauthorized: verifyClients }, (socket) => socket.on("error", () => undefined)));
+    return listening(
+        tls.createServer({ ...pair, ca: [clientCa], requestCert: verifyClients, rejectUnauthorized: verifyClients }, (socket) =>
+            socket.on("error", () => undefined),
+        ),
+    );
 }
 
 export interface TestCertificate {
@@ -111,7 +115,8 @@ export interface TestPki {
 
 /** A test PKI, built with the tls provider's stand-in (real X.509 from @peculiar/x509). */
 export async function testPki(name: string): Promise<TestPki> {
-    const key = async (id: string) => (await tlsState("tls:index/privateKey:PrivateKey", `${name}-${id}`, { algorithm: "ECDSA", ecdsaCurve: "P256" })).privateKeyPem as string;
+    const key = async (id: string) =>
+        (await tlsState("tls:index/privateKey:PrivateKey", `${name}-${id}`, { algorithm: "ECDSA", ecdsaCurve: "P256" })).privateKeyPem as string;
     const rootKey = await key("root");
     const root = (
         await tlsState("tls:index/selfSignedCert:SelfSignedCert", `${name}-root`, {
@@ -122,11 +127,23 @@ export async function testPki(name: string): Promise<TestPki> {
             validityPeriodHours: 24 * 365,
         })
     ).certPem as string;
-    const sign = async (id: string, caCertPem: string, caPrivateKeyPem: string, subject: Record<string, string>, dnsNames: string[], inputs: Record<string, unknown>) => {
+    const sign = async (
+        id: string,
+        caCertPem: string,
+        caPrivateKeyPem: string,
+        subject: Record<string, string>,
+        dnsNames: string[],
+        inputs: Record<string, unknown>,
+    ) => {
         const privateKeyPem = await key(id);
         const names = { dnsNames: dnsNames.filter((n) => !net.isIP(n)), ipAddresses: dnsNames.filter((n) => net.isIP(n)) };
         const { certRequestPem } = await tlsState("tls:index/certRequest:CertRequest", `${name}-${id}`, { privateKeyPem, subject, ...names });
-        const { certPem } = await tlsState("tls:index/locallySignedCert:LocallySignedCert", `${name}-${id}`, { certRequestPem, caCertPem, caPrivateKeyPem, ...inputs });
+        const { certPem } = await tlsState("tls:index/locallySignedCert:LocallySignedCert", `${name}-${id}`, {
+            certRequestPem,
+            caCertPem,
+            caPrivateKeyPem,
+            ...inputs,
+        });
         return { cert: certPem as string, key: privateKeyPem };
     };
     return {
@@ -137,10 +154,17 @@ export async function testPki(name: string): Promise<TestPki> {
                 allowedUses: ["cert_signing"],
                 validityPeriodHours: 24 * 365,
             });
-            const leaf = await sign(`${names[0]}-${opts.issuerOrg}-${opts.validityHours}`, intermediate.cert, intermediate.key, { commonName: names[0] }, names, {
-                allowedUses: opts.uses ?? ["digital_signature", "server_auth"],
-                validityPeriodHours: opts.validityHours,
-            });
+            const leaf = await sign(
+                `${names[0]}-${opts.issuerOrg}-${opts.validityHours}`,
+                intermediate.cert,
+                intermediate.key,
+                { commonName: names[0] },
+                names,
+                {
+                    allowedUses: opts.uses ?? ["digital_signature", "server_auth"],
+                    validityPeriodHours: opts.validityHours,
+                },
+            );
             return { cert: `${leaf.cert.trim()}\n${intermediate.cert.trim()}\n`, key: leaf.key };
         },
         leaf(names, uses) {

@@ -48,7 +48,10 @@ describe("teardown order of pulumi destroy", () => {
 
     it("deletes every HelmRelease while helm-operator and its CRD still exist, so the operator purges the release", () => {
         const releases = ids("kubernetes:helm.fluxcd.io/v1:HelmRelease");
-        assert.deepEqual(releases.map((r) => r.split("::")[1]), ["staging-ingress", "staging-cert-manager", "staging-hephy"]);
+        assert.deepEqual(
+            releases.map((r) => r.split("::")[1]),
+            ["staging-ingress", "staging-cert-manager", "staging-hephy"],
+        );
         for (const release of releases) {
             const deps = dependsOn(release);
             assert.ok(deps.has(OPERATOR) && deps.has(OPERATOR_CRD), `${release} goes before the operator and its CRD`);
@@ -103,7 +106,10 @@ describe("stopping Workflow's tracking, as docs/operations.md describes it", () 
         assert.deepEqual([...forgotten].sort(), [...removed].sort());
         // A resource can leave the state only after those that depend on it.
         const namespaceAt = forgotten.indexOf("kubernetes:core/v1:Namespace::<stack>-deis");
-        assert.ok(forgotten.every((id, i) => id.endsWith("-deis") || i < namespaceAt), "the Namespace goes last");
+        assert.ok(
+            forgotten.every((id, i) => id.endsWith("-deis") || i < namespaceAt),
+            "the Namespace goes last",
+        );
         assert.ok(procedure.indexOf("--replicas=0") < procedure.indexOf("kubectl -n deis delete helmrelease hephy"));
     });
 });

@@ -326,7 +326,12 @@ describe("mutual TLS between helm-operator and Tiller, with the PEMs the program
 
     it("accepts `helm --tls` through a port-forward to 127.0.0.1", async () => {
         assert.equal(
-            await handshake(port, { key: clientKey, cert: clientCert, ca: clientCa, checkServerIdentity: (_h, cert) => tls.checkServerIdentity("127.0.0.1", cert) }),
+            await handshake(port, {
+                key: clientKey,
+                cert: clientCert,
+                ca: clientCa,
+                checkServerIdentity: (_h, cert) => tls.checkServerIdentity("127.0.0.1", cert),
+            }),
             "accepted",
         );
     });
@@ -344,7 +349,10 @@ describe("mutual TLS between helm-operator and Tiller, with the PEMs the program
             allowedUses: ["cert_signing", "digital_signature"],
             validityPeriodHours: 24,
         });
-        const csr = await tlsState("tls:index/certRequest:CertRequest", "rogue-csr", { privateKeyPem: key.privateKeyPem, subject: { commonName: "helm-operator" } });
+        const csr = await tlsState("tls:index/certRequest:CertRequest", "rogue-csr", {
+            privateKeyPem: key.privateKeyPem,
+            subject: { commonName: "helm-operator" },
+        });
         const rogue = await tlsState(CERT, "rogue-cert", {
             certRequestPem: csr.certRequestPem,
             caPrivateKeyPem: key.privateKeyPem,

@@ -11,7 +11,17 @@ import { TILLER } from "../components/tiller";
 import { CHECKS, CheckResult } from "../verify/checks";
 import { CLUSTER_FACTS, checkRevisions, clusterChecks, compareRevisions, kubeConfig } from "../verify/cluster";
 import { DEFAULT_WATCH_MINUTES, HELP, main, parseOptions, PRODUCTION_ISSUER, retried } from "../verify/main";
-import { checkCertificate, checkControllerHealth, checkDns, checkHttp01, checkSshBanner, checkTcp, CONTROLLER_HOST, FrontDoor, frontDoorChecks } from "../verify/network";
+import {
+    checkCertificate,
+    checkControllerHealth,
+    checkDns,
+    checkHttp01,
+    checkSshBanner,
+    checkTcp,
+    CONTROLLER_HOST,
+    FrontDoor,
+    frontDoorChecks,
+} from "../verify/network";
 import { parseOutputs } from "../verify/outputs";
 import { checkPush, SAMPLE_APP } from "../verify/push";
 import { WORKFLOW_HOSTS } from "../workflowAccess";
@@ -76,7 +86,12 @@ describe("npm run verify: the front door, against loopback stand-ins", () => {
 
     it("tcp: a listening port passes, a closed one fails with the refusal", async () => {
         await using([httpServer((_, response) => response.end())], async ([server]) => {
-            assert.deepEqual(await checkTcp("tcp-80", "127.0.0.1", server.port), { id: "tcp-80", target: "127.0.0.1", ok: true, evidence: `connected to 127.0.0.1:${server.port}` });
+            assert.deepEqual(await checkTcp("tcp-80", "127.0.0.1", server.port), {
+                id: "tcp-80",
+                target: "127.0.0.1",
+                ok: true,
+                evidence: `connected to 127.0.0.1:${server.port}`,
+            });
         });
         const refused = await checkTcp("tcp-443", "127.0.0.1", await closedPort());
         assert.equal(refused.ok, false);
@@ -84,7 +99,8 @@ describe("npm run verify: the front door, against loopback stand-ins", () => {
     });
 
     it("certificate: trusted, for the controller's name, from the production issuer and not about to expire; each fault named", async () => {
-        const serve = async (names: string[], issuerOrg: string, validityHours: number) => httpsServer(await pki.issue(names, { issuerOrg, validityHours }), (_, r) => r.end());
+        const serve = async (names: string[], issuerOrg: string, validityHours: number) =>
+            httpsServer(await pki.issue(names, { issuerOrg, validityHours }), (_, r) => r.end());
         const check = async (server: Promise<Listening>, trusted = true) =>
             using([server], ([s]) => checkCertificate(door({ ports: { http: 1, https: s.port, ssh: 1 }, ca: trusted ? [pki.root] : undefined }), "127.0.0.1"));
 
@@ -138,12 +154,16 @@ describe("npm run verify: the front door, against loopback stand-ins", () => {
                 seen.push(`${request.headers.host} ${request.url}`);
                 response.writeHead(status).end(status === 200 ? "OK" : "upstream connect error");
             });
-        const check = (server: Promise<Listening>) => using([server], ([s]) => checkControllerHealth(door({ ports: { http: 1, https: s.port, ssh: 1 }, ca: [pki.root] }), "127.0.0.1"));
+        const check = (server: Promise<Listening>) =>
+            using([server], ([s]) => checkControllerHealth(door({ ports: { http: 1, https: s.port, ssh: 1 }, ca: [pki.root] }), "127.0.0.1"));
         const healthy = await check(controller(200));
         assert.equal(healthy.ok, true, healthy.evidence);
         assert.match(seen[0], /^deis\.staging\.hephy-demo\.net \/healthz$/);
         const down = await check(controller(503));
-        assert.deepEqual([down.ok, down.evidence.replace(/:\d+\//, ":PORT/")], [false, "GET https://deis.staging.hephy-demo.net:PORT/healthz → 503: upstream connect error"]);
+        assert.deepEqual(
+            [down.ok, down.evidence.replace(/:\d+\//, ":PORT/")],
+            [false, "GET https://deis.staging.hephy-demo.net:PORT/healthz → 503: upstream connect error"],
+        );
     });
 
     it("checks every node, and leaves out the builder and controller when Workflow is off", async () => {
@@ -154,11 +174,22 @@ describe("npm run verify: the front door, against loopback stand-ins", () => {
             const withWorkflow = await frontDoorChecks(door({ nodeIps: ["127.0.0.1", "127.0.0.2"], ports, dnsServers }));
             assert.deepEqual(
                 withWorkflow.map((r) => `${r.id} ${r.target}`),
-                ["dns ", ...["127.0.0.1", "127.0.0.2"].flatMap((ip) => ["tcp-80", "tcp-443", "certificate", "http01", "ssh-banner", "controller-health"].map((id) => `${id} ${ip}`))],
+                [
+                    "dns ",
+                    ...["127.0.0.1", "127.0.0.2"].flatMap((ip) =>
+                        ["tcp-80", "tcp-443", "certificate", "http01", "ssh-banner", "controller-health"].map((id) => `${id} ${ip}`),
+                    ),
+                ],
             );
-            assert.deepEqual(withWorkflow.filter((r) => r.ok).map((r) => r.id), ["dns"]);
+            assert.deepEqual(
+                withWorkflow.filter((r) => r.ok).map((r) => r.id),
+                ["dns"],
+            );
             const without = await frontDoorChecks(door({ nodeIps: ["127.0.0.1"], ports, dnsServers, workflow: false }));
-            assert.deepEqual(without.map((r) => r.id), ["dns", "tcp-80", "tcp-443", "certificate", "http01"]);
+            assert.deepEqual(
+                without.map((r) => r.id),
+                ["dns", "tcp-80", "tcp-443", "certificate", "http01"],
+            );
         });
     });
 });
@@ -180,12 +211,24 @@ describe("npm run verify: the cluster, through a stand-in Kubernetes API serving
         tillerPair = await pki.leaf([CLUSTER_FACTS.tillerHostname], ["digital_signature", "server_auth"]);
         const client = await pki.leaf(["flux-helm-operator"], ["digital_signature", "client_auth"]);
         const b64 = (s: string) => Buffer.from(s).toString("base64");
-        clientSecret = { metadata: { name: "helm-client", namespace: "flux" }, type: "kubernetes.io/tls", data: { "tls.crt": b64(client.cert), "tls.key": b64(client.key) } };
+        clientSecret = {
+            metadata: { name: "helm-client", namespace: "flux" },
+            type: "kubernetes.io/tls",
+            data: { "tls.crt": b64(client.cert), "tls.key": b64(client.key) },
+        };
     });
 
-    const withCluster = async (responses: Record<string, unknown>, tiller: { verifyClients: boolean; pair?: { cert: string; key: string } }, body: (api: Awaited<ReturnType<typeof kubernetesApi>>) => Promise<void>) => {
+    const withCluster = async (
+        responses: Record<string, unknown>,
+        tiller: { verifyClients: boolean; pair?: { cert: string; key: string } },
+        body: (api: Awaited<ReturnType<typeof kubernetesApi>>) => Promise<void>,
+    ) => {
         const tillerListening = await tillerServer(tiller.pair ?? tillerPair, pki.root, tiller.verifyClients);
-        const api = await kubernetesApi({ "/api/v1/namespaces/flux/secrets/helm-client": clientSecret, ...responses }, { pair: apiPair, ca: pki.root }, tillerListening.port);
+        const api = await kubernetesApi(
+            { "/api/v1/namespaces/flux/secrets/helm-client": clientSecret, ...responses },
+            { pair: apiPair, ca: pki.root },
+            tillerListening.port,
+        );
         try {
             await body(api);
         } finally {
@@ -199,7 +242,12 @@ describe("npm run verify: the cluster, through a stand-in Kubernetes API serving
 
     it("holds the recorded answers to the API's own schemas", () => {
         const answers = recorded();
-        const models: Record<string, new (o: any) => { validate(): void }> = { PodList: Pod, ServiceList: Service, PersistentVolumeClaimList: PersistentVolumeClaim, SecretList: Secret };
+        const models: Record<string, new (o: any) => { validate(): void }> = {
+            PodList: Pod,
+            ServiceList: Service,
+            PersistentVolumeClaimList: PersistentVolumeClaim,
+            SecretList: Secret,
+        };
         let validated = 0;
         for (const [url, list] of Object.entries(answers)) {
             const Model = models[list.kind];
@@ -216,15 +264,32 @@ describe("npm run verify: the cluster, through a stand-in Kubernetes API serving
     it("passes a healthy cluster, asking only what the real client asks and the stand-in answers", async () => {
         await withCluster(recorded(), { verifyClients: true }, async (api) => {
             const results = await run(api);
-            assert.deepEqual(results.filter((r) => !r.ok), []);
+            assert.deepEqual(
+                results.filter((r) => !r.ok),
+                [],
+            );
             assert.deepEqual(
                 results.map((r) => `${r.id} ${r.target}`),
-                ["helmreleases haproxy-ingress/ingress", "helmreleases cert-manager/cert-manager", "helmreleases deis/hephy", "no-exposed-services ", "tiller-mtls ", "pods-ready ", "storage-bound "],
+                [
+                    "helmreleases haproxy-ingress/ingress",
+                    "helmreleases cert-manager/cert-manager",
+                    "helmreleases deis/hephy",
+                    "no-exposed-services ",
+                    "tiller-mtls ",
+                    "pods-ready ",
+                    "storage-bound ",
+                ],
             );
-            assert.match(byId(results, "tiller-mtls")[0].evidence, /^pod tiller-deploy-7d9f8-abcde: helm-operator's certificate accepted, no certificate refused \(alert [a-z ]+\)$/);
+            assert.match(
+                byId(results, "tiller-mtls")[0].evidence,
+                /^pod tiller-deploy-7d9f8-abcde: helm-operator's certificate accepted, no certificate refused \(alert [a-z ]+\)$/,
+            );
             assert.match(byId(results, "pods-ready")[0].evidence, /^15 pods ready in cert-manager, deis, flux, haproxy-ingress and Tiller's$/);
             assert.equal(byId(results, "storage-bound")[0].evidence, "deis/deis-minio-data Bound 10Gi");
-            assert.deepEqual(api.requests.filter((r) => !r.answered), []);
+            assert.deepEqual(
+                api.requests.filter((r) => !r.answered),
+                [],
+            );
             assert.deepEqual([...new Set(api.requests.map((r) => `${r.method} ${r.url.split("?")[0]}`))].sort(), [
                 "GET /api/v1/namespaces/cert-manager/pods",
                 "GET /api/v1/namespaces/deis/pods",
@@ -243,7 +308,12 @@ describe("npm run verify: the cluster, through a stand-in Kubernetes API serving
     it("helmreleases: fails a release not released, with helm-operator's message, and an unobserved generation", async () => {
         const answers = recorded();
         const [ingress, , hephy] = answers["/apis/helm.fluxcd.io/v1/helmreleases"].items;
-        hephy.status.conditions[2] = { type: "Released", status: "False", reason: "HelmUpgradeFailed", message: "upgrade failed: timed out waiting for the condition" };
+        hephy.status.conditions[2] = {
+            type: "Released",
+            status: "False",
+            reason: "HelmUpgradeFailed",
+            message: "upgrade failed: timed out waiting for the condition",
+        };
         hephy.status.releaseStatus = "failed";
         ingress.metadata.generation = 2;
         await withCluster(answers, { verifyClients: true }, async (api) => {
@@ -256,9 +326,16 @@ describe("npm run verify: the cluster, through a stand-in Kubernetes API serving
                 ],
             );
         });
-        await withCluster({ ...recorded(), "/apis/helm.fluxcd.io/v1/helmreleases": { kind: "HelmReleaseList", items: [] } }, { verifyClients: true }, async (api) => {
-            assert.deepEqual(byId(await run(api), "helmreleases").map((r) => [r.ok, r.evidence]), [[false, "no HelmRelease in the cluster"]]);
-        });
+        await withCluster(
+            { ...recorded(), "/apis/helm.fluxcd.io/v1/helmreleases": { kind: "HelmReleaseList", items: [] } },
+            { verifyClients: true },
+            async (api) => {
+                assert.deepEqual(
+                    byId(await run(api), "helmreleases").map((r) => [r.ok, r.evidence]),
+                    [[false, "no HelmRelease in the cluster"]],
+                );
+            },
+        );
     });
 
     it("revisions: a release that gains one within the window fails with its rate; a still window passes", async () => {
@@ -266,15 +343,24 @@ describe("npm run verify: the cluster, through a stand-in Kubernetes API serving
         await withCluster(answers, { verifyClients: true }, async (api) => {
             const config = kubeConfig(api.kubeconfig);
             const still = await checkRevisions(config, 4, async () => undefined);
-            assert.deepEqual([still.ok, still.evidence], [true, "no release moved in 4 min: tiller/hephy 2, haproxy-ingress/ingress 1, cert-manager/cert-manager 1"]);
+            assert.deepEqual(
+                [still.ok, still.evidence],
+                [true, "no release moved in 4 min: tiller/hephy 2, haproxy-ingress/ingress 1, cert-manager/cert-manager 1"],
+            );
             // helm-operator upgrades hephy while the window is open, as a template with randAlphaNum makes it.
             const tiller = answers["/api/v1/namespaces/kube-system/secrets?labelSelector=OWNER%3DTILLER"];
             const moved = await checkRevisions(config, 4, async () => {
-                tiller.items.push({ ...tiller.items[1], metadata: { ...tiller.items[1].metadata, name: "hephy.v3", labels: { ...tiller.items[1].metadata.labels, VERSION: "3" } } });
+                tiller.items.push({
+                    ...tiller.items[1],
+                    metadata: { ...tiller.items[1].metadata, name: "hephy.v3", labels: { ...tiller.items[1].metadata.labels, VERSION: "3" } },
+                });
             });
             assert.deepEqual([moved.ok, moved.evidence], [false, "moved in 4 min: tiller/hephy 2 → 3 (about 15 an hour)"]);
         });
-        assert.deepEqual(compareRevisions(new Map(), new Map(), 4), { ok: false, evidence: "no release revision found (no Secret labelled OWNER=TILLER or owner=helm)" });
+        assert.deepEqual(compareRevisions(new Map(), new Map(), 4), {
+            ok: false,
+            evidence: "no release revision found (no Secret labelled OWNER=TILLER or owner=helm)",
+        });
         assert.ok(DEFAULT_WATCH_MINUTES > 3, "the default window spans helm-operator's 3-minute compare");
     });
 
@@ -286,7 +372,10 @@ describe("npm run verify: the cluster, through a stand-in Kubernetes API serving
         );
         await withCluster(answers, { verifyClients: true }, async (api) => {
             const [exposed] = byId(await run(api), "no-exposed-services");
-            assert.deepEqual([exposed.ok, exposed.evidence], [false, "exposed: haproxy-ingress/ingress-kubernetes-ingress (LoadBalancer), monitoring/metrics (NodePort)"]);
+            assert.deepEqual(
+                [exposed.ok, exposed.evidence],
+                [false, "exposed: haproxy-ingress/ingress-kubernetes-ingress (LoadBalancer), monitoring/metrics (NodePort)"],
+            );
             const [allowed] = byId(await run(api, ["monitoring/metrics"]), "no-exposed-services");
             assert.equal(allowed.ok, false);
             assert.equal(allowed.evidence, "exposed: haproxy-ingress/ingress-kubernetes-ingress (LoadBalancer)");
@@ -323,18 +412,34 @@ describe("npm run verify: the cluster, through a stand-in Kubernetes API serving
         answers["/api/v1/persistentvolumeclaims"].items[0].status = { phase: "Pending" };
         await withCluster(answers, { verifyClients: true }, async (api) => {
             const results = await run(api);
-            assert.deepEqual(byId(results, "pods-ready").map((r) => [r.ok, r.evidence]), [[false, "not ready: deis/deis-controller-6c-bbbbb Running (CrashLoopBackOff)"]]);
-            assert.deepEqual(byId(results, "storage-bound").map((r) => [r.ok, r.evidence]), [[false, "not Bound: deis/deis-minio-data (deis/deis-minio-data Pending)"]]);
+            assert.deepEqual(
+                byId(results, "pods-ready").map((r) => [r.ok, r.evidence]),
+                [[false, "not ready: deis/deis-controller-6c-bbbbb Running (CrashLoopBackOff)"]],
+            );
+            assert.deepEqual(
+                byId(results, "storage-bound").map((r) => [r.ok, r.evidence]),
+                [[false, "not Bound: deis/deis-minio-data (deis/deis-minio-data Pending)"]],
+            );
         });
-        await withCluster({ ...recorded(), "/api/v1/persistentvolumeclaims": { kind: "PersistentVolumeClaimList", items: [] } }, { verifyClients: true }, async (api) => {
-            assert.deepEqual(byId(await run(api), "storage-bound").map((r) => r.evidence), ["no PersistentVolumeClaim: Workflow's object store has no volume"]);
-        });
+        await withCluster(
+            { ...recorded(), "/api/v1/persistentvolumeclaims": { kind: "PersistentVolumeClaimList", items: [] } },
+            { verifyClients: true },
+            async (api) => {
+                assert.deepEqual(
+                    byId(await run(api), "storage-bound").map((r) => r.evidence),
+                    ["no PersistentVolumeClaim: Workflow's object store has no volume"],
+                );
+            },
+        );
     });
 
     it("fails every check, quickly and with the reason, when the API cannot be reached", async () => {
         const kubeconfig = `apiVersion: v1\nkind: Config\nclusters:\n- name: gone\n  cluster:\n    server: https://127.0.0.1:${await closedPort()}\nusers:\n- name: u\n  user:\n    token: t\ncontexts:\n- name: c\n  context:\n    cluster: gone\n    user: u\ncurrent-context: c\n`;
         const results = await clusterChecks({ kubeconfig, tillerCaCertPem: pki.root, exposedServices: [], workflow: true });
-        assert.deepEqual(results.map((r) => r.id), ["helmreleases", "no-exposed-services", "tiller-mtls", "pods-ready", "storage-bound"]);
+        assert.deepEqual(
+            results.map((r) => r.id),
+            ["helmreleases", "no-exposed-services", "tiller-mtls", "pods-ready", "storage-bound"],
+        );
         for (const result of results) {
             assert.equal(result.ok, false);
             assert.match(result.evidence, /ECONNREFUSED/);
@@ -344,7 +449,12 @@ describe("npm run verify: the cluster, through a stand-in Kubernetes API serving
     it("names objects as the program does", () => {
         assert.equal(CLUSTER_FACTS.tiller.namespace, TILLER.namespace);
         assert.equal(CLUSTER_FACTS.tiller.port, TILLER.port);
-        assert.equal(CLUSTER_FACTS.tiller.labels, Object.entries(TILLER.labels).map(([k, v]) => `${k}=${v}`).join(","));
+        assert.equal(
+            CLUSTER_FACTS.tiller.labels,
+            Object.entries(TILLER.labels)
+                .map(([k, v]) => `${k}=${v}`)
+                .join(","),
+        );
         assert.equal(CLUSTER_FACTS.tillerHostname, UPSTREAM.tillerHostname);
         assert.deepEqual(CLUSTER_FACTS.operator, { namespace: HELM_OPERATOR.namespace, clientSecret: HELM_OPERATOR.clientSecret });
         assert.equal(CONTROLLER_HOST, WORKFLOW_HOSTS.controller);
@@ -368,17 +478,20 @@ describe("npm run verify --push: the seed's end-to-end run, against a stand-in c
                 const auth = request.headers.authorization ?? "";
                 const url = request.url ?? "";
                 calls.push(`${request.method} ${url}${body ? ` ${Object.keys(JSON.parse(body)).join(",")}` : ""}${auth ? " (token)" : ""}`);
-                const json = (status: number, value?: unknown) => response.writeHead(status, { "content-type": "application/json" }).end(value === undefined ? "" : JSON.stringify(value));
+                const json = (status: number, value?: unknown) =>
+                    response.writeHead(status, { "content-type": "application/json" }).end(value === undefined ? "" : JSON.stringify(value));
                 if (url.startsWith("/served/")) {
                     const landed = fs.existsSync(path.join(bare, "refs", "heads", "master"));
                     return opts.serveApps && landed ? response.writeHead(200).end("hephy-doks verify: served\n") : response.writeHead(404).end();
                 }
-                if (url === "/v2/auth/login/") return JSON.parse(body).password === "s3cret" ? json(200, { token: "abc" }) : json(401, { detail: "bad credentials" });
+                if (url === "/v2/auth/login/")
+                    return JSON.parse(body).password === "s3cret" ? json(200, { token: "abc" }) : json(401, { detail: "bad credentials" });
                 if (auth !== "token abc") return json(401, { detail: "Authentication credentials were not provided." });
-                if (request.method === "POST" && url === "/v2/keys/") return keys.add(JSON.parse(body).id), json(201, JSON.parse(body));
-                if (request.method === "POST" && url === "/v2/apps/") return apps.add(JSON.parse(body).id), json(201, JSON.parse(body));
+                if (request.method === "POST" && url === "/v2/keys/") return (keys.add(JSON.parse(body).id), json(201, JSON.parse(body)));
+                if (request.method === "POST" && url === "/v2/apps/") return (apps.add(JSON.parse(body).id), json(201, JSON.parse(body)));
                 const key = /^\/v2\/keys\/(.+)\/?$/.exec(url)?.[1];
-                if (request.method === "DELETE" && key !== undefined) return keys.delete(decodeURIComponent(key)) ? json(204) : json(404, { detail: "Not found." });
+                if (request.method === "DELETE" && key !== undefined)
+                    return keys.delete(decodeURIComponent(key)) ? json(204) : json(404, { detail: "Not found." });
                 const app = /^\/v2\/apps\/([-_\w]+)\/?$/.exec(url)?.[1];
                 if (request.method === "DELETE" && app !== undefined) {
                     if (opts.deleteFails) return json(500, { detail: "boom" });
@@ -418,14 +531,20 @@ describe("npm run verify --push: the seed's end-to-end run, against a stand-in c
         assert.equal(result.ok, true, result.evidence);
         const app = result.target;
         assert.match(app, /^verify-[0-9a-f]{6}$/);
-        assert.match(result.evidence, new RegExp(`^app ${app} created, pushed, GET http://127\\.0\\.0\\.1:\\d+/served/${app} → 200: hephy-doks verify: served; app and key removed$`));
-        assert.deepEqual(calls.filter((c) => !c.startsWith("GET /served/")), [
-            "POST /v2/auth/login/ username,password",
-            "POST /v2/keys/ id,public (token)",
-            "POST /v2/apps/ id (token)",
-            `DELETE /v2/apps/${app}/ (token)`,
-            `DELETE /v2/keys/${app} (token)`,
-        ]);
+        assert.match(
+            result.evidence,
+            new RegExp(`^app ${app} created, pushed, GET http://127\\.0\\.0\\.1:\\d+/served/${app} → 200: hephy-doks verify: served; app and key removed$`),
+        );
+        assert.deepEqual(
+            calls.filter((c) => !c.startsWith("GET /served/")),
+            [
+                "POST /v2/auth/login/ username,password",
+                "POST /v2/keys/ id,public (token)",
+                "POST /v2/apps/ id (token)",
+                `DELETE /v2/apps/${app}/ (token)`,
+                `DELETE /v2/keys/${app} (token)`,
+            ],
+        );
         assert.equal(log, "hephy-doks verify");
         assert.deepEqual(files, ["Procfile", "app.py", "requirements.txt"]);
     });
@@ -433,11 +552,17 @@ describe("npm run verify --push: the seed's end-to-end run, against a stand-in c
     it("fails an app never served, or a push git refuses, and still removes the app and the key", async () => {
         const unserved = await push({ serveApps: false });
         assert.equal(unserved.result.ok, false);
-        assert.match(unserved.result.evidence, /pushed, http:\/\/127\.0\.0\.1:\d+\/served\/verify-[0-9a-f]{6} not served: last answer 404; app and key removed$/);
+        assert.match(
+            unserved.result.evidence,
+            /pushed, http:\/\/127\.0\.0\.1:\d+\/served\/verify-[0-9a-f]{6} not served: last answer 404; app and key removed$/,
+        );
         assert.deepEqual(unserved.left, []);
         const refused = await push({ serveApps: true, remote: path.join(os.tmpdir(), "no-such-remote-for-verify") });
         assert.equal(refused.result.ok, false);
-        assert.match(refused.result.evidence, /^app verify-[0-9a-f]{6} created, git failed: fatal: '.*no-such-remote-for-verify' does not appear to be a git repository; app and key removed$/);
+        assert.match(
+            refused.result.evidence,
+            /^app verify-[0-9a-f]{6} created, git failed: fatal: '.*no-such-remote-for-verify' does not appear to be a git repository; app and key removed$/,
+        );
         assert.deepEqual(refused.left, []);
     });
 
@@ -461,12 +586,29 @@ describe("npm run verify's command line", () => {
         for (const option of ["--stack", "--outputs", "--watch", "--retry", "--push", "--push-app", "--dns-server", "--skip", "--json", "--help"]) {
             assert.ok(HELP.includes(`  ${option} `) || HELP.includes(`, ${option} `), option);
         }
-        assert.ok(HELP.split("\n").every((line) => line.length <= 100), "no line wider than 100 columns");
+        assert.ok(
+            HELP.split("\n").every((line) => line.length <= 100),
+            "no line wider than 100 columns",
+        );
     });
 
     it("reads its options strictly, with npm's -- hint for a stray word", () => {
-        assert.deepEqual(parseOptions([]), { stack: undefined, outputs: undefined, watchMinutes: DEFAULT_WATCH_MINUTES, retryMinutes: 0, push: false, pushApp: SAMPLE_APP, dnsServers: [], skip: [], json: false, help: false });
-        assert.deepEqual(parseOptions(["--stack", "production", "--watch", "0", "--dns-server", "1.1.1.1", "--dns-server", "8.8.8.8", "--json"]).dnsServers, ["1.1.1.1", "8.8.8.8"]);
+        assert.deepEqual(parseOptions([]), {
+            stack: undefined,
+            outputs: undefined,
+            watchMinutes: DEFAULT_WATCH_MINUTES,
+            retryMinutes: 0,
+            push: false,
+            pushApp: SAMPLE_APP,
+            dnsServers: [],
+            skip: [],
+            json: false,
+            help: false,
+        });
+        assert.deepEqual(parseOptions(["--stack", "production", "--watch", "0", "--dns-server", "1.1.1.1", "--dns-server", "8.8.8.8", "--json"]).dnsServers, [
+            "1.1.1.1",
+            "8.8.8.8",
+        ]);
         assert.throws(() => parseOptions(["production"]), /npm run verify -- --stack production/);
         assert.throws(() => parseOptions(["--watch", "soon"]), /^Error: --watch must be a number of minutes from 0 to 60, got "soon"/);
         assert.throws(() => parseOptions(["--retry", "90"]), /^Error: --retry must be a number of minutes from 0 to 60, got "90"/);
@@ -491,7 +633,10 @@ describe("npm run verify's command line", () => {
     });
 
     it("refuses outputs that are not a stack's, naming each missing one", () => {
-        assert.throws(() => parseOutputs({ platformDomain: PLATFORM, nodeIps: "1.2.3.4" }, "f.json"), /^Error: the outputs of f\.json are not a hephy-doks stack's \(run pulumi up first\?\): nodeIps must be a list of strings; kubeconfig must be a non-empty string; tillerCaCertPem must be a non-empty string$/);
+        assert.throws(
+            () => parseOutputs({ platformDomain: PLATFORM, nodeIps: "1.2.3.4" }, "f.json"),
+            /^Error: the outputs of f\.json are not a hephy-doks stack's \(run pulumi up first\?\): nodeIps must be a list of strings; kubeconfig must be a non-empty string; tillerCaCertPem must be a non-empty string$/,
+        );
     });
 
     it("runs from an outputs file, reports in JSON with where to look, and exits 1 on a failure, 2 when it cannot run", async function () {
@@ -502,7 +647,10 @@ describe("npm run verify's command line", () => {
         assert.match(lines[0], /^verify: ENOENT/);
         await using([dnsServer(PLATFORM, ["127.0.0.1"])], async ([dns]) => {
             const api = `apiVersion: v1\nkind: Config\nclusters:\n- name: gone\n  cluster:\n    server: https://127.0.0.1:${await closedPort()}\nusers:\n- name: u\n  user:\n    token: t\ncontexts:\n- name: c\n  context:\n    cluster: gone\n    user: u\ncurrent-context: c\n`;
-            fs.writeFileSync(file, JSON.stringify({ platformDomain: PLATFORM, nodeIps: ["127.0.0.1"], kubeconfig: api, tillerCaCertPem: "pem", exposedServices: [] }));
+            fs.writeFileSync(
+                file,
+                JSON.stringify({ platformDomain: PLATFORM, nodeIps: ["127.0.0.1"], kubeconfig: api, tillerCaCertPem: "pem", exposedServices: [] }),
+            );
             const out: string[] = [];
             const dead = await closedPort();
             const reach = { ports: { http: dead, https: dead, ssh: dead }, retryPauseMs: 10 };

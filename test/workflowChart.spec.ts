@@ -49,7 +49,10 @@ describe("the project's Workflow chart, rendered by Helm 3.8.1 (Go 1.17) with th
 
     it("knows an API the cluster does not serve when it sees one, so the check above can fail", () => {
         assert.match(notServed({ apiVersion: "monitoring.coreos.com/v1", kind: "ServiceMonitor" }, "1.35")!, /neither a GA built-in API/);
-        assert.equal(removedIn({ apiVersion: "policy/v1beta1", kind: "PodDisruptionBudget" }, "1.25"), "policy/v1beta1 PodDisruptionBudget was removed in 1.25");
+        assert.equal(
+            removedIn({ apiVersion: "policy/v1beta1", kind: "PodDisruptionBudget" }, "1.25"),
+            "policy/v1beta1 PodDisruptionBudget was removed in 1.25",
+        );
         assert.equal(removedIn({ apiVersion: "policy/v1beta1", kind: "PodDisruptionBudget" }, "1.24"), undefined);
         assert.ok(removedIn({ apiVersion: "extensions/v1beta1", kind: "Ingress" }, "1.34"));
     });
@@ -70,13 +73,27 @@ describe("the project's Workflow chart, rendered by Helm 3.8.1 (Go 1.17) with th
     it("asks for no load balancer and no node port: the builder's SSH is a ClusterIP Service on 2222", () => {
         for (const [minor, objects] of rendered) {
             const services = objects.filter((o) => o.kind === "Service");
-            assert.deepEqual(services.filter((s) => (s.spec.type ?? "ClusterIP") !== "ClusterIP").map((s) => s.metadata.name), [], minor);
-            assert.deepEqual(services.filter((s) => s.spec.ports.some((p: any) => p.nodePort !== undefined)).map((s) => s.metadata.name), [], minor);
+            assert.deepEqual(
+                services.filter((s) => (s.spec.type ?? "ClusterIP") !== "ClusterIP").map((s) => s.metadata.name),
+                [],
+                minor,
+            );
+            assert.deepEqual(
+                services.filter((s) => s.spec.ports.some((p: any) => p.nodePort !== undefined)).map((s) => s.metadata.name),
+                [],
+                minor,
+            );
             const builder = find(objects, "Service", "deis-builder");
-            assert.deepEqual(builder.spec.ports.map((p: any) => [p.port, p.protocol ?? "TCP"]), [[2222, "TCP"]]);
+            assert.deepEqual(
+                builder.spec.ports.map((p: any) => [p.port, p.protocol ?? "TCP"]),
+                [[2222, "TCP"]],
+            );
             const sshPort = builder.spec.ports[0].targetPort;
             const builderPod = find(objects, "Deployment", "deis-builder").spec.template.spec;
-            assert.ok(builderPod.containers[0].ports.some((p: any) => p.containerPort === sshPort || p.name === sshPort), "2222 reaches the builder's SSH port");
+            assert.ok(
+                builderPod.containers[0].ports.some((p: any) => p.containerPort === sshPort || p.name === sshPort),
+                "2222 reaches the builder's SSH port",
+            );
         }
     });
 
@@ -133,7 +150,11 @@ describe("the project's Workflow chart, rendered by Helm 3.8.1 (Go 1.17) with th
 
     it("keeps minio's data on the claim the program declares, writable by the image's user, with the Secret's credentials", () => {
         const objects = rendered.get(range.max)!;
-        assert.deepEqual(objects.filter((o) => o.kind === "PersistentVolumeClaim").map((o) => o.metadata.name), [], "the claim is the program's, not the release's");
+        assert.deepEqual(
+            objects.filter((o) => o.kind === "PersistentVolumeClaim").map((o) => o.metadata.name),
+            [],
+            "the claim is the program's, not the release's",
+        );
         const claim = run.one("kubernetes:core/v1:PersistentVolumeClaim");
         const claimName = plain(claim.inputs).metadata.name;
         const minio = find(objects, "Deployment", "deis-minio").spec.template.spec;
@@ -145,17 +166,24 @@ describe("the project's Workflow chart, rendered by Helm 3.8.1 (Go 1.17) with th
         assert.deepEqual(container.args, [`server ${mount.mountPath}`], "minio serves the volume's root");
         assert.deepEqual(minio.securityContext, { fsGroup: 1000, fsGroupChangePolicy: "OnRootMismatch" });
         const env = Object.fromEntries(container.env.map((e: any) => [e.name, e.valueFrom?.secretKeyRef ?? e.value]));
-        assert.deepEqual([env.MINIO_ACCESS_KEY, env.MINIO_SECRET_KEY], [
-            { name: "minio-user", key: "accesskey" },
-            { name: "minio-user", key: "secretkey" },
-        ]);
+        assert.deepEqual(
+            [env.MINIO_ACCESS_KEY, env.MINIO_SECRET_KEY],
+            [
+                { name: "minio-user", key: "accesskey" },
+                { name: "minio-user", key: "secretkey" },
+            ],
+        );
         assert.equal(find(objects, "Deployment", "deis-minio").spec.strategy.type, "Recreate", "a ReadWriteOnce volume is never mounted twice");
     });
 
     it("refuses to render without the claim", () => {
         const { minio: _, ...withoutClaim } = values as any;
         assert.throws(
-            () => helmTemplateWith({ chart: CHART, releaseName: "hephy", namespace: "deis", kubeVersion: `${range.max}.0`, values: withoutClaim }, { name: "none.yaml", text: "" }),
+            () =>
+                helmTemplateWith(
+                    { chart: CHART, releaseName: "hephy", namespace: "deis", kubeVersion: `${range.max}.0`, values: withoutClaim },
+                    { name: "none.yaml", text: "" },
+                ),
             /minio\.data_claim is required/,
         );
     });
@@ -171,7 +199,10 @@ describe("the project's Workflow chart, rendered by Helm 3.8.1 (Go 1.17) with th
             assert.equal(guards.data[file], fs.readFileSync(path.join(CHART, "files", "database", file), "utf8"), file);
         }
         const initdb = container.volumeMounts.filter((m: any) => m.mountPath.startsWith("/docker-entrypoint-initdb.d/"));
-        assert.deepEqual(initdb.map((m: any) => m.subPath), files.filter((f) => f.endsWith(".sh")));
+        assert.deepEqual(
+            initdb.map((m: any) => m.subPath),
+            files.filter((f) => f.endsWith(".sh")),
+        );
         // teamhephy/postgres v2.7.6 rootfs/docker-entrypoint-initdb.d, sourced by `for f in /docker-entrypoint-initdb.d/*`.
         const image = ["001_setup_envdir.sh", "002_create_bucket.sh", "003_restore_from_backup.sh", "004_run_backups.sh"];
         const sourced = [...image, ...initdb.map((m: any) => path.posix.basename(m.mountPath))].sort();
@@ -184,7 +215,11 @@ describe("the project's Workflow chart, rendered by Helm 3.8.1 (Go 1.17) with th
             "003_x_back_up_now.sh",
             "004_run_backups.sh",
         ]);
-        assert.deepEqual([...sourced].sort((a, b) => a.localeCompare(b, "en")), sourced, "the same order under a locale's collation");
+        assert.deepEqual(
+            [...sourced].sort((a, b) => a.localeCompare(b, "en")),
+            sourced,
+            "the same order under a locale's collation",
+        );
         const settings = container.volumeMounts.find((m: any) => m.mountPath === "/etc/hephy-doks");
         assert.equal(database.spec.volumes.find((v: any) => v.name === settings.name).configMap.name, guards.metadata.name);
         const env = Object.fromEntries(container.env.map((e: any) => [e.name, e.value]));
@@ -192,7 +227,10 @@ describe("the project's Workflow chart, rendered by Helm 3.8.1 (Go 1.17) with th
         // The guards' boto settings are the mounted file the environment names.
         assert.equal(env.GUARD_BOTO_CONFIG, `${settings.mountPath}/boto.cfg`);
         assert.ok(Object.hasOwn(guards.data, "boto.cfg"));
-        assert.ok(!container.volumeMounts.some((m: any) => m.mountPath.startsWith("/var/lib/postgresql")), "$PGDATA stays in the container, so the first-start scripts run at every start");
+        assert.ok(
+            !container.volumeMounts.some((m: any) => m.mountPath.startsWith("/var/lib/postgresql")),
+            "$PGDATA stays in the container, so the first-start scripts run at every start",
+        );
         assert.ok(database.spec.terminationGracePeriodSeconds >= 120, "room for the preStop base backup");
         assert.match(database.metadata.annotations["checksum/init-guards"], /^[0-9a-f]{64}$/);
     });
@@ -206,14 +244,25 @@ describe("the project's Workflow chart, rendered by Helm 3.8.1 (Go 1.17) with th
         for (const file of ["start.sh", "ensure_admin.py"]) {
             assert.equal(bootstrap.data[file], fs.readFileSync(path.join(CHART, "files", "controller", file), "utf8"), file);
         }
-        const mounted = (mountPath: string) => pod.spec.volumes.find((v: any) => v.name === controller.volumeMounts.find((m: any) => m.mountPath === mountPath).name);
+        const mounted = (mountPath: string) =>
+            pod.spec.volumes.find((v: any) => v.name === controller.volumeMounts.find((m: any) => m.mountPath === mountPath).name);
         assert.equal(mounted("/opt/hephy-doks").configMap.name, bootstrap.metadata.name);
         const env = Object.fromEntries(controller.env.map((e: any) => [e.name, e.value]));
         assert.equal(mounted(env.ADMIN_CREDENTIALS_DIR).secret.secretName, WORKFLOW_SECRETS.admin.name);
         assert.equal(env.REGISTRATION_MODE, "admin_only");
         // An app's namespace is its name; the controller would adopt, then delete, any of these.
         assert.deepEqual(env.RESERVED_NAMES.split(","), [
-            "deis", "deis-builder", "deis-workflow-manager", "grafana", "default", "kube-system", "kube-public", "kube-node-lease", "flux", "haproxy-ingress", "cert-manager",
+            "deis",
+            "deis-builder",
+            "deis-workflow-manager",
+            "grafana",
+            "default",
+            "kube-system",
+            "kube-public",
+            "kube-node-lease",
+            "flux",
+            "haproxy-ingress",
+            "cert-manager",
         ]);
         // The start may wait 300 s for the database before gunicorn listens; the liveness probe must not kill it meanwhile.
         const { periodSeconds, failureThreshold } = controller.startupProbe;
@@ -225,7 +274,11 @@ describe("the project's Workflow chart, rendered by Helm 3.8.1 (Go 1.17) with th
     it("refuses to render registration open to anyone", () => {
         const open = { ...values, controller: { ...(values.controller as object), registration_mode: "enabled" } };
         assert.throws(
-            () => helmTemplateWith({ chart: CHART, releaseName: "hephy", namespace: "deis", kubeVersion: `${range.max}.0`, values: open }, { name: "none.yaml", text: "" }),
+            () =>
+                helmTemplateWith(
+                    { chart: CHART, releaseName: "hephy", namespace: "deis", kubeVersion: `${range.max}.0`, values: open },
+                    { name: "none.yaml", text: "" },
+                ),
             /controller\.registration_mode must be admin_only or disabled, got "enabled"/,
         );
     });
@@ -242,7 +295,10 @@ describe("the project's Workflow chart, rendered by Helm 3.8.1 (Go 1.17) with th
 
     it("renders no Secret, and every Secret it reads is one the program creates, with that key", () => {
         const objects = rendered.get(range.max)!;
-        assert.deepEqual(objects.filter((o) => o.kind === "Secret").map((o) => o.metadata.name), []);
+        assert.deepEqual(
+            objects.filter((o) => o.kind === "Secret").map((o) => o.metadata.name),
+            [],
+        );
         const created = new Map<string, readonly string[]>(Object.values(WORKFLOW_SECRETS).map((s) => [s.name, s.keys]));
         const references: string[] = [];
         for (const { owner, spec } of podSpecs(objects)) {
@@ -262,7 +318,10 @@ describe("the project's Workflow chart, rendered by Helm 3.8.1 (Go 1.17) with th
         assert.ok(references.length >= 10, references.join("\n"));
         const declared = run.ofType("kubernetes:core/v1:Secret").map((r) => plain(r.inputs).metadata);
         for (const name of created.keys()) {
-            assert.ok(declared.some((m) => m.name === name && m.namespace === "deis"), `the program creates ${name} in deis`);
+            assert.ok(
+                declared.some((m) => m.name === name && m.namespace === "deis"),
+                `the program creates ${name} in deis`,
+            );
         }
     });
 
@@ -294,7 +353,10 @@ describe("the project's Workflow chart, rendered by Helm 3.8.1 (Go 1.17) with th
             }
         }
         assert.ok(used.has("include") && used.has("toYaml"), [...used].join(", "));
-        assert.deepEqual([...used].filter((f) => !known.has(f)), []);
+        assert.deepEqual(
+            [...used].filter((f) => !known.has(f)),
+            [],
+        );
         assert.ok(!known.has("lookup"), "the list is Helm 2's, without Helm 3's lookup");
     });
 

@@ -51,7 +51,10 @@ describe("the controller's ingress client overlay (charts/hephy-workflow/files/i
 
     it("leaves no bytecode beside the overlay, where the chart packager would find it", () => {
         const files = path.dirname(OVERLAY);
-        assert.deepEqual(fs.readdirSync(files, { recursive: true }).filter((f) => /__pycache__|\.pyc$/.test(String(f))), []);
+        assert.deepEqual(
+            fs.readdirSync(files, { recursive: true }).filter((f) => /__pycache__|\.pyc$/.test(String(f))),
+            [],
+        );
         const copy = fs.mkdtempSync(path.join(os.tmpdir(), "hephy-doks-overlay-"));
         try {
             fs.copyFileSync(OVERLAY, path.join(copy, "ingress.py"));
@@ -91,7 +94,10 @@ describe("the controller's ingress client overlay (charts/hephy-workflow/files/i
             const old = path.join(dir, "ingress.py");
             fs.writeFileSync(old, fs.readFileSync(OVERLAY, "utf8").replace("'networking.k8s.io/v1'", "'extensions/v1beta1'"));
             const paths = capture(old).requests.map((r) => r.path);
-            assert.ok(paths.every((p) => p.startsWith("/apis/extensions/v1beta1/")), paths.join(", "));
+            assert.ok(
+                paths.every((p) => p.startsWith("/apis/extensions/v1beta1/")),
+                paths.join(", "),
+            );
             fs.writeFileSync(old, "from scheduler.missing import Nothing\n");
             assert.notEqual(spawnSync("python3", [HARNESS, old]).status, 0, "an overlay that cannot be imported fails the harness");
         } finally {

@@ -114,7 +114,11 @@ describe("ensuring the admin (files/controller/ensure_admin.py), under stubs of 
     let dir: string;
 
     /** Runs the script (or `script`) over a users table; the stack's Secret holds `credentials`. */
-    function ensure(users: Row[], credentials = { username: ADMIN, password: PASSWORD }, script = ENSURE_ADMIN): { status: number | null; result?: Result; stderr: string } {
+    function ensure(
+        users: Row[],
+        credentials = { username: ADMIN, password: PASSWORD },
+        script = ENSURE_ADMIN,
+    ): { status: number | null; result?: Result; stderr: string } {
         fs.writeFileSync(path.join(dir, "users.json"), JSON.stringify(users));
         fs.mkdirSync(path.join(dir, "admin"), { recursive: true });
         fs.writeFileSync(path.join(dir, "admin", "username"), credentials.username);
@@ -202,7 +206,8 @@ describe("the database's first-start guards (files/database), among stand-ins of
             'for i in $(seq 1 "${BACKUPS:-0}"); do echo "base_00000001000000000000000$i"; done',
         ].join("\n"),
         // The image's do_backup skips, with status 0, while recovery runs.
-        do_backup: 'if [ -f "$PGDATA/recovery.conf" ]; then echo "do_backup: skipped, recovering" >> "$LOG"; exit 0; fi; echo "do_backup" >> "$LOG"; [ -z "$BACKUP_FAILS" ]',
+        do_backup:
+            'if [ -f "$PGDATA/recovery.conf" ]; then echo "do_backup: skipped, recovering" >> "$LOG"; exit 0; fi; echo "do_backup" >> "$LOG"; [ -z "$BACKUP_FAILS" ]',
         // The server answers on TCP once the entrypoint has started the real one.
         pg_isready: '[ -f "$STATE/server-up" ]',
     };
@@ -285,7 +290,10 @@ describe("the database's first-start guards (files/database), among stand-ins of
         const ran = start({ BACKUPS: "2", STORAGE_DOWN_CALLS: "100000", OBJECT_STORAGE_WAIT_SECONDS: "1" });
         assert.equal(ran.status, 1);
         assert.match(ran.stderr, /object storage did not list the database's bucket within 1 s; exiting/);
-        assert.deepEqual(ran.log.filter((l) => !/^(create_bucket|wal-e)/.test(l)), []);
+        assert.deepEqual(
+            ran.log.filter((l) => !/^(create_bucket|wal-e)/.test(l)),
+            [],
+        );
     });
 
     it("exits before any backup when the restore's own listing failed although backups exist", () => {
@@ -294,14 +302,20 @@ describe("the database's first-start guards (files/database), among stand-ins of
         assert.equal(ran.status, 1);
         assert.match(ran.stderr, /the bucket holds 2 backup\(s\), but none was restored; exiting/);
         assert.ok(ran.log.includes("003: empty database"));
-        assert.deepEqual(ran.log.filter((l) => /do_backup|004|init complete/.test(l)), []);
+        assert.deepEqual(
+            ran.log.filter((l) => /do_backup|004|init complete/.test(l)),
+            [],
+        );
     });
 
     it("exits when it cannot confirm that a database it did not restore has no backup", () => {
         const ran = start({ BACKUPS: "2", STORAGE_DOWN_FROM: "4" });
         assert.equal(ran.status, 1);
         assert.match(ran.stderr, /no backup was restored, and object storage cannot list the bucket to confirm that it holds none; exiting/);
-        assert.deepEqual(ran.log.filter((l) => /do_backup|004|init complete/.test(l)), []);
+        assert.deepEqual(
+            ran.log.filter((l) => /do_backup|004|init complete/.test(l)),
+            [],
+        );
     });
 
     it("starts a new database, with a base backup once the real server listens, when the bucket holds none", () => {

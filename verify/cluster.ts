@@ -68,7 +68,8 @@ export async function checkHelmReleases(config: k8s.KubeConfig): Promise<CheckRe
         const status = release.status ?? {};
         const released = status.conditions?.find((c) => c.type === "Released");
         const seen = `release ${status.releaseName ?? "?"} ${status.releaseStatus ?? "no status"}, Released ${released?.status ?? "absent"}, generation ${status.observedGeneration ?? "?"}/${release.metadata.generation ?? "?"}`;
-        const ok = released?.status === "True" && status.releaseStatus?.toLowerCase() === "deployed" && status.observedGeneration === release.metadata.generation;
+        const ok =
+            released?.status === "True" && status.releaseStatus?.toLowerCase() === "deployed" && status.observedGeneration === release.metadata.generation;
         return { id: "helmreleases" as const, target: nameOf(release), ok, evidence: ok ? seen : `${seen}: ${released?.message ?? "not released"}` };
     });
 }
@@ -106,14 +107,20 @@ export function compareRevisions(before: Map<string, number>, after: Map<string,
         return pass(`no release moved in ${minutes} min: ${all}`);
     }
     const perHour = (n: number) => Math.round((n * 60) / minutes);
-    return fail(`moved in ${minutes} min: ${moved.map(([release, revision]) => `${release} ${before.get(release) ?? "new"} → ${revision} (about ${perHour(revision - (before.get(release) ?? 0))} an hour)`).join(", ")}`);
+    return fail(
+        `moved in ${minutes} min: ${moved.map(([release, revision]) => `${release} ${before.get(release) ?? "new"} → ${revision} (about ${perHour(revision - (before.get(release) ?? 0))} an hour)`).join(", ")}`,
+    );
 }
 
 /**
  * Samples the revisions now and again after `minutes`. Started first, so the window runs while every
  * other check does.
  */
-export async function checkRevisions(config: k8s.KubeConfig, minutes: number, sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))): Promise<CheckResult> {
+export async function checkRevisions(
+    config: k8s.KubeConfig,
+    minutes: number,
+    sleep = (ms: number) => new Promise((r) => setTimeout(r, ms)),
+): Promise<CheckResult> {
     const windowMs = minutes * 60_000;
     return runCheck("revisions", "", windowMs + 2 * API_MS, async () => {
         const before = await releaseRevisions(config);
@@ -176,7 +183,11 @@ export function checkStorageBound(config: k8s.KubeConfig, workflow: boolean): Pr
         const unbound = claims.filter((c) => c.status?.phase !== "Bound");
         const listed = claims.map((c) => `${nameOf(c)} ${c.status?.phase ?? "?"} ${c.status?.capacity?.storage ?? ""}`.trim()).join(", ");
         if (unbound.length > 0 || (workflow && claims.length === 0)) {
-            return fail(claims.length === 0 ? "no PersistentVolumeClaim: Workflow's object store has no volume" : `not Bound: ${unbound.map(nameOf).join(", ")} (${listed})`);
+            return fail(
+                claims.length === 0
+                    ? "no PersistentVolumeClaim: Workflow's object store has no volume"
+                    : `not Bound: ${unbound.map(nameOf).join(", ")} (${listed})`,
+            );
         }
         return pass(listed || "no claims (Workflow off)");
     });
@@ -225,7 +236,13 @@ type Handshake = { accepted: true; authorized: boolean; authorizationError?: str
  * handshake, so the client counts as accepted once Tiller's gRPC server speaks first (its HTTP/2
  * settings), or is still connected a moment later.
  */
-async function tillerHandshake(config: k8s.KubeConfig, pod: string, caPem: string, settleMs: number, client?: { cert: string; key: string }): Promise<Handshake> {
+async function tillerHandshake(
+    config: k8s.KubeConfig,
+    pod: string,
+    caPem: string,
+    settleMs: number,
+    client?: { cert: string; key: string },
+): Promise<Handshake> {
     const { stream, errors } = await forwardedStream(config, CLUSTER_FACTS.tiller.namespace, pod, CLUSTER_FACTS.tiller.port);
     return new Promise<Handshake>((resolve) => {
         const socket = tls.connect({
@@ -278,7 +295,9 @@ export function checkTillerMtls(config: k8s.KubeConfig, tillerCaCertPem: string,
         ]);
         const problems = [
             !withCertificate.accepted ? `refused helm-operator's certificate: ${withCertificate.reason}` : "",
-            withCertificate.accepted && !withCertificate.authorized ? `its certificate is not the stack CA's for ${CLUSTER_FACTS.tillerHostname}: ${withCertificate.authorizationError}` : "",
+            withCertificate.accepted && !withCertificate.authorized
+                ? `its certificate is not the stack CA's for ${CLUSTER_FACTS.tillerHostname}: ${withCertificate.authorizationError}`
+                : "",
             without.accepted ? "accepted a client without a certificate" : "",
         ].filter(Boolean);
         const seen = `pod ${pod}: helm-operator's certificate ${withCertificate.accepted ? "accepted" : "refused"}, no certificate ${without.accepted ? "accepted" : `refused (${without.reason})`}`;

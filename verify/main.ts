@@ -152,7 +152,12 @@ export async function verify(outputs: StackOutputs, options: Options, reach: Rea
                         productionIssuer: PRODUCTION_ISSUER,
                         minDaysLeft: 14,
                     }),
-                    clusterChecks({ kubeconfig: outputs.kubeconfig, tillerCaCertPem: outputs.tillerCaCertPem, exposedServices: outputs.exposedServices, workflow }),
+                    clusterChecks({
+                        kubeconfig: outputs.kubeconfig,
+                        tillerCaCertPem: outputs.tillerCaCertPem,
+                        exposedServices: outputs.exposedServices,
+                        workflow,
+                    }),
                 ])
             ).flat(),
         );
@@ -168,7 +173,12 @@ export async function verify(outputs: StackOutputs, options: Options, reach: Rea
 
 function pushCheck(outputs: StackOutputs, appDir: string): Promise<CheckResult> {
     if (!outputs.controllerUrl || !outputs.builderSsh || !outputs.workflowAdminUsername || !outputs.workflowAdminPassword) {
-        return Promise.resolve({ id: "push", target: "", ok: false, evidence: "the stack has no Workflow admin in its outputs (Workflow off, or a chart of your own)" });
+        return Promise.resolve({
+            id: "push",
+            target: "",
+            ok: false,
+            evidence: "the stack has no Workflow admin in its outputs (Workflow off, or a chart of your own)",
+        });
     }
     const builder = outputs.builderSsh.replace(/\/$/, "");
     return checkPush({
@@ -223,7 +233,9 @@ export async function main(argv: readonly string[], out: (text: string) => void 
         return 2;
     }
     if (!options.json) {
-        out(`Verifying ${outputs.platformDomain} (${outputs.nodeIps.length} nodes)${options.watchMinutes > 0 ? `, sampling release revisions for ${options.watchMinutes} min` : ", release revisions not sampled (--watch 0)"}`);
+        out(
+            `Verifying ${outputs.platformDomain} (${outputs.nodeIps.length} nodes)${options.watchMinutes > 0 ? `, sampling release revisions for ${options.watchMinutes} min` : ", release revisions not sampled (--watch 0)"}`,
+        );
     }
     const results = await verify(outputs, options, reach);
     out(options.json ? jsonReport(results) : results.map(formatResult).join("\n"));

@@ -85,9 +85,7 @@ function withSocket(host: string, port: number, use: (socket: net.Socket) => Pro
 }
 
 export function checkTcp(id: Extract<CheckId, "tcp-80" | "tcp-443">, ip: string, port: number): Promise<CheckResult> {
-    return runCheck(id, ip, CONNECT_MS + 2_000, () =>
-        withSocket(ip, port, async () => pass(`connected to ${ip}:${port}`)),
-    );
+    return runCheck(id, ip, CONNECT_MS + 2_000, () => withSocket(ip, port, async () => pass(`connected to ${ip}:${port}`)));
 }
 
 /** The banner an SSH server sends first (RFC 4253 §4.2), read within a bound. */
@@ -124,26 +122,36 @@ function field(value: string | string[] | undefined): string {
 
 export function checkCertificate(door: FrontDoor, ip: string, now = new Date()): Promise<CheckResult> {
     const host = `${CONTROLLER_HOST}.${door.platformDomain}`;
-    return runCheck("certificate", ip, REQUEST_MS + 2_000, () =>
-        new Promise<Outcome>((resolve, reject) => {
-            const socket = tls.connect({ host: ip, port: door.ports.https, servername: host, ca: door.ca ? [...door.ca] : undefined, rejectUnauthorized: false });
-            socket.setTimeout(REQUEST_MS, () => socket.destroy(new Error(`no TLS handshake within ${REQUEST_MS / 1000} s`)));
-            socket.once("error", reject);
-            socket.once("secureConnect", () => {
-                const cert = socket.getPeerCertificate();
-                socket.destroy();
-                const issuer = `${field(cert.issuer?.CN)} (${field(cert.issuer?.O)})`;
-                const daysLeft = Math.floor((new Date(cert.valid_to).getTime() - now.getTime()) / 86_400_000);
-                const seen = `${host}: issuer ${issuer}, valid to ${cert.valid_to}, ${daysLeft} days left`;
-                const problems = [
-                    socket.authorized ? "" : `not trusted (${String(socket.authorizationError)})`,
-                    tls.checkServerIdentity(host, cert) ? `not valid for ${host} (it names ${cert.subjectaltname ?? field(cert.subject?.CN)})` : "",
-                    field(cert.issuer?.O) === door.productionIssuer ? "" : `not from ${door.productionIssuer}'s production issuer`,
-                    daysLeft >= door.minDaysLeft ? "" : `expires within ${door.minDaysLeft} days`,
-                ].filter(Boolean);
-                resolve(problems.length === 0 ? pass(seen) : fail(`${seen}; ${problems.join("; ")}`));
-            });
-        }),
+    return runCheck(
+        "certificate",
+        ip,
+        REQUEST_MS + 2_000,
+        () =>
+            new Promise<Outcome>((resolve, reject) => {
+                const socket = tls.connect({
+                    host: ip,
+                    port: door.ports.https,
+                    servername: host,
+                    ca: door.ca ? [...door.ca] : undefined,
+                    rejectUnauthorized: false,
+                });
+                socket.setTimeout(REQUEST_MS, () => socket.destroy(new Error(`no TLS handshake within ${REQUEST_MS / 1000} s`)));
+                socket.once("error", reject);
+                socket.once("secureConnect", () => {
+                    const cert = socket.getPeerCertificate();
+                    socket.destroy();
+                    const issuer = `${field(cert.issuer?.CN)} (${field(cert.issuer?.O)})`;
+                    const daysLeft = Math.floor((new Date(cert.valid_to).getTime() - now.getTime()) / 86_400_000);
+                    const seen = `${host}: issuer ${issuer}, valid to ${cert.valid_to}, ${daysLeft} days left`;
+                    const problems = [
+                        socket.authorized ? "" : `not trusted (${String(socket.authorizationError)})`,
+                        tls.checkServerIdentity(host, cert) ? `not valid for ${host} (it names ${cert.subjectaltname ?? field(cert.subject?.CN)})` : "",
+                        field(cert.issuer?.O) === door.productionIssuer ? "" : `not from ${door.productionIssuer}'s production issuer`,
+                        daysLeft >= door.minDaysLeft ? "" : `expires within ${door.minDaysLeft} days`,
+                    ].filter(Boolean);
+                    resolve(problems.length === 0 ? pass(seen) : fail(`${seen}; ${problems.join("; ")}`));
+                });
+            }),
     );
 }
 

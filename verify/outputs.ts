@@ -62,9 +62,13 @@ export async function readOutputs(from: { stack?: string; file?: string }): Prom
         return parseOutputs(JSON.parse(fs.readFileSync(from.file, "utf8")), from.file);
     }
     const args = ["stack", "output", "--json", "--show-secrets", ...(from.stack ? ["--stack", from.stack] : [])];
-    const { stdout } = await promisify(execFile)("pulumi", args, { timeout: STACK_OUTPUT_MS, maxBuffer: 16 * 1024 * 1024 }).catch((error: { stderr?: string; message: string; code?: string }) => {
-        const reason = error.code === "ENOENT" ? "the Pulumi CLI is not on PATH" : (error.stderr?.trim() || error.message);
-        throw new Error(`pulumi ${args.join(" ")} failed: ${reason}. Run it from the project's directory, logged in to the stack's backend, or pass --outputs FILE`);
-    });
+    const { stdout } = await promisify(execFile)("pulumi", args, { timeout: STACK_OUTPUT_MS, maxBuffer: 16 * 1024 * 1024 }).catch(
+        (error: { stderr?: string; message: string; code?: string }) => {
+            const reason = error.code === "ENOENT" ? "the Pulumi CLI is not on PATH" : error.stderr?.trim() || error.message;
+            throw new Error(
+                `pulumi ${args.join(" ")} failed: ${reason}. Run it from the project's directory, logged in to the stack's backend, or pass --outputs FILE`,
+            );
+        },
+    );
     return parseOutputs(JSON.parse(stdout), from.stack ? `stack ${from.stack}` : "the selected stack");
 }

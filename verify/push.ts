@@ -105,13 +105,30 @@ export function checkPush(target: PushTarget): Promise<CheckResult> {
             steps.push(`app ${app} created`);
             const repo = path.join(work, "app");
             fs.cpSync(target.appDir, repo, { recursive: true });
-            const ssh = ["ssh", "-i", quoted(key), "-o IdentitiesOnly=yes -o BatchMode=yes -o ConnectTimeout=10", "-o StrictHostKeyChecking=accept-new", `-o UserKnownHostsFile=${quoted(path.join(work, "known_hosts"))}`];
+            const ssh = [
+                "ssh",
+                "-i",
+                quoted(key),
+                "-o IdentitiesOnly=yes -o BatchMode=yes -o ConnectTimeout=10",
+                "-o StrictHostKeyChecking=accept-new",
+                `-o UserKnownHostsFile=${quoted(path.join(work, "known_hosts"))}`,
+            ];
             const git = (...args: string[]) =>
-                run("git", ["-C", repo, "-c", "user.name=hephy-doks verify", "-c", "user.email=verify@hephy-doks.invalid", "-c", "commit.gpgsign=false", ...args], {
-                    timeout: remaining(),
-                    // Nothing of the user's git configuration (a signing key, a credential helper) can prompt.
-                    env: { ...process.env, GIT_SSH_COMMAND: ssh.join(" "), GIT_CONFIG_GLOBAL: "/dev/null", GIT_CONFIG_NOSYSTEM: "1", GIT_TERMINAL_PROMPT: "0" },
-                });
+                run(
+                    "git",
+                    ["-C", repo, "-c", "user.name=hephy-doks verify", "-c", "user.email=verify@hephy-doks.invalid", "-c", "commit.gpgsign=false", ...args],
+                    {
+                        timeout: remaining(),
+                        // Nothing of the user's git configuration (a signing key, a credential helper) can prompt.
+                        env: {
+                            ...process.env,
+                            GIT_SSH_COMMAND: ssh.join(" "),
+                            GIT_CONFIG_GLOBAL: "/dev/null",
+                            GIT_CONFIG_NOSYSTEM: "1",
+                            GIT_TERMINAL_PROMPT: "0",
+                        },
+                    },
+                );
             await git("init", "-q");
             await git("add", "-A");
             await git("commit", "-q", "-m", "hephy-doks verify");

@@ -29,7 +29,10 @@ export const UPSTREAM = {
      * (charts/hephy-workflow templates/controller.yaml, builder.yaml): the ones that start app and build pods.
      */
     workflowServiceAccounts: ["deis-controller", "deis-builder"],
-    /** App names Workflow refuses (teamhephy/controller v2.22.0 charts/controller/templates/controller-deployment.yaml `RESERVED_NAMES`, less its namespace). */
+    /**
+     * App names Workflow refuses (teamhephy/controller v2.22.0
+     * charts/controller/templates/controller-deployment.yaml `RESERVED_NAMES`, less its namespace).
+     */
     workflowReservedNames: ["deis-builder", "deis-workflow-manager", "grafana"],
     /**
      * What app pods reach inside the cluster: the labels the controller gives an app's namespace

@@ -5,7 +5,10 @@ import { packageChart } from "../chartPackage";
 import { childOf, httpProbe, ingressOnlyFrom, PodPeer } from "./kube";
 import { RepositoryChart } from "../types";
 
-/** A ConfigMap's data and binaryData together hold at most 1 MiB (kubernetes pkg/apis/core/validation/validation.go `ValidateConfigMap`, `core.MaxSecretSize`). */
+/**
+ * A ConfigMap's data and binaryData together hold at most 1 MiB (kubernetes
+ * pkg/apis/core/validation/validation.go `ValidateConfigMap`, `core.MaxSecretSize`).
+ */
 export const CONFIGMAP_MAX_BYTES = 1024 * 1024;
 
 const PORT = 8080;

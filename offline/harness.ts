@@ -231,8 +231,8 @@ export async function runProgram(options: RunOptions = {}): Promise<Run> {
                 );
                 return undefined;
             });
-            // eslint-disable-next-line @typescript-eslint/no-require-imports
-            const program: () => Promise<Record<string, any>> = require(path.join(ROOT, "index"));
+            // index.ts exports the program (`export =`), which module interop gives as `default`.
+            const program: () => Promise<Record<string, any>> = (await import(path.join(ROOT, "index"))).default;
             outputs = await program();
             return outputs;
         });

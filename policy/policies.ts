@@ -50,11 +50,17 @@ interface Container {
     env?: { name: string; value?: string }[];
 }
 
-function containersOf(props: Record<string, any>): Container[] {
+/** What the policies read of a Kubernetes object's inputs. */
+interface ObjectProps {
+    metadata?: { name?: string; namespace?: string };
+    spec?: { template?: { spec?: { containers?: Container[] } } };
+}
+
+function containersOf(props: ObjectProps): Container[] {
     return props.spec?.template?.spec?.containers ?? [];
 }
 
-function objectName(props: Record<string, any>): string {
+function objectName(props: ObjectProps): string {
     const meta = props.metadata ?? {};
     return `${meta.namespace ?? "default"}/${meta.name ?? "<unnamed>"}`;
 }
@@ -72,7 +78,10 @@ function containersRunning(args: ResourceValidationArgs, image: string): Contain
  * What of the internet a firewall lets reach a port, as `IPv4`/`IPv6` with the rules' sources, when
  * its rules' sources together hold every address of a family, however they split it.
  */
-export function worldOpenRules(firewallProps: Record<string, any>, port: number): string[] {
+export function worldOpenRules(
+    firewallProps: { inboundRules?: { protocol?: string; portRange?: string; sourceAddresses?: string[] }[] },
+    port: number,
+): string[] {
     const covers = (range: string): boolean => {
         if (range === "all") {
             return true;
@@ -80,7 +89,7 @@ export function worldOpenRules(firewallProps: Record<string, any>, port: number)
         const [low, high = low] = range.split("-").map(Number);
         return low <= port && port <= high;
     };
-    const rules: { protocol?: string; portRange?: string; sourceAddresses?: string[] }[] = firewallProps.inboundRules ?? [];
+    const rules = firewallProps.inboundRules ?? [];
     const open = rules.filter((r) => r.protocol === "tcp" && typeof r.portRange === "string" && covers(r.portRange));
     const sources = open.flatMap((r) => r.sourceAddresses ?? []);
     return wholeFamiliesCovered(sources).map((family) => `all of ${family} on tcp ${open.map((r) => r.portRange).join(", ")} from ${sources.join(", ")}`);

@@ -1,4 +1,5 @@
 import * as assert from "node:assert/strict";
+import * as crypto from "node:crypto";
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -129,7 +130,7 @@ describe("ensuring the admin (files/controller/ensure_admin.py), under stubs of 
         });
         return { status: ran.status, result: ran.status === 0 ? (JSON.parse(ran.stdout) as Result) : undefined, stderr: ran.stderr };
     }
-    const hashed = (password: string) => `stub_sha256$${require("node:crypto").createHash("sha256").update(password).digest("hex")}`;
+    const hashed = (password: string) => `stub_sha256$${crypto.createHash("sha256").update(password).digest("hex")}`;
 
     beforeEach(() => {
         dir = fs.mkdtempSync(path.join(os.tmpdir(), "hephy-doks-admin-"));

@@ -1,94 +1,33 @@
 import * as pulumi from "@pulumi/pulumi";
 import { UPSTREAM } from "./catalog";
-import { isCidr, overlaps, parseCidr, wholeFamiliesCovered, within, withoutHostBits } from "./cidr";
+import { wholeFamiliesCovered } from "./cidr";
+import { CONFIG_KEYS, DEFAULTS, FIXED, PROJECT } from "./configKeys";
+import {
+    DNS_LABEL,
+    EMAIL,
+    fix,
+    fixList,
+    isDomainName,
+    KUBERNETES_VERSION,
+    nameSafe,
+    parseCidrList,
+    parseServiceList,
+    quote,
+    REGION,
+    reservedName,
+    vpcRangeProblems,
+} from "./configValues";
 import { PRICES } from "./pricing";
 import { parseReleases, parseSecretValues } from "./releaseOverrides";
 import { KEY_ALGORITHMS, KeyAlgorithm, MAINTENANCE_DAYS, MaintenanceDay, ReleaseEntry, ReleaseKey } from "./types";
 
 /**
- * The stack configuration: every key, its default and its validation, with the values the program fixes.
- * Changes when a setting is added or its rules change. The catalog is in catalog.ts, prices in
+ * The stack configuration, validated: every key's value checked (configValues.ts), defaulted
+ * (configKeys.ts), and every problem reported at once. The catalog is in catalog.ts, prices in
  * pricing.ts, the Kubernetes version rules in kubernetesVersion.ts.
  */
 
-/** The Pulumi project name, which is also the namespace of every config key this program reads. */
-export const PROJECT = "hephy-doks";
-
-/**
- * Every default of the program lives here. `Pulumi.yaml` declares the same defaults for the CLI;
- * a test keeps the two in step.
- */
-export const DEFAULTS = {
-    region: "fra1",
-    kubernetesVersion: "latest",
-    nodeSize: "s-2vcpu-4gb",
-    nodeCount: 3,
-    /** Empty means "use the stack name". */
-    platformSubdomain: "",
-    builderSshSources: ["0.0.0.0/0", "::/0"] as readonly string[],
-    protect: false,
-    /** DigitalOcean's HA control plane costs extra and cannot be turned off once on (see PRICES). */
-    haControlPlane: false,
-    /** ECDSA P-256: small, fast, and accepted by Tiller's and helm-operator's Go TLS stacks. */
-    tlsKeyAlgorithm: "ECDSA-P256",
-    /** The Tiller CA lives ten years; the leaves one year and are renewed by the first `pulumi up` in their last 30 days. */
-    tlsCaValidityHours: 87600,
-    tlsCertValidityHours: 8760,
-    tlsEarlyRenewalHours: 720,
-    /** Tiller's release history bound; Helm 2 defaults to 0 (unbounded). */
-    tillerHistoryMax: 10,
-    workflowEnabled: true,
-    /** Workflow's object store (slugs, database backups) on a block-storage volume: $1 a month at 10 GiB. */
-    workflowStorageGib: 10,
-    /** DigitalOcean applies patch releases (security fixes) itself, in the maintenance window. */
-    autoUpgrade: true,
-    /** A weekend night, UTC. */
-    maintenanceDay: "sunday" as MaintenanceDay,
-    maintenanceStartTime: "03:00",
-    /** JSON object of per-release overrides of the catalog below; empty means the catalog as is. */
-    releases: "{}",
-    /** Services the admission policy lets be NodePort or LoadBalancer: none. */
-    exposedServices: [] as readonly string[],
-    /** Empty: DigitalOcean gives the stack's VPC a /20 that overlaps no other network of the account. */
-    vpcIpRange: "",
-} as const;
-
-/** Values the program fixes rather than reads from config. */
-export const FIXED = {
-    /**
-     * Short, so resolvers drop a record within a minute of the `pulumi up` that changes it. The records
-     * change only at a `pulumi up`: a node replaced between runs keeps its stale record until the next one.
-     */
-    dnsTtlSeconds: 60,
-    /**
-     * A kubeconfig credential that expires within this many hours is renewed before the run uses it:
-     * longer than the longest run (the cluster, then three releases of up to 15 minutes each).
-     */
-    credentialRenewalHours: 24,
-    /** Inbound sources for HTTP and HTTPS: everyone, over IPv4 and IPv6. */
-    publicSources: ["0.0.0.0/0", "::/0"] as readonly string[],
-    nodeCountMin: 1,
-    nodeCountMax: 50,
-    /** The private ranges a VPC may take (RFC 1918), and the sizes DigitalOcean allows (docs.digitalocean.com/products/networking/vpc/). */
-    vpcPrivateRanges: ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"] as readonly string[],
-    vpcPrefixMin: 16,
-    vpcPrefixMax: 24,
-    /**
-     * Ranges a VPC must not overlap: DOKS's pod and service networks (10.244.0.0/16, 10.245.0.0/16) and
-     * DigitalOcean's reserved ranges (10.229.0.0/16 in every region, per its release notes of 2025-03-07;
-     * 10.246.0.0/24 and 10.10.0.0/16 as third-party notes list them).
-     */
-    vpcReservedRanges: ["10.244.0.0/16", "10.245.0.0/16", "10.229.0.0/16", "10.246.0.0/24", "10.10.0.0/16"] as readonly string[],
-    /**
-     * minio refuses to start on a disk whose usable size, 95% of it, is 900 MiB or less, and fails every
-     * write once its free space is (minio RELEASE.2019-02-06T21-16-36Z, the base of hephy/minio v2.4.5,
-     * cmd/posix.go `checkDiskMinTotal`, `checkDiskMinFree`); ext4 keeps another 5% for root. Below 5 GiB
-     * little would be left for slugs.
-     */
-    workflowStorageGibMin: 5,
-    /** A DigitalOcean volume holds at most 16 TiB (digitalocean/csi-digitalocean driver/controller.go `maximumVolumeSizeInBytes`). */
-    workflowStorageGibMax: 16384,
-} as const;
+export { CONFIG_KEYS, DEFAULTS, FIXED, PROJECT } from "./configKeys";
 
 /** The validated, defaulted configuration of one stack. */
 export interface StackConfig {
@@ -147,34 +86,6 @@ export interface TlsSettings {
 /** Reads one raw config value of this project's namespace, as the Pulumi engine passes it (a string). */
 export type ConfigReader = (key: string) => string | undefined;
 
-/** Every key this program reads, so a typo such as `nodecount` is reported instead of ignored. */
-export const CONFIG_KEYS = [
-    "region",
-    "kubernetesVersion",
-    "nodeSize",
-    "nodeCount",
-    "domain",
-    "platformSubdomain",
-    "acmeEmail",
-    "builderSshSources",
-    "protect",
-    "haControlPlane",
-    "tlsKeyAlgorithm",
-    "tlsCaValidityHours",
-    "tlsCertValidityHours",
-    "tlsEarlyRenewalHours",
-    "tillerHistoryMax",
-    "workflowEnabled",
-    "workflowStorageGib",
-    "autoUpgrade",
-    "maintenanceDay",
-    "maintenanceStartTime",
-    "releases",
-    "releaseSecretValues",
-    "exposedServices",
-    "vpcIpRange",
-] as const;
-
 /** A stack configuration the program refuses, with every problem found. */
 export class ConfigError extends pulumi.RunError {
     constructor(
@@ -185,49 +96,6 @@ export class ConfigError extends pulumi.RunError {
         super(`${headline}\n` + problems.map((p) => `  - ${p}`).join("\n"));
         this.name = new.target.name;
     }
-}
-
-const REGION = /^[a-z]+[0-9]$/;
-const KUBERNETES_VERSION = /^[0-9]+\.[0-9]+(\.[0-9]+-do\.[0-9]+)?$/;
-const DNS_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
-const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
-
-/** The command that fixes a key, quoted in error messages. */
-function fix(key: string, example: string): string {
-    return `(pulumi config set ${PROJECT}:${key} ${example})`;
-}
-
-/**
- * The command that sets a list key, one `--path` item at a time: `pulumi config set KEY '["…"]'` stores a
- * string, which the CLI refuses for a key Pulumi.yaml declares `type: array`.
- */
-export function fixList(key: string, items: readonly string[]): string {
-    return "(" + items.map((item, i) => `pulumi config set --path '${PROJECT}:${key}[${i}]' ${item}`).join(" && ") + ")";
-}
-
-function quote(raw: string): string {
-    return JSON.stringify(raw);
-}
-
-export function isDomainName(value: string): boolean {
-    const labels = value.split(".");
-    return value.length <= 253 && labels.length >= 2 && labels.every((l) => DNS_LABEL.test(l)) && /^[a-z]{2,63}$/.test(labels[labels.length - 1]);
-}
-
-/** Domains RFC 2606 keeps for documentation, and top-level names RFC 2606 and RFC 6761 keep from the DNS. */
-const RESERVED_DOMAINS = ["example.com", "example.net", "example.org"];
-const RESERVED_TOP_LEVEL = ["example", "test", "invalid", "localhost", "local"];
-
-/** Whether a DNS name is, or is under, a name reserved for examples and tests, which no one's zone can be. */
-function reservedName(name: string): boolean {
-    const labels = name.toLowerCase().split(".");
-    const within = (reserved: string) => name === reserved || name.endsWith(`.${reserved}`);
-    return RESERVED_DOMAINS.some(within) || RESERVED_TOP_LEVEL.includes(labels[labels.length - 1]);
-}
-
-/** Turns a stack name into something DigitalOcean accepts in names and tags. */
-function nameSafe(value: string): string {
-    return value.toLowerCase().replace(/[^a-z0-9-]/g, "-");
 }
 
 /**
@@ -433,95 +301,6 @@ export function checkConfig(read: ConfigReader, stack: string, presentKeys: read
 /** Whether one of `problems` is about `key`, so a look-up of its value would only repeat it. */
 export function concerns(problems: readonly string[], key: string): boolean {
     return problems.some((problem) => problem.startsWith(`${PROJECT}:${key} `));
-}
-
-/** What is wrong with a VPC range the config names, as messages; none for an empty one. */
-function vpcRangeProblems(range: string): string[] {
-    const key = `${PROJECT}:vpcIpRange`;
-    const cidr = parseCidr(range);
-    if (range === "") {
-        return [];
-    }
-    if (cidr === undefined || cidr.family !== 4) {
-        return [
-            `${key} must be an IPv4 network such as 10.120.0.0/20, or empty to let DigitalOcean choose one, got ${quote(range)} ${fix("vpcIpRange", "10.120.0.0/20")}`,
-        ];
-    }
-    const problems: string[] = [];
-    if (withoutHostBits(range) !== undefined) {
-        problems.push(
-            `${key} must be a network, without host bits: ${quote(range)} means ${withoutHostBits(range)} ${fix("vpcIpRange", withoutHostBits(range)!)}`,
-        );
-    }
-    if (!FIXED.vpcPrivateRanges.some((privateRange) => within(range, privateRange)) || cidr.prefix < FIXED.vpcPrefixMin || cidr.prefix > FIXED.vpcPrefixMax) {
-        problems.push(
-            `${key} must lie in ${FIXED.vpcPrivateRanges.join(", ")} and be a /${FIXED.vpcPrefixMin} to /${FIXED.vpcPrefixMax}, got ${quote(range)} ${fix("vpcIpRange", "10.120.0.0/20")}`,
-        );
-    }
-    const clashes = FIXED.vpcReservedRanges.filter((reserved) => overlaps(range, reserved));
-    if (clashes.length > 0) {
-        problems.push(
-            `${key} ${quote(range)} overlaps ${clashes.join(", ")}, which DOKS's pods and services or DigitalOcean itself use ${fix("vpcIpRange", "10.120.0.0/20")}`,
-        );
-    }
-    return problems;
-}
-
-/** The JSON list a config value holds (the engine passes an array key as JSON text), or undefined when it holds none. */
-function jsonList(raw: string): unknown[] | undefined {
-    try {
-        const value: unknown = JSON.parse(raw);
-        return Array.isArray(value) ? value : undefined;
-    } catch {
-        return undefined;
-    }
-}
-
-function parseCidrList(raw: string | undefined, problems: string[]): readonly string[] {
-    const key = `${PROJECT}:builderSshSources`;
-    const example = fixList("builderSshSources", ["203.0.113.0/24"]);
-    if (raw === undefined) {
-        return DEFAULTS.builderSshSources;
-    }
-    const list = jsonList(raw);
-    if (list === undefined) {
-        problems.push(`${key} must be a JSON list of CIDRs, got ${quote(raw)} ${example}`);
-        return [];
-    }
-    if (list.length === 0) {
-        problems.push(`${key} must be a non-empty list of CIDRs, got ${quote(raw)} ${example}`);
-        return [];
-    }
-    for (const item of list) {
-        if (typeof item !== "string" || !isCidr(item)) {
-            problems.push(`${key} entries must be IPv4 or IPv6 CIDRs such as 203.0.113.0/24 or 2001:db8::/32, got ${quote(String(item))}`);
-        } else if (withoutHostBits(item) !== undefined) {
-            problems.push(
-                `${key} entries must be networks, without host bits: ${quote(item)} means ${withoutHostBits(item)} (or write the address as /32 or /128) ${example}`,
-            );
-        }
-    }
-    return list as string[];
-}
-
-/** Reads `hephy-doks:exposedServices`, a list of `namespace/name` of Services. */
-function parseServiceList(raw: string | undefined, problems: string[]): readonly string[] {
-    const key = `${PROJECT}:exposedServices`;
-    if (raw === undefined) {
-        return DEFAULTS.exposedServices;
-    }
-    const list = jsonList(raw);
-    if (list === undefined) {
-        problems.push(`${key} must be a list of Services as namespace/name, got ${quote(raw)} ${fixList("exposedServices", ["edge/my-service"])}`);
-        return [];
-    }
-    for (const item of list) {
-        const [namespace, name, ...rest] = typeof item === "string" ? item.split("/") : [];
-        if (!(typeof item === "string" && rest.length === 0 && DNS_LABEL.test(namespace ?? "") && DNS_LABEL.test(name ?? ""))) {
-            problems.push(`${key} entries must be namespace/name of a Service, two DNS labels, got ${quote(String(item))}`);
-        }
-    }
-    return list as string[];
 }
 
 /** Reads the stack's config through the Pulumi runtime and checks it, with every problem it finds. */

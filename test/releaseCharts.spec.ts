@@ -5,7 +5,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import * as YAML from "yaml";
 import { CATALOG, UPSTREAM } from "../catalog";
-import { INGRESS_CLASS } from "../components/platform";
+import { INGRESS_CLASS } from "../components/releaseValues";
 import { helmTemplateWith, sha256 } from "../offline/helm";
 import { plain, Run, kubernetesModel, sharedRun } from "../offline/harness";
 import { find, K8sObject, minors, notServed, parseManifest, podSpecs } from "../offline/manifests";

@@ -2,9 +2,10 @@ import { UPSTREAM } from "./catalog";
 
 /** What Workflow on DOKS does and does not do (docs/workflow.md has the reasons). */
 export const WORKFLOW_LIMITS =
-    "Works: buildpack apps by git push, deis pull of images from public registries (set PORT with deis config:set), deis logs. " +
-    "Does not work: Dockerfile builds (DOKS nodes run containerd, and the dockerbuilder needs a Docker daemon), " +
-    "deis domains, certs and tls (they annotate Services for the router, which native-ingress mode does not run). " +
+    "Works: buildpack apps by git push, each served over HTTPS with a Let's Encrypt certificate, deis pull of images from public " +
+    "registries (set PORT with deis config:set), deis logs, and deis domains, certs, tls, whitelist and maintenance (a route " +
+    "reconciler gives them effect; point a custom domain's DNS at the nodes). " +
+    "Does not work: Dockerfile builds (DOKS nodes run containerd, and the dockerbuilder needs a Docker daemon). " +
     "Data: slugs and database backups live on a DigitalOcean volume that outlives node replacements; the database restores " +
     "from them when it restarts, losing at most its last minute of writes. See docs/workflow.md.";
 

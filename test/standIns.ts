@@ -245,3 +245,87 @@ export async function kubernetesApi(
         },
     };
 }
+
+/** What a stand-in API holds: Services by `namespace/name` (the test's), Ingresses (the client's writes). */
+export interface ClusterState {
+    services: Map<string, any>;
+    ingresses: Map<string, any>;
+}
+
+/**
+ * A Kubernetes API for Services and Ingresses that answers as a 1.35 server would: lists with a
+ * resourceVersion, creates that assign uid, resourceVersion and creationTimestamp and refuse a name
+ * taken (409 AlreadyExists), updates that refuse a stale resourceVersion (409 Conflict), deletes, 404
+ * for what is not there, and 422 Invalid for an Ingress its networking/v1 schema refuses. `fail` makes
+ * the next answers to a method and path prefix an error, as a flaky server's.
+ */
+export async function clusterApi(
+    state: ClusterState,
+    validateIngress: (ingress: any) => void,
+): Promise<Listening & { requests: string[]; fail(method: string, prefix: string, status: number, times?: number): void }> {
+    const requests: string[] = [];
+    const failures: { method: string; prefix: string; status: number; times: number }[] = [];
+    let version = 1000;
+    const status = (code: number, reason: string, message: string) => ({ kind: "Status", apiVersion: "v1", status: "Failure", reason, message, code });
+    const server = http.createServer((request, response) => {
+        let text = "";
+        request.on("data", (chunk) => (text += chunk));
+        request.on("end", () => {
+            const url = new URL(request.url ?? "", "http://stand-in");
+            const method = request.method ?? "";
+            requests.push(`${method} ${url.pathname}`);
+            const answer = (code: number, body: unknown) => response.writeHead(code, { "content-type": "application/json" }).end(JSON.stringify(body));
+            const failure = failures.find((f) => f.method === method && url.pathname.startsWith(f.prefix) && f.times > 0);
+            if (failure) {
+                failure.times--;
+                return answer(failure.status, status(failure.status, "InternalError", "stand-in failure"));
+            }
+            const list = (kind: string, items: Map<string, any>) => ({
+                kind,
+                apiVersion: "v1",
+                metadata: { resourceVersion: String(version) },
+                items: [...items.values()],
+            });
+            if (method === "GET" && url.pathname === "/api/v1/services") return answer(200, list("ServiceList", state.services));
+            if (method === "GET" && url.pathname === "/apis/networking.k8s.io/v1/ingresses") return answer(200, list("IngressList", state.ingresses));
+            const match = /^\/apis\/networking\.k8s\.io\/v1\/namespaces\/([^/]+)\/ingresses(?:\/([^/]+))?$/.exec(url.pathname);
+            if (!match) return answer(404, status(404, "NotFound", `no route ${url.pathname}`));
+            const [, namespace, name] = match;
+            const body = text ? JSON.parse(text) : undefined;
+            const key = `${namespace}/${name ?? body?.metadata?.name}`;
+            const current = state.ingresses.get(key);
+            const store = (ingress: any, code: number) => {
+                try {
+                    validateIngress(ingress);
+                } catch (error) {
+                    return answer(422, status(422, "Invalid", String(error)));
+                }
+                const stored = { ...ingress, metadata: { ...ingress.metadata, namespace, resourceVersion: String(++version) } };
+                state.ingresses.set(key, stored);
+                return answer(code, stored);
+            };
+            if (method === "POST" && !name) {
+                if (current) return answer(409, status(409, "AlreadyExists", `ingresses "${body.metadata.name}" already exists`));
+                return store({ ...body, metadata: { ...body.metadata, uid: `uid-${key}`, creationTimestamp: "2026-11-29T12:00:00Z" } }, 201);
+            }
+            if (!current) return answer(404, status(404, "NotFound", `ingresses "${name}" not found`));
+            if (method === "PUT") {
+                if (body.metadata.resourceVersion !== current.metadata.resourceVersion) {
+                    return answer(409, status(409, "Conflict", "the object has been modified; please apply your changes to the latest version and try again"));
+                }
+                return store(
+                    { ...body, metadata: { ...body.metadata, uid: current.metadata.uid, creationTimestamp: current.metadata.creationTimestamp } },
+                    200,
+                );
+            }
+            if (method === "DELETE") {
+                state.ingresses.delete(key);
+                return answer(200, { kind: "Status", apiVersion: "v1", status: "Success" });
+            }
+            if (method === "GET") return answer(200, current);
+            return answer(405, status(405, "MethodNotAllowed", method));
+        });
+    });
+    const listen = await listening(server);
+    return { ...listen, requests, fail: (method, prefix, code, times = 1) => failures.push({ method, prefix, status: code, times }) };
+}

@@ -125,6 +125,40 @@ describe("the project's Workflow chart, rendered by Helm 3.8.1 (Go 1.17) with th
         assert.ok(!role.rules.some((r: any) => r.verbs.includes("list") && r.resources.includes("secrets")));
     });
 
+    it("runs the route reconciler from the controller's image, with its code from a ConfigMap and the stack's domain and issuer", () => {
+        const objects = rendered.get(range.max)!;
+        const deployment = find(objects, "Deployment", "deis-routes");
+        const pod = deployment.spec.template.spec;
+        const controller = find(objects, "Deployment", "deis-controller").spec.template.spec.containers[0];
+        assert.equal(pod.containers[0].image, controller.image, "no image the chart did not already pull");
+        assert.equal(pod.serviceAccountName, "deis-routes");
+        assert.deepEqual(pod.containers[0].command, ["python", "/opt/hephy-doks/routes/routes.py"]);
+        const env = Object.fromEntries(pod.containers[0].env.map((e: any) => [e.name, e.value]));
+        assert.deepEqual(env, {
+            PLATFORM_DOMAIN: "staging.hephy-demo.net",
+            CLUSTER_ISSUER: "letsencrypt-prod",
+            RESYNC_SECONDS: "300",
+            PYTHONDONTWRITEBYTECODE: "1",
+        });
+        const code = find(objects, "ConfigMap", pod.volumes[0].configMap.name);
+        assert.equal(code.data["routes.py"], fs.readFileSync(path.join(CHART, "files", "routes", "routes.py"), "utf8"));
+        assert.equal(deployment.spec.strategy.type, "Recreate", "one writer at a time");
+    });
+
+    it("grants the route reconciler Services to read and Ingresses to write, and no Secret", () => {
+        const objects = rendered.get(range.max)!;
+        assert.deepEqual(find(objects, "ClusterRole", "deis:deis-routes").rules, [
+            { apiGroups: [""], resources: ["services"], verbs: ["list", "watch"] },
+            { apiGroups: ["networking.k8s.io"], resources: ["ingresses"], verbs: ["list", "create", "update", "delete"] },
+        ]);
+        const bound = objects.filter((o) => /RoleBinding$/.test(o.kind) && o.subjects?.some((s: any) => s.name === "deis-routes"));
+        assert.deepEqual(
+            bound.map((b) => `${b.kind} ${b.roleRef.kind}/${b.roleRef.name}`),
+            ["ClusterRoleBinding ClusterRole/deis:deis-routes"],
+            "bound to nothing else",
+        );
+    });
+
     it("grants the controller networking.k8s.io Ingresses", () => {
         const role = find(rendered.get(range.max)!, "ClusterRole", "deis:deis-controller");
         const rule = role.rules.find((r: any) => r.apiGroups.includes("networking.k8s.io") && r.resources.includes("ingresses"));

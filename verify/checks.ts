@@ -56,7 +56,7 @@ export const CHECKS = {
         lookAt: "kubectl describe pvc -A, and the DigitalOcean volumes of the region",
     },
     push: {
-        proves: "(--push) an app is created, a buildpack app pushed with git over SSH, served at http://<app>.<platform domain> (app Ingresses have no certificate yet), and app and key removed",
+        proves: "(--push) an app is created, a buildpack app pushed with git over SSH, served over HTTPS at https://<app>.<platform domain> with a valid certificate, and app and key removed",
         lookAt: "deis logs -a <app> and kubectl -n deis logs deploy/deis-builder; an app left behind is named in the evidence",
     },
 } as const;

@@ -186,8 +186,8 @@ function pushCheck(outputs: StackOutputs, appDir: string): Promise<CheckResult> 
         username: outputs.workflowAdminUsername,
         password: outputs.workflowAdminPassword,
         remote: (app) => `${builder}/${app}.git`,
-        // Apps are served over plain HTTP until their Ingresses get certificates.
-        appUrl: (app) => `http://${app}.${outputs.platformDomain}/`,
+        // Over HTTPS, so the app's certificate (the route reconciler's, from letsencrypt-prod) must be valid.
+        appUrl: (app) => `https://${app}.${outputs.platformDomain}/`,
         appDir,
         deadlineMs: PUSH_DEADLINE_MINUTES * 60_000,
         pollMs: 10_000,

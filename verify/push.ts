@@ -17,7 +17,7 @@ export interface PushTarget {
     password: string;
     /** The builder's git remote of an app (`ssh://git@deis-builder.<platform domain>:2222/<app>.git` live). */
     remote(app: string): string;
-    /** Where the app is served (`http://<app>.<platform domain>` live: app Ingresses have no TLS yet). */
+    /** Where the app is served (`https://<app>.<platform domain>` live, whose certificate must be valid). */
     appUrl(app: string): string;
     /** The app to push: a directory, copied into a fresh repository. */
     appDir: string;

@@ -1,0 +1,367 @@
+"""
+Routes for Workflow's apps under native ingress: the router's annotations, given meaning.
+
+The v2.22.0 controller writes what `deis domains`, `certs`, `tls`, `whitelist`,
+`maintenance` and `routing` set as `router.deis.io/*` annotations and the label
+`router.deis.io/routable` on each app's Service (rootfs/api/models/app.py,
+domain.py, certificate.py, tls.py), for a router that native-ingress mode does
+not run. This process reads those Services and keeps, for each routable one,
+the Ingresses that say the same to the cluster's HAProxy ingress controller:
+
+- `<service>`: the hosts whose certificate cert-manager issues (the Service's
+  platform subdomains and custom domains), annotated with the stack's
+  ClusterIssuer, which makes one Certificate per host (cert-manager
+  ingress-shim). A wildcard host cannot pass HTTP-01: it is served without a
+  certificate of its own and reported.
+- `<service>-certs`: the hosts with a certificate attached by `deis certs:attach`
+  (Secret `<certname>-cert` in the app's namespace), with no issuer, so
+  cert-manager leaves those Secrets alone.
+
+Each host is claimed once in the cluster: by an Ingress this process does not
+manage (Workflow's API), else by the oldest Service that names it. It never
+reads a Secret: an Ingress names one without reading it.
+
+It runs from the controller's image (Python 3.6, standard library only here),
+level-triggered: a full pass every RESYNC_SECONDS, and a watch of Services in
+between so a change applies within seconds. Every pass computes the whole
+desired state and writes only what differs, so a restart or a failed request
+is repaired by the next pass.
+"""
+import hashlib
+import ipaddress
+import json
+import os
+import re
+import ssl
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+PREFIX = 'router.deis.io/'
+ROUTABLE = PREFIX + 'routable'
+MANAGED_BY = {'app.kubernetes.io/managed-by': 'hephy-doks-routes'}
+# haproxytech/kubernetes-ingress v3.2 documentation/annotations.md: `ssl-redirect`,
+# `allow-list` and `backend-config-snippet` apply on Ingresses.
+SSL_REDIRECT = 'haproxy.org/ssl-redirect'
+ALLOW_LIST = 'haproxy.org/allow-list'
+BACKEND_SNIPPET = 'haproxy.org/backend-config-snippet'
+MAINTENANCE_SNIPPET = (
+    'http-request return status 503 content-type "text/plain" '
+    'string "This app is down for maintenance. Please try again later."'
+)
+CLUSTER_ISSUER = 'cert-manager.io/cluster-issuer'
+# A DNS name as the controller accepts one (api/serializers.py validate_domain),
+# with at most a leading `*.`.
+HOST = re.compile(r'^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$')
+CERT_NAME = re.compile(r'^[a-z0-9-]+$')
+
+
+def truthy(value):
+    """The controller writes "True"/"False" and "true"/"false" (app.py, tls.py)."""
+    return str(value).strip().lower() == 'true'
+
+
+def comma_list(value):
+    return [item.strip() for item in (value or '').split(',') if item.strip()]
+
+
+class Routes(object):
+    """What one routable Service asks for, read from its annotations."""
+
+    def __init__(self, service, platform_domain):
+        meta = service['metadata']
+        notes = meta.get('annotations') or {}
+        self.namespace = meta['namespace']
+        self.name = meta['name']
+        self.problems = []
+        hosts = []
+        for domain in comma_list(notes.get(PREFIX + 'domains')) or [self.name]:
+            host = domain.lower().rstrip('.')
+            host = host if '.' in host else '{}.{}'.format(host, platform_domain)
+            if not HOST.match(host) or len(host) > 253:
+                self.problems.append('domain {!r} is not a host name'.format(domain))
+            elif host not in hosts:
+                hosts.append(host)
+        self.hosts = hosts
+        self.certificates = {}
+        for entry in comma_list(notes.get(PREFIX + 'certificates')):
+            domain, _, cert = entry.partition(':')
+            host = domain.lower().rstrip('.')
+            host = host if '.' in host else '{}.{}'.format(host, platform_domain)
+            if not cert or not CERT_NAME.match(cert):
+                self.problems.append('certificate entry {!r} names no certificate'.format(entry))
+            elif host not in hosts:
+                self.problems.append('certificate {} is attached to {}, which is not a domain of the app'.format(cert, domain))
+            else:
+                self.certificates[host] = cert + '-cert'
+        self.enforce_tls = truthy(notes.get(PREFIX + 'ssl.enforce', 'false'))
+        self.maintenance = truthy(notes.get(PREFIX + 'maintenance', 'false'))
+        self.allow_list = []
+        self.allow_list_valid = True
+        for source in comma_list(notes.get(PREFIX + 'whitelist')):
+            try:
+                ipaddress.ip_network(source, strict=False)
+                self.allow_list.append(source)
+            except ValueError:
+                self.allow_list_valid = False
+                self.problems.append('whitelist entry {!r} is no address or network'.format(source))
+
+
+def owner_reference(service):
+    meta = service['metadata']
+    return {
+        'apiVersion': 'v1',
+        'kind': 'Service',
+        'name': meta['name'],
+        'uid': meta['uid'],
+    }
+
+
+def ingress(service, name, hosts, routes, tls, issuer):
+    """An Ingress routing `hosts` to port 80 of `service`, with the app's access rules."""
+    backend = {'service': {'name': routes.name, 'port': {'number': 80}}}
+    annotations = {SSL_REDIRECT: 'true' if routes.enforce_tls else 'false'}
+    if routes.allow_list:
+        annotations[ALLOW_LIST] = ','.join(routes.allow_list)
+    if routes.maintenance:
+        annotations[BACKEND_SNIPPET] = MAINTENANCE_SNIPPET
+    if issuer:
+        annotations[CLUSTER_ISSUER] = issuer
+    spec = {
+        'rules': [
+            {'host': host, 'http': {'paths': [{'path': '/', 'pathType': 'Prefix', 'backend': backend}]}}
+            for host in hosts
+        ],
+    }
+    if tls:
+        spec['tls'] = tls
+    return {
+        'apiVersion': 'networking.k8s.io/v1',
+        'kind': 'Ingress',
+        'metadata': {
+            'name': name,
+            'namespace': routes.namespace,
+            'labels': dict(MANAGED_BY),
+            'annotations': annotations,
+            'ownerReferences': [owner_reference(service)],
+        },
+        'spec': spec,
+    }
+
+
+def secret_name(host):
+    """The Secret cert-manager writes a host's certificate to: a DNS label, stable per host."""
+    digest = hashlib.sha256(host.encode('utf-8')).hexdigest()[:10]
+    label = re.sub(r'[^a-z0-9-]', '-', host)[:40].strip('-')
+    return '{}-{}-tls'.format(label, digest)
+
+
+def desired(services, foreign_hosts, platform_domain, issuer):
+    """
+    Every Ingress the routable Services ask for, keyed by (namespace, name),
+    and what was refused, as log lines. Hosts go to the oldest Service that
+    names them; a host an unmanaged Ingress serves is never taken.
+    """
+    wanted = {}
+    problems = []
+    claimed = dict((host, 'Ingress ' + owner) for host, owner in foreign_hosts.items())
+    routable = [s for s in services if ((s['metadata'].get('labels') or {}).get(ROUTABLE) == 'true')]
+    routable.sort(key=lambda s: (s['metadata'].get('creationTimestamp', ''), s['metadata']['namespace'], s['metadata']['name']))
+    for service in routable:
+        routes = Routes(service, platform_domain)
+        where = '{}/{}'.format(routes.namespace, routes.name)
+        problems.extend('{}: {}'.format(where, p) for p in routes.problems)
+        if not routes.allow_list_valid:
+            # An allow-list with a bad entry is not applied in part, which would open the app wider
+            # than asked: its Ingresses stay as they are until the entry is fixed.
+            problems.append('{}: left as it is until its whitelist is fixed'.format(where))
+            wanted[('keep', routes.namespace, routes.name)] = None
+            continue
+        own = []
+        for host in routes.hosts:
+            if host in claimed:
+                problems.append('{}: host {} is already served by {}'.format(where, host, claimed[host]))
+            else:
+                claimed[host] = 'Service ' + where
+                own.append(host)
+        issued = [h for h in own if h not in routes.certificates]
+        attached = [h for h in own if h in routes.certificates]
+        wildcards = [h for h in issued if h.startswith('*.')]
+        for host in wildcards:
+            problems.append('{}: {} is a wildcard, which HTTP-01 cannot certify; attach a certificate (deis certs:attach)'.format(where, host))
+        # Without an issuer (the chart's controller.tls.cluster_issuer empty) no one would fill the Secrets.
+        tls = [{'hosts': [h], 'secretName': secret_name(h)} for h in issued if h not in wildcards] if issuer else []
+        if issued:
+            wanted[(routes.namespace, routes.name)] = ingress(service, routes.name, issued, routes, tls, issuer)
+        if attached:
+            tls = [{'hosts': [h], 'secretName': routes.certificates[h]} for h in attached]
+            name = routes.name + '-certs'
+            wanted[(routes.namespace, name)] = ingress(service, name, attached, routes, tls, None)
+    return wanted, problems
+
+
+class Api(object):
+    """The few Kubernetes API calls this process makes, over the standard library."""
+
+    def __init__(self, base, token=None, cafile=None, timeout=30):
+        self.base = base.rstrip('/')
+        self.token = token
+        self.timeout = timeout
+        self.context = ssl.create_default_context(cafile=cafile) if base.startswith('https') else None
+
+    def call(self, method, path, body=None, params=None, timeout=None):
+        url = self.base + path + ('?' + urllib.parse.urlencode(params) if params else '')
+        data = json.dumps(body).encode('utf-8') if body is not None else None
+        request = urllib.request.Request(url, data=data, method=method)
+        request.add_header('Accept', 'application/json')
+        if data is not None:
+            request.add_header('Content-Type', 'application/json')
+        if self.token:
+            request.add_header('Authorization', 'Bearer ' + self.token)
+        try:
+            response = urllib.request.urlopen(request, timeout=timeout or self.timeout, context=self.context)
+            return response.status, response
+        except urllib.error.HTTPError as error:
+            return error.code, error
+
+    def json(self, method, path, body=None, params=None):
+        status, response = self.call(method, path, body, params)
+        text = response.read().decode('utf-8')
+        return status, (json.loads(text) if text else {})
+
+
+def ingress_path(namespace, name=None):
+    path = '/apis/networking.k8s.io/v1/namespaces/{}/ingresses'.format(namespace)
+    return path + ('/' + name if name else '')
+
+
+def managed(obj):
+    labels = obj['metadata'].get('labels') or {}
+    return all(labels.get(k) == v for k, v in MANAGED_BY.items())
+
+
+def same(current, wanted):
+    """Whether an existing Ingress already says what the wanted one does."""
+    meta, want = current['metadata'], wanted['metadata']
+    return (
+        current.get('spec') == wanted['spec']
+        and all((meta.get('labels') or {}).get(k) == v for k, v in want['labels'].items())
+        and (meta.get('annotations') or {}) == want['annotations']
+        and meta.get('ownerReferences') == want['ownerReferences']
+    )
+
+
+def reconcile(api, platform_domain, issuer, log):
+    """
+    One full pass: read every Service and Ingress, write what differs. Returns the number of writes, and
+    the Services' resourceVersion, from which a watch reports only later changes.
+    """
+    status, services = api.json('GET', '/api/v1/services')
+    if status != 200:
+        raise RuntimeError('listing Services answered {}'.format(status))
+    status, ingresses = api.json('GET', '/apis/networking.k8s.io/v1/ingresses')
+    if status != 200:
+        raise RuntimeError('listing Ingresses answered {}'.format(status))
+    existing = dict(((i['metadata']['namespace'], i['metadata']['name']), i) for i in ingresses.get('items') or [])
+    # The Ingress the controller's overlay makes at `deis create` is named after the app, in the app's
+    # namespace of the same name: this process takes it over, and it is no claim on the app's hosts.
+    app_ingresses = set(
+        (s['metadata']['namespace'], s['metadata']['name'])
+        for s in services.get('items') or []
+        if s['metadata']['namespace'] == s['metadata']['name']
+    )
+    foreign = {}
+    for key, item in sorted(existing.items()):
+        if managed(item) or key in app_ingresses:
+            continue
+        for rule in (item.get('spec') or {}).get('rules') or []:
+            if rule.get('host'):
+                foreign.setdefault(rule['host'], '{}/{}'.format(*key))
+    wanted, problems = desired(services.get('items') or [], foreign, platform_domain, issuer)
+    for problem in problems:
+        log(problem)
+    kept = set()
+    for key in [k for k in wanted if k[0] == 'keep']:
+        kept.update([(key[1], key[2]), (key[1], key[2] + '-certs')])
+        del wanted[key]
+    writes = 0
+    for key, body in sorted(wanted.items()):
+        current = existing.get(key)
+        if current is not None and same(current, body):
+            continue
+        if current is None:
+            status, answer = api.json('POST', ingress_path(key[0]), body)
+        else:
+            body = dict(body, metadata=dict(body['metadata'], resourceVersion=current['metadata']['resourceVersion']))
+            status, answer = api.json('PUT', ingress_path(*key), body)
+        writes += 1
+        if status not in (200, 201):
+            log('{}/{}: writing the Ingress answered {}: {}'.format(key[0], key[1], status, answer.get('message', '')))
+    for key, current in sorted(existing.items()):
+        if key in wanted or key in kept or not (managed(current) or key in app_ingresses):
+            continue
+        status, answer = api.json('DELETE', ingress_path(*key))
+        writes += 1
+        if status not in (200, 202, 404):
+            log('{}/{}: deleting the Ingress answered {}: {}'.format(key[0], key[1], status, answer.get('message', '')))
+    return writes, (services.get('metadata') or {}).get('resourceVersion')
+
+
+def wait_for_change(api, seconds, resource_version):
+    """
+    Watches Services from the last list until one changes or `seconds` pass. Without a version the API
+    would replay every Service at once; a watch that fails (its version too old) only shortens the wait.
+    """
+    started = time.time()
+    try:
+        if resource_version:
+            params = {'watch': 'true', 'resourceVersion': resource_version, 'timeoutSeconds': str(seconds)}
+            status, response = api.call('GET', '/api/v1/services', params=params, timeout=seconds + 10)
+            if status == 200:
+                response.readline()
+    except Exception:  # the next pass lists everything anyway
+        pass
+    # However the watch ended, passes are at least a few seconds apart.
+    time.sleep(max(0, min(seconds, 5) - (time.time() - started)))
+
+
+def in_cluster_api():
+    root = '/var/run/secrets/kubernetes.io/serviceaccount/'
+    base = os.environ.get('KUBE_API') or 'https://{}:{}'.format(os.environ['KUBERNETES_SERVICE_HOST'], os.environ['KUBERNETES_SERVICE_PORT'])
+    token = None
+    if os.path.exists(root + 'token'):
+        with open(root + 'token') as f:
+            token = f.read().strip()
+    return Api(base, token=token, cafile=root + 'ca.crt' if base.startswith('https') else None)
+
+
+def main(argv):
+    platform_domain = os.environ['PLATFORM_DOMAIN']
+    issuer = os.environ.get('CLUSTER_ISSUER', '')
+    resync = int(os.environ.get('RESYNC_SECONDS', '300'))
+
+    def log(line):
+        sys.stdout.write('hephy-doks routes: {}\n'.format(line))
+        sys.stdout.flush()
+
+    once = '--once' in argv
+    while True:
+        api = in_cluster_api()  # the token file is rotated by the kubelet
+        version = None
+        try:
+            writes, version = reconcile(api, platform_domain, issuer, log)
+            if writes:
+                log('{} Ingress write(s)'.format(writes))
+        except Exception as error:  # survives API errors: the next pass starts over
+            log('pass failed: {}'.format(error))
+            if once:
+                return 1
+        if once:
+            return 0
+        wait_for_change(api, resync, version)
+
+
+if __name__ == '__main__':
+    sys.exit(main(sys.argv[1:]))

@@ -63,7 +63,9 @@ function overlayIngress(app: string): any {
         apiVersion: "networking.k8s.io/v1",
         kind: "Ingress",
         metadata: { name: app, namespace: app, uid: `uid-ingress-${app}`, resourceVersion: "7", creationTimestamp: "2026-11-29T10:00:01Z" },
+        // Class-less as the overlay sends it; the API server gave it the default class.
         spec: {
+            ingressClassName: "nginx",
             rules: [
                 { host: `${app}.${PLATFORM}`, http: { paths: [{ path: "/", pathType: "Prefix", backend: { service: { name: app, port: { number: 80 } } } }] } },
             ],
@@ -84,7 +86,7 @@ describe("the route reconciler (files/routes/routes.py), under python3 against a
         validate = (ingress) => new Ingress(ingress).validate();
     });
     beforeEach(async () => {
-        state = { services: new Map(), ingresses: new Map() };
+        state = { services: new Map(), ingresses: new Map(), defaultIngressClass: "nginx" };
         api = await clusterApi(state, (ingress) => validate(ingress));
     });
     afterEach(() => api.close());
@@ -108,6 +110,7 @@ describe("the route reconciler (files/routes/routes.py), under python3 against a
         assert.deepEqual(taken.spec.tls, [{ hosts: [`myapp.${PLATFORM}`], secretName: taken.spec.tls[0].secretName }]);
         assert.match(taken.spec.tls[0].secretName, /^myapp-paas-hephy-demo-net-[0-9a-f]{10}-tls$/);
         assert.deepEqual(taken.spec.rules[0].http.paths, [{ path: "/", pathType: "Prefix", backend: { service: { name: "myapp", port: { number: 80 } } } }]);
+        assert.equal(taken.spec.ingressClassName, "nginx", "the class the API server gave it is kept");
         const before = api.requests.length;
         const second = await pass(api.port);
         assert.deepEqual(api.requests.slice(before), ["GET /api/v1/services", "GET /apis/networking.k8s.io/v1/ingresses"], "level-triggered: nothing to write");
@@ -134,6 +137,10 @@ describe("the route reconciler (files/routes/routes.py), under python3 against a
         assert.deepEqual(hostsOf(attached), ["www.shop-demo.org"]);
         assert.deepEqual(attached.spec.tls, [{ hosts: ["www.shop-demo.org"], secretName: "shop-cert" }]);
         assert.equal(attached.metadata.annotations["cert-manager.io/cluster-issuer"], undefined, "cert-manager leaves the user's Secret alone");
+        assert.equal(attached.spec.ingressClassName, "nginx");
+        const written = api.requests.length;
+        await pass(api.port);
+        assert.equal(api.requests.length - written, 2, "a created Ingress, given its class by the API server, is not rewritten");
 
         state.services.set(
             "myapp/myapp",

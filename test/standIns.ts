@@ -250,6 +250,8 @@ export async function kubernetesApi(
 export interface ClusterState {
     services: Map<string, any>;
     ingresses: Map<string, any>;
+    /** The IngressClass marked default, which the API server gives a class-less Ingress at creation. */
+    defaultIngressClass: string;
 }
 
 /**
@@ -306,7 +308,9 @@ export async function clusterApi(
             };
             if (method === "POST" && !name) {
                 if (current) return answer(409, status(409, "AlreadyExists", `ingresses "${body.metadata.name}" already exists`));
-                return store({ ...body, metadata: { ...body.metadata, uid: `uid-${key}`, creationTimestamp: "2026-11-29T12:00:00Z" } }, 201);
+                // Admission plugin DefaultIngressClass: a class-less Ingress gets the default class, on create only.
+                const spec = { ingressClassName: state.defaultIngressClass, ...body.spec };
+                return store({ ...body, spec, metadata: { ...body.metadata, uid: `uid-${key}`, creationTimestamp: "2026-11-29T12:00:00Z" } }, 201);
             }
             if (!current) return answer(404, status(404, "NotFound", `ingresses "${name}" not found`));
             if (method === "PUT") {

@@ -289,6 +289,10 @@ def reconcile(api, platform_domain, issuer, log):
     writes = 0
     for key, body in sorted(wanted.items()):
         current = existing.get(key)
+        if current is not None and 'ingressClassName' in (current.get('spec') or {}):
+            # The API server gave the Ingress the cluster's default class when it was made (admission
+            # plugin DefaultIngressClass, on create only): an update without it would drop it.
+            body = dict(body, spec=dict(body['spec'], ingressClassName=current['spec']['ingressClassName']))
         if current is not None and same(current, body):
             continue
         if current is None:

@@ -25,10 +25,11 @@ export const UPSTREAM = {
      */
     builder: { service: "deis-builder", port: 2222 },
     /**
-     * The ServiceAccounts of Workflow's controller and builder, in Workflow's namespace
-     * (charts/hephy-workflow templates/controller.yaml, builder.yaml): the ones that start app and build pods.
+     * The ServiceAccounts of Workflow's controller, builder and route reconciler, in Workflow's namespace
+     * (charts/hephy-workflow templates/controller.yaml, builder.yaml, routes.yaml): the ones that start app
+     * and build pods, and the one that writes apps' Ingresses.
      */
-    workflowServiceAccounts: ["deis-controller", "deis-builder"],
+    workflowServiceAccounts: ["deis-controller", "deis-builder", "deis-routes"],
     /**
      * App names Workflow refuses (teamhephy/controller v2.22.0
      * charts/controller/templates/controller-deployment.yaml `RESERVED_NAMES`, less its namespace).
@@ -157,10 +158,10 @@ export function serviceAccountUser(namespace: string, name: string): string {
     return `system:serviceaccount:${namespace}:${name}`;
 }
 
-/** The users Kubernetes knows Workflow's controller and builder as. */
-export function workflowServiceAccounts(workflowNamespace: string): { controller: string; builder: string } {
-    const [controller, builder] = UPSTREAM.workflowServiceAccounts.map((account) => serviceAccountUser(workflowNamespace, account));
-    return { controller, builder };
+/** The users Kubernetes knows Workflow's controller, builder and route reconciler as. */
+export function workflowServiceAccounts(workflowNamespace: string): { controller: string; builder: string; routes: string } {
+    const [controller, builder, routes] = UPSTREAM.workflowServiceAccounts.map((account) => serviceAccountUser(workflowNamespace, account));
+    return { controller, builder, routes };
 }
 
 /**

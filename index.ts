@@ -110,6 +110,7 @@ export = async () => {
         provider: cluster.provider,
         exposedServices: config.exposedServices,
         workflowUsers: workflowServiceAccounts(config.releases.workflow.namespace),
+        appNamespaceLabels: UPSTREAM.workflowApps.appNamespaceLabels,
         ingressControllerUser: serviceAccountUser(config.releases.ingress.namespace, UPSTREAM.ingressServiceAccount),
         protectedNamespaces: platformNamespaces,
         workflowNamespace: config.releases.workflow.namespace,

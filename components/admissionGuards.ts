@@ -7,8 +7,13 @@ export interface AdmissionGuardsArgs {
     provider: k8s.Provider;
     /** Services that may be NodePort or LoadBalancer all the same, as `namespace/name` (hephy-doks:exposedServices). */
     exposedServices: readonly string[];
-    /** The users that start app and build pods for Workflow: its controller's and builder's ServiceAccounts. */
-    workflowUsers: { controller: string; builder: string };
+    /**
+     * Workflow's ServiceAccounts as users: the controller's and builder's, which start app and build pods,
+     * and the route reconciler's, which writes apps' Ingresses.
+     */
+    workflowUsers: { controller: string; builder: string; routes: string };
+    /** The labels the controller gives the namespace of every app it creates. */
+    appNamespaceLabels: Readonly<Record<string, string>>;
     /** The ingress controller's user, which reads every Secret and writes none. */
     ingressControllerUser: string;
     /** Namespaces those users may not write in, nor create or delete: the cluster's own and the platform's. */
@@ -72,7 +77,10 @@ export class AdmissionGuards extends pulumi.ComponentResource {
         const child = childOf(this, args.provider);
         const writes = ["CREATE", "UPDATE"];
         const byUsers = (name: string, users: string[]) => [{ name, expression: `request.userInfo.username in ${celList(users)}` }];
-        const byWorkflow = byUsers("workflow-service-accounts", [args.workflowUsers.controller, args.workflowUsers.builder]);
+        const byWorkflow = byUsers("workflow-service-accounts", [args.workflowUsers.controller, args.workflowUsers.builder, args.workflowUsers.routes]);
+        const inAppNamespace = Object.entries(args.appNamespaceLabels)
+            .map(([key, value]) => `'${key}' in namespaceObject.metadata.labels && namespaceObject.metadata.labels['${key}'] == '${value}'`)
+            .join(" && ");
 
         const policy = (policyName: string, spec: Record<string, unknown>) => {
             const vap = new k8s.admissionregistration.v1.ValidatingAdmissionPolicy(
@@ -119,7 +127,7 @@ export class AdmissionGuards extends pulumi.ComponentResource {
                 validations: [
                     {
                         expression: `!(request.namespace in ${celList(args.protectedNamespaces)}) && !(request.kind.kind == 'Namespace' && request.name in ${celList(args.protectedNamespaces)})`,
-                        message: `Workflow's controller and builder keep out of ${args.protectedNamespaces.join(", ")}: an app may not be named after one of them`,
+                        message: `Workflow's controller, builder and route reconciler keep out of ${args.protectedNamespaces.join(", ")}: an app may not be named after one of them`,
                         reason: "Forbidden",
                     },
                     {
@@ -134,6 +142,23 @@ export class AdmissionGuards extends pulumi.ComponentResource {
                     {
                         expression: `request.userInfo.username != '${args.workflowUsers.builder}' || request.namespace == '${args.workflowNamespace}'`,
                         message: `Workflow's builder writes in Workflow's namespace (${args.workflowNamespace}) only`,
+                        reason: "Forbidden",
+                    },
+                ],
+            }),
+            // The route reconciler may write Ingresses anywhere by its RBAC (an app's namespace appears when
+            // the app does); it writes them only where the controller put an app.
+            ...policy("guard-workflow-routes", {
+                matchConstraints: {
+                    resourceRules: [
+                        { apiGroups: ["networking.k8s.io"], apiVersions: ["v1"], resources: ["ingresses"], operations: ["CREATE", "UPDATE", "DELETE"] },
+                    ],
+                },
+                matchConditions: byUsers("workflow-routes", [args.workflowUsers.routes]),
+                validations: [
+                    {
+                        expression: `namespaceObject != null && has(namespaceObject.metadata.labels) && ${inAppNamespace} && request.namespace != '${args.workflowNamespace}'`,
+                        message: "Workflow's route reconciler writes Ingresses in apps' namespaces only",
                         reason: "Forbidden",
                     },
                 ],

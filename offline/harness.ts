@@ -2,6 +2,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import Ajv from "ajv";
 import * as pulumi from "@pulumi/pulumi";
+import { isCidr } from "../cidr";
 import { PROJECT } from "../config";
 import { invokes, previewState, resourceState, world } from "./mocks";
 
@@ -337,6 +338,15 @@ export const esmImport = new Function("specifier", "return import(specifier)") a
  */
 export const CILIUM_SCHEMAS = path.join(ROOT, "test", "fixtures", "schemas", "cilium.io");
 
+/** The OpenAPI formats Cilium's schemas use, checked as the API server checks them (a format it does not know passes). */
+const CILIUM_FORMATS = {
+    cidr: (text: string) => isCidr(text),
+    int32: { type: "number" as const, validate: (n: number) => Number.isInteger(n) && n >= -(2 ** 31) && n < 2 ** 31 },
+    int64: { type: "number" as const, validate: (n: number) => Number.isInteger(n) },
+    "date-time": (text: string) => !Number.isNaN(Date.parse(text)),
+    "idn-hostname": (text: string) => text.length > 0 && text.length <= 253,
+};
+
 /** A model class, as kubernetes-models makes them, for a kind of Cilium's whose schema is a fixture. */
 function ciliumModel(kind: string): (new (object: unknown) => { validate(): void }) | undefined {
     const file = path.join(CILIUM_SCHEMAS, `${kind.toLowerCase()}_v2.json`);
@@ -344,7 +354,9 @@ function ciliumModel(kind: string): (new (object: unknown) => { validate(): void
         return undefined;
     }
     // Go's `\PC` (spec.log.value) is no JavaScript Unicode escape; no policy here sets that field.
-    const validate = new Ajv({ strict: false, allErrors: true, unicodeRegExp: false }).compile(JSON.parse(fs.readFileSync(file, "utf8")));
+    const validate = new Ajv({ strict: false, allErrors: true, unicodeRegExp: false, formats: CILIUM_FORMATS }).compile(
+        JSON.parse(fs.readFileSync(file, "utf8")),
+    );
     return class {
         constructor(private readonly object: unknown) {}
         validate(): void {

@@ -6,6 +6,7 @@ const VAP = "kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolic
 const BINDING = "kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicyBinding";
 const CONTROLLER = "system:serviceaccount:deis:deis-controller";
 const BUILDER = "system:serviceaccount:deis:deis-builder";
+const ROUTES = "system:serviceaccount:deis:deis-routes";
 
 /** A request to the API server; the group, version and resource follow from the kind. */
 function request(user: string, operation: AdmissionRequest["operation"], namespace: string, object: any, oldObject?: any): AdmissionRequest {
@@ -19,6 +20,7 @@ function request(user: string, operation: AdmissionRequest["operation"], namespa
         Service: "services",
         Secret: "secrets",
         Deployment: "deployments",
+        Ingress: "ingresses",
         ReplicationController: "replicationcontrollers",
     }[kind]!;
     return {
@@ -107,6 +109,7 @@ describe("admission guards, their CEL evaluated as the API server would", () => 
             "guard-workflow-namespaces",
             "guard-workflow-pod-templates",
             "guard-workflow-pods",
+            "guard-workflow-routes",
         ]);
         for (const v of run.ofType(VAP)) {
             assert.equal(plain(v.inputs).spec.failurePolicy, "Fail");
@@ -171,7 +174,7 @@ describe("admission guards, their CEL evaluated as the API server would", () => 
     it("keeps Workflow's controller and builder out of the cluster's and the platform's namespaces", () => {
         for (const protectedNamespace of ["kube-system", "default", "flux", "haproxy-ingress", "cert-manager", "kube-public", "kube-node-lease"]) {
             const keepOut =
-                "Workflow's controller and builder keep out of default, kube-system, kube-public, kube-node-lease, flux, haproxy-ingress, cert-manager: an app may not be named after one of them";
+                "Workflow's controller, builder and route reconciler keep out of default, kube-system, kube-public, kube-node-lease, flux, haproxy-ingress, cert-manager: an app may not be named after one of them";
             assert.deepEqual(
                 admitAll(run, request(CONTROLLER, "CREATE", protectedNamespace, pod({}))).denied,
                 [keepOut],
@@ -197,6 +200,22 @@ describe("admission guards, their CEL evaluated as the API server would", () => 
         assert.deepEqual(admitAll(run, request(CONTROLLER, "CREATE", "myapp", deployment({}))).denied, [], "an app's Deployment as the controller writes it");
         assert.deepEqual(admitAll(run, request(CONTROLLER, "CREATE", "myapp", pod({ restartPolicy: "Never" }))).denied, [], "a deis run pod");
         assert.deepEqual(admitAll(run, request(BUILDER, "CREATE", "deis", buildPod({}))).denied, [], "a slugbuilder pod, in Workflow's namespace");
+    });
+
+    it("keeps the route reconciler's Ingress writes to apps' namespaces, as the controller labels them", () => {
+        const ingress = { apiVersion: "networking.k8s.io/v1", kind: "Ingress", metadata: { name: "myapp" }, spec: { rules: [{ host: "myapp.x.net" }] } };
+        const inNamespace = (name: string, labels?: Record<string, string>) => ({
+            ...request(ROUTES, "UPDATE", name, ingress),
+            namespaceObject: { apiVersion: "v1", kind: "Namespace", metadata: { name, ...(labels ? { labels } : {}) } },
+        });
+        const refused = ["Workflow's route reconciler writes Ingresses in apps' namespaces only"];
+        assert.deepEqual(admitAll(run, inNamespace("myapp", { heritage: "deis" })).denied, [], "an app's namespace");
+        assert.deepEqual(admitAll(run, { ...inNamespace("myapp", { heritage: "deis" }), operation: "DELETE", object: null, oldObject: ingress }).denied, []);
+        assert.deepEqual(admitAll(run, inNamespace("deis")).denied, refused, "Workflow's own, with its API Ingress");
+        assert.deepEqual(admitAll(run, inNamespace("shop", { team: "web" })).denied, refused, "a namespace of someone else's");
+        assert.deepEqual(admitAll(run, inNamespace("edge", { heritage: "other" })).denied, refused);
+        assert.equal(admitAll(run, inNamespace("kube-system", { heritage: "deis" })).denied.length, 1, "never a protected namespace, whatever its labels");
+        assert.equal(admitAll(run, { ...inNamespace("shop"), userInfo: { username: "system:admin" } }).matched, false, "only the reconciler");
     });
 
     it("keeps the controller out of Workflow's own namespace, and the builder in it", () => {

@@ -18,6 +18,8 @@ export interface AdmissionRequest {
     userInfo: { username: string };
     object: unknown;
     oldObject?: unknown;
+    /** The namespace of a namespaced request, as the API server binds it (`namespaceObject`). */
+    namespaceObject?: unknown;
 }
 
 export interface Admission {
@@ -43,7 +45,13 @@ function toCel(value: unknown): unknown {
 
 /** Evaluates one expression; an error fails the request, as failurePolicy Fail does. */
 export function evaluate(expression: string, request: AdmissionRequest): boolean {
-    const bindings = { object: request.object ?? null, oldObject: request.oldObject ?? null, request, params: null, namespaceObject: null };
+    const bindings = {
+        object: request.object ?? null,
+        oldObject: request.oldObject ?? null,
+        request,
+        params: null,
+        namespaceObject: request.namespaceObject ?? null,
+    };
     const run = plan(env, parse(expression));
     const result = run(toCel(bindings) as Parameters<typeof run>[0]);
     if (isCelError(result)) {

@@ -133,7 +133,7 @@ describe("the route reconciler (files/routes/routes.py), under python3 against a
         withApp(appService("myapp", { "router.deis.io/domains": "myapp,www.shop-demo.org", "router.deis.io/certificates": "www.shop-demo.org:shop" }));
         await pass(api.port);
         assert.deepEqual(hostsOf(ingress("myapp/myapp")), [`myapp.${PLATFORM}`]);
-        const attached = ingress("myapp/myapp-certs");
+        const attached = ingress("myapp/myapp.certs");
         assert.deepEqual(hostsOf(attached), ["www.shop-demo.org"]);
         assert.deepEqual(attached.spec.tls, [{ hosts: ["www.shop-demo.org"], secretName: "shop-cert" }]);
         assert.equal(attached.metadata.annotations["cert-manager.io/cluster-issuer"], undefined, "cert-manager leaves the user's Secret alone");
@@ -158,7 +158,7 @@ describe("the route reconciler (files/routes/routes.py), under python3 against a
             ],
         );
         assert.deepEqual(hostsOf(ingress("myapp/myapp")), [`myapp.${PLATFORM}`, "www.shop-demo.org"], "the host falls back to an issued certificate");
-        assert.equal(ingress("myapp/myapp-certs"), undefined, "the attached-certificate Ingress goes");
+        assert.equal(ingress("myapp/myapp.certs"), undefined, "the attached-certificate Ingress goes");
     });
 
     it("deis tls:enable: plain HTTP redirects to HTTPS ('True', as tls.py writes it)", async () => {
@@ -170,7 +170,7 @@ describe("the route reconciler (files/routes/routes.py), under python3 against a
     it("deis whitelist:add: only those sources reach the app; a malformed entry leaves the app's routes as they were", async () => {
         withApp(appService("myapp", { "router.deis.io/whitelist": "10.0.0.0/8,203.0.113.7,2001:db8::/32" }));
         await pass(api.port);
-        assert.equal(ingress("myapp/myapp").metadata.annotations["haproxy.org/allow-list"], "10.0.0.0/8,203.0.113.7,2001:db8::/32");
+        assert.equal(ingress("myapp/myapp").metadata.annotations["haproxy.org/allow-list"], "10.0.0.0/8,203.0.113.7/32,2001:db8::/32");
         const applied = ingress("myapp/myapp");
 
         state.services.set("myapp/myapp", appService("myapp", { "router.deis.io/whitelist": "10.0.0.0/8,not-a-network" }));
@@ -183,7 +183,7 @@ describe("the route reconciler (files/routes/routes.py), under python3 against a
     });
 
     it("deis maintenance:on: the app answers 503 with a short page; off, it is served again", async () => {
-        withApp(appService("myapp", { "router.deis.io/maintenance": "true" }));
+        withApp(appService("myapp", { "router.deis.io/maintenance": "True" }));
         await pass(api.port);
         assert.match(
             ingress("myapp/myapp").metadata.annotations["haproxy.org/backend-config-snippet"],
@@ -198,8 +198,11 @@ describe("the route reconciler (files/routes/routes.py), under python3 against a
         withApp(appService("myapp", { "router.deis.io/domains": "myapp,www.shop-demo.org", "router.deis.io/certificates": "www.shop-demo.org:shop" }));
         withApp(appService("other"));
         await pass(api.port);
-        assert.ok(ingress("myapp/myapp") && ingress("myapp/myapp-certs"));
-        state.services.set("myapp/myapp", appService("myapp", {}, false));
+        assert.ok(ingress("myapp/myapp") && ingress("myapp/myapp.certs"));
+        // `deis routing:disable` writes "false" (App.routable); a deploy of an unroutable app drops the label.
+        const disabled = appService("myapp");
+        disabled.metadata.labels["router.deis.io/routable"] = "false";
+        state.services.set("myapp/myapp", disabled);
         state.services.delete("other/other");
         await pass(api.port);
         assert.deepEqual([...state.ingresses.keys()], [], "unroutable and deleted apps keep no route");
@@ -267,6 +270,118 @@ describe("the route reconciler (files/routes/routes.py), under python3 against a
         const down = await pass(api.port);
         assert.equal(down.status, 1);
         assert.deepEqual(down.log, ["hephy-doks routes: pass failed: listing Services answered 503"]);
+    });
+
+    it("normalises a whitelist to what HAProxy parses: netmask notation becomes a prefix, a lone address a /32", async () => {
+        withApp(appService("myapp", { "router.deis.io/whitelist": "10.0.0.0/255.0.0.0,203.0.113.7,10.1.2.3/16" }));
+        await pass(api.port);
+        assert.equal(ingress("myapp/myapp").metadata.annotations["haproxy.org/allow-list"], "10.0.0.0/8,203.0.113.7/32,10.1.0.0/16");
+    });
+
+    it("deis domains:remove: the host goes, with its certificate entry; a domain that is no host name is refused", async () => {
+        withApp(appService("myapp", { "router.deis.io/domains": "myapp,www.shop-demo.org" }));
+        await pass(api.port);
+        state.services.set("myapp/myapp", appService("myapp", { "router.deis.io/domains": "myapp,bad_domain!" }));
+        const result = await pass(api.port);
+        assert.deepEqual(hostsOf(ingress("myapp/myapp")), [`myapp.${PLATFORM}`]);
+        assert.deepEqual(
+            ingress("myapp/myapp").spec.tls.map((t: any) => t.hosts[0]),
+            [`myapp.${PLATFORM}`],
+        );
+        assert.ok(result.log.includes("hephy-doks routes: myapp/myapp: domain 'bad_domain!' is not a host name"), result.log.join("\n"));
+    });
+
+    it("keeps each app's own host, and refuses a wildcard that would catch the platform's", async () => {
+        withApp(appService("victim", {}, true, "2026-11-29T11:00:00Z"));
+        withApp(appService("thief", { "router.deis.io/domains": `thief,victim.${PLATFORM},*.${PLATFORM}` }, true, "2026-11-29T09:00:00Z"));
+        const result = await pass(api.port);
+        assert.deepEqual(hostsOf(ingress("thief/thief")), [`thief.${PLATFORM}`]);
+        assert.deepEqual(hostsOf(ingress("victim/victim")), [`victim.${PLATFORM}`]);
+        assert.deepEqual(
+            result.log.filter((l) => l.includes("thief")),
+            [
+                `hephy-doks routes: thief/thief: domain *.${PLATFORM} would catch other apps' hosts under the platform domain`,
+                `hephy-doks routes: thief/thief: host victim.${PLATFORM} is app victim's own`,
+            ],
+        );
+    });
+
+    it("leaves cert-manager's HTTP-01 solver alone, and no claim on the host it certifies", async () => {
+        withApp(appService("myapp"));
+        state.ingresses.set("myapp/cm-acme-http-solver-x7k2p", {
+            apiVersion: "networking.k8s.io/v1",
+            kind: "Ingress",
+            metadata: {
+                name: "cm-acme-http-solver-x7k2p",
+                namespace: "myapp",
+                resourceVersion: "11",
+                labels: { "acme.cert-manager.io/http01-solver": "true" },
+            },
+            spec: {
+                rules: [
+                    {
+                        host: `myapp.${PLATFORM}`,
+                        http: {
+                            paths: [
+                                {
+                                    path: "/.well-known/acme-challenge/token",
+                                    pathType: "Exact",
+                                    backend: { service: { name: "cm-acme-http-solver-abcde", port: { number: 8089 } } },
+                                },
+                            ],
+                        },
+                    },
+                ],
+            },
+        });
+        const result = await pass(api.port);
+        assert.deepEqual(hostsOf(ingress("myapp/myapp")), [`myapp.${PLATFORM}`], "the app keeps its host while its certificate is issued");
+        assert.equal(ingress("myapp/cm-acme-http-solver-x7k2p").metadata.resourceVersion, "11");
+        assert.deepEqual(
+            result.log.filter((l) => l.includes("already served")),
+            [],
+        );
+    });
+
+    it("routes a per-process Service under the app's access rules, so its host cannot bypass them", async () => {
+        withApp(appService("myapp", { "router.deis.io/whitelist": "10.0.0.0/8", "router.deis.io/ssl.enforce": "True", "router.deis.io/maintenance": "true" }));
+        const worker = appService("myapp-worker", { "router.deis.io/domains": "myapp-worker" });
+        worker.metadata.namespace = "myapp";
+        worker.metadata.labels.app = "myapp";
+        state.services.set("myapp/myapp-worker", worker);
+        await pass(api.port);
+        const routed = ingress("myapp/myapp-worker");
+        assert.deepEqual(hostsOf(routed), [`myapp-worker.${PLATFORM}`]);
+        assert.deepEqual(
+            [
+                routed.metadata.annotations["haproxy.org/allow-list"],
+                routed.metadata.annotations["haproxy.org/ssl-redirect"],
+                Boolean(routed.metadata.annotations["haproxy.org/backend-config-snippet"]),
+            ],
+            ["10.0.0.0/8", "true", true],
+        );
+        assert.equal(routed.spec.rules[0].http.paths[0].backend.service.name, "myapp-worker");
+    });
+
+    it("keeps going past a Service it cannot read, leaving that one's routes as they are; Services not Workflow's are not routed", async () => {
+        withApp(appService("myapp"));
+        await pass(api.port);
+        const broken = appService("myapp");
+        delete broken.metadata.uid;
+        state.services.set("myapp/myapp", broken);
+        withApp(appService("other"));
+        const stranger = appService("stranger");
+        delete stranger.metadata.labels.heritage;
+        withApp(stranger, null);
+        const result = await pass(api.port);
+        assert.equal(result.status, 0);
+        assert.ok(
+            result.log.some((l) => l.startsWith("hephy-doks routes: myapp/myapp: left as it is, its Service cannot be read")),
+            result.log.join("\n"),
+        );
+        assert.ok(ingress("myapp/myapp"), "kept");
+        assert.ok(ingress("other/other"), "the next app is routed");
+        assert.equal(ingress("stranger/stranger"), undefined, "a Service without heritage: deis is not an app's");
     });
 
     it("parses as the controller image's Python 3.6, with the standard library only", () => {

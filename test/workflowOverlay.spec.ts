@@ -3,7 +3,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { ROOT, esmImport } from "../offline/harness";
+import { ROOT } from "../offline/harness";
 
 const OVERLAY = path.join(ROOT, "charts", "hephy-workflow", "files", "ingress.py");
 const HARNESS = path.join(ROOT, "test", "overlay", "harness.py");
@@ -33,20 +33,16 @@ describe("the controller's ingress client overlay (charts/hephy-workflow/files/i
         captured = capture(OVERLAY);
     });
 
-    it("creates an app's Ingress through networking.k8s.io/v1, valid against its schema", async () => {
-        const { Ingress } = await esmImport("kubernetes-models/networking.k8s.io/v1");
-        const created = captured.requests.find((r) => r.method === "POST")!;
-        assert.equal(created.path, "/apis/networking.k8s.io/v1/namespaces/myapp/ingresses");
-        new Ingress(created.json).validate();
-        assert.deepEqual(created.json.spec.rules, [
-            {
-                host: "myapp.paas.example.com",
-                http: { paths: [{ path: "/", pathType: "Prefix", backend: { service: { name: "myapp", port: { number: 80 } } } }] },
-            },
-        ]);
-        // Class-less, so the cluster's default IngressClass serves it.
-        assert.equal(created.json.spec.ingressClassName, undefined);
-        assert.throws(() => new Ingress({ ...created.json, spec: { rules: [{ http: { paths: [{ path: "/" }] } }] } }).validate());
+    it("creates no Ingress: the route reconciler owns every app's, with its hosts, certificates and access rules", () => {
+        assert.deepEqual(
+            captured.requests.filter((r) => r.method === "POST" || r.method === "PUT"),
+            [],
+            "App.create calls create at every deploy and scale while get finds none; a bare Ingress would serve the app without its rules",
+        );
+        assert.ok(
+            captured.requests.some((r) => r.method === "GET"),
+            "the harness did call it",
+        );
     });
 
     it("leaves no bytecode beside the overlay, where the chart packager would find it", () => {
@@ -66,7 +62,7 @@ describe("the controller's ingress client overlay (charts/hephy-workflow/files/i
     });
 
     it("never calls the extensions/v1beta1 API that Kubernetes 1.22 removed", () => {
-        assert.ok(captured.requests.length >= 4);
+        assert.ok(captured.requests.length >= 3);
         for (const request of captured.requests) {
             assert.match(request.path, /^\/apis\/networking\.k8s\.io\/v1\//, `${request.method} ${request.path}`);
         }
@@ -81,11 +77,10 @@ describe("the controller's ingress client overlay (charts/hephy-workflow/files/i
             captured.errors.map((e) => [e.status, e.raised]),
             [
                 [404, "KubeHTTPException"],
-                [409, "KubeHTTPException"],
                 [500, "KubeHTTPException"],
             ],
         );
-        assert.equal(captured.errors[1].str, "failed to create Ingress team: 409 Conflict simulated Conflict");
+        assert.equal(captured.errors[0].str, "failed to get Ingress nosuchapp: 404 Not Found simulated Not Found");
     });
 
     it("fails the harness for a module that still speaks extensions/v1beta1, so the checks above can fail", () => {

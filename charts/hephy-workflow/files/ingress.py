@@ -9,7 +9,7 @@ clusters. The hephy-doks chart puts this file in a ConfigMap and mounts it over
 method signatures and error messages are the same as the image's module, so
 the rest of the controller keeps working unchanged.
 
-No ingressClassName is set: the cluster's default IngressClass applies.
+Creating an app's Ingress is left to the route reconciler (files/routes/routes.py).
 The controller's ServiceAccount needs RBAC on networking.k8s.io ingresses.
 Keep this module runnable on the image's Python 3.6: no newer syntax.
 """
@@ -45,28 +45,14 @@ class Ingress(Resource):
 
     def create(self, ingress, namespace, hostname):
         """
-        Create Ingress `ingress` in `namespace`, routing host
-        "<ingress>.<hostname>" to port 80 of the Service named `ingress`.
+        Make nothing: the chart's route reconciler (files/routes/routes.py) owns
+        every app's Ingress, with its hosts, certificates and access rules. The
+        controller calls this at every deploy and scale when get() finds none
+        (api/models/app.py App.create), as while the app is not routable; a bare
+        Ingress made here would serve the app without its rules. The controller
+        does not read what this returns.
         """
-        url = self.api('/namespaces/{}/ingresses', namespace)
-        backend = {'service': {'name': ingress, 'port': {'number': 80}}}
-        rule = {
-            'host': '{}.{}'.format(ingress, hostname),
-            'http': {
-                'paths': [{'path': '/', 'pathType': 'Prefix', 'backend': backend}],
-            },
-        }
-        body = {
-            'apiVersion': self.api_version,
-            'kind': 'Ingress',
-            'metadata': {'name': ingress},
-            'spec': {'rules': [rule]},
-        }
-
-        response = self.http_post(url, json=body)
-        if response.status_code != 201:
-            raise KubeHTTPException(response, 'create Ingress {}'.format(namespace))
-        return response
+        return None
 
     def delete(self, namespace, ingress):
         """Delete Ingress `ingress` from `namespace`."""

@@ -5,21 +5,25 @@ The v2.22.0 controller writes what `deis domains`, `certs`, `tls`, `whitelist`,
 `maintenance` and `routing` set as `router.deis.io/*` annotations and the label
 `router.deis.io/routable` on each app's Service (rootfs/api/models/app.py,
 domain.py, certificate.py, tls.py), for a router that native-ingress mode does
-not run. This process reads those Services and keeps, for each routable one,
-the Ingresses that say the same to the cluster's HAProxy ingress controller:
+not run. This process reads those Services (labelled `heritage: deis` and
+`app: <namespace>`) and keeps, for each routable one, the Ingresses that say
+the same to the cluster's HAProxy ingress controller:
 
 - `<service>`: the hosts whose certificate cert-manager issues (the Service's
   platform subdomains and custom domains), annotated with the stack's
   ClusterIssuer, which makes one Certificate per host (cert-manager
   ingress-shim). A wildcard host cannot pass HTTP-01: it is served without a
-  certificate of its own and reported.
-- `<service>-certs`: the hosts with a certificate attached by `deis certs:attach`
+  certificate of its own and reported; one under the platform domain is refused.
+- `<service>.certs`: the hosts with a certificate attached by `deis certs:attach`
   (Secret `<certname>-cert` in the app's namespace), with no issuer, so
   cert-manager leaves those Secrets alone.
 
-Each host is claimed once in the cluster: by an Ingress this process does not
-manage (Workflow's API), else by the oldest Service that names it. It never
-reads a Secret: an Ingress names one without reading it.
+It owns every app Ingress: the controller's overlay creates none (files/ingress.py),
+and one an earlier overlay made, named after its app, is taken over. Each host
+is served once in the cluster: by an Ingress this process does not manage
+(Workflow's API), else `<app>.<platform domain>` by that app, else by the oldest
+Service that names it. It never reads a Secret: an Ingress names one without
+reading it.
 
 It runs from the controller's image (Python 3.6, standard library only here),
 level-triggered: a full pass every RESYNC_SECONDS, and a watch of Services in
@@ -52,6 +56,8 @@ MAINTENANCE_SNIPPET = (
     'string "This app is down for maintenance. Please try again later."'
 )
 CLUSTER_ISSUER = 'cert-manager.io/cluster-issuer'
+# cert-manager v1.21 pkg/issuer/acme/http/ingress.go: the label of the Ingress its HTTP-01 solver makes.
+SOLVER_LABEL = 'acme.cert-manager.io/http01-solver'
 # A DNS name as the controller accepts one (api/serializers.py validate_domain),
 # with at most a leading `*.`.
 HOST = re.compile(r'^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$')
@@ -67,59 +73,69 @@ def comma_list(value):
     return [item.strip() for item in (value or '').split(',') if item.strip()]
 
 
-class Routes(object):
-    """What one routable Service asks for, read from its annotations."""
+def is_app_service(service):
+    """A Service of Workflow's: the controller labels it `heritage: deis` and `app: <its namespace>`."""
+    meta = service['metadata']
+    labels = meta.get('labels') or {}
+    return labels.get('heritage') == 'deis' and labels.get('app') == meta['namespace']
 
-    def __init__(self, service, platform_domain):
+
+class Routes(object):
+    """
+    What one routable Service asks for, read from its annotations. A per-process Service
+    (`<app>-<proctype>`, api/models/service.py) carries only its own domain: the app's access rules
+    (its Service's whitelist, TLS enforcement and maintenance) apply to it too, or its host would
+    bypass them.
+    """
+
+    def __init__(self, service, platform_domain, app_service=None):
         meta = service['metadata']
         notes = meta.get('annotations') or {}
+        rules = (app_service['metadata'].get('annotations') or {}) if app_service else notes
         self.namespace = meta['namespace']
         self.name = meta['name']
+        self.uid = meta['uid']
         self.problems = []
         hosts = []
         for domain in comma_list(notes.get(PREFIX + 'domains')) or [self.name]:
-            host = domain.lower().rstrip('.')
-            host = host if '.' in host else '{}.{}'.format(host, platform_domain)
-            if not HOST.match(host) or len(host) > 253:
+            host = self.host(domain, platform_domain)
+            if not HOST.fullmatch(host) or len(host) > 253:
                 self.problems.append('domain {!r} is not a host name'.format(domain))
+            elif host.startswith('*.') and (host[2:] == platform_domain or host.endswith('.' + platform_domain)):
+                self.problems.append('domain {} would catch other apps\' hosts under the platform domain'.format(domain))
             elif host not in hosts:
                 hosts.append(host)
         self.hosts = hosts
         self.certificates = {}
         for entry in comma_list(notes.get(PREFIX + 'certificates')):
             domain, _, cert = entry.partition(':')
-            host = domain.lower().rstrip('.')
-            host = host if '.' in host else '{}.{}'.format(host, platform_domain)
-            if not cert or not CERT_NAME.match(cert):
+            host = self.host(domain, platform_domain)
+            if not cert or not CERT_NAME.fullmatch(cert):
                 self.problems.append('certificate entry {!r} names no certificate'.format(entry))
             elif host not in hosts:
                 self.problems.append('certificate {} is attached to {}, which is not a domain of the app'.format(cert, domain))
             else:
                 self.certificates[host] = cert + '-cert'
-        self.enforce_tls = truthy(notes.get(PREFIX + 'ssl.enforce', 'false'))
-        self.maintenance = truthy(notes.get(PREFIX + 'maintenance', 'false'))
+        self.enforce_tls = truthy(rules.get(PREFIX + 'ssl.enforce', 'false'))
+        self.maintenance = truthy(rules.get(PREFIX + 'maintenance', 'false'))
         self.allow_list = []
         self.allow_list_valid = True
-        for source in comma_list(notes.get(PREFIX + 'whitelist')):
+        for source in comma_list(rules.get(PREFIX + 'whitelist')):
             try:
-                ipaddress.ip_network(source, strict=False)
-                self.allow_list.append(source)
+                # As HAProxy parses it (Go's net.ParseCIDR): no netmask notation, which the controller accepts.
+                self.allow_list.append(str(ipaddress.ip_network(source, strict=False)))
             except ValueError:
                 self.allow_list_valid = False
                 self.problems.append('whitelist entry {!r} is no address or network'.format(source))
 
-
-def owner_reference(service):
-    meta = service['metadata']
-    return {
-        'apiVersion': 'v1',
-        'kind': 'Service',
-        'name': meta['name'],
-        'uid': meta['uid'],
-    }
+    @staticmethod
+    def host(domain, platform_domain):
+        """A bare name is a subdomain of the platform domain, a dotted one a domain of its own (deis-router's rule)."""
+        host = domain.strip().lower().rstrip('.')
+        return host if '.' in host else '{}.{}'.format(host, platform_domain)
 
 
-def ingress(service, name, hosts, routes, tls, issuer):
+def ingress(name, hosts, routes, tls, issuer):
     """An Ingress routing `hosts` to port 80 of `service`, with the app's access rules."""
     backend = {'service': {'name': routes.name, 'port': {'number': 80}}}
     annotations = {SSL_REDIRECT: 'true' if routes.enforce_tls else 'false'}
@@ -145,7 +161,7 @@ def ingress(service, name, hosts, routes, tls, issuer):
             'namespace': routes.namespace,
             'labels': dict(MANAGED_BY),
             'annotations': annotations,
-            'ownerReferences': [owner_reference(service)],
+            'ownerReferences': [{'apiVersion': 'v1', 'kind': 'Service', 'name': routes.name, 'uid': routes.uid}],
         },
         'spec': spec,
     }
@@ -158,48 +174,65 @@ def secret_name(host):
     return '{}-{}-tls'.format(label, digest)
 
 
+def certs_ingress_name(service_name):
+    """The Ingress of a Service's attached certificates: with a dot, which no Service name has, so no Service's own Ingress can take it."""
+    return service_name + '.certs'
+
+
 def desired(services, foreign_hosts, platform_domain, issuer):
     """
-    Every Ingress the routable Services ask for, keyed by (namespace, name),
-    and what was refused, as log lines. Hosts go to the oldest Service that
-    names them; a host an unmanaged Ingress serves is never taken.
+    Every Ingress the routable Services ask for, keyed by (namespace, name), the Services whose Ingresses
+    stay as they are, and what was refused, as log lines. A host an unmanaged Ingress serves is never
+    taken; each app keeps `<app>.<platform domain>`; other hosts go to the oldest Service that names them.
     """
     wanted = {}
+    kept = set()
     problems = []
     claimed = dict((host, 'Ingress ' + owner) for host, owner in foreign_hosts.items())
-    routable = [s for s in services if ((s['metadata'].get('labels') or {}).get(ROUTABLE) == 'true')]
+    apps = dict((s['metadata']['namespace'], s) for s in services if is_app_service(s) and s['metadata']['namespace'] == s['metadata']['name'])
+    reserved = dict(('{}.{}'.format(app, platform_domain), app) for app in apps)
+    routable = [s for s in services if is_app_service(s) and (s['metadata'].get('labels') or {}).get(ROUTABLE) == 'true']
     routable.sort(key=lambda s: (s['metadata'].get('creationTimestamp', ''), s['metadata']['namespace'], s['metadata']['name']))
     for service in routable:
-        routes = Routes(service, platform_domain)
-        where = '{}/{}'.format(routes.namespace, routes.name)
-        problems.extend('{}: {}'.format(where, p) for p in routes.problems)
-        if not routes.allow_list_valid:
-            # An allow-list with a bad entry is not applied in part, which would open the app wider
-            # than asked: its Ingresses stay as they are until the entry is fixed.
-            problems.append('{}: left as it is until its whitelist is fixed'.format(where))
-            wanted[('keep', routes.namespace, routes.name)] = None
-            continue
-        own = []
-        for host in routes.hosts:
-            if host in claimed:
-                problems.append('{}: host {} is already served by {}'.format(where, host, claimed[host]))
-            else:
-                claimed[host] = 'Service ' + where
-                own.append(host)
-        issued = [h for h in own if h not in routes.certificates]
-        attached = [h for h in own if h in routes.certificates]
-        wildcards = [h for h in issued if h.startswith('*.')]
-        for host in wildcards:
-            problems.append('{}: {} is a wildcard, which HTTP-01 cannot certify; attach a certificate (deis certs:attach)'.format(where, host))
-        # Without an issuer (the chart's controller.tls.cluster_issuer empty) no one would fill the Secrets.
-        tls = [{'hosts': [h], 'secretName': secret_name(h)} for h in issued if h not in wildcards] if issuer else []
-        if issued:
-            wanted[(routes.namespace, routes.name)] = ingress(service, routes.name, issued, routes, tls, issuer)
-        if attached:
-            tls = [{'hosts': [h], 'secretName': routes.certificates[h]} for h in attached]
-            name = routes.name + '-certs'
-            wanted[(routes.namespace, name)] = ingress(service, name, attached, routes, tls, None)
-    return wanted, problems
+        where = '{}/{}'.format(service['metadata']['namespace'], service['metadata']['name'])
+        try:
+            app_service = apps.get(service['metadata']['namespace']) if service['metadata']['name'] != service['metadata']['namespace'] else None
+            routes = Routes(service, platform_domain, app_service)
+            problems.extend('{}: {}'.format(where, p) for p in routes.problems)
+            if not routes.allow_list_valid:
+                # An allow-list with a bad entry is not applied in part, which would open the app wider
+                # than asked: its Ingresses stay as they are until the entry is fixed.
+                problems.append('{}: left as it is until its whitelist is fixed'.format(where))
+                kept.add((routes.namespace, routes.name))
+                continue
+            own = []
+            for host in routes.hosts:
+                owner = reserved.get(host)
+                if host in claimed:
+                    problems.append('{}: host {} is already served by {}'.format(where, host, claimed[host]))
+                elif owner is not None and owner != routes.namespace:
+                    problems.append('{}: host {} is app {}\'s own'.format(where, host, owner))
+                else:
+                    claimed[host] = 'Service ' + where
+                    own.append(host)
+            issued = [h for h in own if h not in routes.certificates]
+            attached = [h for h in own if h in routes.certificates]
+            wildcards = [h for h in issued if h.startswith('*.')]
+            for host in wildcards:
+                problems.append('{}: {} is a wildcard, which HTTP-01 cannot certify; attach a certificate (deis certs:attach)'.format(where, host))
+            # Without an issuer (the chart's controller.tls.cluster_issuer empty) no one would fill the Secrets.
+            tls = [{'hosts': [h], 'secretName': secret_name(h)} for h in issued if h not in wildcards] if issuer else []
+            if issued:
+                wanted[(routes.namespace, routes.name)] = ingress(routes.name, issued, routes, tls, issuer)
+            if attached:
+                tls = [{'hosts': [h], 'secretName': routes.certificates[h]} for h in attached]
+                name = certs_ingress_name(routes.name)
+                wanted[(routes.namespace, name)] = ingress(name, attached, routes, tls, None)
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            # One odd Service stops no other app's routes, and its own stay as they are.
+            problems.append('{}: left as it is, its Service cannot be read: {!r}'.format(where, error))
+            kept.add((service['metadata']['namespace'], service['metadata']['name']))
+    return wanted, kept, problems
 
 
 class Api(object):
@@ -265,27 +298,27 @@ def reconcile(api, platform_domain, issuer, log):
     if status != 200:
         raise RuntimeError('listing Ingresses answered {}'.format(status))
     existing = dict(((i['metadata']['namespace'], i['metadata']['name']), i) for i in ingresses.get('items') or [])
-    # The Ingress the controller's overlay makes at `deis create` is named after the app, in the app's
-    # namespace of the same name: this process takes it over, and it is no claim on the app's hosts.
+    items = services.get('items') or []
+    # The Ingress an earlier controller overlay made at `deis create`, named after the app in the app's
+    # namespace: this process takes it over, and it is no claim on the app's hosts.
     app_ingresses = set(
-        (s['metadata']['namespace'], s['metadata']['name'])
-        for s in services.get('items') or []
-        if s['metadata']['namespace'] == s['metadata']['name']
+        (s['metadata']['namespace'], s['metadata']['name']) for s in items if is_app_service(s) and s['metadata']['namespace'] == s['metadata']['name']
     )
     foreign = {}
     for key, item in sorted(existing.items()):
-        if managed(item) or key in app_ingresses:
+        labels = item['metadata'].get('labels') or {}
+        # cert-manager's HTTP-01 solver serves the host it certifies for a minute: no claim on it.
+        if managed(item) or key in app_ingresses or SOLVER_LABEL in labels:
             continue
         for rule in (item.get('spec') or {}).get('rules') or []:
             if rule.get('host'):
                 foreign.setdefault(rule['host'], '{}/{}'.format(*key))
-    wanted, problems = desired(services.get('items') or [], foreign, platform_domain, issuer)
+    wanted, kept_services, problems = desired(items, foreign, platform_domain, issuer)
     for problem in problems:
         log(problem)
     kept = set()
-    for key in [k for k in wanted if k[0] == 'keep']:
-        kept.update([(key[1], key[2]), (key[1], key[2] + '-certs')])
-        del wanted[key]
+    for namespace, name in kept_services:
+        kept.update([(namespace, name), (namespace, certs_ingress_name(name))])
     writes = 0
     for key, body in sorted(wanted.items()):
         current = existing.get(key)

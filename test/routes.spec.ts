@@ -384,6 +384,28 @@ describe("the route reconciler (files/routes/routes.py), under python3 against a
         assert.equal(ingress("stranger/stranger"), undefined, "a Service without heritage: deis is not an app's");
     });
 
+    it("between passes, watches Services from the last list's version, so the API sends only what changes after it", async () => {
+        withApp(appService("myapp"));
+        const child = spawn("python3", [ROUTES], {
+            env: {
+                PATH: process.env.PATH,
+                PYTHONDONTWRITEBYTECODE: "1",
+                KUBE_API: `http://127.0.0.1:${api.port}`,
+                PLATFORM_DOMAIN: PLATFORM,
+                RESYNC_SECONDS: "1",
+            },
+        });
+        try {
+            await new Promise((resolve) => setTimeout(resolve, 1500));
+        } finally {
+            child.kill();
+        }
+        const watches = api.requests.filter((r) => r.includes("watch=true"));
+        assert.ok(watches.length >= 1, api.requests.join("\n"));
+        assert.match(watches[0], /^GET \/api\/v1\/services\?watch=true&resourceVersion=\d+&timeoutSeconds=1$/);
+        assert.ok(ingress("myapp/myapp"), "a pass ran first");
+    });
+
     it("parses as the controller image's Python 3.6, with the standard library only", () => {
         const check = spawnSync("python3", ["-c", "import ast, sys; ast.parse(open(sys.argv[1]).read(), feature_version=(3, 6))", ROUTES], {
             encoding: "utf8",

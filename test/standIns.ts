@@ -275,7 +275,7 @@ export async function clusterApi(
         request.on("end", () => {
             const url = new URL(request.url ?? "", "http://stand-in");
             const method = request.method ?? "";
-            requests.push(`${method} ${url.pathname}`);
+            requests.push(`${method} ${url.pathname}${url.search}`);
             const answer = (code: number, body: unknown) => response.writeHead(code, { "content-type": "application/json" }).end(JSON.stringify(body));
             const failure = failures.find((f) => f.method === method && url.pathname.startsWith(f.prefix) && f.times > 0);
             if (failure) {

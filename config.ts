@@ -1,33 +1,19 @@
 import * as pulumi from "@pulumi/pulumi";
 import { UPSTREAM } from "./catalog";
 import { wholeFamiliesCovered } from "./cidr";
-import { CONFIG_KEYS, DEFAULTS, FIXED, PROJECT } from "./configKeys";
-import {
-    DNS_LABEL,
-    EMAIL,
-    fix,
-    fixList,
-    isDomainName,
-    KUBERNETES_VERSION,
-    nameSafe,
-    parseCidrList,
-    parseServiceList,
-    quote,
-    REGION,
-    reservedName,
-    vpcRangeProblems,
-} from "./configValues";
-import { PRICES } from "./pricing";
-import { parseReleases, parseSecretValues } from "./releaseOverrides";
-import { KEY_ALGORITHMS, KeyAlgorithm, MAINTENANCE_DAYS, MaintenanceDay, ReleaseEntry, ReleaseKey } from "./types";
+import { CONFIG_KEYS, KEYS, ReadValues } from "./configKeys";
+import { fixList, nameSafe } from "./configValues";
+import { FIXED, PROJECT } from "./project";
+import { KeyAlgorithm, MaintenanceDay, ReleaseEntry, ReleaseKey } from "./types";
 
 /**
- * The stack configuration, validated: every key's value checked (configValues.ts), defaulted
- * (configKeys.ts), and every problem reported at once. The catalog is in catalog.ts, prices in
- * pricing.ts, the Kubernetes version rules in kubernetesVersion.ts.
+ * The stack configuration, validated: every key read by its entry in the key table (configKeys.ts:
+ * default, check, fix), the rules across keys applied, and every problem reported at once. The catalog
+ * is in catalog.ts, prices in pricing.ts, the Kubernetes version rules in kubernetesVersion.ts.
  */
 
-export { CONFIG_KEYS, DEFAULTS, FIXED, PROJECT } from "./configKeys";
+export { CONFIG_KEYS, DEFAULTS } from "./configKeys";
+export { FIXED, PROJECT } from "./project";
 
 /** The validated, defaulted configuration of one stack. */
 export interface StackConfig {
@@ -117,185 +103,79 @@ export function parseConfig(read: ConfigReader, stack: string, presentKeys: read
  */
 export function checkConfig(read: ConfigReader, stack: string, presentKeys: readonly string[] = []): { config: StackConfig; problems: string[] } {
     const problems: string[] = [];
-    const raw = (key: string): string | undefined => {
-        const value = read(key);
-        return value === undefined ? undefined : value.trim();
-    };
-
     for (const key of presentKeys) {
         if (!(CONFIG_KEYS as readonly string[]).includes(key)) {
             problems.push(`${PROJECT}:${key} is not a setting of this program; known keys: ${CONFIG_KEYS.join(", ")}`);
         }
     }
+    const values = Object.fromEntries(
+        CONFIG_KEYS.map((key) => {
+            const text = read(key);
+            return [key, KEYS[key].read(text === undefined ? undefined : text.trim(), problems, stack)];
+        }),
+    ) as ReadValues;
+    problems.push(...crossKeyProblems(values));
 
-    const region = raw("region") ?? DEFAULTS.region;
-    if (!REGION.test(region)) {
-        problems.push(
-            `${PROJECT}:region must be a DigitalOcean region slug (lowercase letters then one digit, such as fra1 or nyc3), got ${quote(region)} ${fix("region", "fra1")}`,
-        );
-    }
-
-    const version = raw("kubernetesVersion") ?? DEFAULTS.kubernetesVersion;
-    if (version !== "latest" && !KUBERNETES_VERSION.test(version)) {
-        problems.push(
-            `${PROJECT}:kubernetesVersion must be "latest", a minor version such as 1.33, or a DOKS slug such as 1.33.1-do.0, got ${quote(version)} ${fix("kubernetesVersion", "1.33")}`,
-        );
-    }
-
-    const nodeSize = raw("nodeSize") ?? DEFAULTS.nodeSize;
-    if (!Object.hasOwn(PRICES.nodeUsd, nodeSize)) {
-        problems.push(
-            `${PROJECT}:nodeSize must be a droplet size whose price the program knows, got ${quote(nodeSize)}; known sizes: ` +
-                `${Object.keys(PRICES.nodeUsd).join(", ")} ${fix("nodeSize", DEFAULTS.nodeSize)}. ` +
-                `For another size, add its price_monthly (doctl compute size list) to PRICES.nodeUsd in pricing.ts`,
-        );
-    }
-
-    const integer = (key: string, fallback: number, min: number, max: number, example: string): number => {
-        const text = raw(key);
-        if (text === undefined) {
-            return fallback;
-        }
-        const value = /^[0-9]+$/.test(text) ? Number(text) : NaN;
-        if (!(value >= min && value <= max)) {
-            problems.push(`${PROJECT}:${key} must be an integer from ${min} to ${max}, got ${quote(text)} ${fix(key, example)}`);
-            return NaN;
-        }
-        return value;
-    };
-
-    const nodeCount = integer("nodeCount", DEFAULTS.nodeCount, FIXED.nodeCountMin, FIXED.nodeCountMax, "3");
-
-    const domain = raw("domain");
-    if (domain !== undefined && isDomainName(domain) && reservedName(domain)) {
-        problems.push(
-            `${PROJECT}:domain ${quote(domain)} is a name reserved for examples and tests (RFC 2606, RFC 6761), no one's zone: ` +
-                `set a zone of your DigitalOcean account ${fix("domain", "<your zone>")}`,
-        );
-    } else if (domain === undefined || domain === "") {
-        problems.push(`${PROJECT}:domain is required: a DNS zone that already exists in your DigitalOcean account ${fix("domain", "<your zone>")}`);
-    } else if (!isDomainName(domain)) {
-        problems.push(
-            `${PROJECT}:domain must be a lowercase DNS name with at least two labels and no trailing dot, such as paas.yourcompany.com, got ${quote(domain)} ${fix("domain", "<your zone>")}`,
-        );
-    }
-
-    const subdomainRaw = raw("platformSubdomain") ?? DEFAULTS.platformSubdomain;
-    const platformSubdomain = subdomainRaw === "" ? stack : subdomainRaw;
-    if (!DNS_LABEL.test(platformSubdomain)) {
-        problems.push(
-            subdomainRaw === ""
-                ? `${PROJECT}:platformSubdomain defaults to the stack name, and ${quote(stack)} is not a DNS label (lowercase letters, digits and inner hyphens, at most 63); set it ${fix("platformSubdomain", "paas")}`
-                : `${PROJECT}:platformSubdomain must be one DNS label (lowercase letters, digits and inner hyphens, at most 63), got ${quote(platformSubdomain)} ${fix("platformSubdomain", "paas")}`,
-        );
-    }
-
-    const acmeEmail = raw("acmeEmail");
-    if (acmeEmail === undefined || acmeEmail === "") {
-        problems.push(`${PROJECT}:acmeEmail is required: Let's Encrypt sends certificate expiry warnings there ${fix("acmeEmail", "<your address>")}`);
-    } else if (!EMAIL.test(acmeEmail)) {
-        problems.push(`${PROJECT}:acmeEmail must be an email address, got ${quote(acmeEmail)} ${fix("acmeEmail", "<your address>")}`);
-    } else if (reservedName(acmeEmail.split("@")[1].toLowerCase()) || /^example\./i.test(acmeEmail.split("@")[1])) {
-        problems.push(
-            `${PROJECT}:acmeEmail ${quote(acmeEmail)} is at a domain reserved for examples, where Let's Encrypt's expiry warnings would reach no one ` +
-                `${fix("acmeEmail", "<your address>")}`,
-        );
-    }
-
-    const builderSshSources = parseCidrList(raw("builderSshSources"), problems);
-    const exposedServices = parseServiceList(raw("exposedServices"), problems);
-    const vpcIpRange = raw("vpcIpRange") ?? DEFAULTS.vpcIpRange;
-    problems.push(...vpcRangeProblems(vpcIpRange));
-
-    const boolean = (key: string, fallback: boolean): boolean => {
-        const text = raw(key);
-        if (text === undefined || text === "true" || text === "false") {
-            return text === undefined ? fallback : text === "true";
-        }
-        problems.push(`${PROJECT}:${key} must be true or false, got ${quote(text)} ${fix(key, String(!fallback))}`);
-        return fallback;
-    };
-    const protect = boolean("protect", DEFAULTS.protect);
-    const haControlPlane = boolean("haControlPlane", DEFAULTS.haControlPlane);
-    const workflowEnabled = boolean("workflowEnabled", DEFAULTS.workflowEnabled);
-    const autoUpgrade = boolean("autoUpgrade", DEFAULTS.autoUpgrade);
-    const worldOpen = wholeFamiliesCovered(builderSshSources);
-    if (protect && workflowEnabled && worldOpen.length > 0) {
-        // The policy pack refuses the same; a local `pulumi up` runs without it.
-        problems.push(
-            `${PROJECT}:builderSshSources opens the builder's SSH port ${UPSTREAM.builder.port} to all of ${worldOpen.join(" and ")} ` +
-                `(${builderSshSources.join(", ")}) in a protected stack; list only the networks git push comes from ${fixList("builderSshSources", ["203.0.113.0/24"])}`,
-        );
-    }
-    const maintenanceDay = raw("maintenanceDay") ?? DEFAULTS.maintenanceDay;
-    if (!(MAINTENANCE_DAYS as readonly string[]).includes(maintenanceDay)) {
-        problems.push(
-            `${PROJECT}:maintenanceDay must be one of ${MAINTENANCE_DAYS.join(", ")}, got ${quote(maintenanceDay)} ${fix("maintenanceDay", "sunday")}`,
-        );
-    }
-    const maintenanceStartTime = raw("maintenanceStartTime") ?? DEFAULTS.maintenanceStartTime;
-    if (!/^([01][0-9]|2[0-3]):[0-5][0-9]$/.test(maintenanceStartTime)) {
-        problems.push(
-            `${PROJECT}:maintenanceStartTime must be a UTC time of day as HH:MM, from 00:00 to 23:59, got ${quote(maintenanceStartTime)} ${fix("maintenanceStartTime", "03:00")}`,
-        );
-    }
-    const releases = parseReleases(raw("releases") ?? DEFAULTS.releases, `${PROJECT}:releases`, problems);
-    const releaseSecretValues = parseSecretValues(raw("releaseSecretValues"), `${PROJECT}:releaseSecretValues`, problems);
-
-    const keyAlgorithm = raw("tlsKeyAlgorithm") ?? DEFAULTS.tlsKeyAlgorithm;
-    if (!Object.hasOwn(KEY_ALGORITHMS, keyAlgorithm)) {
-        problems.push(
-            `${PROJECT}:tlsKeyAlgorithm must be one of ${Object.keys(KEY_ALGORITHMS).join(", ")}, got ${quote(keyAlgorithm)} ${fix("tlsKeyAlgorithm", "ECDSA-P256")}`,
-        );
-    }
-    const hoursMax = 100 * 8766;
-    const caValidityHours = integer("tlsCaValidityHours", DEFAULTS.tlsCaValidityHours, 1, hoursMax, "87600");
-    const certValidityHours = integer("tlsCertValidityHours", DEFAULTS.tlsCertValidityHours, 1, hoursMax, "8760");
-    const earlyRenewalHours = integer("tlsEarlyRenewalHours", DEFAULTS.tlsEarlyRenewalHours, 0, hoursMax, "720");
-    const lifetimesValid = [caValidityHours, certValidityHours, earlyRenewalHours].every(Number.isFinite);
-    if (lifetimesValid && certValidityHours > caValidityHours) {
-        problems.push(
-            `${PROJECT}:tlsCertValidityHours (${certValidityHours}) must not exceed ${PROJECT}:tlsCaValidityHours (${caValidityHours}): a certificate cannot outlive its CA`,
-        );
-    }
-    if (lifetimesValid && earlyRenewalHours >= certValidityHours) {
-        problems.push(
-            `${PROJECT}:tlsEarlyRenewalHours (${earlyRenewalHours}) must be less than ${PROJECT}:tlsCertValidityHours (${certValidityHours}), or every pulumi up would rotate the certificates`,
-        );
-    }
-    const tillerHistoryMax = integer("tillerHistoryMax", DEFAULTS.tillerHistoryMax, 1, 1000, "10");
-    const workflowStorageGib = integer("workflowStorageGib", DEFAULTS.workflowStorageGib, FIXED.workflowStorageGibMin, FIXED.workflowStorageGibMax, "20");
-
+    const { domain, platformSubdomain, tlsCaValidityHours, tlsCertValidityHours, tlsEarlyRenewalHours } = values;
     const config: StackConfig = {
         stack,
-        region,
-        requestedKubernetesVersion: version === "latest" ? undefined : version,
-        nodeSize,
-        nodeCount,
-        domain: domain as string,
+        region: values.region,
+        requestedKubernetesVersion: values.kubernetesVersion === "latest" ? undefined : values.kubernetesVersion,
+        nodeSize: values.nodeSize,
+        nodeCount: values.nodeCount,
+        domain,
         platformSubdomain,
         platformDomain: `${platformSubdomain}.${domain}`,
-        acmeEmail: acmeEmail as string,
-        builderSshSources,
-        protect,
-        haControlPlane,
+        acmeEmail: values.acmeEmail,
+        builderSshSources: values.builderSshSources,
+        protect: values.protect,
+        haControlPlane: values.haControlPlane,
         namePrefix: nameSafe(stack),
         workerTag: `${PROJECT}-${nameSafe(stack)}-workers`,
         dnsTtlSeconds: FIXED.dnsTtlSeconds,
         clusterName: `${PROJECT}-${nameSafe(stack)}`,
-        autoUpgrade,
-        maintenance: { day: maintenanceDay as MaintenanceDay, startTime: maintenanceStartTime },
-        tls: { keyAlgorithm: keyAlgorithm as KeyAlgorithm, caValidityHours, certValidityHours, earlyRenewalHours },
-        tillerHistoryMax,
-        workflowEnabled,
-        workflowStorageGib,
-        releases,
-        releaseSecretValues,
-        exposedServices,
-        vpcIpRange: vpcIpRange === "" ? undefined : vpcIpRange,
+        autoUpgrade: values.autoUpgrade,
+        maintenance: { day: values.maintenanceDay, startTime: values.maintenanceStartTime },
+        tls: {
+            keyAlgorithm: values.tlsKeyAlgorithm,
+            caValidityHours: tlsCaValidityHours,
+            certValidityHours: tlsCertValidityHours,
+            earlyRenewalHours: tlsEarlyRenewalHours,
+        },
+        tillerHistoryMax: values.tillerHistoryMax,
+        workflowEnabled: values.workflowEnabled,
+        workflowStorageGib: values.workflowStorageGib,
+        releases: values.releases,
+        releaseSecretValues: values.releaseSecretValues,
+        exposedServices: values.exposedServices,
+        vpcIpRange: values.vpcIpRange === "" ? undefined : values.vpcIpRange,
         vpcName: `${PROJECT}-${nameSafe(stack)}`,
     };
     return { config, problems };
+}
+
+/** The rules across keys, on values each of which passed its own check (a bad integer reads as NaN). */
+function crossKeyProblems(values: ReadValues): string[] {
+    const problems: string[] = [];
+    const worldOpen = wholeFamiliesCovered(values.builderSshSources);
+    if (values.protect && values.workflowEnabled && worldOpen.length > 0) {
+        // The policy pack refuses the same; a local `pulumi up` runs without it.
+        problems.push(
+            `${PROJECT}:builderSshSources opens the builder's SSH port ${UPSTREAM.builder.port} to all of ${worldOpen.join(" and ")} ` +
+                `(${values.builderSshSources.join(", ")}) in a protected stack; list only the networks git push comes from ${fixList("builderSshSources", ["203.0.113.0/24"])}`,
+        );
+    }
+    const { tlsCaValidityHours: ca, tlsCertValidityHours: cert, tlsEarlyRenewalHours: early } = values;
+    const lifetimesValid = [ca, cert, early].every(Number.isFinite);
+    if (lifetimesValid && cert > ca) {
+        problems.push(`${PROJECT}:tlsCertValidityHours (${cert}) must not exceed ${PROJECT}:tlsCaValidityHours (${ca}): a certificate cannot outlive its CA`);
+    }
+    if (lifetimesValid && early >= cert) {
+        problems.push(
+            `${PROJECT}:tlsEarlyRenewalHours (${early}) must be less than ${PROJECT}:tlsCertValidityHours (${cert}), or every pulumi up would rotate the certificates`,
+        );
+    }
+    return problems;
 }
 
 /** Whether one of `problems` is about `key`, so a look-up of its value would only repeat it. */

@@ -1,92 +1,202 @@
-import { MaintenanceDay } from "./types";
+import {
+    DNS_LABEL,
+    EMAIL,
+    fix,
+    isDomainName,
+    KUBERNETES_VERSION,
+    parseCidrList,
+    parseServiceList,
+    quote,
+    REGION,
+    reservedName,
+    vpcRangeProblems,
+} from "./configValues";
+import { PRICES } from "./pricing";
+import { FIXED, PROJECT } from "./project";
+import { parseReleases, parseSecretValues } from "./releaseOverrides";
+import { KEY_ALGORITHMS, KeyAlgorithm, MAINTENANCE_DAYS, MaintenanceDay, ReleaseEntry, ReleaseKey } from "./types";
 
 /**
- * The stack configuration's keys: every key this program reads, its default, and the values the
- * program fixes rather than reads. config.ts checks them; Pulumi.yaml declares the same keys and defaults.
+ * The stack configuration's keys, described once: for each, in Pulumi.yaml's order, its default (none
+ * for what only the user knows) and how its raw text is read, with the problem and the fixing command
+ * when it is wrong. The defaults and the list of known keys derive from it; `Pulumi.yaml` declares the
+ * same keys and defaults for the CLI, and a test keeps the two in step. Rules across keys are in
+ * config.ts.
  */
 
-/** The Pulumi project name, which is also the namespace of every config key this program reads. */
-export const PROJECT = "hephy-doks";
+/** Reads one key's raw text (undefined when unset), adding what is wrong to `problems`. */
+type Read<T> = (text: string | undefined, problems: string[], stack: string) => T;
 
-/**
- * Every key this program reads, in Pulumi.yaml's order, with its default: the one list of keys (a typo
- * such as `nodecount` is reported instead of ignored). `Pulumi.yaml` declares the same defaults for the
- * CLI; a test keeps the two in step. What only the user knows has none.
- */
-export const DEFAULTS = {
-    region: "fra1",
-    kubernetesVersion: "latest",
-    nodeSize: "s-2vcpu-4gb",
-    nodeCount: 3,
-    domain: undefined,
+interface KeySpec<D, T> {
+    readonly default: D;
+    readonly read: Read<T>;
+}
+
+function key<D, T = D>(value: D, read: Read<T>): KeySpec<D, T> {
+    return { default: value, read };
+}
+
+/** A text key: its default when unset, and a problem when `valid` refuses it. */
+function text<T extends string>(name: string, fallback: T, valid: (text: string) => boolean, problem: (quoted: string) => string): KeySpec<T, T> {
+    return key(fallback, (raw, problems) => {
+        const value = raw ?? fallback;
+        if (!valid(value)) {
+            problems.push(`${PROJECT}:${name} ${problem(quote(value))}`);
+        }
+        return value as T;
+    });
+}
+
+/** An integer key from `min` to `max`; a bad one reads as NaN, so the rules across keys skip it. */
+function integer(name: string, fallback: number, min: number, max: number, example: string): KeySpec<number, number> {
+    return key(fallback, (raw, problems) => {
+        if (raw === undefined) {
+            return fallback;
+        }
+        const value = /^[0-9]+$/.test(raw) ? Number(raw) : NaN;
+        if (!(value >= min && value <= max)) {
+            problems.push(`${PROJECT}:${name} must be an integer from ${min} to ${max}, got ${quote(raw)} ${fix(name, example)}`);
+            return NaN;
+        }
+        return value;
+    });
+}
+
+function boolean(name: string, fallback: boolean): KeySpec<boolean, boolean> {
+    return key(fallback, (raw, problems) => {
+        if (raw === undefined || raw === "true" || raw === "false") {
+            return raw === undefined ? fallback : raw === "true";
+        }
+        problems.push(`${PROJECT}:${name} must be true or false, got ${quote(raw)} ${fix(name, String(!fallback))}`);
+        return fallback;
+    });
+}
+
+const HOURS_MAX = 100 * 8766;
+/** Who may reach the builder's SSH port by default: everyone, over IPv4 and IPv6. */
+const ANYWHERE: readonly string[] = ["0.0.0.0/0", "::/0"];
+
+export const KEYS = {
+    region: text(
+        "region",
+        "fra1",
+        (v) => REGION.test(v),
+        (q) => `must be a DigitalOcean region slug (lowercase letters then one digit, such as fra1 or nyc3), got ${q} ${fix("region", "fra1")}`,
+    ),
+    kubernetesVersion: text(
+        "kubernetesVersion",
+        "latest",
+        (v) => v === "latest" || KUBERNETES_VERSION.test(v),
+        (q) => `must be "latest", a minor version such as 1.33, or a DOKS slug such as 1.33.1-do.0, got ${q} ${fix("kubernetesVersion", "1.33")}`,
+    ),
+    nodeSize: text(
+        "nodeSize",
+        "s-2vcpu-4gb",
+        (v) => Object.hasOwn(PRICES.nodeUsd, v),
+        (q) =>
+            `must be a droplet size whose price the program knows, got ${q}; known sizes: ${Object.keys(PRICES.nodeUsd).join(", ")} ` +
+            `${fix("nodeSize", "s-2vcpu-4gb")}. For another size, add its price_monthly (doctl compute size list) to PRICES.nodeUsd in pricing.ts`,
+    ),
+    nodeCount: integer("nodeCount", 3, FIXED.nodeCountMin, FIXED.nodeCountMax, "3"),
+    domain: key(undefined, (domain, problems): string => {
+        if (domain !== undefined && isDomainName(domain) && reservedName(domain)) {
+            problems.push(
+                `${PROJECT}:domain ${quote(domain)} is a name reserved for examples and tests (RFC 2606, RFC 6761), no one's zone: ` +
+                    `set a zone of your DigitalOcean account ${fix("domain", "<your zone>")}`,
+            );
+        } else if (domain === undefined || domain === "") {
+            problems.push(`${PROJECT}:domain is required: a DNS zone that already exists in your DigitalOcean account ${fix("domain", "<your zone>")}`);
+        } else if (!isDomainName(domain)) {
+            problems.push(
+                `${PROJECT}:domain must be a lowercase DNS name with at least two labels and no trailing dot, such as paas.yourcompany.com, got ${quote(domain)} ${fix("domain", "<your zone>")}`,
+            );
+        }
+        return domain as string;
+    }),
     /** Empty means "use the stack name". */
-    platformSubdomain: "",
-    acmeEmail: undefined,
-    builderSshSources: ["0.0.0.0/0", "::/0"] as readonly string[],
-    protect: false,
+    platformSubdomain: key("", (raw, problems, stack): string => {
+        const subdomain = raw ?? "";
+        const label = subdomain === "" ? stack : subdomain;
+        if (!DNS_LABEL.test(label)) {
+            problems.push(
+                subdomain === ""
+                    ? `${PROJECT}:platformSubdomain defaults to the stack name, and ${quote(stack)} is not a DNS label (lowercase letters, digits and inner hyphens, at most 63); set it ${fix("platformSubdomain", "paas")}`
+                    : `${PROJECT}:platformSubdomain must be one DNS label (lowercase letters, digits and inner hyphens, at most 63), got ${quote(label)} ${fix("platformSubdomain", "paas")}`,
+            );
+        }
+        return label;
+    }),
+    acmeEmail: key(undefined, (email, problems): string => {
+        if (email === undefined || email === "") {
+            problems.push(`${PROJECT}:acmeEmail is required: Let's Encrypt sends certificate expiry warnings there ${fix("acmeEmail", "<your address>")}`);
+        } else if (!EMAIL.test(email)) {
+            problems.push(`${PROJECT}:acmeEmail must be an email address, got ${quote(email)} ${fix("acmeEmail", "<your address>")}`);
+        } else if (reservedName(email.split("@")[1].toLowerCase()) || /^example\./i.test(email.split("@")[1])) {
+            problems.push(
+                `${PROJECT}:acmeEmail ${quote(email)} is at a domain reserved for examples, where Let's Encrypt's expiry warnings would reach no one ` +
+                    `${fix("acmeEmail", "<your address>")}`,
+            );
+        }
+        return email as string;
+    }),
+    builderSshSources: key(ANYWHERE, (raw, problems) => parseCidrList(raw, problems, ANYWHERE)),
+    protect: boolean("protect", false),
     /** DigitalOcean's HA control plane costs extra and cannot be turned off once on (see PRICES). */
-    haControlPlane: false,
+    haControlPlane: boolean("haControlPlane", false),
     /** ECDSA P-256: small, fast, and accepted by Tiller's and helm-operator's Go TLS stacks. */
-    tlsKeyAlgorithm: "ECDSA-P256",
+    tlsKeyAlgorithm: text<KeyAlgorithm>(
+        "tlsKeyAlgorithm",
+        "ECDSA-P256",
+        (v) => Object.hasOwn(KEY_ALGORITHMS, v),
+        (q) => `must be one of ${Object.keys(KEY_ALGORITHMS).join(", ")}, got ${q} ${fix("tlsKeyAlgorithm", "ECDSA-P256")}`,
+    ),
     /** The Tiller CA lives ten years; the leaves one year and are renewed by the first `pulumi up` in their last 30 days. */
-    tlsCaValidityHours: 87600,
-    tlsCertValidityHours: 8760,
-    tlsEarlyRenewalHours: 720,
+    tlsCaValidityHours: integer("tlsCaValidityHours", 87600, 1, HOURS_MAX, "87600"),
+    tlsCertValidityHours: integer("tlsCertValidityHours", 8760, 1, HOURS_MAX, "8760"),
+    tlsEarlyRenewalHours: integer("tlsEarlyRenewalHours", 720, 0, HOURS_MAX, "720"),
     /** Tiller's release history bound; Helm 2 defaults to 0 (unbounded). */
-    tillerHistoryMax: 10,
-    workflowEnabled: true,
+    tillerHistoryMax: integer("tillerHistoryMax", 10, 1, 1000, "10"),
+    workflowEnabled: boolean("workflowEnabled", true),
     /** Workflow's object store (slugs, database backups) on a block-storage volume: $1 a month at 10 GiB. */
-    workflowStorageGib: 10,
+    workflowStorageGib: integer("workflowStorageGib", 10, FIXED.workflowStorageGibMin, FIXED.workflowStorageGibMax, "20"),
     /** DigitalOcean applies patch releases (security fixes) itself, in the maintenance window. */
-    autoUpgrade: true,
+    autoUpgrade: boolean("autoUpgrade", true),
     /** A weekend night, UTC. */
-    maintenanceDay: "sunday" as MaintenanceDay,
-    maintenanceStartTime: "03:00",
-    /** JSON object of per-release overrides of the catalog below; empty means the catalog as is. */
-    releases: "{}",
+    maintenanceDay: text<MaintenanceDay>(
+        "maintenanceDay",
+        "sunday",
+        (v) => (MAINTENANCE_DAYS as readonly string[]).includes(v),
+        (q) => `must be one of ${MAINTENANCE_DAYS.join(", ")}, got ${q} ${fix("maintenanceDay", "sunday")}`,
+    ),
+    maintenanceStartTime: text(
+        "maintenanceStartTime",
+        "03:00",
+        (v) => /^([01][0-9]|2[0-3]):[0-5][0-9]$/.test(v),
+        (q) => `must be a UTC time of day as HH:MM, from 00:00 to 23:59, got ${q} ${fix("maintenanceStartTime", "03:00")}`,
+    ),
+    /** JSON object of per-release overrides of the catalog; empty means the catalog as is. */
+    releases: key("{}", (raw, problems): Readonly<Record<ReleaseKey, ReleaseEntry>> => parseReleases(raw ?? "{}", `${PROJECT}:releases`, problems)),
     /** Secret Helm values per release: none. */
-    releaseSecretValues: undefined,
+    releaseSecretValues: key(undefined, (raw, problems) => parseSecretValues(raw, `${PROJECT}:releaseSecretValues`, problems)),
     /** Services the admission policy lets be NodePort or LoadBalancer: none. */
-    exposedServices: [] as readonly string[],
+    exposedServices: key([] as readonly string[], (raw, problems) => parseServiceList(raw, problems, [])),
     /** Empty: DigitalOcean gives the stack's VPC a /20 that overlaps no other network of the account. */
-    vpcIpRange: "",
-} as const;
+    vpcIpRange: key("", (raw, problems): string => {
+        const range = raw ?? "";
+        problems.push(...vpcRangeProblems(range));
+        return range;
+    }),
+};
 
-/** Values the program fixes rather than reads from config. */
-export const FIXED = {
-    /**
-     * Short, so resolvers drop a record within a minute of the `pulumi up` that changes it. The records
-     * change only at a `pulumi up`: a node replaced between runs keeps its stale record until the next one.
-     */
-    dnsTtlSeconds: 60,
-    /**
-     * A kubeconfig credential that expires within this many hours is renewed before the run uses it:
-     * longer than the longest run (the cluster, then three releases of up to 15 minutes each).
-     */
-    credentialRenewalHours: 24,
-    /** Inbound sources for HTTP and HTTPS: everyone, over IPv4 and IPv6. */
-    publicSources: ["0.0.0.0/0", "::/0"] as readonly string[],
-    nodeCountMin: 1,
-    nodeCountMax: 50,
-    /** The private ranges a VPC may take (RFC 1918), and the sizes DigitalOcean allows (docs.digitalocean.com/products/networking/vpc/). */
-    vpcPrivateRanges: ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"] as readonly string[],
-    vpcPrefixMin: 16,
-    vpcPrefixMax: 24,
-    /**
-     * Ranges a VPC must not overlap: DOKS's pod and service networks (10.244.0.0/16, 10.245.0.0/16) and
-     * DigitalOcean's reserved ranges (10.229.0.0/16 in every region, per its release notes of 2025-03-07;
-     * 10.246.0.0/24 and 10.10.0.0/16 as third-party notes list them).
-     */
-    vpcReservedRanges: ["10.244.0.0/16", "10.245.0.0/16", "10.229.0.0/16", "10.246.0.0/24", "10.10.0.0/16"] as readonly string[],
-    /**
-     * minio refuses to start on a disk whose usable size, 95% of it, is 900 MiB or less, and fails every
-     * write once its free space is (minio RELEASE.2019-02-06T21-16-36Z, the base of hephy/minio v2.4.5,
-     * cmd/posix.go `checkDiskMinTotal`, `checkDiskMinFree`); ext4 keeps another 5% for root. Below 5 GiB
-     * little would be left for slugs.
-     */
-    workflowStorageGibMin: 5,
-    /** A DigitalOcean volume holds at most 16 TiB (digitalocean/csi-digitalocean driver/controller.go `maximumVolumeSizeInBytes`). */
-    workflowStorageGibMax: 16384,
-} as const;
+export type ConfigKey = keyof typeof KEYS;
 
-export const CONFIG_KEYS = Object.keys(DEFAULTS) as readonly (keyof typeof DEFAULTS)[];
+/** Every key's value as read: what config.ts builds the stack's configuration from. */
+export type ReadValues = { [K in ConfigKey]: ReturnType<(typeof KEYS)[K]["read"]> };
+
+/** The defaults, by key; undefined for what only the user knows. */
+export const DEFAULTS = Object.fromEntries(Object.entries(KEYS).map(([name, spec]) => [name, spec.default])) as {
+    readonly [K in ConfigKey]: (typeof KEYS)[K]["default"];
+};
+
+/** Every key this program reads, so a typo such as `nodecount` is reported instead of ignored. */
+export const CONFIG_KEYS = Object.keys(KEYS) as readonly ConfigKey[];

@@ -1,5 +1,5 @@
 import { isCidr, overlaps, parseCidr, within, withoutHostBits } from "./cidr";
-import { DEFAULTS, FIXED, PROJECT } from "./configKeys";
+import { FIXED, PROJECT } from "./project";
 
 /** The checks of single config values, and the fixes their messages name; config.ts applies them. */
 
@@ -88,11 +88,11 @@ function jsonList(raw: string): unknown[] | undefined {
     }
 }
 
-export function parseCidrList(raw: string | undefined, problems: string[]): readonly string[] {
+export function parseCidrList(raw: string | undefined, problems: string[], fallback: readonly string[]): readonly string[] {
     const key = `${PROJECT}:builderSshSources`;
     const example = fixList("builderSshSources", ["203.0.113.0/24"]);
     if (raw === undefined) {
-        return DEFAULTS.builderSshSources;
+        return fallback;
     }
     const list = jsonList(raw);
     if (list === undefined) {
@@ -116,10 +116,10 @@ export function parseCidrList(raw: string | undefined, problems: string[]): read
 }
 
 /** Reads `hephy-doks:exposedServices`, a list of `namespace/name` of Services. */
-export function parseServiceList(raw: string | undefined, problems: string[]): readonly string[] {
+export function parseServiceList(raw: string | undefined, problems: string[], fallback: readonly string[]): readonly string[] {
     const key = `${PROJECT}:exposedServices`;
     if (raw === undefined) {
-        return DEFAULTS.exposedServices;
+        return fallback;
     }
     const list = jsonList(raw);
     if (list === undefined) {

@@ -20,17 +20,16 @@ interface Written {
     log: string[];
 }
 
+/** The reconciler's environment as the chart sets it, pointed at the stand-in at `port`. */
+function reconcilerEnv(port: number, extra: Record<string, string>): NodeJS.ProcessEnv {
+    return { PATH: process.env.PATH, PYTHONDONTWRITEBYTECODE: "1", KUBE_API: `http://127.0.0.1:${port}`, PLATFORM_DOMAIN: PLATFORM, ...extra };
+}
+
 /** One pass of the reconciler (`--once`) against the stand-in at `port`. */
 function pass(port: number): Promise<Written> {
     return new Promise((resolve, reject) => {
         const child = spawn("python3", [ROUTES, "--once"], {
-            env: {
-                PATH: process.env.PATH,
-                PYTHONDONTWRITEBYTECODE: "1",
-                KUBE_API: `http://127.0.0.1:${port}`,
-                PLATFORM_DOMAIN: PLATFORM,
-                CLUSTER_ISSUER: ISSUER,
-            },
+            env: reconcilerEnv(port, { CLUSTER_ISSUER: ISSUER }),
         });
         let out = "";
         child.stdout.on("data", (chunk) => (out += chunk));
@@ -387,13 +386,7 @@ describe("the route reconciler (files/routes/routes.py), under python3 against a
     it("between passes, watches Services from the last list's version, so the API sends only what changes after it", async () => {
         withApp(appService("myapp"));
         const child = spawn("python3", [ROUTES], {
-            env: {
-                PATH: process.env.PATH,
-                PYTHONDONTWRITEBYTECODE: "1",
-                KUBE_API: `http://127.0.0.1:${api.port}`,
-                PLATFORM_DOMAIN: PLATFORM,
-                RESYNC_SECONDS: "1",
-            },
+            env: reconcilerEnv(api.port, { RESYNC_SECONDS: "1" }),
         });
         try {
             await new Promise((resolve) => setTimeout(resolve, 1500));

@@ -173,6 +173,27 @@ export async function testPki(name: string): Promise<TestPki> {
     };
 }
 
+/** A kubeconfig for the API server at `server`, with a bearer token, trusting `caPem` when given. */
+export function kubeconfigFor(server: string, caPem?: string): string {
+    const ca = caPem ? `\n    certificate-authority-data: ${Buffer.from(caPem).toString("base64")}` : "";
+    return [
+        "apiVersion: v1",
+        "kind: Config",
+        "clusters:",
+        `- name: stand-in\n  cluster:\n    server: ${server}${ca}`,
+        "users:",
+        "- name: admin\n  user:\n    token: stand-in-token",
+        "contexts:",
+        "- name: stand-in\n  context:\n    cluster: stand-in\n    user: admin",
+        "current-context: stand-in",
+    ].join("\n");
+}
+
+/** A Kubernetes API error, as the API server answers one. */
+function statusBody(code: number, reason: string, message: string) {
+    return { kind: "Status", apiVersion: "v1", status: "Failure", reason, message, code };
+}
+
 /** What a stand-in Kubernetes API was asked: method, path with query, and whether it had an answer. */
 export interface ApiRequest {
     method: string;
@@ -196,7 +217,7 @@ export async function kubernetesApi(
         const answered = request.method === "GET" && body !== undefined;
         requests.push({ method: request.method ?? "", url: request.url ?? "", answered });
         response.writeHead(answered ? 200 : 404, { "content-type": "application/json" });
-        response.end(JSON.stringify(answered ? body : { kind: "Status", apiVersion: "v1", status: "Failure", reason: "NotFound", code: 404 }));
+        response.end(JSON.stringify(answered ? body : statusBody(404, "NotFound", `no recorded answer for ${request.url}`)));
     });
     const sockets = new WebSocketServer({ server, handleProtocols: (protocols) => (protocols.has("v4.channel.k8s.io") ? "v4.channel.k8s.io" : false) });
     sockets.on("connection", (ws, request) => {
@@ -223,17 +244,7 @@ export async function kubernetesApi(
         ws.on("close", () => upstream.destroy());
     });
     const listen = await listening(server);
-    const kubeconfig = [
-        "apiVersion: v1",
-        "kind: Config",
-        "clusters:",
-        `- name: stand-in\n  cluster:\n    server: https://127.0.0.1:${listen.port}\n    certificate-authority-data: ${Buffer.from(serving.ca).toString("base64")}`,
-        "users:",
-        "- name: admin\n  user:\n    token: stand-in-token",
-        "contexts:",
-        "- name: stand-in\n  context:\n    cluster: stand-in\n    user: admin",
-        "current-context: stand-in",
-    ].join("\n");
+    const kubeconfig = kubeconfigFor(`https://127.0.0.1:${listen.port}`, serving.ca);
     return {
         ...listen,
         requests,
@@ -268,7 +279,6 @@ export async function clusterApi(
     const requests: string[] = [];
     const failures: { method: string; prefix: string; status: number; times: number }[] = [];
     let version = 1000;
-    const status = (code: number, reason: string, message: string) => ({ kind: "Status", apiVersion: "v1", status: "Failure", reason, message, code });
     const server = http.createServer((request, response) => {
         let text = "";
         request.on("data", (chunk) => (text += chunk));
@@ -280,7 +290,7 @@ export async function clusterApi(
             const failure = failures.find((f) => f.method === method && url.pathname.startsWith(f.prefix) && f.times > 0);
             if (failure) {
                 failure.times--;
-                return answer(failure.status, status(failure.status, "InternalError", "stand-in failure"));
+                return answer(failure.status, statusBody(failure.status, "InternalError", "stand-in failure"));
             }
             const list = (kind: string, items: Map<string, any>) => ({
                 kind,
@@ -291,7 +301,7 @@ export async function clusterApi(
             if (method === "GET" && url.pathname === "/api/v1/services") return answer(200, list("ServiceList", state.services));
             if (method === "GET" && url.pathname === "/apis/networking.k8s.io/v1/ingresses") return answer(200, list("IngressList", state.ingresses));
             const match = /^\/apis\/networking\.k8s\.io\/v1\/namespaces\/([^/]+)\/ingresses(?:\/([^/]+))?$/.exec(url.pathname);
-            if (!match) return answer(404, status(404, "NotFound", `no route ${url.pathname}`));
+            if (!match) return answer(404, statusBody(404, "NotFound", `no route ${url.pathname}`));
             const [, namespace, name] = match;
             const body = text ? JSON.parse(text) : undefined;
             const key = `${namespace}/${name ?? body?.metadata?.name}`;
@@ -300,22 +310,25 @@ export async function clusterApi(
                 try {
                     validateIngress(ingress);
                 } catch (error) {
-                    return answer(422, status(422, "Invalid", String(error)));
+                    return answer(422, statusBody(422, "Invalid", String(error)));
                 }
                 const stored = { ...ingress, metadata: { ...ingress.metadata, namespace, resourceVersion: String(++version) } };
                 state.ingresses.set(key, stored);
                 return answer(code, stored);
             };
             if (method === "POST" && !name) {
-                if (current) return answer(409, status(409, "AlreadyExists", `ingresses "${body.metadata.name}" already exists`));
+                if (current) return answer(409, statusBody(409, "AlreadyExists", `ingresses "${body.metadata.name}" already exists`));
                 // Admission plugin DefaultIngressClass: a class-less Ingress gets the default class, on create only.
                 const spec = { ingressClassName: state.defaultIngressClass, ...body.spec };
                 return store({ ...body, spec, metadata: { ...body.metadata, uid: `uid-${key}`, creationTimestamp: "2026-11-29T12:00:00Z" } }, 201);
             }
-            if (!current) return answer(404, status(404, "NotFound", `ingresses "${name}" not found`));
+            if (!current) return answer(404, statusBody(404, "NotFound", `ingresses "${name}" not found`));
             if (method === "PUT") {
                 if (body.metadata.resourceVersion !== current.metadata.resourceVersion) {
-                    return answer(409, status(409, "Conflict", "the object has been modified; please apply your changes to the latest version and try again"));
+                    return answer(
+                        409,
+                        statusBody(409, "Conflict", "the object has been modified; please apply your changes to the latest version and try again"),
+                    );
                 }
                 return store(
                     { ...body, metadata: { ...body.metadata, uid: current.metadata.uid, creationTimestamp: current.metadata.creationTimestamp } },
@@ -327,7 +340,7 @@ export async function clusterApi(
                 return answer(200, { kind: "Status", apiVersion: "v1", status: "Success" });
             }
             if (method === "GET") return answer(200, current);
-            return answer(405, status(405, "MethodNotAllowed", method));
+            return answer(405, statusBody(405, "MethodNotAllowed", method));
         });
     });
     const listen = await listening(server);

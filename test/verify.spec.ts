@@ -26,7 +26,7 @@ import { parseOutputs } from "../verify/outputs";
 import { checkPush, SAMPLE_APP } from "../verify/push";
 import { WORKFLOW_HOSTS } from "../workflowAccess";
 import { ROOT } from "../offline/harness";
-import { bannerServer, dnsServer, httpServer, httpsServer, kubernetesApi, Listening, testPki, TestPki, tillerServer } from "./standIns";
+import { bannerServer, dnsServer, httpServer, httpsServer, kubeconfigFor, kubernetesApi, Listening, testPki, TestPki, tillerServer } from "./standIns";
 
 const PLATFORM = "staging.hephy-demo.net";
 const CONTROLLER = `${CONTROLLER_HOST}.${PLATFORM}`;
@@ -290,6 +290,7 @@ describe("npm run verify: the cluster, through a stand-in Kubernetes API serving
                 api.requests.filter((r) => !r.answered),
                 [],
             );
+            assert.equal(api.requests.filter((r) => r.url === "/apis/helm.fluxcd.io/v1/helmreleases").length, 1, "listed once a pass");
             assert.deepEqual([...new Set(api.requests.map((r) => `${r.method} ${r.url.split("?")[0]}`))].sort(), [
                 "GET /api/v1/namespaces/cert-manager/pods",
                 "GET /api/v1/namespaces/deis/pods",
@@ -434,7 +435,7 @@ describe("npm run verify: the cluster, through a stand-in Kubernetes API serving
     });
 
     it("fails every check, quickly and with the reason, when the API cannot be reached", async () => {
-        const kubeconfig = `apiVersion: v1\nkind: Config\nclusters:\n- name: gone\n  cluster:\n    server: https://127.0.0.1:${await closedPort()}\nusers:\n- name: u\n  user:\n    token: t\ncontexts:\n- name: c\n  context:\n    cluster: gone\n    user: u\ncurrent-context: c\n`;
+        const kubeconfig = kubeconfigFor(`https://127.0.0.1:${await closedPort()}`);
         const results = await clusterChecks({ kubeconfig, tillerCaCertPem: pki.root, exposedServices: [], workflow: true });
         assert.deepEqual(
             results.map((r) => r.id),
@@ -646,7 +647,7 @@ describe("npm run verify's command line", () => {
         assert.equal(await main(["--outputs", file], (t) => lines.push(t)), 2);
         assert.match(lines[0], /^verify: ENOENT/);
         await using([dnsServer(PLATFORM, ["127.0.0.1"])], async ([dns]) => {
-            const api = `apiVersion: v1\nkind: Config\nclusters:\n- name: gone\n  cluster:\n    server: https://127.0.0.1:${await closedPort()}\nusers:\n- name: u\n  user:\n    token: t\ncontexts:\n- name: c\n  context:\n    cluster: gone\n    user: u\ncurrent-context: c\n`;
+            const api = kubeconfigFor(`https://127.0.0.1:${await closedPort()}`);
             fs.writeFileSync(
                 file,
                 JSON.stringify({ platformDomain: PLATFORM, nodeIps: ["127.0.0.1"], kubeconfig: api, tillerCaCertPem: "pem", exposedServices: [] }),

@@ -55,14 +55,15 @@ async function helmReleases(config: k8s.KubeConfig): Promise<HelmRelease[]> {
 
 const nameOf = (o: { metadata?: { namespace?: string; name?: string } }) => `${o.metadata?.namespace}/${o.metadata?.name}`;
 
-export async function checkHelmReleases(config: k8s.KubeConfig): Promise<CheckResult[]> {
+/** Every HelmRelease is released; `listed` is the pass's one list of them. */
+export async function checkHelmReleases(listed: Promise<HelmRelease[]>): Promise<CheckResult[]> {
     let releases: HelmRelease[] = [];
-    const listed = await runCheck("helmreleases", "", API_MS, async () => {
-        releases = await helmReleases(config);
+    const found = await runCheck("helmreleases", "", API_MS, async () => {
+        releases = await listed;
         return releases.length > 0 ? pass(`${releases.length} listed`) : fail("no HelmRelease in the cluster");
     });
-    if (!listed.ok) {
-        return [listed];
+    if (!found.ok) {
+        return [found];
     }
     return releases.map((release) => {
         const status = release.status ?? {};
@@ -159,10 +160,10 @@ function podProblem(pod: k8s.V1Pod): string | undefined {
     return `${nameOf(pod)} ${pod.status?.phase ?? "?"}${waiting.length ? ` (${waiting.join(", ")})` : ""}${unscheduled ? ` (${unscheduled})` : ""}`;
 }
 
-export function checkPodsReady(config: k8s.KubeConfig): Promise<CheckResult> {
+export function checkPodsReady(config: k8s.KubeConfig, listed: Promise<HelmRelease[]>): Promise<CheckResult> {
     return runCheck("pods-ready", "", API_MS, async () => {
         const core = config.makeApiClient(k8s.CoreV1Api);
-        const releases = await helmReleases(config);
+        const releases = await listed;
         const namespaces = [...new Set([CLUSTER_FACTS.operator.namespace, ...releases.map((r) => r.spec?.targetNamespace ?? r.metadata.namespace)])].sort();
         const lists = await Promise.all([
             ...namespaces.map((namespace) => core.listNamespacedPod({ namespace })),
@@ -308,11 +309,14 @@ export function checkTillerMtls(config: k8s.KubeConfig, tillerCaCertPem: string,
 /** Every check through the Kubernetes API but the revision window, which verify runs alongside. */
 export async function clusterChecks(target: ClusterTarget): Promise<CheckResult[]> {
     const config = kubeConfig(target.kubeconfig);
+    // Listed once for both checks that read them; each reports a failed list as its own.
+    const releases = helmReleases(config);
+    releases.catch(() => undefined);
     const results = await Promise.all([
-        checkHelmReleases(config),
+        checkHelmReleases(releases),
         checkExposedServices(config, target.exposedServices),
         checkTillerMtls(config, target.tillerCaCertPem, target.settleMs),
-        checkPodsReady(config),
+        checkPodsReady(config, releases),
         checkStorageBound(config, target.workflow),
     ]);
     return results.flat();

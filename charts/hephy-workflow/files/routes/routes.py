@@ -80,6 +80,13 @@ def is_app_service(service):
     return labels.get('heritage') == 'deis' and labels.get('app') == meta['namespace']
 
 
+def apps_by_name(services):
+    """Each app's own Service (the controller's, named after the app in the app's namespace), by app."""
+    return dict(
+        (s['metadata']['namespace'], s) for s in services if is_app_service(s) and s['metadata']['namespace'] == s['metadata']['name']
+    )
+
+
 class Routes(object):
     """
     What one routable Service asks for, read from its annotations. A per-process Service
@@ -189,7 +196,7 @@ def desired(services, foreign_hosts, platform_domain, issuer):
     kept = set()
     problems = []
     claimed = dict((host, 'Ingress ' + owner) for host, owner in foreign_hosts.items())
-    apps = dict((s['metadata']['namespace'], s) for s in services if is_app_service(s) and s['metadata']['namespace'] == s['metadata']['name'])
+    apps = apps_by_name(services)
     reserved = dict(('{}.{}'.format(app, platform_domain), app) for app in apps)
     routable = [s for s in services if is_app_service(s) and (s['metadata'].get('labels') or {}).get(ROUTABLE) == 'true']
     routable.sort(key=lambda s: (s['metadata'].get('creationTimestamp', ''), s['metadata']['namespace'], s['metadata']['name']))
@@ -301,9 +308,7 @@ def reconcile(api, platform_domain, issuer, log):
     items = services.get('items') or []
     # The Ingress an earlier controller overlay made at `deis create`, named after the app in the app's
     # namespace: this process takes it over, and it is no claim on the app's hosts.
-    app_ingresses = set(
-        (s['metadata']['namespace'], s['metadata']['name']) for s in items if is_app_service(s) and s['metadata']['namespace'] == s['metadata']['name']
-    )
+    app_ingresses = set((app, app) for app in apps_by_name(items))
     foreign = {}
     for key, item in sorted(existing.items()):
         labels = item['metadata'].get('labels') or {}

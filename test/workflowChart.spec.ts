@@ -142,6 +142,7 @@ describe("the project's Workflow chart, rendered by Helm 3.8.1 (Go 1.17) with th
         });
         const code = find(objects, "ConfigMap", pod.volumes[0].configMap.name);
         assert.equal(code.data["routes.py"], fs.readFileSync(path.join(CHART, "files", "routes", "routes.py"), "utf8"));
+        assert.equal(code.data["kubeclient.py"], fs.readFileSync(path.join(CHART, "files", "lib", "kubeclient.py"), "utf8"), "the shared client, beside it");
         assert.equal(deployment.spec.strategy.type, "Recreate", "one writer at a time");
     });
 

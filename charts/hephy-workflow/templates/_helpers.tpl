@@ -21,3 +21,11 @@ chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63
 {{- fail (printf "controller.registration_mode must be admin_only or disabled, got %q: \"enabled\" lets anyone on the internet register" (toString .Values.controller.registration_mode)) -}}
 {{- end -}}
 {{- end -}}
+
+{{- /*
+The shared Kubernetes client of the chart's in-cluster Python programs (files/lib/kubeclient.py): each
+program's code ConfigMap carries it beside the program, which imports it from its own directory.
+*/ -}}
+{{- define "hephy.kubeclient" -}}
+{{ required "files/lib/kubeclient.py is missing or empty" (.Files.Get "files/lib/kubeclient.py") }}
+{{- end -}}

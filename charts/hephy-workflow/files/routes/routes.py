@@ -33,15 +33,12 @@ is repaired by the next pass.
 """
 import hashlib
 import ipaddress
-import json
 import os
 import re
-import ssl
 import sys
-import time
-import urllib.error
-import urllib.parse
-import urllib.request
+
+# files/lib/kubeclient.py, which the ConfigMap mounts beside this file.
+from kubeclient import in_cluster, wait_for_change
 
 PREFIX = 'router.deis.io/'
 ROUTABLE = PREFIX + 'routable'
@@ -242,34 +239,8 @@ def desired(services, foreign_hosts, platform_domain, issuer):
     return wanted, kept, problems
 
 
-class Api(object):
-    """The few Kubernetes API calls this process makes, over the standard library."""
-
-    def __init__(self, base, token=None, cafile=None, timeout=30):
-        self.base = base.rstrip('/')
-        self.token = token
-        self.timeout = timeout
-        self.context = ssl.create_default_context(cafile=cafile) if base.startswith('https') else None
-
-    def call(self, method, path, body=None, params=None, timeout=None):
-        url = self.base + path + ('?' + urllib.parse.urlencode(params) if params else '')
-        data = json.dumps(body).encode('utf-8') if body is not None else None
-        request = urllib.request.Request(url, data=data, method=method)
-        request.add_header('Accept', 'application/json')
-        if data is not None:
-            request.add_header('Content-Type', 'application/json')
-        if self.token:
-            request.add_header('Authorization', 'Bearer ' + self.token)
-        try:
-            response = urllib.request.urlopen(request, timeout=timeout or self.timeout, context=self.context)
-            return response.status, response
-        except urllib.error.HTTPError as error:
-            return error.code, error
-
-    def json(self, method, path, body=None, params=None):
-        status, response = self.call(method, path, body, params)
-        text = response.read().decode('utf-8')
-        return status, (json.loads(text) if text else {})
+SERVICES = '/api/v1/services'
+INGRESSES = '/apis/networking.k8s.io/v1/ingresses'
 
 
 def ingress_path(namespace, name=None):
@@ -298,14 +269,9 @@ def reconcile(api, platform_domain, issuer, log):
     One full pass: read every Service and Ingress, write what differs. Returns the number of writes, and
     the Services' resourceVersion, from which a watch reports only later changes.
     """
-    status, services = api.json('GET', '/api/v1/services')
-    if status != 200:
-        raise RuntimeError('listing Services answered {}'.format(status))
-    status, ingresses = api.json('GET', '/apis/networking.k8s.io/v1/ingresses')
-    if status != 200:
-        raise RuntimeError('listing Ingresses answered {}'.format(status))
-    existing = dict(((i['metadata']['namespace'], i['metadata']['name']), i) for i in ingresses.get('items') or [])
-    items = services.get('items') or []
+    items, services_version = api.list(SERVICES)
+    ingresses, _ = api.list(INGRESSES)
+    existing = dict(((i['metadata']['namespace'], i['metadata']['name']), i) for i in ingresses)
     # The Ingress an earlier controller overlay made at `deis create`, named after the app in the app's
     # namespace: this process takes it over, and it is no claim on the app's hosts.
     app_ingresses = set((app, app) for app in apps_by_name(items))
@@ -348,35 +314,7 @@ def reconcile(api, platform_domain, issuer, log):
         writes += 1
         if status not in (200, 202, 404):
             log('{}/{}: deleting the Ingress answered {}: {}'.format(key[0], key[1], status, answer.get('message', '')))
-    return writes, (services.get('metadata') or {}).get('resourceVersion')
-
-
-def wait_for_change(api, seconds, resource_version):
-    """
-    Watches Services from the last list until one changes or `seconds` pass. Without a version the API
-    would replay every Service at once; a watch that fails (its version too old) only shortens the wait.
-    """
-    started = time.time()
-    try:
-        if resource_version:
-            params = {'watch': 'true', 'resourceVersion': resource_version, 'timeoutSeconds': str(seconds)}
-            status, response = api.call('GET', '/api/v1/services', params=params, timeout=seconds + 10)
-            if status == 200:
-                response.readline()
-    except Exception:  # the next pass lists everything anyway
-        pass
-    # However the watch ended, passes are at least a few seconds apart.
-    time.sleep(max(0, min(seconds, 5) - (time.time() - started)))
-
-
-def in_cluster_api():
-    root = '/var/run/secrets/kubernetes.io/serviceaccount/'
-    base = os.environ.get('KUBE_API') or 'https://{}:{}'.format(os.environ['KUBERNETES_SERVICE_HOST'], os.environ['KUBERNETES_SERVICE_PORT'])
-    token = None
-    if os.path.exists(root + 'token'):
-        with open(root + 'token') as f:
-            token = f.read().strip()
-    return Api(base, token=token, cafile=root + 'ca.crt' if base.startswith('https') else None)
+    return writes, services_version
 
 
 def main(argv):
@@ -389,8 +327,8 @@ def main(argv):
         sys.stdout.flush()
 
     once = '--once' in argv
+    api = in_cluster()
     while True:
-        api = in_cluster_api()  # the token file is rotated by the kubelet
         version = None
         try:
             writes, version = reconcile(api, platform_domain, issuer, log)
@@ -402,7 +340,7 @@ def main(argv):
                 return 1
         if once:
             return 0
-        wait_for_change(api, resync, version)
+        wait_for_change(api, [(SERVICES, version)], resync)
 
 
 if __name__ == '__main__':

@@ -2,7 +2,7 @@ import { UPSTREAM } from "./catalog";
 
 /** What Workflow on DOKS does and does not do (docs/workflow.md has the reasons). */
 export const WORKFLOW_LIMITS =
-    "Works: buildpack apps by git push, each served over HTTPS with a Let's Encrypt certificate, deis pull of images from public " +
+    "Works: buildpack apps by git push (built by slugbuilder on heroku-18, a stack Heroku ended in 2023: a build may fail), each served over HTTPS with a Let's Encrypt certificate, deis pull of images from public " +
     "registries (set PORT with deis config:set), deis logs, and deis domains, certs, tls, whitelist and maintenance (a route " +
     "reconciler gives them effect; point a custom domain's DNS at the nodes). " +
     "Does not work: Dockerfile builds (DOKS nodes run containerd, and the dockerbuilder needs a Docker daemon). " +

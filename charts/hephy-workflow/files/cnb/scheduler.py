@@ -43,19 +43,21 @@ def as_image_release(kwargs):
 
 class SchedulerClient(KubeHTTPClient):
     def deploy(self, namespace, name, image, entrypoint, command, **kwargs):
-        cnb = cnb_image(kwargs)
-        if cnb is None:
-            return super().deploy(namespace, name, image, entrypoint, command, **kwargs)
-        return super().deploy(namespace, name, cnb, [PROCESS_DIR + kwargs['app_type']], [], **as_image_release(kwargs))
+        return self._process(super().deploy, namespace, name, image, entrypoint, command, kwargs)
 
     def scale(self, namespace, name, image, entrypoint, command, **kwargs):
-        cnb = cnb_image(kwargs)
-        if cnb is None:
-            return super().scale(namespace, name, image, entrypoint, command, **kwargs)
-        return super().scale(namespace, name, cnb, [PROCESS_DIR + kwargs['app_type']], [], **as_image_release(kwargs))
+        return self._process(super().scale, namespace, name, image, entrypoint, command, kwargs)
 
     def run(self, namespace, name, image, entrypoint, command, **kwargs):
         cnb = cnb_image(kwargs)
         if cnb is None:
             return super().run(namespace, name, image, entrypoint, command, **kwargs)
         return super().run(namespace, name, cnb, [LAUNCHER], command, **as_image_release(kwargs))
+
+    @staticmethod
+    def _process(parent, namespace, name, image, entrypoint, command, kwargs):
+        """A Deployment of process type kwargs['app_type'], through `parent` (deploy or scale)."""
+        cnb = cnb_image(kwargs)
+        if cnb is None:
+            return parent(namespace, name, image, entrypoint, command, **kwargs)
+        return parent(namespace, name, cnb, [PROCESS_DIR + kwargs['app_type']], [], **as_image_release(kwargs))

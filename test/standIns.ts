@@ -2,8 +2,8 @@ import * as dgram from "node:dgram";
 import * as http from "node:http";
 import * as https from "node:https";
 import * as net from "node:net";
-import * as tls from "node:tls";
 import { AddressInfo } from "node:net";
+import * as grpc from "@grpc/grpc-js";
 import { WebSocketServer } from "ws";
 import { tlsState } from "../offline/tlsMocks";
 
@@ -90,13 +90,61 @@ export function httpsServer(pair: { cert: string; key: string }, handler: Handle
     return listening(https.createServer(pair, handler));
 }
 
-/** A TLS server like Tiller's: it asks clients for a certificate of `clientCa`, or, when `verifyClients` is off, for none. */
-export function tillerServer(pair: { cert: string; key: string }, clientCa: string, verifyClients: boolean): Promise<Listening> {
-    return listening(
-        tls.createServer({ ...pair, ca: [clientCa], requestCert: verifyClients, rejectUnauthorized: verifyClients }, (socket) =>
-            socket.on("error", () => undefined),
-        ),
+/** grpc.health.v1 HealthCheckRequest {service: "Tiller"}, written out by hand from health.proto (field 1, length-delimited). */
+const TILLER_HEALTH_REQUEST = Buffer.from([0x0a, 0x06, ...Buffer.from("Tiller")]);
+
+/**
+ * A gRPC server like Tiller 2.17's (helm/helm v2.17.0 cmd/tiller/tiller.go): TLS with `pair`, asking
+ * clients for a certificate of `clientCa` (RequireAndVerifyClientCert), or, when `verifyClients` is off,
+ * for none; and grpc.health.v1 Health/Check, which answers service "Tiller" with `servingStatus`
+ * (1 SERVING once started, 2 NOT_SERVING before) and any other service NOT_FOUND, as grpc-go's health
+ * server does. The messages are bytes written here, apart from verify's own encoding.
+ */
+export async function tillerServer(
+    pair: { cert: string; key: string },
+    clientCa: string,
+    verifyClients: boolean,
+    servingStatus = 1,
+): Promise<Listening & { checks: number }> {
+    const server = new grpc.Server();
+    const bytes = (b: Buffer) => b;
+    const state = { checks: 0 };
+    const check: grpc.handleUnaryCall<Buffer, Buffer> = (call, callback) => {
+        state.checks++;
+        if (!call.request.equals(TILLER_HEALTH_REQUEST)) {
+            return callback({ code: grpc.status.NOT_FOUND, details: "unknown service" });
+        }
+        callback(null, Buffer.from([0x08, servingStatus]));
+    };
+    server.addService(
+        {
+            Check: {
+                path: "/grpc.health.v1.Health/Check",
+                requestStream: false,
+                responseStream: false,
+                requestSerialize: bytes,
+                requestDeserialize: bytes,
+                responseSerialize: bytes,
+                responseDeserialize: bytes,
+            },
+        },
+        { Check: check },
     );
+    const credentials = grpc.ServerCredentials.createSsl(
+        Buffer.from(clientCa),
+        [{ private_key: Buffer.from(pair.key), cert_chain: Buffer.from(pair.cert) }],
+        verifyClients,
+    );
+    const port = await new Promise<number>((resolve, reject) =>
+        server.bindAsync("127.0.0.1:0", credentials, (error, bound) => (error ? reject(error) : resolve(bound))),
+    );
+    return {
+        port,
+        get checks() {
+            return state.checks;
+        },
+        close: async () => server.forceShutdown(),
+    };
 }
 
 export interface TestCertificate {
@@ -174,7 +222,7 @@ export async function testPki(name: string): Promise<TestPki> {
 }
 
 /** A kubeconfig for the API server at `server`, with a bearer token, trusting `caPem` when given. */
-export function kubeconfigFor(server: string, caPem?: string): string {
+export function kubeconfigFor(server: string, caPem?: string, token = STAND_IN_TOKEN): string {
     const ca = caPem ? `\n    certificate-authority-data: ${Buffer.from(caPem).toString("base64")}` : "";
     return [
         "apiVersion: v1",
@@ -182,12 +230,15 @@ export function kubeconfigFor(server: string, caPem?: string): string {
         "clusters:",
         `- name: stand-in\n  cluster:\n    server: ${server}${ca}`,
         "users:",
-        "- name: admin\n  user:\n    token: stand-in-token",
+        `- name: admin\n  user:\n    token: ${token}`,
         "contexts:",
         "- name: stand-in\n  context:\n    cluster: stand-in\n    user: admin",
         "current-context: stand-in",
     ].join("\n");
 }
+
+/** The token of the stand-in API's kubeconfig, which it accepts until a test says otherwise. */
+export const STAND_IN_TOKEN = "stand-in-token";
 
 /** A Kubernetes API error, as the API server answers one. */
 function statusBody(code: number, reason: string, message: string) {
@@ -205,21 +256,34 @@ export interface ApiRequest {
  * A Kubernetes API on loopback: GETs answered from `responses` (path with query → JSON body),
  * everything else 404 and recorded as unanswered; pods/portforward WebSockets (v4.channel.k8s.io:
  * each frame starts with its channel, each channel's first frame with the port) piped to `forwardTo`.
+ * A bearer token not in `tokens` (an expired one) gets what the API server's authentication filter
+ * answers: 401 with Status reason Unauthorized (k8s.io/apiserver pkg/endpoints/filters/authentication.go).
  */
 export async function kubernetesApi(
     responses: Record<string, unknown>,
     serving: { pair: TestCertificate; ca: string },
     forwardTo?: number,
-): Promise<Listening & { requests: ApiRequest[]; kubeconfig: string }> {
+): Promise<Listening & { requests: ApiRequest[]; kubeconfig: string; tokens: Set<string> }> {
     const requests: ApiRequest[] = [];
+    const tokens = new Set([STAND_IN_TOKEN]);
+    const authenticated = (request: http.IncomingMessage) => tokens.has((request.headers.authorization ?? "").replace(/^Bearer /, ""));
     const server = https.createServer(serving.pair, (request, response) => {
+        if (!authenticated(request)) {
+            requests.push({ method: request.method ?? "", url: request.url ?? "", answered: true });
+            response.writeHead(401, { "content-type": "application/json" }).end(JSON.stringify(statusBody(401, "Unauthorized", "Unauthorized")));
+            return;
+        }
         const body = responses[request.url ?? ""];
         const answered = request.method === "GET" && body !== undefined;
         requests.push({ method: request.method ?? "", url: request.url ?? "", answered });
         response.writeHead(answered ? 200 : 404, { "content-type": "application/json" });
         response.end(JSON.stringify(answered ? body : statusBody(404, "NotFound", `no recorded answer for ${request.url}`)));
     });
-    const sockets = new WebSocketServer({ server, handleProtocols: (protocols) => (protocols.has("v4.channel.k8s.io") ? "v4.channel.k8s.io" : false) });
+    const sockets = new WebSocketServer({
+        server,
+        verifyClient: (info: { req: http.IncomingMessage }) => authenticated(info.req),
+        handleProtocols: (protocols) => (protocols.has("v4.channel.k8s.io") ? "v4.channel.k8s.io" : false),
+    });
     sockets.on("connection", (ws, request) => {
         const url = new URL(request.url ?? "", "http://stand-in");
         const port = Number(url.searchParams.get("ports"));
@@ -249,6 +313,7 @@ export async function kubernetesApi(
         ...listen,
         requests,
         kubeconfig,
+        tokens,
         close: async () => {
             sockets.clients.forEach((c) => c.terminate());
             sockets.close();
@@ -345,4 +410,33 @@ export async function clusterApi(
     });
     const listen = await listening(server);
     return { ...listen, requests, fail: (method, prefix, code, times = 1) => failures.push({ method, prefix, status: code, times }) };
+}
+
+/**
+ * DigitalOcean's API for one cluster's kubeconfig: GET /v2/kubernetes/clusters/{id}/kubeconfig with
+ * `Authorization: Bearer <token>` answers a kubeconfig in YAML whose token `mint` makes (one per call,
+ * as DigitalOcean issues a new credential each time); a wrong token 401 and an unknown cluster 404, with
+ * DigitalOcean's error body {id, message} (docs.digitalocean.com/reference/api, "Retrieve the kubeconfig
+ * for a Kubernetes Cluster" and "Errors").
+ */
+export async function digitalOceanApi(
+    cluster: { id: string; token: string },
+    mint: (expirySeconds: number) => string,
+): Promise<Listening & { url: string; requests: string[] }> {
+    const requests: string[] = [];
+    const server = http.createServer((request, response) => {
+        const url = new URL(request.url ?? "", "http://stand-in");
+        requests.push(`${request.method} ${url.pathname}${url.search}`);
+        const error = (status: number, id: string, message: string) =>
+            response.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify({ id, message }));
+        if (request.headers.authorization !== `Bearer ${cluster.token}`) {
+            error(401, "Unauthorized", "Unable to authenticate you");
+        } else if (request.method !== "GET" || url.pathname !== `/v2/kubernetes/clusters/${cluster.id}/kubeconfig`) {
+            error(404, "not_found", "The resource you were accessing could not be found.");
+        } else {
+            response.writeHead(200, { "content-type": "application/yaml" }).end(mint(Number(url.searchParams.get("expiry_seconds") ?? 0) || 7 * 86_400));
+        }
+    });
+    const listen = await listening(server);
+    return { ...listen, url: `http://127.0.0.1:${listen.port}`, requests };
 }

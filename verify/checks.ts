@@ -4,8 +4,8 @@
  */
 export const CHECKS = {
     dns: {
-        proves: "a random name under *.<platform domain> resolves to exactly the nodes' addresses (the round-robin records)",
-        lookAt: "the A records of *.<platform domain> in the DigitalOcean zone (pulumi up puts them back), the zone's NS records at the registrar, or a resolver's cache (--dns-server ns1.digitalocean.com asks DigitalOcean's own)",
+        proves: "a random name under *.<platform domain> resolves to exactly the live Ready nodes' ExternalIP addresses (the round-robin records follow the nodes DigitalOcean runs now, not the stack's outputs)",
+        lookAt: "kubectl get nodes -o wide (the EXTERNAL-IP column), the A records of *.<platform domain> in the DigitalOcean zone (pulumi up points them at the running nodes), the zone's NS records at the registrar, or a resolver's cache (--dns-server ns1.digitalocean.com asks DigitalOcean's own)",
     },
     "tcp-80": {
         proves: "every node answers on TCP 80 (the ingress controller on the host network)",
@@ -16,12 +16,12 @@ export const CHECKS = {
         lookAt: "the worker firewall and the ingress controller's pods: kubectl -n haproxy-ingress get pods -o wide",
     },
     certificate: {
-        proves: "https://deis.<platform domain> on every node presents a certificate trusted for that name, from Let's Encrypt's production issuer, valid 14 more days",
+        proves: "https://deis.<platform domain> on every node presents a certificate trusted for that name, from Let's Encrypt's production issuer, with more than a sixth of its own lifetime left (cert-manager renews at a third: half of its renewal window is not yet spent)",
         lookAt: "cert-manager: kubectl -n deis describe certificate; kubectl get clusterissuer letsencrypt-prod -o yaml; kubectl -n cert-manager logs deploy/cert-manager",
     },
     http01: {
-        proves: "on every node, plain HTTP to /.well-known/acme-challenge/… of a name with no TLS Ingress (as a cert-manager solver's is) is answered, not redirected to HTTPS: renewals by HTTP-01 can pass",
-        lookAt: "the ingress HelmRelease's values: ssl-redirect must stay per Ingress with TLS, never global (docs/ingress.md)",
+        proves: "on every node, plain HTTP to /.well-known/acme-challenge/… of each host that gets a certificate (deis.<platform domain> and the Certificates' names) is answered, following redirects as Let's Encrypt does (at most 10, to http or https on ports 80 or 443, never to an IP address)",
+        lookAt: "the redirect named in the evidence: the ingress HelmRelease's values (ssl-redirect-port 443, no global redirect: docs/ingress.md) and the host's Ingress annotations (kubectl get ingress -A)",
     },
     "ssh-banner": {
         proves: "every node's TCP 2222 answers with an SSH banner (the builder behind the ingress controller's TCP forward)",
@@ -30,6 +30,10 @@ export const CHECKS = {
     "controller-health": {
         proves: "the Workflow controller answers 200 on /healthz through the ingress, on every node",
         lookAt: "kubectl -n deis logs deploy/deis-controller, and kubectl -n deis get ingress",
+    },
+    "kubernetes-api": {
+        proves: "the Kubernetes API accepts verify's credential and lists the nodes: a fresh one from DigitalOcean's API when a DigitalOcean token is at hand, else the stack's kubeconfig output (valid 7 days after the pulumi up that wrote it)",
+        lookAt: "the evidence's command: export DIGITALOCEAN_TOKEN=$(pulumi config get digitalocean:token --stack <stack>) so verify fetches a fresh credential, or pulumi up --refresh=false --stack <stack>; an unreachable API: the cluster's state in the DigitalOcean console",
     },
     helmreleases: {
         proves: "every HelmRelease is released: condition Released true, release status deployed, its latest generation observed",
@@ -44,19 +48,19 @@ export const CHECKS = {
         lookAt: "kubectl get services -A, and the admission policy deny-exposed-services",
     },
     "tiller-mtls": {
-        proves: "Tiller completes TLS with helm-operator's client certificate, with a server certificate from the stack's CA, and refuses a client without one (through a port-forward, which network policies do not see: it proves Tiller's TLS, not who can reach it)",
+        proves: "Tiller answers a gRPC health check (grpc.health.v1, service Tiller SERVING) over TLS with helm-operator's client certificate, with a server certificate from the stack's CA, and refuses a client without one in the handshake (through a port-forward, which network policies do not see: it proves Tiller's TLS, not who can reach it)",
         lookAt: "kubectl -n kube-system get deploy tiller-deploy -o yaml (TILLER_TLS_VERIFY, TILLER_TLS_ENABLE) and the Secrets tiller-secret and flux/helm-client",
     },
     "pods-ready": {
-        proves: "every pod in the namespaces of the HelmReleases is Ready (or has completed)",
-        lookAt: "kubectl -n <namespace> describe pod <pod>, and its logs",
+        proves: "every Deployment, DaemonSet and StatefulSet in the namespaces of the HelmReleases (and Tiller's) has all its pods available, and no pod outside them is failing; Failed pods that a controller has replaced (evicted, shut down, rejected) are history",
+        lookAt: "kubectl -n <namespace> describe deploy,ds,sts <name>, kubectl -n <namespace> describe pod <pod>, and its logs",
     },
     "storage-bound": {
         proves: "every PersistentVolumeClaim is Bound, Workflow's object store among them",
         lookAt: "kubectl describe pvc -A, and the DigitalOcean volumes of the region",
     },
     push: {
-        proves: "(--push) an app is created, a buildpack app pushed with git over SSH, served over HTTPS at https://<app>.<platform domain> with a valid certificate, and app and key removed",
+        proves: "(--push) an app is created, a buildpack app pushed with git over SSH, served over HTTPS at https://<app>.<platform domain> with a valid certificate, and app and key removed (with --push-name, the app is reused and kept)",
         lookAt: "deis logs -a <app> and kubectl -n deis logs deploy/deis-builder; an app left behind is named in the evidence",
     },
 } as const;
@@ -119,7 +123,8 @@ export function errorText(error: unknown): string {
     return `${message}${code}`.split("\n")[0];
 }
 
-function safeJson(text: string): unknown {
+/** JSON.parse, or undefined for text that is not JSON (an error page). */
+export function safeJson(text: string): unknown {
     try {
         return JSON.parse(text);
     } catch {

@@ -1,7 +1,9 @@
+import * as net from "node:net";
 import { Duplex, PassThrough } from "node:stream";
 import * as tls from "node:tls";
+import * as grpc from "@grpc/grpc-js";
 import * as k8s from "@kubernetes/client-node";
-import { CheckResult, fail, Outcome, pass, runCheck } from "./checks";
+import { CheckResult, errorText, fail, Outcome, pass, runCheck } from "./checks";
 
 /**
  * Names the program gives objects in the cluster. verify does not load the program (or Pulumi) to learn
@@ -26,14 +28,10 @@ export interface ClusterTarget {
     exposedServices: readonly string[];
     /** Whether Workflow is installed, with its storage claim. */
     workflow: boolean;
-    /** How long a refused client is given to be told so, and an accepted one to stay connected (default 1.5 s). */
-    settleMs?: number;
 }
 
 const API_MS = 30_000;
 const HANDSHAKE_MS = 10_000;
-/** Over a port-forward, a TLS 1.3 refusal arrives well within this after the handshake. */
-const SETTLE_MS = 1_500;
 
 export function kubeConfig(kubeconfig: string): k8s.KubeConfig {
     const config = new k8s.KubeConfig();
@@ -44,7 +42,14 @@ export function kubeConfig(kubeconfig: string): k8s.KubeConfig {
 interface HelmRelease {
     metadata: { name: string; namespace: string; generation?: number };
     spec?: { targetNamespace?: string; releaseName?: string };
-    status?: { releaseStatus?: string; releaseName?: string; observedGeneration?: number; conditions?: { type: string; status: string; message?: string }[] };
+    /** fluxcd/helm-operator v1.4.4 HelmReleaseStatus: phase (its steady one Succeeded), Helm's status, conditions by phase. */
+    status?: {
+        phase?: string;
+        releaseStatus?: string;
+        releaseName?: string;
+        observedGeneration?: number;
+        conditions?: { type: string; status: string; reason?: string; message?: string }[];
+    };
 }
 
 async function helmReleases(config: k8s.KubeConfig): Promise<HelmRelease[]> {
@@ -54,6 +59,30 @@ async function helmReleases(config: k8s.KubeConfig): Promise<HelmRelease[]> {
 }
 
 const nameOf = (o: { metadata?: { namespace?: string; name?: string } }) => `${o.metadata?.namespace}/${o.metadata?.name}`;
+
+/** A cert-manager Certificate: the names it certifies and when its current certificate was issued. */
+export interface IssuedCertificate {
+    namespace: string;
+    name: string;
+    dnsNames: string[];
+    /** status.notBefore, absent until one is issued. */
+    notBefore?: string;
+}
+
+/** The cluster's Certificates (cert-manager v1.21.1 pkg/apis/certmanager/v1/types_certificate.go: spec.dnsNames, status.notBefore). */
+export async function listCertificates(config: k8s.KubeConfig): Promise<IssuedCertificate[]> {
+    const list = (await config
+        .makeApiClient(k8s.CustomObjectsApi)
+        .listClusterCustomObject({ group: "cert-manager.io", version: "v1", plural: "certificates" })) as {
+        items: { metadata: { namespace: string; name: string }; spec?: { dnsNames?: string[] }; status?: { notBefore?: string } }[];
+    };
+    return list.items.map((c) => ({
+        namespace: c.metadata.namespace,
+        name: c.metadata.name,
+        dnsNames: c.spec?.dnsNames ?? [],
+        notBefore: c.status?.notBefore,
+    }));
+}
 
 /** Every HelmRelease is released; `listed` is the pass's one list of them. */
 export async function checkHelmReleases(listed: Promise<HelmRelease[]>): Promise<CheckResult[]> {
@@ -68,7 +97,7 @@ export async function checkHelmReleases(listed: Promise<HelmRelease[]>): Promise
     return releases.map((release) => {
         const status = release.status ?? {};
         const released = status.conditions?.find((c) => c.type === "Released");
-        const seen = `release ${status.releaseName ?? "?"} ${status.releaseStatus ?? "no status"}, Released ${released?.status ?? "absent"}, generation ${status.observedGeneration ?? "?"}/${release.metadata.generation ?? "?"}`;
+        const seen = `release ${status.releaseName ?? "?"} ${status.releaseStatus ?? "no status"} (phase ${status.phase ?? "?"}), Released ${released?.status ?? "absent"}, generation ${status.observedGeneration ?? "?"}/${release.metadata.generation ?? "?"}`;
         const ok =
             released?.status === "True" && status.releaseStatus?.toLowerCase() === "deployed" && status.observedGeneration === release.metadata.generation;
         return { id: "helmreleases" as const, target: nameOf(release), ok, evidence: ok ? seen : `${seen}: ${released?.message ?? "not released"}` };
@@ -143,38 +172,164 @@ export function checkExposedServices(config: k8s.KubeConfig, allowed: readonly s
     });
 }
 
-/**
- * A pod is fine when it is Ready or has completed; a failed Job's pod or build pod (Workflow's
- * `slugbuild-`/`dockerbuild-` pods, which the builder leaves behind) is history, not a service down.
- */
-function podProblem(pod: k8s.V1Pod): string | undefined {
-    if (pod.status?.phase === "Succeeded" || pod.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True")) {
-        return undefined;
-    }
-    const finished = pod.metadata?.ownerReferences?.some((o) => o.kind === "Job") || /^(slug|docker)build-/.test(pod.metadata?.name ?? "");
-    if (pod.status?.phase === "Failed" && finished) {
-        return undefined;
-    }
-    const waiting = pod.status?.containerStatuses?.map((c) => c.state?.waiting?.reason ?? c.state?.terminated?.reason).filter(Boolean) ?? [];
+const isReady = (pod: k8s.V1Pod) => pod.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false;
+
+/** A pod as one line: name, phase, and why it is not running (a container's reason, the kubelet's, the scheduler's). */
+function podLine(pod: k8s.V1Pod): string {
+    const containers = pod.status?.containerStatuses?.map((c) => c.state?.waiting?.reason ?? c.state?.terminated?.reason).filter(Boolean) ?? [];
     const unscheduled = pod.status?.conditions?.find((c) => c.type === "PodScheduled" && c.status !== "True")?.message;
-    return `${nameOf(pod)} ${pod.status?.phase ?? "?"}${waiting.length ? ` (${waiting.join(", ")})` : ""}${unscheduled ? ` (${unscheduled})` : ""}`;
+    const reasons = [pod.status?.reason, ...containers, unscheduled].filter(Boolean);
+    return `${pod.metadata?.name} ${pod.status?.phase ?? "?"}${reasons.length ? ` (${reasons.join(", ")})` : ""}`;
+}
+
+/** A workload controller and how many of its pods it wants and has available. */
+interface Workload {
+    kind: "Deployment" | "DaemonSet" | "StatefulSet";
+    namespace: string;
+    name: string;
+    wanted: number;
+    available: number;
+    /** Why the controller cannot make pods, when it says (a Deployment's ReplicaFailure condition). */
+    failure?: string;
+}
+
+const workloadKey = (kind: string, namespace: string | undefined, name: string | undefined) => `${kind} ${namespace}/${name}`;
+
+/**
+ * The workload controllers' own availability (apps/v1 status: a Deployment's and a StatefulSet's
+ * availableReplicas against spec.replicas, a DaemonSet's numberAvailable against
+ * desiredNumberScheduled).
+ */
+function workloads(deployments: k8s.V1Deployment[], daemonSets: k8s.V1DaemonSet[], statefulSets: k8s.V1StatefulSet[]): Workload[] {
+    const of = (kind: Workload["kind"], o: { metadata?: k8s.V1ObjectMeta }, wanted: number, available: number, failure?: string): Workload => ({
+        kind,
+        namespace: o.metadata?.namespace ?? "?",
+        name: o.metadata?.name ?? "?",
+        wanted,
+        available,
+        failure,
+    });
+    return [
+        ...deployments.map((d) =>
+            of(
+                "Deployment",
+                d,
+                d.spec?.replicas ?? 1,
+                d.status?.availableReplicas ?? 0,
+                d.status?.conditions?.find((c) => c.type === "ReplicaFailure" && c.status === "True")?.message,
+            ),
+        ),
+        ...daemonSets.map((d) => of("DaemonSet", d, d.status?.desiredNumberScheduled ?? 0, d.status?.numberAvailable ?? 0)),
+        ...statefulSets.map((s) => of("StatefulSet", s, s.spec?.replicas ?? 1, s.status?.availableReplicas ?? s.status?.readyReplicas ?? 0)),
+    ];
+}
+
+/**
+ * The workload a pod belongs to: its controller, or its ReplicaSet's Deployment; a Job's pod is the Job's.
+ */
+function ownerOf(pod: k8s.V1Pod, deploymentOfReplicaSet: Map<string, string>): string | undefined {
+    const owner = pod.metadata?.ownerReferences?.find((o) => o.controller);
+    if (!owner) return undefined;
+    if (owner.kind === "ReplicaSet") {
+        const deployment = deploymentOfReplicaSet.get(`${pod.metadata?.namespace}/${owner.name}`);
+        return deployment ? workloadKey("Deployment", pod.metadata?.namespace, deployment) : undefined;
+    }
+    return workloadKey(owner.kind, pod.metadata?.namespace, owner.name);
+}
+
+/**
+ * The platform's workloads judged by their controllers. A controller with every pod it wants
+ * available is fine, whatever else it left behind: the kubelet leaves Failed pods in the API after a
+ * node-pressure eviction (reason "Evicted", pkg/kubelet/eviction/helpers.go), a graceful node shutdown
+ * ("Terminated", pkg/kubelet/nodeshutdown) or an admission rejection ("OutOfcpu", "OutOf" + the
+ * resource, pkg/kubelet/lifecycle/predicate.go), and the pod garbage collector removes them only past
+ * --terminated-pod-gc-threshold, 12,500 by default (pkg/controller/podgc/config/v1alpha1/defaults.go):
+ * they are counted as history. A controller short of pods is named with its pods that are not Ready.
+ * A pod of no controller is fine when Ready or completed; a failed Job's pod, and Workflow's build pods
+ * (`slugbuild-`/`dockerbuild-`, which the builder leaves behind), are history too.
+ */
+export function judgeWorkloads(
+    pods: k8s.V1Pod[],
+    controllers: { deployments: k8s.V1Deployment[]; daemonSets: k8s.V1DaemonSet[]; statefulSets: k8s.V1StatefulSet[]; replicaSets: k8s.V1ReplicaSet[] },
+): { unavailable: string[]; history: Map<string, number>; workloads: Workload[] } {
+    const deploymentOfReplicaSet = new Map(
+        controllers.replicaSets.flatMap((rs) => {
+            const owner = rs.metadata?.ownerReferences?.find((o) => o.controller && o.kind === "Deployment");
+            return owner ? [[`${rs.metadata?.namespace}/${rs.metadata?.name}`, owner.name] as const] : [];
+        }),
+    );
+    const all = workloads(controllers.deployments, controllers.daemonSets, controllers.statefulSets);
+    const byKey = new Map(all.map((w) => [workloadKey(w.kind, w.namespace, w.name), w]));
+    const podsOf = new Map<string, k8s.V1Pod[]>();
+    const history = new Map<string, number>();
+    const unavailable: string[] = [];
+    const remember = (pod: k8s.V1Pod) => {
+        const reason = pod.status?.reason ?? pod.status?.phase ?? "?";
+        history.set(reason, (history.get(reason) ?? 0) + 1);
+    };
+    for (const pod of pods) {
+        const owner = ownerOf(pod, deploymentOfReplicaSet);
+        const workload = owner ? byKey.get(owner) : undefined;
+        if (workload) {
+            podsOf.set(owner!, [...(podsOf.get(owner!) ?? []), pod]);
+            if (pod.status?.phase === "Failed") remember(pod);
+            continue;
+        }
+        const finished = owner?.startsWith("Job ") || /^(slug|docker)build-/.test(pod.metadata?.name ?? "");
+        if (pod.status?.phase === "Succeeded" || isReady(pod)) continue;
+        if (pod.status?.phase === "Failed" && finished) {
+            remember(pod);
+            continue;
+        }
+        unavailable.push(`${pod.metadata?.namespace}/${podLine(pod)}`);
+    }
+    for (const w of all) {
+        if (w.available >= w.wanted) continue;
+        const notReady = (podsOf.get(workloadKey(w.kind, w.namespace, w.name)) ?? []).filter((p) => !isReady(p)).map(podLine);
+        const why = [w.failure, ...notReady].filter(Boolean).join("; ") || "no pod";
+        unavailable.push(`${w.namespace}/${w.name} (${w.kind}, ${w.available} of ${w.wanted} available: ${why})`);
+    }
+    return { unavailable, history, workloads: all };
 }
 
 export function checkPodsReady(config: k8s.KubeConfig, listed: Promise<HelmRelease[]>): Promise<CheckResult> {
     return runCheck("pods-ready", "", API_MS, async () => {
         const core = config.makeApiClient(k8s.CoreV1Api);
+        const apps = config.makeApiClient(k8s.AppsV1Api);
         const releases = await listed;
         const namespaces = [...new Set([CLUSTER_FACTS.operator.namespace, ...releases.map((r) => r.spec?.targetNamespace ?? r.metadata.namespace)])].sort();
-        const lists = await Promise.all([
-            ...namespaces.map((namespace) => core.listNamespacedPod({ namespace })),
-            core.listNamespacedPod({ namespace: CLUSTER_FACTS.tiller.namespace, labelSelector: CLUSTER_FACTS.tiller.labels }),
+        const tillerLabels = Object.fromEntries(CLUSTER_FACTS.tiller.labels.split(",").map((pair) => pair.split("=")));
+        // The releases' namespaces, and Tiller's objects in kube-system, which is DigitalOcean's otherwise.
+        const inScope = (o: { metadata?: k8s.V1ObjectMeta }) =>
+            namespaces.includes(o.metadata?.namespace ?? "") ||
+            (o.metadata?.namespace === CLUSTER_FACTS.tiller.namespace && Object.entries(tillerLabels).every(([k, v]) => o.metadata?.labels?.[k] === v));
+        const [pods, deployments, daemonSets, statefulSets, replicaSets] = await Promise.all([
+            core.listPodForAllNamespaces(),
+            apps.listDeploymentForAllNamespaces(),
+            apps.listDaemonSetForAllNamespaces(),
+            apps.listStatefulSetForAllNamespaces(),
+            apps.listReplicaSetForAllNamespaces(),
         ]);
-        const pods = lists.flatMap((l) => l.items);
-        const problems = pods.map(podProblem).filter((p): p is string => p !== undefined);
-        if (problems.length > 0) {
-            return fail(`not ready: ${problems.join("; ")}`);
+        const judged = judgeWorkloads(pods.items.filter(inScope), {
+            deployments: deployments.items.filter(inScope),
+            daemonSets: daemonSets.items.filter(inScope),
+            statefulSets: statefulSets.items.filter(inScope),
+            replicaSets: replicaSets.items.filter(inScope),
+        });
+        const history = [...judged.history].map(([reason, n]) => `${reason} ${n}`).join(", ");
+        const past = history ? `; history, not faults: Failed pods of available controllers or finished Jobs (${history})` : "";
+        if (judged.unavailable.length > 0) {
+            return fail(`unavailable: ${judged.unavailable.join("; ")}${past}`);
         }
-        return pods.length > 0 ? pass(`${pods.length} pods ready in ${namespaces.join(", ")} and Tiller's`) : fail(`no pod in ${namespaces.join(", ")}`);
+        if (judged.workloads.length === 0) {
+            return fail(`no Deployment, DaemonSet or StatefulSet in ${namespaces.join(", ")}`);
+        }
+        const counts = (["Deployment", "DaemonSet", "StatefulSet"] as const)
+            .map((kind) => [kind, judged.workloads.filter((w) => w.kind === kind).length] as const)
+            .filter(([, n]) => n > 0)
+            .map(([kind, n]) => `${n} ${kind}${n > 1 ? "s" : ""}`)
+            .join(", ");
+        return pass(`${counts} available in ${namespaces.join(", ")} and Tiller's${past}`);
     });
 }
 
@@ -231,19 +386,13 @@ function tlsReason(error: Error): string {
 type Handshake = { accepted: true; authorized: boolean; authorizationError?: string } | { accepted: false; reason: string };
 
 /**
- * A TLS handshake with Tiller over a fresh port-forward. Without a certificate the client speaks TLS
- * 1.2, where a server that requires one refuses inside the handshake (Tiller 2.17:
- * RequireAndVerifyClientCert, pkg/tlsutil/cfg.go). With one, TLS 1.3 may tell a refusal only after the
- * handshake, so the client counts as accepted once Tiller's gRPC server speaks first (its HTTP/2
- * settings), or is still connected a moment later.
+ * A TLS handshake with Tiller over a fresh port-forward, which tells whether Tiller's certificate is
+ * the stack CA's. Without a client certificate the client speaks TLS 1.2, where a server that requires
+ * one refuses inside the handshake (Tiller 2.17: RequireAndVerifyClientCert, cmd/tiller/tiller.go
+ * `tlsOptions`). With one, TLS 1.3 tells a refusal only after the handshake: acceptance is the health
+ * check's to prove, not this.
  */
-async function tillerHandshake(
-    config: k8s.KubeConfig,
-    pod: string,
-    caPem: string,
-    settleMs: number,
-    client?: { cert: string; key: string },
-): Promise<Handshake> {
+async function tillerHandshake(config: k8s.KubeConfig, pod: string, caPem: string, client?: { cert: string; key: string }): Promise<Handshake> {
     const { stream, errors } = await forwardedStream(config, CLUSTER_FACTS.tiller.namespace, pod, CLUSTER_FACTS.tiller.port);
     return new Promise<Handshake>((resolve) => {
         const socket = tls.connect({
@@ -266,21 +415,104 @@ async function tillerHandshake(
         const timer = setTimeout(() => refused(`no handshake within ${HANDSHAKE_MS / 1000} s`), HANDSHAKE_MS);
         socket.once("error", (error: Error) => refused(tlsReason(error)));
         socket.once("close", () => refused("connection closed"));
-        socket.once("secureConnect", () => {
-            clearTimeout(timer);
-            // node:tls gives the verification failure's code, such as UNABLE_TO_VERIFY_LEAF_SIGNATURE.
-            const accepted = { accepted: true as const, authorized: socket.authorized, authorizationError: String(socket.authorizationError) };
-            if (!client) {
-                finish(accepted);
-                return;
-            }
-            socket.once("data", () => finish(accepted));
-            setTimeout(() => finish(accepted), settleMs);
-        });
+        // node:tls gives the verification failure's code, such as UNABLE_TO_VERIFY_LEAF_SIGNATURE.
+        socket.once("secureConnect", () => finish({ accepted: true, authorized: socket.authorized, authorizationError: String(socket.authorizationError) }));
     });
 }
 
-export function checkTillerMtls(config: k8s.KubeConfig, tillerCaCertPem: string, settleMs = SETTLE_MS): Promise<CheckResult> {
+/**
+ * grpc.health.v1 (grpc/grpc-proto grpc/health/v1/health.proto): Check takes HealthCheckRequest
+ * {string service = 1} and answers HealthCheckResponse {ServingStatus status = 1}, in protobuf's wire
+ * format: the request is field 1 length-delimited (tag 0x0a), the answer field 1 varint (tag 0x08),
+ * left out when 0.
+ */
+const HEALTH_CHECK = "/grpc.health.v1.Health/Check";
+const SERVING_STATUS = ["UNKNOWN", "SERVING", "NOT_SERVING", "SERVICE_UNKNOWN"];
+/** helm/helm v2.17.0 cmd/tiller/tiller.go: the health server's service, set SERVING once Tiller has started. */
+const TILLER_HEALTH_SERVICE = "Tiller";
+
+const encodeHealthRequest = (service: string) => Buffer.concat([Buffer.from([0x0a, Buffer.byteLength(service)]), Buffer.from(service)]);
+const decodeHealthResponse = (answer: Buffer) => SERVING_STATUS[answer[0] === 0x08 ? answer[1] : 0] ?? `status ${answer[1]}`;
+
+/**
+ * A loopback port whose every connection is a fresh port-forward to the pod's port, as `kubectl
+ * port-forward` serves one, for a client (gRPC's) that dials an address itself.
+ */
+async function forwardedPort(config: k8s.KubeConfig, namespace: string, pod: string, port: number): Promise<{ port: number; close(): void; errors(): string }> {
+    const sockets = new Set<net.Socket>();
+    const errors: string[] = [];
+    const server = net.createServer((socket) => {
+        sockets.add(socket);
+        socket.on("close", () => sockets.delete(socket));
+        socket.on("error", () => undefined);
+        forwardedStream(config, namespace, pod, port).then(
+            ({ stream, errors: said }) => {
+                socket.pipe(stream).pipe(socket);
+                stream.on("error", () => socket.destroy());
+                stream.on("close", () => {
+                    if (said()) errors.push(said());
+                    socket.destroy();
+                });
+                socket.on("close", () => stream.destroy());
+            },
+            (error: Error) => {
+                errors.push(errorText(error));
+                socket.destroy();
+            },
+        );
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    return {
+        port: (server.address() as net.AddressInfo).port,
+        close: () => {
+            sockets.forEach((s) => s.destroy());
+            server.close();
+        },
+        errors: () => errors.join("; "),
+    };
+}
+
+type Health = { answered: true; status: string } | { answered: false; reason: string };
+
+/** A gRPC health check of Tiller, with helm-operator's certificate and the stack's CA, over a port-forward. */
+async function tillerHealth(config: k8s.KubeConfig, pod: string, caPem: string, client: { cert: string; key: string }): Promise<Health> {
+    const forwarded = await forwardedPort(config, CLUSTER_FACTS.tiller.namespace, pod, CLUSTER_FACTS.tiller.port);
+    const channel = new grpc.Client(
+        `127.0.0.1:${forwarded.port}`,
+        grpc.credentials.createSsl(Buffer.from(caPem), Buffer.from(client.key), Buffer.from(client.cert)),
+        {
+            // The name helm-operator checks Tiller's certificate against (HELM_TLS_HOSTNAME), as the request's authority too.
+            "grpc.ssl_target_name_override": CLUSTER_FACTS.tillerHostname,
+            "grpc.default_authority": CLUSTER_FACTS.tillerHostname,
+            "grpc.enable_http_proxy": 0,
+        },
+    );
+    try {
+        return await new Promise<Health>((resolve) =>
+            channel.makeUnaryRequest(
+                HEALTH_CHECK,
+                encodeHealthRequest,
+                decodeHealthResponse,
+                TILLER_HEALTH_SERVICE,
+                new grpc.Metadata(),
+                { deadline: Date.now() + HANDSHAKE_MS },
+                (error, status) => {
+                    if (error || status === undefined) {
+                        const reason = tlsReason(new Error(error?.details || error?.message || "no answer"));
+                        resolve({ answered: false, reason: forwarded.errors() ? `${reason}; port-forward: ${forwarded.errors()}` : reason });
+                    } else {
+                        resolve({ answered: true, status });
+                    }
+                },
+            ),
+        );
+    } finally {
+        channel.close();
+        forwarded.close();
+    }
+}
+
+export function checkTillerMtls(config: k8s.KubeConfig, tillerCaCertPem: string): Promise<CheckResult> {
     return runCheck("tiller-mtls", "", API_MS + 2 * HANDSHAKE_MS, async () => {
         const core = config.makeApiClient(k8s.CoreV1Api);
         const pods = await core.listNamespacedPod({ namespace: CLUSTER_FACTS.tiller.namespace, labelSelector: CLUSTER_FACTS.tiller.labels });
@@ -290,18 +522,21 @@ export function checkTillerMtls(config: k8s.KubeConfig, tillerCaCertPem: string,
         }
         const secret = await core.readNamespacedSecret({ namespace: CLUSTER_FACTS.operator.namespace, name: CLUSTER_FACTS.operator.clientSecret });
         const decode = (key: string) => Buffer.from(secret.data?.[key] ?? "", "base64").toString("utf8");
-        const [withCertificate, without] = await Promise.all([
-            tillerHandshake(config, pod, tillerCaCertPem, settleMs, { cert: decode("tls.crt"), key: decode("tls.key") }),
-            tillerHandshake(config, pod, tillerCaCertPem, settleMs),
+        const client = { cert: decode("tls.crt"), key: decode("tls.key") };
+        const [server, health, without] = await Promise.all([
+            tillerHandshake(config, pod, tillerCaCertPem, client),
+            tillerHealth(config, pod, tillerCaCertPem, client),
+            tillerHandshake(config, pod, tillerCaCertPem),
         ]);
         const problems = [
-            !withCertificate.accepted ? `refused helm-operator's certificate: ${withCertificate.reason}` : "",
-            withCertificate.accepted && !withCertificate.authorized
-                ? `its certificate is not the stack CA's for ${CLUSTER_FACTS.tillerHostname}: ${withCertificate.authorizationError}`
+            server.accepted && !server.authorized
+                ? `its certificate is not the stack CA's for ${CLUSTER_FACTS.tillerHostname}: ${server.authorizationError}`
                 : "",
+            !health.answered ? `no health answer with helm-operator's certificate: ${health.reason}` : "",
+            health.answered && health.status !== "SERVING" ? `Tiller reports ${health.status}` : "",
             without.accepted ? "accepted a client without a certificate" : "",
         ].filter(Boolean);
-        const seen = `pod ${pod}: helm-operator's certificate ${withCertificate.accepted ? "accepted" : "refused"}, no certificate ${without.accepted ? "accepted" : `refused (${without.reason})`}`;
+        const seen = `pod ${pod}: with helm-operator's certificate, health ${health.answered ? health.status : "not answered"}; no certificate ${without.accepted ? "accepted" : `refused (${without.reason})`}`;
         return problems.length === 0 ? pass(seen) : fail(`${seen}; ${problems.join("; ")}`);
     });
 }
@@ -315,7 +550,7 @@ export async function clusterChecks(target: ClusterTarget): Promise<CheckResult[
     const results = await Promise.all([
         checkHelmReleases(releases),
         checkExposedServices(config, target.exposedServices),
-        checkTillerMtls(config, target.tillerCaCertPem, target.settleMs),
+        checkTillerMtls(config, target.tillerCaCertPem),
         checkPodsReady(config, releases),
         checkStorageBound(config, target.workflow),
     ]);

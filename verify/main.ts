@@ -1,12 +1,16 @@
 import { parseStrict } from "../scripts/cliArgs";
 import { CHECKS, CheckId, CheckResult, formatResult, jsonReport } from "./checks";
-import { checkRevisions, clusterChecks, kubeConfig } from "./cluster";
-import { frontDoorChecks } from "./network";
+import * as k8s from "@kubernetes/client-node";
+import { checkRevisions, clusterChecks, IssuedCertificate, kubeConfig, listCertificates } from "./cluster";
+import { checkKubernetesApi, ClusterCredential, clusterCredential, digitalOceanToken } from "./credential";
+import { CONTROLLER_HOST, frontDoorChecks } from "./network";
 import { readOutputs, StackOutputs } from "./outputs";
 import { checkPush, SAMPLE_APP } from "./push";
 
 /** helm-operator compares every release each 3 minutes (fluxcd/helm-operator v1.4.4 `--charts-sync-interval`). */
 export const DEFAULT_WATCH_MINUTES = 4;
+/** Let's Encrypt's "New Certificates per Registered Domain" limit, per 7 days (letsencrypt.org/docs/rate-limits). */
+export const LETS_ENCRYPT_WEEKLY_LIMIT = 50;
 /** Let's Encrypt's production intermediates carry this organisation; the staging ones "(STAGING) Let's Encrypt". */
 export const PRODUCTION_ISSUER = "Let's Encrypt";
 const PUSH_DEADLINE_MINUTES = 15;
@@ -18,6 +22,7 @@ const OPTIONS = {
     retry: { type: "string" },
     push: { type: "boolean" },
     "push-app": { type: "string" },
+    "push-name": { type: "string" },
     "dns-server": { type: "string", multiple: true },
     skip: { type: "string", multiple: true },
     json: { type: "boolean" },
@@ -29,8 +34,10 @@ export const HELP = `npm run verify [-- OPTIONS]
 Checks a live stack end to end: what the article set out to build, on the cluster as it runs now.
 Reads the stack's outputs with \`pulumi stack output --json --show-secrets\` (kubeconfig, nodes,
 platform domain, Tiller's CA, Workflow's admin) and prints one line per check, ✔ or ✖, with what
-was seen and, on failure, where to look. Every check is bounded in time; the exit status is 1 when
-any fails, 2 when verify cannot run.
+was seen and, on failure, where to look. It reaches the cluster with a fresh credential from
+DigitalOcean's API when it has a token (DIGITALOCEAN_TOKEN or DIGITALOCEAN_ACCESS_TOKEN, else the
+stack's digitalocean:token), else with the kubeconfig output, which lasts 7 days after a pulumi up.
+Every check is bounded in time; the exit status is 1 when any fails, 2 when verify cannot run.
 
 Options:
   --stack NAME        the stack to verify (default: the selected one)
@@ -40,8 +47,12 @@ Options:
                       helm-operator's 3-minute compare); the other checks run meanwhile
   --retry MINUTES     run failed checks again every 30 s for up to MINUTES (default 0): right
                       after a pulumi up, certificates and pods take a few minutes
-  --push              also deploy a throwaway app by git push (needs git, ssh-keygen), remove it
+  --push              also deploy a throwaway app by git push (needs git, ssh-keygen), remove it.
+                      Each run's new app gets a new production certificate from Let's Encrypt,
+                      which allows ${LETS_ENCRYPT_WEEKLY_LIMIT} a week per registered domain (counted in the evidence)
   --push-app DIR      the app --push deploys (default: verify/sample-app, for Python's buildpack)
+  --push-name NAME    push to the app NAME instead, created once and kept: its certificate is
+                      issued once and reused by every later run
   --dns-server HOST   a resolver to ask instead of the system's, repeatable (ns1.digitalocean.com
                       skips every cache)
   --skip CHECK        leave a check out, repeatable: ssh-banner from outside builderSshSources
@@ -75,6 +86,8 @@ export interface Options {
     retryMinutes: number;
     push: boolean;
     pushApp: string;
+    /** The fixed app --push reuses (--push-name), instead of a new one each run. */
+    pushName?: string;
     dnsServers: string[];
     /** Checks not to run, such as ssh-banner from a machine outside hephy-doks:builderSshSources. */
     skip: CheckId[];
@@ -101,6 +114,11 @@ export function parseOptions(argv: readonly string[]): Options {
     const watchMinutes = minutes("watch", DEFAULT_WATCH_MINUTES);
     const retryMinutes = minutes("retry", 0);
     const skip = values.skip ?? [];
+    const pushName = values["push-name"];
+    // teamhephy/controller rootfs/api/models/app.py `validate_app_id`.
+    if (pushName !== undefined && !/^[a-z]([a-z0-9-]*[a-z0-9])?$/.test(pushName)) {
+        throw new UsageError(`--push-name must be a Workflow app name (a-z first, then a-z, 0-9 and hyphens, not ending in one), got "${pushName}"`);
+    }
     const unknown = skip.filter((id) => !(id in CHECKS));
     if (unknown.length > 0) {
         throw new UsageError(`--skip takes a check's name (${Object.keys(CHECKS).join(", ")}), got "${unknown.join('", "')}"`);
@@ -112,6 +130,7 @@ export function parseOptions(argv: readonly string[]): Options {
         retryMinutes,
         push: values.push ?? false,
         pushApp: values["push-app"] ?? SAMPLE_APP,
+        pushName,
         dnsServers: values["dns-server"] ?? [],
         skip: skip as CheckId[],
         json: values.json ?? false,
@@ -130,48 +149,80 @@ export interface Reach {
 
 const LIVE: Reach = { ports: { http: 80, https: 443, ssh: 2222 }, retryPauseMs: 30_000 };
 
+/** The most certificate hosts whose challenge path is probed on each node. */
+const MAX_CHALLENGED_HOSTS = 5;
+
 /**
  * Every check the options ask for, on a stack's outputs, all bounded; the result lines in a stable
- * order. The revision window and --push start once the other checks pass (or --retry gives up), so
- * an upgrade the last pulumi up started is not counted as a new revision.
+ * order. The cluster is reached with `credential` (the stack's kubeconfig output when none is given);
+ * its live nodes are the ones probed and held against DNS, and its Certificates name the hosts whose
+ * challenge path is probed. When the API refuses the credential, that one failure stands for the
+ * checks that need it. The revision window and --push start once the other checks pass (or --retry
+ * gives up), so an upgrade the last pulumi up started is not counted as a new revision.
  */
-export async function verify(outputs: StackOutputs, options: Options, reach: Reach = LIVE): Promise<CheckResult[]> {
+export async function verify(outputs: StackOutputs, options: Options, reach: Reach = LIVE, credential?: ClusterCredential): Promise<CheckResult[]> {
     const workflow = outputs.controllerUrl !== undefined;
     const wanted = (results: CheckResult[]) => results.filter((r) => !options.skip.includes(r.id));
-    const once = async () =>
-        wanted(
-            (
-                await Promise.all([
-                    frontDoorChecks({
-                        platformDomain: outputs.platformDomain,
-                        nodeIps: outputs.nodeIps,
-                        workflow,
-                        ports: reach.ports,
-                        ca: reach.ca,
-                        dnsServers: options.dnsServers,
-                        productionIssuer: PRODUCTION_ISSUER,
-                        minDaysLeft: 14,
-                    }),
-                    clusterChecks({
-                        kubeconfig: outputs.kubeconfig,
-                        tillerCaCertPem: outputs.tillerCaCertPem,
-                        exposedServices: outputs.exposedServices,
-                        workflow,
-                    }),
-                ])
-            ).flat(),
-        );
+    const access = credential ?? (await clusterCredential(outputs, undefined));
+    let config: k8s.KubeConfig | undefined;
+    let certificates: IssuedCertificate[] = [];
+    const once = async () => {
+        const api = await checkKubernetesApi(access, options.stack);
+        config = api.config;
+        certificates = config ? await listCertificates(config).catch(() => []) : [];
+        const controllerHost = `${CONTROLLER_HOST}.${outputs.platformDomain}`;
+        const issuedHosts = certificates.flatMap((c) => c.dnsNames).filter((name) => !name.startsWith("*."));
+        const certificateHosts = [...new Set([...(workflow ? [controllerHost] : []), ...issuedHosts.sort()])].slice(0, MAX_CHALLENGED_HOSTS);
+        const liveAddresses = api.nodes?.filter((n) => n.ready && n.address).map((n) => n.address!) ?? [];
+        const results = await Promise.all([
+            frontDoorChecks({
+                platformDomain: outputs.platformDomain,
+                nodeIps: liveAddresses.length > 0 ? liveAddresses : outputs.nodeIps,
+                liveNodes: api.nodes,
+                certificateHosts,
+                workflow,
+                ports: reach.ports,
+                ca: reach.ca,
+                dnsServers: options.dnsServers,
+                productionIssuer: PRODUCTION_ISSUER,
+            }),
+            config
+                ? clusterChecks({
+                      kubeconfig: access.kubeconfig,
+                      tillerCaCertPem: outputs.tillerCaCertPem,
+                      exposedServices: outputs.exposedServices,
+                      workflow,
+                  })
+                : [],
+        ]);
+        return wanted([api.result, ...results.flat()]);
+    };
     const settled = await retried(once, options.retryMinutes * 60_000, reach.retryPauseMs);
     const later = await Promise.all([
-        options.watchMinutes > 0 ? checkRevisions(kubeConfig(outputs.kubeconfig), options.watchMinutes) : undefined,
-        options.push ? pushCheck(outputs, options.pushApp) : undefined,
+        options.watchMinutes > 0 && config ? checkRevisions(config, options.watchMinutes) : undefined,
+        options.push ? pushCheck(outputs, options, certificates) : undefined,
     ]);
     const order = Object.keys(CHECKS) as CheckId[];
     const results = wanted([...settled, ...later.filter((r): r is CheckResult => r !== undefined)]);
     return results.sort((a, b) => order.indexOf(a.id) - order.indexOf(b.id));
 }
 
-function pushCheck(outputs: StackOutputs, appDir: string): Promise<CheckResult> {
+/**
+ * What a --push run costs in certificates: none when it reuses an app, else one new production
+ * certificate, counted with those this cluster's cert-manager issued in the last 7 days (other stacks
+ * and users of the same registered domain count too).
+ */
+export function certificateNote(platformDomain: string, certificates: readonly IssuedCertificate[], now = Date.now()) {
+    return (app: string, existed: boolean): string => {
+        if (existed) {
+            return `${app}.${platformDomain} keeps its certificate`;
+        }
+        const week = certificates.filter((c) => c.notBefore && now - Date.parse(c.notBefore) < 7 * 86_400_000).length;
+        return `a new production certificate for ${app}.${platformDomain}: ${week + 1} of the ${LETS_ENCRYPT_WEEKLY_LIMIT} a week Let's Encrypt allows the registered domain, counting this cluster's of the last 7 days (--push-name reuses one)`;
+    };
+}
+
+function pushCheck(outputs: StackOutputs, options: Options, certificates: readonly IssuedCertificate[]): Promise<CheckResult> {
     if (!outputs.controllerUrl || !outputs.builderSsh || !outputs.workflowAdminUsername || !outputs.workflowAdminPassword) {
         return Promise.resolve({
             id: "push",
@@ -188,7 +239,9 @@ function pushCheck(outputs: StackOutputs, appDir: string): Promise<CheckResult> 
         remote: (app) => `${builder}/${app}.git`,
         // Over HTTPS, so the app's certificate (the route reconciler's, from letsencrypt-prod) must be valid.
         appUrl: (app) => `https://${app}.${outputs.platformDomain}/`,
-        appDir,
+        appDir: options.pushApp,
+        app: options.pushName,
+        certificateNote: certificateNote(outputs.platformDomain, certificates),
         deadlineMs: PUSH_DEADLINE_MINUTES * 60_000,
         pollMs: 10_000,
     });
@@ -206,7 +259,12 @@ export async function retried(run: () => Promise<CheckResult[]>, forMs: number, 
 }
 
 /** The command: returns its exit status (0 all passed, 1 a check failed, 2 it could not run). */
-export async function main(argv: readonly string[], out: (text: string) => void = console.log, reach: Reach = LIVE): Promise<number> {
+export async function main(
+    argv: readonly string[],
+    out: (text: string) => void = console.log,
+    reach: Reach = LIVE,
+    env: NodeJS.ProcessEnv = process.env,
+): Promise<number> {
     let options: Options;
     try {
         options = parseOptions(argv);
@@ -237,7 +295,9 @@ export async function main(argv: readonly string[], out: (text: string) => void 
             `Verifying ${outputs.platformDomain} (${outputs.nodeIps.length} nodes)${options.watchMinutes > 0 ? `, sampling release revisions for ${options.watchMinutes} min` : ", release revisions not sampled (--watch 0)"}`,
         );
     }
-    const results = await verify(outputs, options, reach);
+    const token = await digitalOceanToken(env, { name: options.stack, viaCli: options.outputs === undefined });
+    const credential = await clusterCredential(outputs, token, env.DIGITALOCEAN_API_URL || undefined);
+    const results = await verify(outputs, options, reach, credential);
     out(options.json ? jsonReport(results) : results.map(formatResult).join("\n"));
     const failed = results.filter((r) => !r.ok).length;
     if (!options.json) {

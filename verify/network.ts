@@ -5,13 +5,18 @@ import * as https from "node:https";
 import * as net from "node:net";
 import * as tls from "node:tls";
 import { CheckId, CheckResult, fail, Outcome, pass, runCheck } from "./checks";
+import { LiveNode, recordsAgainstNodes } from "./nodes";
 
 /** What the front-door checks need of a stack, and where its ports are (the tests move them to loopback). */
 export interface FrontDoor {
     /** `<platformSubdomain>.<domain>`, from the stack's outputs. */
     platformDomain: string;
-    /** The nodes' public addresses, from the stack's outputs. */
+    /** The nodes' public addresses to probe: the live Ready nodes' when the cluster could be read, else the stack's nodeIps output. */
     nodeIps: readonly string[];
+    /** The cluster's nodes as they run now, which the DNS records must match; undefined when the API could not be read. */
+    liveNodes?: readonly LiveNode[];
+    /** The hosts that get certificates by HTTP-01 (deis.<platform domain>, the Certificates' names), whose challenge path is probed. */
+    certificateHosts: readonly string[];
     /** Whether Workflow is installed (the controller and the builder's SSH port are checked only then). */
     workflow: boolean;
     /** The ports of the front door: 80, 443 and 2222 on a live stack. */
@@ -22,8 +27,6 @@ export interface FrontDoor {
     ca?: readonly string[];
     /** The organisation of the issuer a production certificate comes from. */
     productionIssuer: string;
-    /** A certificate expiring within this many days fails. */
-    minDaysLeft: number;
 }
 
 /** Timeouts of single network operations; a check's own bound is a little longer. */
@@ -60,13 +63,18 @@ export async function checkDns(door: FrontDoor): Promise<CheckResult> {
         }
         const name = randomName(door.platformDomain);
         const found = (await resolver.resolve4(name)).sort();
-        const expected = [...door.nodeIps].sort();
-        const evidence = `${name} → ${found.join(", ")}`;
-        if (found.join() === expected.join()) {
-            return pass(evidence);
+        if (door.liveNodes) {
+            const compared = recordsAgainstNodes(found, door.liveNodes);
+            return { ok: compared.ok, evidence: `${name} → ${compared.evidence}` };
         }
+        // Without the cluster, only the stack's outputs are left to compare with, which go stale with the records.
+        const expected = [...door.nodeIps].sort();
+        const evidence = `${name} → ${found.join(", ")} (the live nodes could not be read: compared with the stack's nodeIps output)`;
         const missing = expected.filter((ip) => !found.includes(ip));
         const extra = found.filter((ip) => !expected.includes(ip));
+        if (missing.length === 0 && extra.length === 0) {
+            return pass(evidence);
+        }
         return fail(`${evidence}; nodes missing: ${missing.join(", ") || "none"}; not nodes: ${extra.join(", ") || "none"}`);
     });
 }
@@ -115,6 +123,18 @@ export function checkSshBanner(ip: string, port: number): Promise<CheckResult> {
     );
 }
 
+/**
+ * The days a certificate may have left before its renewal counts as overdue. cert-manager renews with a
+ * third of the lifetime left when renewBefore is unset, as the program leaves it (cert-manager v1.21.1
+ * pkg/util/pki/renewaltime.go `desiredRenewalTime`: "Default is 2/3 through certificate's lifetime");
+ * Let's Encrypt's lifetime shrinks from 90 days to 64 on 2027-02-10 and to 45 on 2028-02-16
+ * (letsencrypt.org/2025/12/02/from-90-to-45). Half of that renewal window gone means renewals have
+ * failed for days: a sixth of the certificate's own lifetime.
+ */
+export function renewalOverdueDays(lifetimeDays: number): number {
+    return Math.floor(lifetimeDays / 6);
+}
+
 /** A certificate's subject or issuer field as one string. */
 function field(value: string | string[] | undefined): string {
     return Array.isArray(value) ? value.join(", ") : (value ?? "");
@@ -141,13 +161,18 @@ export function checkCertificate(door: FrontDoor, ip: string, now = new Date()):
                     const cert = socket.getPeerCertificate();
                     socket.destroy();
                     const issuer = `${field(cert.issuer?.CN)} (${field(cert.issuer?.O)})`;
-                    const daysLeft = Math.floor((new Date(cert.valid_to).getTime() - now.getTime()) / 86_400_000);
-                    const seen = `${host}: issuer ${issuer}, valid to ${cert.valid_to}, ${daysLeft} days left`;
+                    const notAfter = new Date(cert.valid_to).getTime();
+                    const lifetimeDays = Math.round((notAfter - new Date(cert.valid_from).getTime()) / 86_400_000);
+                    const daysLeft = Math.floor((notAfter - now.getTime()) / 86_400_000);
+                    const minDaysLeft = renewalOverdueDays(lifetimeDays);
+                    const seen = `${host}: issuer ${issuer}, valid to ${cert.valid_to}, ${daysLeft} of ${lifetimeDays} days left`;
                     const problems = [
                         socket.authorized ? "" : `not trusted (${String(socket.authorizationError)})`,
                         tls.checkServerIdentity(host, cert) ? `not valid for ${host} (it names ${cert.subjectaltname ?? field(cert.subject?.CN)})` : "",
                         field(cert.issuer?.O) === door.productionIssuer ? "" : `not from ${door.productionIssuer}'s production issuer`,
-                        daysLeft >= door.minDaysLeft ? "" : `expires within ${door.minDaysLeft} days`,
+                        daysLeft >= minDaysLeft
+                            ? ""
+                            : `less than ${minDaysLeft} days (a sixth of its lifetime) left: cert-manager's renewal, due with ${Math.round(lifetimeDays / 3)} days left, has not happened`,
                     ].filter(Boolean);
                     resolve(problems.length === 0 ? pass(seen) : fail(`${seen}; ${problems.join("; ")}`));
                 });
@@ -161,18 +186,23 @@ interface Answer {
     body: string;
 }
 
-/** One GET to a node's address with another name, over HTTP or HTTPS (by SNI), bounded in time. */
-function get(url: URL, ip: string, ca?: readonly string[]): Promise<Answer> {
+/**
+ * One GET to a node's address with another name, over HTTP or HTTPS (by SNI), bounded in time; `port`
+ * where the node's port is reached (the tests move it), the certificate checked against `ca` unless
+ * `verify` is off.
+ */
+function get(url: URL, ip: string, opts: { port?: number; ca?: readonly string[]; verify?: boolean } = {}): Promise<Answer> {
     const client = url.protocol === "https:" ? https : http;
     return new Promise<Answer>((resolve, reject) => {
         const request = client.request(
             {
                 host: ip,
-                port: url.port,
-                path: url.pathname,
+                port: opts.port ?? url.port,
+                path: `${url.pathname}${url.search}`,
                 headers: { host: url.hostname },
                 servername: url.hostname,
-                ca: ca ? [...ca] : undefined,
+                ca: opts.ca ? [...opts.ca] : undefined,
+                rejectUnauthorized: opts.verify ?? true,
                 timeout: REQUEST_MS,
                 agent: false,
             },
@@ -190,20 +220,56 @@ function get(url: URL, ip: string, ca?: readonly string[]): Promise<Answer> {
     });
 }
 
-export function checkHttp01(door: FrontDoor, ip: string): Promise<CheckResult> {
-    return runCheck("http01", ip, REQUEST_MS + 2_000, async () => {
-        const url = new URL(`http://${randomName(door.platformDomain)}:${door.ports.http}/.well-known/acme-challenge/${crypto.randomBytes(8).toString("hex")}`);
-        const answer = await get(url, ip);
-        const seen = `GET ${url.href} → ${answer.status}`;
-        return answer.status >= 300 && answer.status < 400 ? fail(`${seen}, redirected to ${answer.location}`) : pass(seen);
+/**
+ * How Let's Encrypt validates HTTP-01, which it starts on port 80: it follows up to 10 redirects, only to
+ * http: or https: on ports 80 or 443, never to an IP address, and does not check certificates on the
+ * way (letsencrypt.org/docs/challenge-types; RFC 8555 §8.3). cert-manager's self-check follows them too
+ * (cert-manager v1.21.1 pkg/issuer/acme/http/http.go).
+ */
+const ACME_MAX_REDIRECTS = 10;
+const ACME_PORTS: Record<string, number> = { "http:": 80, "https:": 443 };
+
+/** Why Let's Encrypt would not follow a redirect to `to`, or undefined when it would. */
+function acmeRefuses(to: URL): string | undefined {
+    if (!(to.protocol in ACME_PORTS)) return `not http: or https: (${to.protocol})`;
+    const port = Number(to.port || ACME_PORTS[to.protocol]);
+    if (port !== 80 && port !== 443) return `port ${port}: Let's Encrypt follows redirects to ports 80 and 443 only`;
+    if (net.isIP(to.hostname.replace(/^\[|\]$/g, ""))) return "an IP address: Let's Encrypt follows redirects to names only";
+    return undefined;
+}
+
+export function checkHttp01(door: FrontDoor, ip: string, host: string): Promise<CheckResult> {
+    return runCheck("http01", `${ip} ${host}`, (ACME_MAX_REDIRECTS + 1) * REQUEST_MS, async () => {
+        const first = new URL(`http://${host}/.well-known/acme-challenge/${crypto.randomBytes(8).toString("hex")}`);
+        const hops = [`GET ${first.href}`];
+        // The node's own port for 80 and 443 (loopback ports in tests).
+        const nodePort = (url: URL) => (Number(url.port || ACME_PORTS[url.protocol]) === 443 ? door.ports.https : door.ports.http);
+        let url = first;
+        for (let redirects = 0; ; redirects++) {
+            const answer = await get(url, ip, { port: nodePort(url), verify: false });
+            if (![301, 302, 303, 307, 308].includes(answer.status) || !answer.location) {
+                hops.push(`${answer.status}`);
+                return pass(hops.join(" → "));
+            }
+            const to = new URL(answer.location, url);
+            hops.push(`${answer.status} ${to.href}`);
+            const refused = redirects === ACME_MAX_REDIRECTS ? `more than ${ACME_MAX_REDIRECTS} redirects` : acmeRefuses(to);
+            if (refused) {
+                return fail(`${hops.join(" → ")}: Let's Encrypt would not follow it (${refused})`);
+            }
+            if (to.hostname !== door.platformDomain && !to.hostname.endsWith(`.${door.platformDomain}`)) {
+                return pass(`${hops.join(" → ")} (off the platform: not followed here)`);
+            }
+            url = to;
+        }
     });
 }
 
 export function checkControllerHealth(door: FrontDoor, ip: string): Promise<CheckResult> {
     return runCheck("controller-health", ip, REQUEST_MS + 2_000, async () => {
-        // teamhephy/controller rootfs/api/urls.py: /healthz, which the chart's liveness probe reads too.
+        // teamhephy/controller v2.22.0 rootfs/deis/urls.py: /healthz (LivenessCheckView), which the chart's liveness probe reads too.
         const url = new URL(`https://${CONTROLLER_HOST}.${door.platformDomain}:${door.ports.https}/healthz`);
-        const answer = await get(url, ip, door.ca);
+        const answer = await get(url, ip, { ca: door.ca });
         const seen = `GET ${url.href} → ${answer.status}`;
         return answer.status === 200 ? pass(seen) : fail(`${seen}: ${answer.body.trim().slice(0, 120)}`);
     });
@@ -211,11 +277,13 @@ export function checkControllerHealth(door: FrontDoor, ip: string): Promise<Chec
 
 /** Every front-door check: DNS once, then each port and name on every node, all at once. */
 export async function frontDoorChecks(door: FrontDoor): Promise<CheckResult[]> {
+    // Without a known certificate host, a random name still shows there is no global redirect.
+    const challenged = door.certificateHosts.length > 0 ? door.certificateHosts : [randomName(door.platformDomain)];
     const perNode = door.nodeIps.flatMap((ip) => [
         checkTcp("tcp-80", ip, door.ports.http),
         checkTcp("tcp-443", ip, door.ports.https),
         checkCertificate(door, ip),
-        checkHttp01(door, ip),
+        ...challenged.map((host) => checkHttp01(door, ip, host)),
         ...(door.workflow ? [checkSshBanner(ip, door.ports.ssh), checkControllerHealth(door, ip)] : []),
     ]);
     return Promise.all([checkDns(door), ...perNode]);

@@ -9,6 +9,8 @@ export interface StackOutputs {
     kubeconfig: string;
     tillerCaCertPem: string;
     exposedServices: string[];
+    /** DigitalOcean's id of the cluster, with which verify fetches a fresh credential. */
+    clusterId?: string;
     /** Present when Workflow is installed. */
     controllerUrl?: string;
     builderSsh?: string;
@@ -18,9 +20,24 @@ export interface StackOutputs {
 
 const STACK_OUTPUT_MS = 60_000;
 
-/** Checks the shape of parsed outputs; every missing or ill-typed output is named at once. */
+/** What `pulumi stack output --json` writes for a secret without `--show-secrets`. */
+const HIDDEN_SECRET = "[secret]";
+
+/** The command that writes a stack's outputs to FILE with their secrets, readable by its owner only. */
+export const OUTPUTS_FILE_COMMAND = "(umask 077; pulumi stack output --json --show-secrets > FILE)";
+
+/**
+ * Checks the shape of parsed outputs; every missing or ill-typed output is named at once. Outputs saved
+ * without --show-secrets are refused first: their kubeconfig would load as an empty one.
+ */
 export function parseOutputs(raw: unknown, source: string): StackOutputs {
     const o = (raw ?? {}) as Record<string, unknown>;
+    const hidden = Object.keys(o).filter((key) => o[key] === HIDDEN_SECRET);
+    if (hidden.length > 0) {
+        throw new Error(
+            `the outputs of ${source} hide their secrets (${hidden.join(", ")} read "${HIDDEN_SECRET}"): they were written without --show-secrets. Write them with ${OUTPUTS_FILE_COMMAND}`,
+        );
+    }
     const problems: string[] = [];
     const text = (key: string, required: boolean) => {
         if (typeof o[key] === "string" && o[key] !== "") return o[key] as string;
@@ -39,6 +56,7 @@ export function parseOutputs(raw: unknown, source: string): StackOutputs {
         kubeconfig: text("kubeconfig", true) ?? "",
         tillerCaCertPem: text("tillerCaCertPem", true) ?? "",
         exposedServices: list("exposedServices", false),
+        clusterId: text("clusterId", false),
         controllerUrl: text("controllerUrl", false),
         builderSsh: text("builderSsh", false),
         workflowAdminUsername: text("workflowAdminUsername", false),

@@ -25,6 +25,13 @@ export interface PushTarget {
     deadlineMs: number;
     /** Between two tries of the app's URL. */
     pollMs: number;
+    /**
+     * A fixed app to push to (--push-name): created when missing and kept afterwards, so its host's
+     * certificate is issued once and reused. Without it, a new random app, removed afterwards.
+     */
+    app?: string;
+    /** What the run costs in certificates, given the app and whether it existed before. */
+    certificateNote?: (app: string, existed: boolean) => string;
 }
 
 /** The app `--push` sends unless `--push-app` names another: Python's buildpack, the standard library only. */
@@ -74,6 +81,12 @@ async function waitServed(url: string, deadline: number, pollMs: number): Promis
     throw new Error(`${url} not served: last answer ${last}`);
 }
 
+/** A 404 is an answer (false); any other failure stays a failure. */
+function notFound(error: Error): false {
+    if (/ → 404 /.test(error.message)) return false;
+    throw error;
+}
+
 /** Quotes a path for the shell line git runs as its SSH command. */
 const quoted = (p: string) => `'${p.replace(/'/g, "'\\''")}'`;
 
@@ -84,7 +97,7 @@ const quoted = (p: string) => `'${p.replace(/'/g, "'\\''")}'`;
  * too, naming what was left.
  */
 export function checkPush(target: PushTarget): Promise<CheckResult> {
-    const app = `verify-${crypto.randomBytes(3).toString("hex")}`;
+    const app = target.app ?? `verify-${crypto.randomBytes(3).toString("hex")}`;
     return runCheck("push", app, target.deadlineMs + 8 * API_MS, async () => {
         const deadline = Date.now() + target.deadlineMs;
         const remaining = () => Math.max(1, deadline - Date.now());
@@ -100,9 +113,14 @@ export function checkPush(target: PushTarget): Promise<CheckResult> {
             await run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", app, "-f", key], { timeout: API_MS });
             await controller.call("POST", "/v2/keys/", { id: app, public: fs.readFileSync(`${key}.pub`, "utf8").trim() });
             keyAdded = true;
-            await controller.call("POST", "/v2/apps/", { id: app });
-            created = true;
-            steps.push(`app ${app} created`);
+            // teamhephy/controller rootfs/api/urls.py `apps/(?P<id>…)/?$`: the app, 404 when there is none.
+            const existed = target.app !== undefined && (await controller.call("GET", `/v2/apps/${app}/`).then(() => true, notFound));
+            if (!existed) {
+                await controller.call("POST", "/v2/apps/", { id: app });
+                created = target.app === undefined;
+            }
+            steps.push(`app ${app} ${existed ? "reused" : "created"}`);
+            if (target.certificateNote) steps.push(target.certificateNote(app, existed));
             const repo = path.join(work, "app");
             fs.cpSync(target.appDir, repo, { recursive: true });
             const ssh = [
@@ -153,6 +171,6 @@ export function checkPush(target: PushTarget): Promise<CheckResult> {
         if (left.length > 0) {
             return fail(`${outcome.evidence}; left behind: ${left.join(", ")} (deis apps:destroy -a ${app}, deis keys:remove ${app})`);
         }
-        return { ok: outcome.ok, evidence: `${outcome.evidence}; app and key removed` };
+        return { ok: outcome.ok, evidence: `${outcome.evidence}; ${target.app ? `key removed, app ${app} kept for the next run` : "app and key removed"}` };
     });
 }

@@ -74,7 +74,9 @@ export class AppIsolation extends pulumi.ComponentResource {
                             ],
                         },
                     ],
-                    egressDeny: [{ toCIDR: [METADATA_SERVICE] }],
+                    // DOKS's API server is outside the cluster; Cilium gives its address a CIDR identity that
+                    // `world` takes too (cilium pkg/labels/cidr/cidr.go, pkg/ipcache/metadata.go): only a deny keeps it.
+                    egressDeny: [{ toCIDR: [METADATA_SERVICE] }, { toEntities: ["kube-apiserver"] }],
                 },
             },
             childOf(this, args.provider),

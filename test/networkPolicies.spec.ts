@@ -25,7 +25,8 @@ describe("network isolation, as DOKS's Cilium would enforce the policies the pro
     const OUTSIDE: Record<string, Entity> = {
         "the ingress controller on another node": entity("remote node", "remote-node"),
         "the pod's own node": entity("own node", "host"),
-        "the Kubernetes API": entity("API server", "kube-apiserver"),
+        // DOKS's control plane is outside the cluster, at a public address.
+        "the Kubernetes API": entity("API server", "kube-apiserver", "203.0.113.10"),
         "the internet": entity("a website", "world", "93.184.215.14"),
         "the droplet metadata service": entity("metadata", "world", "169.254.169.254"),
     };
@@ -121,7 +122,10 @@ describe("network isolation, as DOKS's Cilium would enforce the policies the pro
         only("deis-minio", 8082, ["the pod's own node"], ["an app's web pod"]);
         only("deis-logger-redis", 6379, ["deis-logger"], [...strangers, "the pod's own node", "deis-controller"]);
         only("deis-nsqd", 4150, ["deis-logger-fluentd", "deis-logger"], [...strangers, "the pod's own node", "deis-controller"]);
-        only("deis-logger", 8088, ["deis-controller"], [...strangers, "deis-builder"]);
+        // The logs of every app, and nsqd's HTTP API, not even from the pod's own node.
+        only("deis-logger", 8088, ["deis-controller"], [...strangers, "the pod's own node", "deis-builder"]);
+        only("deis-logger", 8099, [], [...strangers, "the pod's own node", "deis-controller"]);
+        only("deis-nsqd", 4151, [], [...strangers, "the pod's own node", "deis-logger-fluentd", "deis-logger"]);
     });
 
     it("lets the ingress controller, from any node, reach the API, git push and the HTTP-01 solvers, and no one else but their callers", () => {
@@ -209,6 +213,23 @@ describe("network isolation, as DOKS's Cilium would enforce the policies the pro
             false,
             "an ipBlock never takes a node",
         );
+        const toWorld = (egressDeny?: any[]): Cluster => ({
+            namespaces: cluster.namespaces,
+            policies: [
+                {
+                    kind: "CiliumNetworkPolicy",
+                    metadata: { namespace: "myapp" },
+                    spec: { endpointSelector: {}, egress: [{ toEntities: ["world"] }], ...(egressDeny ? { egressDeny } : {}) },
+                },
+            ],
+        });
+        assert.equal(
+            reachable(toWorld(), peer("an app's web pod"), peer("the Kubernetes API"), 443),
+            true,
+            "the world takes an API server outside the cluster",
+        );
+        assert.equal(reachable(toWorld([{ toEntities: ["kube-apiserver"] }]), peer("an app's web pod"), peer("the Kubernetes API"), 443), false);
+        assert.equal(reachable(toWorld([{ toEntities: ["kube-apiserver"] }]), peer("an app's web pod"), peer("the internet"), 443), true);
     });
 
     it("writes Cilium's policies as Cilium's own schemas accept them, and Kubernetes' as the Kubernetes schema does", async () => {

@@ -22,8 +22,18 @@ export interface Entity {
     kind: "entity";
     name: string;
     entity: EntityName;
-    /** An IPv4 address of the world, for CIDR rules. */
+    /** An IPv4 address of the world, or of an API server outside the cluster, for CIDR rules. */
     address?: string;
+}
+
+/**
+ * The reserved identities an entity carries. An API server outside the cluster (DOKS's control plane, at
+ * a public address) has a CIDR identity, and every CIDR identity carries `reserved:world` besides
+ * `reserved:kube-apiserver` (cilium pkg/labels/cidr/cidr.go `GetCIDRLabels`; pkg/ipcache/metadata.go
+ * merges the API server's label into the prefix's labels): `toEntities: [world]` takes it.
+ */
+function reservedIdentities(peer: Entity): EntityName[] {
+    return peer.entity === "kube-apiserver" && peer.address !== undefined ? ["kube-apiserver", "world"] : [peer.entity];
 }
 
 export type Peer = Pod | Entity;
@@ -100,8 +110,9 @@ function ciliumPeerMatches(cluster: Cluster, rule: any, side: "from" | "to", pee
         const scoped = (s: Selector) => policyNamespace === undefined || s.matchLabels?.[NAMESPACE_KEY] !== undefined || peer.namespace === policyNamespace;
         return (endpoints ?? []).some((s) => scoped(s) && selects(s, labels)) || (entities ?? []).some((e) => e === "all" || e === "cluster");
     }
-    const byEntity = (entities ?? []).some((e) => e === "all" || e === peer.entity || (e === "cluster" && ["host", "remote-node"].includes(peer.entity)));
-    const byCidr = peer.entity === "world" && peer.address !== undefined && (cidrs ?? []).some((c) => inCidr(peer.address!, c));
+    const identities: string[] = reservedIdentities(peer);
+    const byEntity = (entities ?? []).some((e) => e === "all" || identities.includes(e) || (e === "cluster" && ["host", "remote-node"].includes(peer.entity)));
+    const byCidr = identities.includes("world") && peer.address !== undefined && (cidrs ?? []).some((c) => inCidr(peer.address!, c));
     return byEntity || byCidr;
 }
 

@@ -1,4 +1,5 @@
 import * as assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -8,6 +9,7 @@ import { helmTemplateWith } from "../offline/helm";
 import { plain, ROOT, Run, kubernetesModel, sharedRun } from "../offline/harness";
 import { find, K8sObject, minors, notServed, parseManifest, podSpecs, removedIn } from "../offline/manifests";
 import { chartArchive, helmReleases, renderRelease } from "../offline/renderReleases";
+import { httpServer } from "./standIns";
 
 const CHART = path.join(ROOT, "charts", "hephy-workflow");
 
@@ -144,6 +146,45 @@ describe("the project's Workflow chart, rendered by Helm 3.8.1 (Go 1.17) with th
         assert.equal(code.data["routes.py"], fs.readFileSync(path.join(CHART, "files", "routes", "routes.py"), "utf8"));
         assert.equal(code.data["kubeclient.py"], fs.readFileSync(path.join(CHART, "files", "lib", "kubeclient.py"), "utf8"), "the shared client, beside it");
         assert.equal(deployment.spec.strategy.type, "Recreate", "one writer at a time");
+    });
+
+    it("probes nsqd and the logger from inside their containers, so their HTTP ports stay closed to the node, and the probes pass", async () => {
+        const objects = rendered.get(range.max)!;
+        const probes = [
+            { kind: "StatefulSet", name: "deis-nsqd", port: 4151, path: "/ping" },
+            { kind: "Deployment", name: "deis-logger", port: 8088, path: "/healthz" },
+        ];
+        for (const { kind, name, port, path: probePath } of probes) {
+            const { livenessProbe, readinessProbe } = find(objects, kind, name).spec.template.spec.containers[0];
+            assert.deepEqual(livenessProbe.exec, readinessProbe.exec, name);
+            assert.equal(livenessProbe.httpGet, undefined, `${name}: no probe from the node`);
+            const command: string[] = livenessProbe.exec.command;
+            assert.ok(command.join(" ").includes(`127.0.0.1:${port}`) || command.join(" ").includes(`127.0.0.1/${port}`), command.join(" "));
+            // The command as the container runs it, pointed at a loopback server answering as nsqd or the
+            // logger does (GNU wget stands in for busybox's, with the same flags): 200 passes, 503 and silence fail.
+            for (const [answer, passes] of [
+                [200, true],
+                [503, false],
+                [0, false],
+            ] as const) {
+                const seen: string[] = [];
+                const server = await httpServer((request, response) => {
+                    seen.push(`${request.method} ${request.url}`);
+                    response.writeHead(answer as number).end("OK");
+                });
+                const target = server.port;
+                if (answer === 0) await server.close();
+                const local = command.map((part) =>
+                    part.replace(`127.0.0.1:${port}`, `127.0.0.1:${target}`).replace(`127.0.0.1/${port}`, `127.0.0.1/${target}`),
+                );
+                const status = await new Promise<number | null>((resolve) =>
+                    spawn(local[0], local.slice(1), { stdio: "ignore", timeout: 5000 }).on("close", resolve),
+                );
+                if (answer !== 0) await server.close();
+                assert.equal(status === 0, passes, `${name} probe against ${answer || "nothing"}: ${status}`);
+                if (answer !== 0) assert.deepEqual(seen, [`GET ${probePath}`]);
+            }
+        }
     });
 
     it("grants the route reconciler Services to read and Ingresses to write, and no Secret", () => {

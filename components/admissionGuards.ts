@@ -101,8 +101,12 @@ export class AdmissionGuards extends pulumi.ComponentResource {
                 matchConstraints: { resourceRules: [{ apiGroups: [""], apiVersions: ["v1"], resources: ["services"], operations: writes }] },
                 validations: [
                     {
+                        // An update that keeps the type passes: a Service dropped from exposedServices keeps its
+                        // load balancer until deleted, and the cloud controller's finalizer removal must go through
+                        // or the Service and its namespace hang in Terminating.
                         expression:
                             "!has(object.spec.type) || !(object.spec.type in ['NodePort', 'LoadBalancer']) || " +
+                            `(request.operation == 'UPDATE' && oldObject != null && has(oldObject.spec.type) && oldObject.spec.type == object.spec.type) || ` +
                             `(request.namespace + '/' + object.metadata.name) in ${celList(args.exposedServices)}`,
                         message:
                             "hephy-doks runs without node ports or load balancers: expose Services through the ingress controller on every node " +
@@ -110,7 +114,9 @@ export class AdmissionGuards extends pulumi.ComponentResource {
                         reason: "Forbidden",
                     },
                     {
-                        expression: "!has(object.spec.externalIPs) || size(object.spec.externalIPs) == 0",
+                        expression:
+                            "!has(object.spec.externalIPs) || " +
+                            "object.spec.externalIPs.all(ip, request.operation == 'UPDATE' && oldObject != null && has(oldObject.spec.externalIPs) && ip in oldObject.spec.externalIPs)",
                         message: "a Service's externalIPs would capture traffic to those addresses from every pod (CVE-2020-8554); hephy-doks refuses them",
                         reason: "Forbidden",
                     },

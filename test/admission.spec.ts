@@ -164,6 +164,27 @@ describe("admission guards, their CEL evaluated as the API server would", () => 
         );
     });
 
+    it("lets a Service dropped from exposedServices be deleted, and updated without a new type or address; refuses it turning exposed again", () => {
+        const spec = policy(run, "deny-exposed-services");
+        // ssh-gateway was named in exposedServices, then dropped: the LoadBalancer stays until it is deleted.
+        const exposed = service("ssh-gateway", { type: "LoadBalancer", externalIPs: ["203.0.113.9"] });
+        const withFinalizer = { ...exposed, metadata: { ...exposed.metadata, finalizers: ["service.kubernetes.io/load-balancer-cleanup"] } };
+        const deleting = { ...withFinalizer, metadata: { ...withFinalizer.metadata, deletionTimestamp: "2026-12-07T17:00:00Z" } };
+        // The cloud controller removes its finalizer once the load balancer is gone (an UPDATE), and the Service is deleted.
+        const released = { ...deleting, metadata: { ...deleting.metadata, finalizers: [] } };
+        assert.deepEqual(admit(spec, request("system:serviceaccount:kube-system:cloud-controller-manager", "UPDATE", "edge", released, deleting)).denied, []);
+        assert.equal(admit(spec, request("system:admin", "DELETE", "edge", null, withFinalizer)).matched, false, "deletions are not checked");
+        const relabelled = { ...withFinalizer, metadata: { ...withFinalizer.metadata, labels: { tier: "edge" } } };
+        assert.deepEqual(admit(spec, request("system:admin", "UPDATE", "edge", relabelled, withFinalizer)).denied, [], "the type and addresses it had");
+        // What the guard is for, on UPDATE too: a ClusterIP Service turned exposed, or given a new external address.
+        const plainService = service("ssh-gateway", { type: "ClusterIP" });
+        assert.equal(admit(spec, request("system:admin", "UPDATE", "edge", service("ssh-gateway", { type: "NodePort" }), plainService)).denied.length, 1);
+        const moreAddresses = service("ssh-gateway", { type: "LoadBalancer", externalIPs: ["203.0.113.9", "203.0.113.10"] });
+        assert.match(admit(spec, request("system:admin", "UPDATE", "edge", moreAddresses, withFinalizer)).denied.join(), /CVE-2020-8554/);
+        const toNodePort = service("ssh-gateway", { type: "NodePort", externalIPs: ["203.0.113.9"] });
+        assert.equal(admit(spec, request("system:admin", "UPDATE", "edge", toNodePort, withFinalizer)).denied.length, 1, "another exposed type");
+    });
+
     it("lets the Services the stack names be exposed, and no other", () => {
         const spec = policy(exposedRun, "deny-exposed-services");
         assert.deepEqual(admit(spec, request("system:admin", "CREATE", "edge", service("ssh-gateway", { type: "LoadBalancer" }))).denied, []);

@@ -97,6 +97,11 @@ export function releaseValues(args: ReleaseValuesArgs): Record<ReleaseKey, Recor
         certManager: {
             crds: { enabled: false },
             ingressShim: { defaultIssuerName: "letsencrypt-prod", defaultIssuerKind: "ClusterIssuer", defaultIssuerGroup: "cert-manager.io" },
+            // The chart requests nothing (values.yaml `resources: {}` for each): BestEffort pods, evicted first.
+            resources: { requests: { cpu: "10m", memory: "64Mi" } },
+            webhook: { resources: { requests: { cpu: "10m", memory: "32Mi" } } },
+            cainjector: { resources: { requests: { cpu: "10m", memory: "64Mi" } } },
+            startupapicheck: { resources: { requests: { cpu: "10m", memory: "32Mi" } } },
         },
         // The article's values, in teamhephy/workflow v2.23.0 charts/workflow/values.yaml keys, which
         // charts/hephy-workflow accepts too; `tls` is the article's cert-manager step on the API Ingress.

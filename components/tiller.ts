@@ -108,6 +108,8 @@ export class Tiller extends pulumi.ComponentResource {
                                     ],
                                     livenessProbe: httpProbe("/liveness", TILLER.probePort, probeTimings),
                                     readinessProbe: httpProbe("/readiness", TILLER.probePort, probeTimings),
+                                    // Not BestEffort, which a node under pressure evicts first: every release goes through Tiller.
+                                    resources: { requests: { cpu: "50m", memory: "64Mi" } },
                                     volumeMounts: [{ name: "tiller-certs", mountPath: TILLER.certsPath, readOnly: true }],
                                 },
                             ],

@@ -264,6 +264,25 @@ describe("the third-party releases, rendered by Helm 3.8.1 (Go 1.17) from their 
     });
 
     describe("cert-manager", () => {
+        it("asks for CPU and memory for every container, so no pod of it is BestEffort, evicted first", () => {
+            const objects = rendered.get("certManager")!.get(CATALOG.certManager.kubernetes.max)!;
+            const pods = objects.filter((o) => ["Deployment", "Job"].includes(o.kind));
+            assert.deepEqual(pods.map((o) => o.metadata.name).sort(), [
+                "cert-manager",
+                "cert-manager-cainjector",
+                "cert-manager-startupapicheck",
+                "cert-manager-webhook",
+            ]);
+            for (const o of pods) {
+                for (const c of o.spec.template.spec.containers) {
+                    assert.ok(
+                        c.resources?.requests?.cpu && c.resources?.requests?.memory,
+                        `${o.kind} ${o.metadata.name}/${c.name}: ${JSON.stringify(c.resources)}`,
+                    );
+                }
+            }
+        });
+
         it("leaves the CRDs to the program and runs its webhook behind a ClusterIP Service", () => {
             const objects = rendered.get("certManager")!.get(CATALOG.certManager.kubernetes.max)!;
             assert.deepEqual(

@@ -117,6 +117,8 @@ describe("Tiller", () => {
                 ],
                 livenessProbe: { httpGet: { path: "/liveness", port: 44135 }, initialDelaySeconds: 1, timeoutSeconds: 1 },
                 readinessProbe: { httpGet: { path: "/readiness", port: 44135 }, initialDelaySeconds: 1, timeoutSeconds: 1 },
+                // Not BestEffort, which is evicted first: every release goes through Tiller.
+                resources: { requests: { cpu: "50m", memory: "64Mi" } },
                 volumeMounts: [{ name: "tiller-certs", mountPath: "/etc/certs", readOnly: true }],
             },
         ]);

@@ -113,6 +113,10 @@ describe("platform releases", () => {
         assert.deepEqual(spec.values, {
             crds: { enabled: false },
             ingressShim: { defaultIssuerName: "letsencrypt-prod", defaultIssuerKind: "ClusterIssuer", defaultIssuerGroup: "cert-manager.io" },
+            resources: { requests: { cpu: "10m", memory: "64Mi" } },
+            webhook: { resources: { requests: { cpu: "10m", memory: "32Mi" } } },
+            cainjector: { resources: { requests: { cpu: "10m", memory: "64Mi" } } },
+            startupapicheck: { resources: { requests: { cpu: "10m", memory: "32Mi" } } },
         });
         const crds = run.one(CONFIG_FILE, "staging-cert-manager-crds");
         assert.equal(plain(crds.inputs).file, "https://github.com/cert-manager/cert-manager/releases/download/v1.21.1/cert-manager.crds.yaml");

@@ -172,7 +172,7 @@ export = async () => {
         ...(config.workflowEnabled ? workflowOutputs(config.platformDomain) : {}),
         ...(platform.workflowAdmin ? { workflowAdminUsername: platform.workflowAdmin.username, workflowAdminPassword: platform.workflowAdmin.password } : {}),
         nextSteps: config.workflowEnabled
-            ? workflowNextSteps(config.platformDomain, platform.workflowAdmin !== undefined)
+            ? workflowNextSteps(config.stack, config.platformDomain, platform.workflowAdmin !== undefined)
             : `Workflow is disabled (hephy-doks:workflowEnabled false): the ingress controller and cert-manager serve *.${config.platformDomain}`,
         monthlyCostUsd: cost.monthlyUsd,
         monthlyCostEstimate: cost.summary,

@@ -4,7 +4,7 @@ import { UPSTREAM } from "./catalog";
 export const WORKFLOW_LIMITS =
     "Works: buildpack apps by git push (built by slugbuilder on heroku-18, a stack Heroku ended in 2023: a build may fail), each served over HTTPS with a Let's Encrypt certificate, deis pull of images from public " +
     "registries (set PORT with deis config:set), deis logs, and deis domains, certs, tls, whitelist and maintenance (a route " +
-    "reconciler gives them effect; point a custom domain's DNS at the nodes). " +
+    "reconciler gives them effect). " +
     "Does not work: Dockerfile builds (DOKS nodes run containerd, and the dockerbuilder needs a Docker daemon). " +
     "Data: slugs and database backups live on a DigitalOcean volume that outlives node replacements; the database restores " +
     "from them when it restarts, losing at most its last minute of writes. See docs/workflow.md.";
@@ -21,23 +21,30 @@ export function workflowOutputs(platformDomain: string): { controllerUrl: string
 }
 
 /**
- * What to run once Workflow is installed: log in as the stack's admin (with a chart of the user's own,
- * which the program gives no admin, register), add an SSH key, create an app and push it. The admin's
- * name is read from the stack's outputs, so the text is known at preview.
+ * What to run once Workflow is installed, as numbered steps: install the CLI, wait for the controller's
+ * certificate (`deis login` fails with an x509 error until it is issued), log in as the stack's admin
+ * (with a chart of the user's own, which the program gives no admin, register), add an SSH key, create
+ * an app and push it from whatever branch is checked out, point custom domains at the platform. The
+ * admin's name is read from the stack's outputs, so the text is known at preview.
  */
-export function workflowNextSteps(platformDomain: string, programAdmin: boolean): string {
+export function workflowNextSteps(stack: string, platformDomain: string, programAdmin: boolean): string {
     const { controllerUrl, builderSsh } = workflowOutputs(platformDomain);
     const builderHost = `${WORKFLOW_HOSTS.builder}.${platformDomain}`;
-    return [
-        "Once the hephy release is Released, install the deis CLI v2.23.0 (docs/workflow.md), then:",
+    const output = (name: string, secret = false) => `pulumi stack output ${name} --stack ${stack}${secret ? " --show-secrets" : ""}`;
+    const steps = [
+        'Install the deis CLI v2.23.0: docs/workflow.md, "The deis CLI and SSH keys", names the file for each platform (macOS on Apple Silicon runs the darwin-amd64 one under Rosetta).',
+        `Wait for the controller's certificate: npm run verify -- --stack ${stack} --retry 10 (until Let's Encrypt issues it, deis login fails with an x509 error).`,
         programAdmin
-            ? `deis login ${controllerUrl} --username="$(pulumi stack output workflowAdminUsername)", and give it the password ` +
-              "pulumi stack output workflowAdminPassword --show-secrets prints when it asks (on its command line, a password shows in the process list) " +
-              `(the stack's admin; add users with deis register ${controllerUrl} --login=false while logged in as the admin);`
-            : `deis register ${controllerUrl} (the Workflow chart of releases.workflow decides who may register; the program creates an admin only in its own chart);`,
-        `deis keys:add ~/.ssh/id_ed25519.pub (an RSA key also needs "Host ${builderHost}" with "PubkeyAcceptedAlgorithms +ssh-rsa" in ~/.ssh/config: ` +
-            "the builder checks RSA keys only with SHA-1 signatures, which OpenSSH 8.8 and later no longer send);",
-        `in your app's git repository, deis create, then git push deis master (to ${builderSsh}).`,
-        WORKFLOW_LIMITS,
-    ].join(" ");
+            ? `Log in as the stack's admin: deis login ${controllerUrl} --username="$(${output("workflowAdminUsername")})", and give it the password ` +
+              `${output("workflowAdminPassword", true)} prints when it asks (on a command line, a password shows in the process list). ` +
+              `Add users with deis register ${controllerUrl} --login=false while logged in as the admin.`
+            : `Register: deis register ${controllerUrl} (the Workflow chart of releases.workflow decides who may register; the program creates an admin only in its own chart).`,
+        "Add an SSH key: without one, ssh-keygen -t ed25519; then deis keys:add ~/.ssh/id_ed25519.pub. An RSA key also needs " +
+            `"Host ${builderHost}" with "PubkeyAcceptedAlgorithms +ssh-rsa" in ~/.ssh/config: the builder checks RSA keys only with SHA-1 signatures, ` +
+            "which OpenSSH 8.8 and later no longer send.",
+        `In your app's git repository: deis create, then git push deis HEAD:master (to ${builderSsh}), from any branch: the builder builds the commit pushed.`,
+        `For a domain of your own: deis domains:add <name> --app <app>, then at its DNS a CNAME from <name> to <app>.${platformDomain} (it follows the nodes), ` +
+            `or, where a CNAME cannot be (a zone's apex), A records to each address of ${output("nodeIps")}, which change when DigitalOcean replaces a node.`,
+    ];
+    return [...steps.map((step, i) => `${i + 1}. ${step}`), "", WORKFLOW_LIMITS].join("\n");
 }

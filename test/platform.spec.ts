@@ -498,22 +498,41 @@ describe("Workflow's volume and first admin, as the program declares them", () =
         assert.equal(await valueOf(standard.outputs.workflowAdminPassword), plain(admin.inputs).stringData.password);
     });
 
-    it("tells the user to log in as that admin, add an ed25519 key, create an app and push", async () => {
+    it("tells the user, in numbered steps, to install the CLI, wait for the certificate, log in as that admin, add an ed25519 key, push from any branch and point a domain", async () => {
         const nextSteps = await valueOf(standard.outputs.nextSteps);
         assert.equal(typeof standard.outputs.nextSteps, "string", "known at preview");
-        assert.ok(
-            nextSteps.includes(
-                'deis login https://deis.staging.hephy-demo.net --username="$(pulumi stack output workflowAdminUsername)", and give it the password ' +
-                    "pulumi stack output workflowAdminPassword --show-secrets prints when it asks",
-            ),
-            nextSteps,
+        const steps = nextSteps.split("\n").filter((line: string) => /^[0-9]+\. /.test(line));
+        assert.deepEqual(
+            steps.map((line: string) => line.split(":")[0]),
+            [
+                "1. Install the deis CLI v2.23.0",
+                "2. Wait for the controller's certificate",
+                "3. Log in as the stack's admin",
+                "4. Add an SSH key",
+                "5. In your app's git repository",
+                "6. For a domain of your own",
+            ],
         );
-        assert.match(nextSteps, /deis CLI v2\.23\.0/);
+        assert.ok(
+            steps.every((line: string) => line.length < 450),
+            "no step is a wall of text",
+        );
+        assert.match(steps[1], /npm run verify -- --stack staging --retry 10 .*x509/);
+        assert.ok(
+            steps[2].includes(
+                'deis login https://deis.staging.hephy-demo.net --username="$(pulumi stack output workflowAdminUsername --stack staging)", and give it the password ' +
+                    "pulumi stack output workflowAdminPassword --stack staging --show-secrets prints when it asks",
+            ),
+            steps[2],
+        );
         assert.doesNotMatch(nextSteps, /--password/, "a password on a command line shows in the process list");
-        assert.match(nextSteps, /deis keys:add ~\/\.ssh\/id_ed25519\.pub/);
-        assert.match(nextSteps, /"Host deis-builder\.staging\.hephy-demo\.net" with "PubkeyAcceptedAlgorithms \+ssh-rsa"/);
-        assert.match(nextSteps, /deis create, then git push deis master \(to ssh:\/\/git@deis-builder\.staging\.hephy-demo\.net:2222\)/);
+        assert.match(steps[3], /ssh-keygen -t ed25519; then deis keys:add ~\/\.ssh\/id_ed25519\.pub/);
+        assert.match(steps[3], /"Host deis-builder\.staging\.hephy-demo\.net" with "PubkeyAcceptedAlgorithms \+ssh-rsa"/);
+        // The builder builds whatever ref is pushed (teamhephy/builder v2.13.7 pkg/gitreceive/run.go); HEAD:master works from main.
+        assert.match(steps[4], /deis create, then git push deis HEAD:master \(to ssh:\/\/git@deis-builder\.staging\.hephy-demo\.net:2222\), from any branch/);
+        assert.match(steps[5], /a CNAME from <name> to <app>\.staging\.hephy-demo\.net .* pulumi stack output nodeIps --stack staging/);
         assert.doesNotMatch(nextSteps, /deis register https:\/\/deis\.staging\.hephy-demo\.net \(/);
+        assert.doesNotMatch(nextSteps, /git push deis master/);
     });
 
     it("exports no admin and claims no volume for a Workflow chart of the user's own, which reads neither", async () => {

@@ -94,7 +94,7 @@ function nextSerial(): string {
 }
 
 async function privateKey(inputs: Inputs): Promise<Inputs> {
-    let pair: crypto.KeyPairKeyObjectResult;
+    let pair: { publicKey: crypto.KeyObject; privateKey: crypto.KeyObject };
     if (inputs.algorithm === "ECDSA") {
         const curve = ECDSA_CURVES[inputs.ecdsaCurve ?? "P224"];
         if (!curve) throw new Error(`tls mock: unsupported ecdsaCurve ${inputs.ecdsaCurve}`);

@@ -297,7 +297,7 @@ export async function kubernetesApi(
         ws.send(Buffer.concat([Buffer.from([0]), portBytes]));
         ws.send(Buffer.concat([Buffer.from([1]), portBytes]));
         const upstream = net.connect({ host: "127.0.0.1", port: forwardTo });
-        upstream.on("data", (chunk) => ws.send(Buffer.concat([Buffer.from([0]), chunk])));
+        upstream.on("data", (chunk: Buffer) => ws.send(Buffer.concat([Buffer.from([0]), chunk])));
         upstream.on("close", () => ws.close());
         upstream.on("error", () => ws.close());
         ws.on("message", (data: Buffer) => {

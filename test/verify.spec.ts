@@ -1041,7 +1041,14 @@ describe("npm run verify's command line", () => {
         const file = path.join(dir, "outputs.json");
         const lines: string[] = [];
         assert.equal(await main(["--outputs", file], (t) => lines.push(t)), 2);
-        assert.match(lines[0], /^verify: ENOENT/);
+        assert.equal(
+            lines[0],
+            `verify: cannot read the outputs file ${file} (ENOENT): write it with (umask 077; pulumi stack output --json --show-secrets > ${file}), or leave out --outputs`,
+        );
+        fs.writeFileSync(file, "{not json");
+        assert.equal(await main(["--outputs", file], (t) => lines.push(t)), 2);
+        assert.equal(lines[1], `verify: the outputs file ${file} is not JSON: write it with pulumi stack output --json --show-secrets`);
+        lines.length = 0;
         await using([dnsServer(PLATFORM, ["127.0.0.1"])], async ([dns]) => {
             const api = kubeconfigFor(`https://127.0.0.1:${await closedPort()}`);
             fs.writeFileSync(

@@ -37,7 +37,9 @@ platform domain, Tiller's CA, Workflow's admin) and prints one line per check, â
 was seen and, on failure, where to look. It reaches the cluster with a fresh credential from
 DigitalOcean's API when it has a token (DIGITALOCEAN_TOKEN or DIGITALOCEAN_ACCESS_TOKEN, else the
 stack's digitalocean:token), else with the kubeconfig output, which lasts 7 days after a pulumi up.
-Every check is bounded in time; the exit status is 1 when any fails, 2 when verify cannot run.
+Every check is bounded in time; the exit status is 1 when any fails, 2 when verify cannot run. It
+runs the Pulumi CLI without a terminal: with the local backend (pulumi login --local) or another
+passphrase backend, export PULUMI_CONFIG_PASSPHRASE first.
 
 Options:
   --stack NAME        the stack to verify (default: the selected one)

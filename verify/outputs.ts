@@ -77,12 +77,34 @@ export function parseOutputs(raw: unknown, source: string): StackOutputs {
 /** The outputs of a stack, with its secrets, from the Pulumi CLI, or from a file of `pulumi stack output --json --show-secrets`. */
 export async function readOutputs(from: { stack?: string; file?: string }): Promise<StackOutputs> {
     if (from.file) {
-        return parseOutputs(JSON.parse(fs.readFileSync(from.file, "utf8")), from.file);
+        let text: string;
+        try {
+            text = fs.readFileSync(from.file, "utf8");
+        } catch (error) {
+            throw new Error(
+                `cannot read the outputs file ${from.file} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}): ` +
+                    `write it with (umask 077; pulumi stack output --json --show-secrets > ${from.file}), or leave out --outputs`,
+            );
+        }
+        let raw: unknown;
+        try {
+            raw = JSON.parse(text);
+        } catch {
+            throw new Error(`the outputs file ${from.file} is not JSON: write it with pulumi stack output --json --show-secrets`);
+        }
+        return parseOutputs(raw, from.file);
     }
     const args = ["stack", "output", "--json", "--show-secrets", ...(from.stack ? ["--stack", from.stack] : [])];
     const { stdout } = await promisify(execFile)("pulumi", args, { timeout: STACK_OUTPUT_MS, maxBuffer: 16 * 1024 * 1024 }).catch(
         (error: { stderr?: string; message: string; code?: string }) => {
-            const reason = error.code === "ENOENT" ? "the Pulumi CLI is not on PATH" : error.stderr?.trim() || error.message;
+            const reason =
+                error.code === "ENOENT"
+                    ? "the Pulumi CLI is not on PATH: install it (https://www.pulumi.com/docs/iac/download-install/)"
+                    : (error.stderr?.trim() || error.message) +
+                      // The CLI runs here without a terminal, so it cannot ask for the local backend's passphrase.
+                      (/passphrase/i.test(error.stderr ?? "")
+                          ? " (verify runs the CLI without a terminal, where it cannot ask for the passphrase: export PULUMI_CONFIG_PASSPHRASE first)"
+                          : "");
             throw new Error(
                 `pulumi ${args.join(" ")} failed: ${reason}. Run it from the project's directory, logged in to the stack's backend, or pass --outputs FILE`,
             );

@@ -108,7 +108,7 @@ export const KEYS = {
             problems.push(`${PROJECT}:domain is required: a DNS zone that already exists in your DigitalOcean account ${fix("domain", "<your zone>")}`);
         } else if (!isDomainName(domain)) {
             problems.push(
-                `${PROJECT}:domain must be a lowercase DNS name with at least two labels and no trailing dot, such as paas.yourcompany.com, got ${quote(domain)} ${fix("domain", "<your zone>")}`,
+                `${PROJECT}:domain must be a lowercase DNS name with at least two labels and no trailing dot, such as yourcompany.com (the zone, not the platform domain under it), got ${quote(domain)} ${fix("domain", "<your zone>")}`,
             );
         }
         return domain as string;

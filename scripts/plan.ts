@@ -130,7 +130,7 @@ export function renderPlan(run: Pick<Run, "resources">, cost: string, releases: 
         `Rendered releases: ${releases.rendered.length} (${renderedObjects.length} objects)` +
             (releases.missing.length > 0 ? `; not rendered: ${releases.missing.join("; ")}` : ""),
         `${listed("LoadBalancers", loadBalancers)}, ${listed("NodePorts", nodePorts)}` +
-            ` over ${objects.length} objects of the program and ${renderedObjects.length} its releases render` +
+            ` over ${objects.length} objects of the program and ${renderedObjects.length} that its releases render` +
             (releases.missing.length > 0 ? `, without ${releases.missing.length} release(s) that could not be rendered` : ""),
         `Monthly cost: ${cost}`,
     ].join("\n");

@@ -4,7 +4,7 @@ import * as path from "node:path";
 import * as YAML from "yaml";
 import { parseArgs as parsePlanArgs } from "../scripts/plan";
 import { parseOptions as parseVerifyOptions } from "../verify/main";
-import { ROOT } from "../offline/harness";
+import { ROOT, sharedRun } from "../offline/harness";
 
 /**
  * Every `pulumi …` and `npm run …` command the README and docs/ print, as a reader would copy it: held
@@ -41,15 +41,20 @@ const PULUMI: Record<string, string[]> = {
     login: ["--local"],
     "stack init": ["--stack", "--secrets-provider"],
     "stack select": ["--create", "--stack"],
-    "stack rm": ["--stack", "--yes", "--force"],
+    "stack rm": ["--stack", "--yes", "--force", "--preserve-config"],
     "stack output": ["--stack", "--json", "--show-secrets"],
     stack: ["--show-urns", "--stack"],
     "state delete": ["--stack", "--target-dependents"],
     "state unprotect": ["--stack"],
     "config set": ["--secret", "--path", "--stack"],
     "config get": ["--stack", "--path"],
+    "config rm": ["--stack", "--path"],
     config: ["--stack", "--show-secrets"],
+    "plugin install": [],
 };
+
+/** The flags above that take a value as the next word. */
+const VALUED = ["--stack", "--target", "--policy-pack", "--secrets-provider", "--replace"];
 
 const DECLARED = Object.keys(YAML.parse(fs.readFileSync(path.join(ROOT, "Pulumi.yaml"), "utf8")).config);
 const SCRIPTS = Object.keys(JSON.parse(fs.readFileSync(path.join(ROOT, "package.json"), "utf8")).scripts);
@@ -64,7 +69,8 @@ function pulumiProblems(commands: readonly Printed[]): string[] {
     const problems: string[] = [];
     for (const { file, command } of commands.filter((c) => c.command.startsWith("pulumi "))) {
         const [, ...rest] = words(command);
-        const positional = rest.filter((w) => !w.startsWith("-"));
+        // A flag that takes a value (`--stack staging`) is followed by that value, not by a positional word.
+        const positional = rest.filter((w, i) => !w.startsWith("-") && !VALUED.includes(rest[i - 1]));
         const sub = [`${positional[0]} ${positional[1]}`, positional[0] ?? ""].find((s) => s in PULUMI && rest.join(" ").startsWith(s.split(" ")[0]));
         if (sub === undefined) {
             problems.push(`${file}: ${command}: no subcommand of this project's`);
@@ -72,7 +78,7 @@ function pulumiProblems(commands: readonly Printed[]): string[] {
         }
         const flags = rest.filter((w) => w.startsWith("-")).map((w) => (w.includes("=") && !PULUMI[sub].includes(w) ? w.split("=")[0] : w));
         problems.push(...flags.filter((f) => !PULUMI[sub].includes(f)).map((f) => `${file}: ${command}: ${f} is not a flag of pulumi ${sub} here`));
-        if (sub === "config set" || sub === "config get") {
+        if (sub === "config set" || sub === "config get" || sub === "config rm") {
             const key = positional[2] ?? "";
             const own = /^hephy-doks:(\w+)(\[\d+\])?$/.exec(key);
             const known = own ? DECLARED.includes(own[1]) : /^(digitalocean:token|pulumi:[\w-]+)$/.test(key) || key === "name";
@@ -122,11 +128,19 @@ describe("the commands the README and docs print", () => {
         assert.ok(commands.length >= 40, `${commands.length} commands`);
     });
 
-    it("tells a newcomer, in the README's first 40 lines, what to install, both commands, time, cost, verify and teardown", () => {
+    it("tells a newcomer, in the README's first 40 lines, the status and risks, what to install, both commands, time, cost, verify and teardown", () => {
         const first = fs.readFileSync(path.join(ROOT, "README.md"), "utf8").split("\n").slice(0, 40).join("\n");
+        const engines = JSON.parse(fs.readFileSync(path.join(ROOT, "package.json"), "utf8")).engines.node;
         for (const needed of [
+            /\[\*Deploying Workflow with the Helm Operator\*\]\(https:\/\/\S+\)/,
+            /Hephy Workflow, an open-source Heroku-style PaaS/,
+            /\*\*Status: not yet run on a live cluster\.\*\*/,
+            /Helm\s+2\/Tiller, helm-operator v1 and Workflow's images are end of life upstream/,
+            /Unverified until then: /,
             /Pulumi CLI 3/,
-            /Node\.js 20\.19/,
+            new RegExp(`Node\\.js ${engines.replace(/^>=/, "")} \\(LTS\\) or newer`),
+            /Linux x86-64 binary: on macOS or ARM, set\s+`HEPHY_DOKS_HELM`/,
+            /pulumi stack rm staging --preserve-config/,
             /DNS zone/,
             /npm ci && npm test/,
             /pulumi up/,
@@ -142,6 +156,42 @@ describe("the commands the README and docs print", () => {
             .split("\n")
             .filter((l) => l.startsWith("|") && l.length > 100);
         assert.deepEqual(wide, [], "no table row a reader must scroll sideways for");
+    });
+
+    it("links only to files that exist, relative to the page that links", () => {
+        const broken = DOCS.flatMap((file) =>
+            [...fs.readFileSync(path.join(ROOT, file), "utf8").matchAll(/\]\(([^)\s]+)\)/g)]
+                .map((m) => m[1].split("#")[0])
+                .filter((target) => target !== "" && !/^[a-z]+:/.test(target))
+                .filter((target) => !fs.existsSync(path.join(ROOT, path.dirname(file), target)))
+                .map((target) => `${file}: ${target}`),
+        );
+        assert.deepEqual(broken, []);
+        assert.ok(
+            fs.existsSync(path.join(ROOT, "docs", "workflow.md")) && !fs.existsSync(path.join(ROOT, "docs", "docs", "workflow.md")),
+            "the check can fail",
+        );
+    });
+
+    it("counts Workflow's Secrets as the program declares them, and lists every stack output it exports", async () => {
+        const run = await sharedRun();
+        const NUMBERS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve", "thirteen", "fourteen"];
+        const secrets = run.ofType("kubernetes:core/v1:Secret").filter((s) => s.parent?.startsWith("hephy-doks:workflowSecrets:WorkflowSecrets::")).length;
+        const said = DOCS.flatMap((file) =>
+            [...fs.readFileSync(path.join(ROOT, file), "utf8").matchAll(/(?:Workflow's (\w+) Secrets|the (\w+) Secrets that hold Workflow's)/g)].map(
+                (m) => `${file}: ${m[1] ?? m[2]}`,
+            ),
+        );
+        assert.ok(said.length >= 2, said.join("\n"));
+        assert.deepEqual(
+            said.filter((s) => !s.endsWith(`: ${NUMBERS[secrets]}`)),
+            [],
+            `the program declares ${secrets} Secrets of Workflow's`,
+        );
+        const configuration = fs.readFileSync(path.join(ROOT, "docs", "configuration.md"), "utf8");
+        const section = configuration.slice(configuration.indexOf("## Outputs"));
+        const listed = [...section.matchAll(/^- (`\w+`(?:, `\w+`)*):/gm)].flatMap((m) => [...m[1].matchAll(/`(\w+)`/g)].map((n) => n[1]));
+        assert.deepEqual([...listed].sort(), Object.keys(run.outputs).sort(), "docs/configuration.md's Outputs are the program's");
     });
 
     it("uses only subcommands and flags of the Pulumi CLI, and only keys Pulumi.yaml declares", () => {

@@ -66,7 +66,7 @@ describe("offline plan of a stack file", () => {
             assert.ok(summary.includes(line), line);
         }
         assert.ok(
-            summary.some((l) => /^LoadBalancers: 0, NodePorts: 0 over \d+ objects of the program and \d+ its releases render$/.test(l)),
+            summary.some((l) => /^LoadBalancers: 0, NodePorts: 0 over \d+ objects of the program and \d+ that its releases render$/.test(l)),
             summary.join("\n"),
         );
         assert.ok(
@@ -149,7 +149,7 @@ describe("plan rendering", () => {
         assert.deepEqual(plan.loadBalancers, ["kubernetes:core/v1:Service::stray.spec.type"]);
         assert.match(
             plan.summary,
-            /^LoadBalancers: 1 \(kubernetes:core\/v1:Service::stray\.spec\.type\), NodePorts: 0 over 1 objects of the program and 0 its releases render$/m,
+            /^LoadBalancers: 1 \(kubernetes:core\/v1:Service::stray\.spec\.type\), NodePorts: 0 over 1 objects of the program and 0 that its releases render$/m,
         );
         assert.deepEqual([...plan.files.keys()], ["default/service-stray.yaml"]);
     });
@@ -178,7 +178,7 @@ describe("plan rendering", () => {
         assert.match(plan.summary, /^Rendered releases: 1 \(1 objects\); not rendered: deis\/hephy: the chart comes from git$/m);
         assert.match(
             plan.summary,
-            /^LoadBalancers: 1 \(edge\/ingress Service\/controller\.spec\.type\), NodePorts: 0 over 0 objects of the program and 1 its releases render, without 1 release\(s\) that could not be rendered$/m,
+            /^LoadBalancers: 1 \(edge\/ingress Service\/controller\.spec\.type\), NodePorts: 0 over 0 objects of the program and 1 that its releases render, without 1 release\(s\) that could not be rendered$/m,
         );
         assert.ok(
             plan.files
@@ -306,7 +306,7 @@ describe("npm run plan", function () {
         assert.match(result.stdout, /\nKubernetes version: 1\.36\.1-do\.0 \(MOCKED: /);
         assert.match(result.stdout, /\nStack outputs:\n {2}kubeconfig: <computed> <secret>\n/);
         assert.match(result.stdout, /\n {2}monthlyCostUsd: 72\n/);
-        assert.match(result.stdout, /\nLoadBalancers: 0, NodePorts: 0 over \d+ objects of the program and \d+ its releases render\n/);
+        assert.match(result.stdout, /\nLoadBalancers: 0, NodePorts: 0 over \d+ objects of the program and \d+ that its releases render\n/);
         assert.ok(fs.existsSync(path.join(out, "example", "haproxy-ingress", "helmrelease-ingress.rendered.yaml")));
         const written = fs.readFileSync(path.join(out, "example", "plan.txt"), "utf8");
         assert.ok(result.stdout.includes(written.trim()), "plan.txt holds what was printed");

@@ -609,6 +609,7 @@ describe("npm run verify: the cluster, through a stand-in Kubernetes API serving
         const [controller] = podsOf(answers, "deis-controller-");
         controller.status.conditions[3].status = "False";
         controller.status.containerStatuses[0].state = { waiting: { reason: "CrashLoopBackOff" } };
+        answers["/api/v1/pods"].items.push(failedPod(controller, "x7k2p", "Evicted", "The node was low on resource: memory. "));
         const daemonSet = answers["/apis/apps/v1/daemonsets"].items.find((d: any) => d.metadata.name === "ingress-kubernetes-ingress");
         daemonSet.status.numberAvailable = 2;
         const ingress = podsOf(answers, "ingress-kubernetes-ingress-")[2];
@@ -631,7 +632,7 @@ describe("npm run verify: the cluster, through a stand-in Kubernetes API serving
                 [
                     [
                         false,
-                        `unavailable: deis/deis-controller (Deployment, 0 of 1 available: ${controller.metadata.name} Running (CrashLoopBackOff)); ` +
+                        `unavailable: deis/deis-controller (Deployment, 0 of 1 available: ${controller.metadata.name} Running (CrashLoopBackOff); Failed pods: Evicted 1); ` +
                             `haproxy-ingress/ingress-kubernetes-ingress (DaemonSet, 2 of 3 available: ${ingress.metadata.name} Pending (0/3 nodes are available: 1 node(s) didn't have free ports for the requested pod ports.))`,
                     ],
                 ],

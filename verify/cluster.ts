@@ -244,7 +244,8 @@ function ownerOf(pod: k8s.V1Pod, deploymentOfReplicaSet: Map<string, string>): s
  * ("Terminated", pkg/kubelet/nodeshutdown) or an admission rejection ("OutOfcpu", "OutOf" + the
  * resource, pkg/kubelet/lifecycle/predicate.go), and the pod garbage collector removes them only past
  * --terminated-pod-gc-threshold, 12,500 by default (pkg/controller/podgc/config/v1alpha1/defaults.go):
- * they are counted as history. A controller short of pods is named with its pods that are not Ready.
+ * they are counted as history. A controller short of pods is named with its pods that are not Ready,
+ * and how many Failed ones it left, by reason.
  * A pod of no controller is fine when Ready or completed; a failed Job's pod, and Workflow's build pods
  * (`slugbuild-`/`dockerbuild-`, which the builder leaves behind), are history too.
  */
@@ -263,30 +264,36 @@ export function judgeWorkloads(
     const podsOf = new Map<string, k8s.V1Pod[]>();
     const history = new Map<string, number>();
     const unavailable: string[] = [];
-    const remember = (pod: k8s.V1Pod) => {
-        const reason = pod.status?.reason ?? pod.status?.phase ?? "?";
-        history.set(reason, (history.get(reason) ?? 0) + 1);
-    };
+    const count = (into: Map<string, number>, failed: k8s.V1Pod[]) =>
+        failed.forEach((pod) => into.set(pod.status?.reason ?? "Failed", (into.get(pod.status?.reason ?? "Failed") ?? 0) + 1));
+    const isFailed = (pod: k8s.V1Pod) => pod.status?.phase === "Failed";
     for (const pod of pods) {
         const owner = ownerOf(pod, deploymentOfReplicaSet);
-        const workload = owner ? byKey.get(owner) : undefined;
-        if (workload) {
-            podsOf.set(owner!, [...(podsOf.get(owner!) ?? []), pod]);
-            if (pod.status?.phase === "Failed") remember(pod);
+        if (owner && byKey.has(owner)) {
+            const own = podsOf.get(owner) ?? [];
+            own.push(pod);
+            podsOf.set(owner, own);
             continue;
         }
         const finished = owner?.startsWith("Job ") || /^(slug|docker)build-/.test(pod.metadata?.name ?? "");
         if (pod.status?.phase === "Succeeded" || isReady(pod)) continue;
-        if (pod.status?.phase === "Failed" && finished) {
-            remember(pod);
+        if (isFailed(pod) && finished) {
+            count(history, [pod]);
             continue;
         }
         unavailable.push(`${pod.metadata?.namespace}/${podLine(pod)}`);
     }
     for (const w of all) {
-        if (w.available >= w.wanted) continue;
-        const notReady = (podsOf.get(workloadKey(w.kind, w.namespace, w.name)) ?? []).filter((p) => !isReady(p)).map(podLine);
-        const why = [w.failure, ...notReady].filter(Boolean).join("; ") || "no pod";
+        const own = podsOf.get(workloadKey(w.kind, w.namespace, w.name)) ?? [];
+        if (w.available >= w.wanted) {
+            count(history, own.filter(isFailed));
+            continue;
+        }
+        const earlier = new Map<string, number>();
+        count(earlier, own.filter(isFailed));
+        const failedEarlier = [...earlier].map(([reason, n]) => `${reason} ${n}`).join(", ");
+        const notReady = own.filter((p) => !isFailed(p) && !isReady(p)).map(podLine);
+        const why = [w.failure, ...notReady, failedEarlier && `Failed pods: ${failedEarlier}`].filter(Boolean).join("; ") || "no pod";
         unavailable.push(`${w.namespace}/${w.name} (${w.kind}, ${w.available} of ${w.wanted} available: ${why})`);
     }
     return { unavailable, history, workloads: all };

@@ -46,6 +46,38 @@ export const UPSTREAM = {
         objectStore: { labels: { app: "deis-minio" }, port: 9000 },
         dns: { namespace: "kube-system", labels: { "k8s-app": "kube-dns" }, port: 53 },
     },
+    /**
+     * Images of Workflow's Dockerfile builds (charts/hephy-workflow templates/registry.yaml,
+     * dockerfile-build.yaml), maintained upstream and pinned by digest. Neither digest was resolved from
+     * here (no registry is reachable from the machines that wrote this): each is the one that public
+     * repositories pin for that image; check it with `skopeo inspect --raw docker://<image>` before a
+     * first live run, and change it here.
+     */
+    workflowBuildImages: {
+        /**
+         * The distribution project's registry v3.0.0 (distribution/distribution, the Docker official image
+         * `registry`); the digest of `registry:3.0.0` as eight unrelated public repositories pin it.
+         */
+        registry: "docker.io/library/registry:3.0.0@sha256:6c5666b861f3505b116bb9aa9b25175e71210414bd010d92035ff64018f9457e",
+        /**
+         * buildah from the containers project's own image (containers/image_build buildah/Containerfile:
+         * Fedora's buildah, user `build`, chroot isolation). The digest is a multi-platform index of
+         * quay.io/buildah/stable as a public repository pins it, its version not stated there: the least
+         * verified pin of the program (docs/workflow.md, "Dockerfile builds").
+         */
+        dockerfileBuild: "quay.io/buildah/stable@sha256:56e6ebc9bb71c8303b1968fb51304d3512e14a1b8c730bd0b27ebdf772a34ceb",
+    },
+    /**
+     * The build container the build-pod webhook makes of the builder's Dockerfile build pod
+     * (charts/hephy-workflow files/build/admission.py): the one pod the admission policy
+     * guard-pod-relaxations lets run with seccomp and AppArmor Unconfined.
+     */
+    workflowDockerfileBuild: {
+        podNamePrefix: "dockerbuild-",
+        command: ["/bin/sh", "/opt/hephy-doks/build/dockerfile-build.sh"],
+        scriptMount: "/opt/hephy-doks/build",
+        scriptConfigMap: "deis-dockerfile-build",
+    },
     /** Namespaces every cluster has, which no app may be named after. */
     systemNamespaces: ["default", "kube-system", "kube-public", "kube-node-lease"],
     /** The ingress controller's ServiceAccount, named by the program (HAProxy's chart `serviceAccount.name`). */

@@ -49,6 +49,7 @@ export interface StackConfig {
     readonly workflowEnabled: boolean;
     /** Size in GiB of the volume that holds Workflow's object store. */
     readonly workflowStorageGib: number;
+    readonly registryStorageGib: number;
     /** The catalog with this stack's overrides applied. */
     readonly releases: Readonly<Record<ReleaseKey, ReleaseEntry>>;
     /** Services allowed a node port or a load balancer all the same, as `namespace/name`. */
@@ -145,6 +146,7 @@ export function checkConfig(read: ConfigReader, stack: string, presentKeys: read
         tillerHistoryMax: values.tillerHistoryMax,
         workflowEnabled: values.workflowEnabled,
         workflowStorageGib: values.workflowStorageGib,
+        registryStorageGib: values.registryStorageGib,
         releases: values.releases,
         releaseSecretValues: values.releaseSecretValues,
         exposedServices: values.exposedServices,

@@ -114,6 +114,7 @@ export = async () => {
         ingressControllerUser: serviceAccountUser(config.releases.ingress.namespace, UPSTREAM.ingressServiceAccount),
         protectedNamespaces: platformNamespaces,
         workflowNamespace: config.releases.workflow.namespace,
+        dockerfileBuild: { image: UPSTREAM.workflowBuildImages.dockerfileBuild, ...UPSTREAM.workflowDockerfileBuild },
     });
 
     const workflowChart = config.releases.workflow.chart;
@@ -147,17 +148,22 @@ export = async () => {
             earlyRenewalHours: config.tls.earlyRenewalHours,
         },
         secretValues: config.releaseSecretValues,
-        workflowVolume: { sizeGib: config.workflowStorageGib, protect: config.protect },
+        workflowVolume: { sizeGib: config.workflowStorageGib, registrySizeGib: config.registryStorageGib, protect: config.protect },
         protectedNamespaces: platformNamespaces,
         workflowFacts: {
             builder: UPSTREAM.builder,
             reservedNames: UPSTREAM.workflowReservedNames,
             apps: UPSTREAM.workflowApps,
+            buildImages: UPSTREAM.workflowBuildImages,
         },
         ingressServiceAccount: UPSTREAM.ingressServiceAccount,
     });
 
-    const cost = estimateMonthlyCost({ ...config, workflowVolumeGib: platform.workflowVolume ? config.workflowStorageGib : 0 });
+    const cost = estimateMonthlyCost({
+        ...config,
+        workflowVolumeGib: platform.workflowVolume ? config.workflowStorageGib : 0,
+        registryVolumeGib: platform.registryVolume ? config.registryStorageGib : 0,
+    });
     return {
         kubeconfig: cluster.kubeconfig,
         clusterId: cluster.cluster.id,

@@ -48,6 +48,8 @@ export interface CostInputs {
     readonly haControlPlane: boolean;
     /** Size of the volume the program claims for Workflow, 0 when it claims none. */
     readonly workflowVolumeGib: number;
+    /** Size of the volume the program claims for Workflow's image registry, 0 when it claims none. */
+    readonly registryVolumeGib?: number;
 }
 
 /**
@@ -59,10 +61,12 @@ export interface CostInputs {
 export function estimateMonthlyCost(inputs: CostInputs): CostEstimate {
     const nodeUsd = PRICES.nodeUsd[inputs.nodeSize];
     const haUsd = inputs.haControlPlane ? PRICES.haControlPlaneUsd : 0;
-    const volumeUsd = Math.round(inputs.workflowVolumeGib * PRICES.volumeUsdPerGib * 100) / 100;
+    const volumeCost = (gib: number) => Math.round(gib * PRICES.volumeUsdPerGib * 100) / 100;
+    const volumeLine = (what: string, gib: number) => (gib > 0 ? `${what} ${gib} GiB at $${usd(PRICES.volumeUsdPerGib)}/GiB $${usd(volumeCost(gib))}, ` : "");
+    const registryGib = inputs.registryVolumeGib ?? 0;
+    const volumeUsd = volumeCost(inputs.workflowVolumeGib) + volumeCost(registryGib);
     const monthlyUsd = Math.round((inputs.nodeCount * nodeUsd + haUsd + volumeUsd) * 100) / 100;
-    const volume =
-        inputs.workflowVolumeGib > 0 ? `Workflow volume ${inputs.workflowVolumeGib} GiB at $${usd(PRICES.volumeUsdPerGib)}/GiB $${usd(volumeUsd)}, ` : "";
+    const volume = volumeLine("Workflow volume", inputs.workflowVolumeGib) + volumeLine("registry volume", registryGib);
     return {
         monthlyUsd,
         summary:

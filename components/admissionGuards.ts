@@ -20,6 +20,11 @@ export interface AdmissionGuardsArgs {
     protectedNamespaces: readonly string[];
     /** Workflow's own namespace: the builder writes only there, the controller never. */
     workflowNamespace: string;
+    /**
+     * The Dockerfile build container as the build-pod webhook makes it: the only container of Workflow's
+     * pods allowed seccomp and AppArmor Unconfined (rootless buildah makes a user namespace).
+     */
+    dockerfileBuild: { image: string; podNamePrefix: string; command: readonly string[]; scriptMount: string; scriptConfigMap: string };
 }
 
 /** A CEL list literal of strings. */
@@ -55,6 +60,81 @@ export function podSpecValidations(path: string): { expression: string; message:
             message: "Workflow's pods run as their namespace's default ServiceAccount",
         },
     ];
+}
+
+/** CEL: a security context (or undefined field) at `sc` that asks for seccomp or AppArmor Unconfined, or an unmasked /proc. */
+function relaxes(sc: string): string {
+    return (
+        `has(${sc}) && ((has(${sc}.seccompProfile) && ${sc}.seccompProfile.type == 'Unconfined') || ` +
+        `(has(${sc}.appArmorProfile) && ${sc}.appArmorProfile.type == 'Unconfined') || (has(${sc}.procMount) && ${sc}.procMount == 'Unmasked'))`
+    );
+}
+
+/**
+ * guard-pod-relaxations: a rootless buildah build makes a user namespace, which containerd's default
+ * seccomp and AppArmor profiles refuse, so the Dockerfile build container runs with both Unconfined
+ * (charts/hephy-workflow files/build/admission.py). That is admitted for exactly that container, as the
+ * webhook makes it in the builder's dockerbuild pod, and refused to every other pod of Workflow's
+ * namespace, of apps' namespaces, and of Workflow's users anywhere: the controller's, the apps', a
+ * slug build's, or a Dockerfile build's own init container.
+ */
+function relaxationPolicy(args: AdmissionGuardsArgs): Record<string, unknown> {
+    const build = args.dockerfileBuild;
+    const containers = ["containers", "initContainers", "ephemeralContainers"];
+    const anyContainer = (check: string) => containers.map((list) => `(has(object.spec.${list}) && object.spec.${list}.exists(c, ${check}))`).join(" || ");
+    const relaxed =
+        `${relaxes("object.spec.securityContext")} || ${anyContainer(relaxes("c.securityContext"))} || ` +
+        "(has(object.metadata.annotations) && object.metadata.annotations.exists(k, " +
+        "k.startsWith('container.apparmor.security.beta.kubernetes.io/') && object.metadata.annotations[k] == 'unconfined'))";
+    const users = [args.workflowUsers.controller, args.workflowUsers.builder, args.workflowUsers.routes];
+    const inAppNamespace = Object.entries(args.appNamespaceLabels)
+        .map(([key, value]) => `'${key}' in namespaceObject.metadata.labels && namespaceObject.metadata.labels['${key}'] == '${value}'`)
+        .join(" && ");
+    const c = "object.spec.containers[0]";
+    const isDockerfileBuild = [
+        `request.userInfo.username == '${args.workflowUsers.builder}'`,
+        `request.namespace == '${args.workflowNamespace}'`,
+        `object.metadata.name.startsWith('${build.podNamePrefix}')`,
+        `!(${relaxes("object.spec.securityContext")})`,
+        `size(object.spec.containers) == 1`,
+        `${c}.image == '${build.image}'`,
+        `has(${c}.command) && ${c}.command == ${celList(build.command)} && !has(${c}.args)`,
+        `has(${c}.securityContext) && has(${c}.securityContext.runAsNonRoot) && ${c}.securityContext.runAsNonRoot`,
+        `has(${c}.securityContext.runAsUser) && ${c}.securityContext.runAsUser != 0`,
+        `has(${c}.securityContext.capabilities) && has(${c}.securityContext.capabilities.drop) && ${c}.securityContext.capabilities.drop == ['ALL']`,
+        `(!has(${c}.securityContext.capabilities.add) || ${c}.securityContext.capabilities.add.all(cap, cap in ['SETUID', 'SETGID']))`,
+        `has(${c}.volumeMounts) && ${c}.volumeMounts.exists(m, m.mountPath == '${build.scriptMount}' && has(m.readOnly) && m.readOnly && ` +
+            `object.spec.volumes.exists(v, v.name == m.name && has(v.configMap) && v.configMap.name == '${build.scriptConfigMap}'))`,
+        `(!has(object.spec.initContainers) || !object.spec.initContainers.exists(c, ${relaxes("c.securityContext")}))`,
+        `!has(object.spec.ephemeralContainers)`,
+    ].join(" && ");
+    return {
+        matchConstraints: {
+            resourceRules: [{ apiGroups: [""], apiVersions: ["v1"], resources: ["pods", "pods/ephemeralcontainers"], operations: ["CREATE", "UPDATE"] }],
+        },
+        matchConditions: [
+            {
+                name: "workflow-pods",
+                expression:
+                    `request.userInfo.username in ${celList(users)} || request.namespace == '${args.workflowNamespace}' || ` +
+                    `(namespaceObject != null && has(namespaceObject.metadata.labels) && ${inAppNamespace})`,
+            },
+        ],
+        validations: [
+            {
+                // A pod's security contexts cannot change once it exists; its images can, so an update keeps them.
+                expression:
+                    `!(${relaxed}) || (request.operation == 'CREATE' && ${isDockerfileBuild}) || ` +
+                    "(request.operation == 'UPDATE' && oldObject.spec.containers.map(c, c.image) == object.spec.containers.map(c, c.image) && " +
+                    "(!has(object.spec.initContainers) || oldObject.spec.initContainers.map(c, c.image) == object.spec.initContainers.map(c, c.image)) && " +
+                    `(!has(object.spec.ephemeralContainers) || !object.spec.ephemeralContainers.exists(c, ${relaxes("c.securityContext")})))`,
+                message:
+                    "seccomp or AppArmor Unconfined, or an unmasked /proc, is for Workflow's Dockerfile build container only, as the build-pod webhook " +
+                    `makes it (${build.image}, its script from ConfigMap ${build.scriptConfigMap}), in the builder's ${build.podNamePrefix}* pods`,
+                reason: "Forbidden",
+            },
+        ],
+    };
 }
 
 /**
@@ -178,8 +258,11 @@ export class AdmissionGuards extends pulumi.ComponentResource {
                 matchConditions: byUsers("workflow-builder", [args.workflowUsers.builder]),
                 validations: [
                     {
-                        expression: "!has(object.metadata.labels) || object.metadata.labels.all(key, key == 'heritage')",
-                        message: "a build pod carries the label heritage only",
+                        // The build-pod webhook labels the Dockerfile builds it makes, which the registry admits.
+                        expression:
+                            "!has(object.metadata.labels) || object.metadata.labels.all(key, key == 'heritage' || " +
+                            `(key == 'hephy-doks/build' && object.metadata.name.startsWith('${args.dockerfileBuild.podNamePrefix}')))`,
+                        message: "a build pod carries the label heritage only (and a Dockerfile build, hephy-doks/build)",
                     },
                     {
                         expression:
@@ -202,6 +285,7 @@ export class AdmissionGuards extends pulumi.ComponentResource {
                     },
                 ].map((v) => ({ ...v, reason: "Forbidden" })),
             }),
+            ...policy("guard-pod-relaxations", relaxationPolicy(args)),
             ...policy("guard-workflow-pods", {
                 matchConstraints: { resourceRules: [{ apiGroups: [""], apiVersions: ["v1"], resources: ["pods"], operations: writes }] },
                 matchConditions: byWorkflow,

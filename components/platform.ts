@@ -46,7 +46,7 @@ export interface PlatformArgs {
     /** Helm values that carry secrets, per release: sent in a Secret the HelmRelease reads, never in its spec. */
     secretValues: Readonly<Partial<Record<ReleaseKey, Readonly<Record<string, unknown>>>>>;
     /** Workflow's volume: its size in GiB, and whether it outlives its claim (a protected stack). */
-    workflowVolume: { sizeGib: number; protect: boolean };
+    workflowVolume: { sizeGib: number; registrySizeGib: number; protect: boolean };
     /** Namespaces Workflow must keep out of, which no app may therefore be named after. */
     protectedNamespaces: readonly string[];
     /** Workflow as its chart installs it: the builder's Service and SSH port, the app names it refuses, what its apps reach. */
@@ -54,6 +54,8 @@ export interface PlatformArgs {
         builder: { service: string; port: number };
         reservedNames: readonly string[];
         apps: Pick<AppIsolationArgs, "appNamespaceLabels" | "objectStore" | "dns">;
+        /** The pinned images of its registry and Dockerfile builds. */
+        buildImages: { registry: string; dockerfileBuild: string };
     };
     /** The ingress controller's ServiceAccount, which the admission policy names. */
     ingressServiceAccount: string;
@@ -102,6 +104,8 @@ export class Platform extends pulumi.ComponentResource {
     public readonly workflowAdmin?: { username: pulumi.Output<string>; password: pulumi.Output<string> };
     /** The claim on Workflow's volume, which the project's chart mounts; undefined without Workflow or with a chart of the user's own. */
     public readonly workflowVolume?: k8s.core.v1.PersistentVolumeClaim;
+    /** The claim of Workflow's image registry, when the program's own chart installs Workflow. */
+    public readonly registryVolume?: k8s.core.v1.PersistentVolumeClaim;
 
     constructor(name: string, args: PlatformArgs, opts?: pulumi.ComponentResourceOptions) {
         super("hephy-doks:platform:Platform", name, {}, opts);
@@ -113,6 +117,7 @@ export class Platform extends pulumi.ComponentResource {
             tcpServices,
             reservedAppNames: [...args.workflowFacts.reservedNames, ...args.protectedNamespaces],
             ingressServiceAccount: args.ingressServiceAccount,
+            workflowBuildImages: args.workflowFacts.buildImages,
         });
 
         const release = (key: ReleaseKey, dependsOn: (namespace: k8s.core.v1.Namespace) => pulumi.Resource[], options: pulumi.CustomResourceOptions = {}) => {
@@ -231,16 +236,19 @@ export class Platform extends pulumi.ComponentResource {
             const ownChart = "bundled" in args.releases.workflow.chart;
             let workflowAdmin: WorkflowSecrets["admin"] | undefined;
             let workflowVolume: k8s.core.v1.PersistentVolumeClaim | undefined;
+            let registryVolume: k8s.core.v1.PersistentVolumeClaim | undefined;
             release("workflow", (namespace) => {
                 const secrets = new WorkflowSecrets(`${name}-workflow`, { provider: args.provider, namespace: namespace.metadata.name }, { parent: this });
                 workflowAdmin = ownChart ? secrets.admin : undefined;
-                workflowVolume = ownChart
+                const storage = ownChart
                     ? new WorkflowStorage(
                           `${name}-workflow`,
                           { provider: args.provider, namespace: namespace.metadata.name, ...args.workflowVolume },
                           { parent: this },
-                      ).claim
+                      )
                     : undefined;
+                workflowVolume = storage?.claim;
+                registryVolume = storage?.registryClaim;
                 // App pods are isolated from their first start.
                 const isolation = new AppIsolation(
                     `${name}-workflow`,
@@ -252,10 +260,11 @@ export class Platform extends pulumi.ComponentResource {
                     { parent: this },
                 );
                 // The API Ingress asks letsencrypt-prod for its certificate, so the issuers come first.
-                return [ingress, ...this.clusterIssuers, ...secrets.secrets, ...(workflowVolume ? [workflowVolume] : []), isolation.policy];
+                return [ingress, ...this.clusterIssuers, ...secrets.secrets, ...(storage ? [storage.claim, storage.registryClaim] : []), isolation.policy];
             });
             this.workflowAdmin = workflowAdmin;
             this.workflowVolume = workflowVolume;
+            this.registryVolume = registryVolume;
         }
 
         this.registerOutputs({});

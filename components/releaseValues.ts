@@ -36,6 +36,8 @@ export interface ReleaseValuesArgs {
     reservedAppNames: readonly string[];
     /** The ingress controller's ServiceAccount, in its namespace. */
     ingressServiceAccount: string;
+    /** The pinned images of Workflow's registry and Dockerfile builds. */
+    workflowBuildImages: { registry: string; dockerfileBuild: string };
 }
 
 /** The values the article gives each release, in the pinned charts' keys. */
@@ -109,6 +111,8 @@ export function releaseValues(args: ReleaseValuesArgs): Record<ReleaseKey, Recor
             global: { experimental_native_ingress: true, use_cni: true, use_rbac: true },
             controller: { platform_domain: args.platformDomain, tls: { cluster_issuer: "letsencrypt-prod" }, reserved_names: [...args.reservedAppNames] },
             minio: { data_claim: WORKFLOW_VOLUME.claim },
+            registry: { data_claim: WORKFLOW_VOLUME.registryClaim, image: args.workflowBuildImages.registry },
+            dockerfile_build: { image: args.workflowBuildImages.dockerfileBuild },
         },
     };
 }

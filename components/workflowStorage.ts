@@ -13,6 +13,8 @@ export const WORKFLOW_VOLUME = {
     storageClass: "hephy-doks-workflow",
     /** The PersistentVolumeClaim the chart mounts at minio's data directory (`minio.data_claim`). */
     claim: "deis-minio-data",
+    /** The PersistentVolumeClaim the chart mounts at the registry's data directory (`registry.data_claim`). */
+    registryClaim: "deis-registry-data",
 } as const;
 
 /** DigitalOcean's block-storage CSI driver on DOKS (digitalocean/csi-digitalocean deploy/kubernetes/releases/*\/driver.yaml). */
@@ -23,16 +25,23 @@ export interface WorkflowStorageArgs {
     provider: k8s.Provider;
     /** Workflow's namespace, already created. */
     namespace: pulumi.Input<string>;
-    /** Size of the volume in GiB, whole (the driver truncates a fraction of a GiB). */
+    /** Size of the object store's volume in GiB, whole (the driver truncates a fraction of a GiB). */
     sizeGib: number;
+    /** Size of the image registry's volume in GiB, whole. */
+    registrySizeGib: number;
     /** A protected stack: the volume outlives its claim, and Pulumi refuses to delete the claim. */
     protect: boolean;
 }
 
-/** A StorageClass of the program's own and the claim on a DigitalOcean volume that holds Workflow's object store. */
+/**
+ * A StorageClass of the program's own and the claims on DigitalOcean volumes that hold Workflow's object
+ * store and its image registry (the images of Dockerfile builds and `deis pull`, which nodes pull at every
+ * start of an app's pod).
+ */
 export class WorkflowStorage extends pulumi.ComponentResource {
     public readonly storageClass: k8s.storage.v1.StorageClass;
     public readonly claim: k8s.core.v1.PersistentVolumeClaim;
+    public readonly registryClaim: k8s.core.v1.PersistentVolumeClaim;
 
     constructor(name: string, args: WorkflowStorageArgs, opts?: pulumi.ComponentResourceOptions) {
         super("hephy-doks:workflowStorage:WorkflowStorage", name, {}, opts);
@@ -61,18 +70,21 @@ export class WorkflowStorage extends pulumi.ComponentResource {
             },
         );
 
-        this.claim = new k8s.core.v1.PersistentVolumeClaim(
-            `${name}-claim`,
-            {
-                metadata: { name: WORKFLOW_VOLUME.claim, namespace: args.namespace, labels },
-                spec: {
-                    accessModes: ["ReadWriteOnce"],
-                    storageClassName: this.storageClass.metadata.name,
-                    resources: { requests: { storage: `${args.sizeGib}Gi` } },
+        const claim = (resourceName: string, claimName: string, sizeGib: number) =>
+            new k8s.core.v1.PersistentVolumeClaim(
+                resourceName,
+                {
+                    metadata: { name: claimName, namespace: args.namespace, labels },
+                    spec: {
+                        accessModes: ["ReadWriteOnce"],
+                        storageClassName: this.storageClass.metadata.name,
+                        resources: { requests: { storage: `${sizeGib}Gi` } },
+                    },
                 },
-            },
-            { ...childOf(this, args.provider), protect: args.protect },
-        );
+                { ...childOf(this, args.provider), protect: args.protect },
+            );
+        this.claim = claim(`${name}-claim`, WORKFLOW_VOLUME.claim, args.sizeGib);
+        this.registryClaim = claim(`${name}-registry-claim`, WORKFLOW_VOLUME.registryClaim, args.registrySizeGib);
 
         this.registerOutputs({});
     }

@@ -377,7 +377,9 @@ export async function kubernetesModel(apiVersion: string, kind: string): Promise
         return ciliumModel(kind);
     }
     try {
-        return (await esmImport(`kubernetes-models/${apiVersion}`))[kind];
+        // cert-manager's kinds are in its own package of the same project.
+        const module = apiVersion.endsWith("cert-manager.io/v1") ? `@kubernetes-models/cert-manager/${apiVersion}` : `kubernetes-models/${apiVersion}`;
+        return (await esmImport(module))[kind];
     } catch {
         return undefined;
     }

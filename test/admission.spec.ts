@@ -106,6 +106,7 @@ describe("admission guards, their CEL evaluated as the API server would", () => 
             "guard-builder-pods",
             "guard-builder-secrets",
             "guard-ingress-controller-writes",
+            "guard-pod-relaxations",
             "guard-workflow-namespaces",
             "guard-workflow-pod-templates",
             "guard-workflow-pods",

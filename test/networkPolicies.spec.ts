@@ -244,9 +244,11 @@ describe("network isolation, as DOKS's Cilium would enforce the policies the pro
         const cilium = cluster.policies.filter((p) => p.apiVersion === "cilium.io/v2");
         assert.deepEqual(cilium.map((p) => p.metadata.name).sort(), [
             "deis-acme-solvers",
+            "deis-build-admission-from-api-server",
             "deis-builds",
             "deis-deny-nodes",
             "deis-from-ingress-controller",
+            "deis-registry-from-nodes",
             "hephy-doks-workflow-apps",
             "tiller-deny-nodes",
         ]);

@@ -1,6 +1,7 @@
 import * as assert from "node:assert/strict";
 import * as crypto from "node:crypto";
 import * as YAML from "yaml";
+import { UPSTREAM } from "../catalog";
 import { CompatibilityError } from "../kubernetesVersion";
 import { exposedServicePaths } from "../policy/policies";
 import { OFFERED_VERSIONS } from "../offline/mocks";
@@ -150,6 +151,8 @@ describe("platform releases", () => {
                 docker_tag: "git-abc1234",
             },
             minio: { data_claim: "deis-minio-data" },
+            registry: { data_claim: "deis-registry-data", image: UPSTREAM.workflowBuildImages.registry },
+            dockerfile_build: { image: UPSTREAM.workflowBuildImages.dockerfileBuild },
         });
     });
 
@@ -443,7 +446,9 @@ describe("Workflow's volume and first admin, as the program declares them", () =
     let protectedStack: Run;
     before(async () => {
         standard = await sharedRun();
-        protectedStack = await runProgram({ config: { protect: "true", builderSshSources: '["203.0.113.0/24"]', workflowStorageGib: "25" } });
+        protectedStack = await runProgram({
+            config: { protect: "true", builderSshSources: '["203.0.113.0/24"]', workflowStorageGib: "25", registryStorageGib: "40" },
+        });
     });
 
     it("claims a DigitalOcean volume of the configured size through a StorageClass of its own, deleted with an unprotected stack", () => {
@@ -460,7 +465,7 @@ describe("Workflow's volume and first admin, as the program declares them", () =
         });
         assert.deepEqual(storageClass.replaceOnChanges, ["reclaimPolicy", "volumeBindingMode"]);
         assert.equal(storageClass.deleteBeforeReplace, true, "the replacement keeps the name the claim names");
-        const claim = standard.one(CLAIM);
+        const claim = standard.one(CLAIM, "staging-workflow-claim");
         assert.deepEqual(plain(claim.inputs).metadata, { name: "deis-minio-data", namespace: "deis", labels: { heritage: "hephy-doks" } });
         assert.deepEqual(plain(claim.inputs).spec, {
             accessModes: ["ReadWriteOnce"],
@@ -475,15 +480,32 @@ describe("Workflow's volume and first admin, as the program declares them", () =
 
     it("keeps the volume of a protected stack: Retain, and a claim Pulumi refuses to delete", () => {
         assert.equal(plain(protectedStack.one(STORAGE_CLASS).inputs).reclaimPolicy, "Retain");
-        const claim = protectedStack.one(CLAIM);
+        const claim = protectedStack.one(CLAIM, "staging-workflow-claim");
         assert.equal(claim.protect, true);
         assert.equal(plain(claim.inputs).spec.resources.requests.storage, "25Gi");
+    });
+
+    it("claims the image registry's volume beside it, of its own configured size, kept as the object store's is", () => {
+        const claim = standard.one(CLAIM, "staging-workflow-registry-claim");
+        assert.deepEqual(plain(claim.inputs).metadata, { name: "deis-registry-data", namespace: "deis", labels: { heritage: "hephy-doks" } });
+        assert.deepEqual(plain(claim.inputs).spec, {
+            accessModes: ["ReadWriteOnce"],
+            storageClassName: "hephy-doks-workflow",
+            resources: { requests: { storage: "10Gi" } },
+        });
+        assert.equal(claim.protect, false);
+        const kept = protectedStack.one(CLAIM, "staging-workflow-registry-claim");
+        assert.equal(kept.protect, true);
+        assert.equal(plain(kept.inputs).spec.resources.requests.storage, "40Gi");
+        const hephy = release(standard, "hephy");
+        assert.ok(hephy.dependsOn.includes(`${CLAIM}::staging-workflow-registry-claim`), hephy.dependsOn.join("\n"));
+        assert.equal(plain(hephy.inputs).spec.values.registry.data_claim, "deis-registry-data");
     });
 
     it("installs Workflow only once its claim exists, and tells the chart the claim's name", () => {
         const hephy = release(standard, "hephy");
         assert.ok(hephy.dependsOn.includes(`${CLAIM}::staging-workflow-claim`), hephy.dependsOn.join("\n"));
-        assert.equal(plain(hephy.inputs).spec.values.minio.data_claim, plain(standard.one(CLAIM).inputs).metadata.name);
+        assert.equal(plain(hephy.inputs).spec.values.minio.data_claim, plain(standard.one(CLAIM, "staging-workflow-claim").inputs).metadata.name);
     });
 
     it("creates the first admin's Secret before the release, and exports its name and, as a secret, its password", async () => {

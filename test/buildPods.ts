@@ -1,0 +1,106 @@
+import * as assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import * as path from "node:path";
+import { UPSTREAM } from "../catalog";
+import { ROOT } from "../offline/harness";
+
+/** The builder's Dockerfile build pod and the build-pod webhook's answer, for the specs. */
+
+const FILES = path.join(ROOT, "charts", "hephy-workflow", "files");
+const WEBHOOK = path.join(FILES, "build", "admission.py");
+const CALL = path.join(ROOT, "test", "build", "call.py");
+export const BUILDER = "system:serviceaccount:deis:deis-builder";
+export const NAME = "dockerbuild-myapp-1a2b3c4d-0f1e2d3c";
+
+/** Calls one function of a chart module under python3 (test/build/call.py). */
+export function callPython(module: string, fn: string, args: unknown[], env: NodeJS.ProcessEnv = process.env): { result?: any; raised?: string; str?: string } {
+    return JSON.parse(execFileSync("python3", [CALL, module, fn, JSON.stringify(args)], { encoding: "utf8", env }));
+}
+
+/** The app's config, as the builder puts it in the pod's environment and, as JSON, in DOCKER_BUILD_ARGS. */
+export const APP_CONFIG = { GREETING: "hello from config", DEIS_DOCKER_BUILD_ARGS_ENABLED: "1" };
+
+/**
+ * The Dockerfile build pod exactly as teamhephy/builder v2.13.7 creates it (pkg/gitreceive/k8s_util.go
+ * dockerBuilderPod and buildPod; build.go for the image name and registry env of an on-cluster registry),
+ * as the API server hands it to a mutating webhook: defaulted, with the ServiceAccount token volume.
+ */
+export function builderPod(config: Record<string, string> = APP_CONFIG): any {
+    const configEnv = Object.entries(config).map(([name, value]) => ({ name, value }));
+    return {
+        apiVersion: "v1",
+        kind: "Pod",
+        metadata: { name: NAME, namespace: "deis", labels: { heritage: NAME } },
+        spec: {
+            restartPolicy: "Never",
+            serviceAccountName: "default",
+            containers: [
+                {
+                    name: "deis-dockerbuilder",
+                    image: "hephy/dockerbuilder:v2.8.3",
+                    imagePullPolicy: "IfNotPresent",
+                    env: [
+                        ...configEnv,
+                        ...(config.DEIS_DOCKER_BUILD_ARGS_ENABLED ? [{ name: "DOCKER_BUILD_ARGS", value: JSON.stringify(config) }] : []),
+                        { name: "TAR_PATH", value: "home/myapp:git-1a2b3c4d/tar" },
+                        { name: "SOURCE_VERSION", value: "1a2b3c4d" },
+                        { name: "IMG_NAME", value: "myapp:git-1a2b3c4d" },
+                        { name: "BUILDER_STORAGE", value: "minio" },
+                        { name: "DEIS_REGISTRY_SERVICE_HOST", value: "127.0.0.1" },
+                        { name: "DEIS_REGISTRY_SERVICE_PORT", value: "5555" },
+                        { name: "DEIS_REGISTRY_PROXY_PORT", value: "5555" },
+                        { name: "DEIS_REGISTRY_LOCATION", value: "on-cluster" },
+                    ],
+                    volumeMounts: [
+                        { name: "objectstorage-keyfile", mountPath: "/var/run/secrets/deis/objectstore/creds", readOnly: true },
+                        { name: "docker-socket", mountPath: "/var/run/docker.sock" },
+                        { name: "kube-api-access-x7k2p", mountPath: "/var/run/secrets/kubernetes.io/serviceaccount", readOnly: true },
+                    ],
+                    terminationMessagePath: "/dev/termination-log",
+                    terminationMessagePolicy: "File",
+                },
+            ],
+            volumes: [
+                { name: "objectstorage-keyfile", secret: { secretName: "objectstorage-keyfile" } },
+                { name: "docker-socket", hostPath: { path: "/var/run/docker.sock", type: "" } },
+                {
+                    name: "kube-api-access-x7k2p",
+                    projected: { sources: [{ serviceAccountToken: { path: "token", expirationSeconds: 3607 } }, { configMap: { name: "kube-root-ca.crt" } }] },
+                },
+            ],
+        },
+    };
+}
+
+/** What the chart tells the webhook (templates/dockerfile-build.yaml). */
+export const WEBHOOK_SETTINGS = {
+    image: UPSTREAM.workflowBuildImages.dockerfileBuild,
+    registry: "deis-registry.deis.svc.cluster.local:5000",
+    configmap: UPSTREAM.workflowDockerfileBuild.scriptConfigMap,
+    storage_limit: "10Gi",
+};
+
+/** A JSON patch of `replace` and `add` operations at top-level paths, applied as the API server would. */
+function applyPatch(object: any, patch: { op: string; path: string; value: unknown }[]): any {
+    const result = structuredClone(object);
+    for (const { op, path: pointer, value } of patch) {
+        assert.ok(op === "replace" || op === "add", op);
+        const keys = pointer.split("/").slice(1);
+        const parent = keys.slice(0, -1).reduce((o, k) => o[k], result);
+        parent[keys[keys.length - 1]] = value;
+    }
+    return result;
+}
+
+/** The webhook's answer to the API server for a pod, and the pod it lets through. */
+export function webhook(pod: any, user = BUILDER): { response: any; pod?: any } {
+    const reviewRequest = { apiVersion: "admission.k8s.io/v1", kind: "AdmissionReview", request: { uid: "u-1", userInfo: { username: user }, object: pod } };
+    const { result, raised, str } = callPython(WEBHOOK, "review", [JSON.stringify(reviewRequest), WEBHOOK_SETTINGS]);
+    assert.equal(raised, undefined, str);
+    const { response } = result;
+    if (!response.allowed) {
+        return { response };
+    }
+    const patch = JSON.parse(Buffer.from(response.patch, "base64").toString("utf8"));
+    return { response, pod: applyPatch(pod, patch) };
+}

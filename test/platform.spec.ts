@@ -434,7 +434,8 @@ describe("platform outputs", () => {
         assert.equal(await valueOf(run.outputs.builderSsh), "ssh://git@deis-builder.paas.hephy-demo.net:2222");
         const nextSteps = await valueOf(run.outputs.nextSteps);
         assert.match(nextSteps, /deis register https:\/\/deis\.paas\.hephy-demo\.net/);
-        assert.match(nextSteps, /Works: buildpack apps .* Does not work: Dockerfile builds/);
+        assert.match(nextSteps, /Works: buildpack apps by git push .* and apps with a Dockerfile by git push/);
+        assert.doesNotMatch(nextSteps, /Does not work: Dockerfile builds/);
         assert.match(nextSteps, /Data: slugs and database backups live on a DigitalOcean volume/);
     });
 });

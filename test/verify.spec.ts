@@ -13,7 +13,7 @@ import { TILLER } from "../components/tiller";
 import { CHECKS, CheckResult } from "../verify/checks";
 import { CLUSTER_FACTS, checkRevisions, clusterChecks, compareRevisions, kubeConfig } from "../verify/cluster";
 import { checkKubernetesApi, clusterCredential, FRESH_CREDENTIAL_SECONDS } from "../verify/credential";
-import { certificateNote, DEFAULT_WATCH_MINUTES, HELP, main, parseOptions, PRODUCTION_ISSUER, retried } from "../verify/main";
+import { certificateNote, DEFAULT_WATCH_MINUTES, HELP, main, parseOptions, PRODUCTION_ISSUER, pushedApps, retried } from "../verify/main";
 import {
     checkCertificate,
     checkControllerHealth,
@@ -28,7 +28,7 @@ import {
 } from "../verify/network";
 import { LiveNode } from "../verify/nodes";
 import { parseOutputs } from "../verify/outputs";
-import { checkPush, SAMPLE_APP } from "../verify/push";
+import { checkPush, DOCKERFILE_SAMPLE_APP, SAMPLE_APP } from "../verify/push";
 import { WORKFLOW_HOSTS } from "../workflowAccess";
 import { ROOT } from "../offline/harness";
 import {
@@ -842,7 +842,15 @@ describe("npm run verify --push: the seed's end-to-end run, against a stand-in c
         return { calls, keys, apps, server: httpServer(handler) };
     }
 
-    const push = async (opts: { serveApps: boolean; deleteFails?: boolean; password?: string; remote?: string; name?: string; existing?: string[] }) => {
+    const push = async (opts: {
+        serveApps: boolean;
+        deleteFails?: boolean;
+        password?: string;
+        remote?: string;
+        name?: string;
+        existing?: string[];
+        appDir?: string;
+    }) => {
         const bare = fs.mkdtempSync(path.join(os.tmpdir(), "verify-remote-"));
         execFileSync("git", ["init", "-q", "--bare", bare]);
         const standIn = controllerStandIn(bare, opts);
@@ -853,7 +861,7 @@ describe("npm run verify --push: the seed's end-to-end run, against a stand-in c
                 password: opts.password ?? "s3cret",
                 remote: () => opts.remote ?? bare,
                 appUrl: (app) => `http://127.0.0.1:${s.port}/served/${app}`,
-                appDir: SAMPLE_APP,
+                appDir: opts.appDir ?? SAMPLE_APP,
                 app: opts.name,
                 certificateNote: certificateNote(PLATFORM, [{ namespace: "deis", name: "c", dnsNames: [CONTROLLER], notBefore: new Date().toISOString() }]),
                 // A served app ends the wait at once; one never served waits this long.
@@ -892,6 +900,31 @@ describe("npm run verify --push: the seed's end-to-end run, against a stand-in c
         );
         assert.equal(log, "hephy-doks verify");
         assert.deepEqual(files, ["Procfile", "app.py", "requirements.txt"]);
+    });
+
+    it("pushes the Dockerfile sample beside the buildpack one, and says it is a Dockerfile build", async () => {
+        const { result, files } = await push({ serveApps: true, appDir: DOCKERFILE_SAMPLE_APP });
+        assert.equal(result.ok, true, result.evidence);
+        assert.match(result.evidence, /^app verify-[0-9a-f]{6} created \(Dockerfile build\), /);
+        assert.deepEqual(files, ["Dockerfile"], "a Dockerfile at the root, so the builder builds it as one");
+        const dockerfile = fs.readFileSync(path.join(DOCKERFILE_SAMPLE_APP, "Dockerfile"), "utf8");
+        assert.match(dockerfile, /^RUN /m);
+        assert.match(dockerfile, /^EXPOSE 8000$/m, "its port comes from the image, as the controller reads it");
+        assert.deepEqual(
+            pushedApps(parseOptions(["--push"])).map((a) => [path.basename(a.appDir), a.name]),
+            [
+                ["sample-app", undefined],
+                ["sample-dockerfile-app", undefined],
+            ],
+        );
+        assert.deepEqual(
+            pushedApps(parseOptions(["--push", "--push-name", "smoke"])).map((a) => a.name),
+            ["smoke", "smoke-dockerfile"],
+        );
+        assert.deepEqual(
+            pushedApps(parseOptions(["--push", "--push-app", "/tmp/mine"])).map((a) => a.appDir),
+            ["/tmp/mine"],
+        );
     });
 
     it("fails an app never served, or a push git refuses, and still removes the app and the key", async () => {

@@ -5,7 +5,7 @@ import { checkRevisions, clusterChecks, IssuedCertificate, kubeConfig, listCerti
 import { checkKubernetesApi, ClusterCredential, clusterCredential, digitalOceanToken } from "./credential";
 import { CONTROLLER_HOST, frontDoorChecks } from "./network";
 import { readOutputs, StackOutputs } from "./outputs";
-import { checkPush, SAMPLE_APP } from "./push";
+import { checkPush, DOCKERFILE_SAMPLE_APP, SAMPLE_APP } from "./push";
 
 /** helm-operator compares every release each 3 minutes (fluxcd/helm-operator v1.4.4 `--charts-sync-interval`). */
 export const DEFAULT_WATCH_MINUTES = 4;
@@ -52,7 +52,8 @@ Options:
   --push              also deploy a throwaway app by git push (needs git, ssh-keygen), remove it.
                       Each run's new app gets a new production certificate from Let's Encrypt,
                       which allows ${LETS_ENCRYPT_WEEKLY_LIMIT} a week per registered domain (counted in the evidence)
-  --push-app DIR      the app --push deploys (default: verify/sample-app, for Python's buildpack)
+  --push-app DIR      the app --push deploys (default: verify/sample-app, for Python's
+                      buildpack, and verify/sample-dockerfile-app, a Dockerfile build)
   --push-name NAME    push to the app NAME instead, created once and kept: its certificate is
                       issued once and reused by every later run
   --dns-server HOST   a resolver to ask instead of the system's, repeatable (ns1.digitalocean.com
@@ -202,7 +203,7 @@ export async function verify(outputs: StackOutputs, options: Options, reach: Rea
     const settled = await retried(once, options.retryMinutes * 60_000, reach.retryPauseMs);
     const later = await Promise.all([
         options.watchMinutes > 0 && config ? checkRevisions(config, options.watchMinutes) : undefined,
-        options.push ? pushCheck(outputs, options, certificates) : undefined,
+        ...(options.push ? pushedApps(options).map((app) => pushCheck(outputs, app, certificates)) : []),
     ]);
     const order = Object.keys(CHECKS) as CheckId[];
     const results = wanted([...settled, ...later.filter((r): r is CheckResult => r !== undefined)]);
@@ -224,7 +225,19 @@ export function certificateNote(platformDomain: string, certificates: readonly I
     };
 }
 
-function pushCheck(outputs: StackOutputs, options: Options, certificates: readonly IssuedCertificate[]): Promise<CheckResult> {
+/**
+ * The apps --push deploys: the one --push-app names, or by default the buildpack sample and, beside it,
+ * the Dockerfile sample (under --push-name, as NAME-dockerfile).
+ */
+export function pushedApps(options: Options): { appDir: string; name?: string }[] {
+    const first = { appDir: options.pushApp, name: options.pushName };
+    if (options.pushApp !== SAMPLE_APP) {
+        return [first];
+    }
+    return [first, { appDir: DOCKERFILE_SAMPLE_APP, name: options.pushName === undefined ? undefined : `${options.pushName}-dockerfile` }];
+}
+
+function pushCheck(outputs: StackOutputs, push: { appDir: string; name?: string }, certificates: readonly IssuedCertificate[]): Promise<CheckResult> {
     if (!outputs.controllerUrl || !outputs.builderSsh || !outputs.workflowAdminUsername || !outputs.workflowAdminPassword) {
         return Promise.resolve({
             id: "push",
@@ -241,8 +254,8 @@ function pushCheck(outputs: StackOutputs, options: Options, certificates: readon
         remote: (app) => `${builder}/${app}.git`,
         // Over HTTPS, so the app's certificate (the route reconciler's, from letsencrypt-prod) must be valid.
         appUrl: (app) => `https://${app}.${outputs.platformDomain}/`,
-        appDir: options.pushApp,
-        app: options.pushName,
+        appDir: push.appDir,
+        app: push.name,
         certificateNote: certificateNote(outputs.platformDomain, certificates),
         deadlineMs: PUSH_DEADLINE_MINUTES * 60_000,
         pollMs: 10_000,

@@ -36,6 +36,8 @@ export interface PushTarget {
 
 /** The app `--push` sends unless `--push-app` names another: Python's buildpack, the standard library only. */
 export const SAMPLE_APP = path.join(__dirname, "sample-app");
+/** The Dockerfile app `--push` sends beside it: built by buildah in the cluster, its port read from its image. */
+export const DOCKERFILE_SAMPLE_APP = path.join(__dirname, "sample-dockerfile-app");
 
 const API_MS = 15_000;
 
@@ -119,7 +121,9 @@ export function checkPush(target: PushTarget): Promise<CheckResult> {
                 await controller.call("POST", "/v2/apps/", { id: app });
                 created = target.app === undefined;
             }
-            steps.push(`app ${app} ${existed ? "reused" : "created"}`);
+            // A Dockerfile at the root makes the builder build it as one (teamhephy/builder pkg/gitreceive/build_type.go).
+            const kind = fs.existsSync(path.join(target.appDir, "Dockerfile")) ? " (Dockerfile build)" : "";
+            steps.push(`app ${app} ${existed ? "reused" : "created"}${kind}`);
             if (target.certificateNote) steps.push(target.certificateNote(app, existed));
             const repo = path.join(work, "app");
             fs.cpSync(target.appDir, repo, { recursive: true });

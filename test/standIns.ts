@@ -93,12 +93,30 @@ export function httpsServer(pair: { cert: string; key: string }, handler: Handle
 /** grpc.health.v1 HealthCheckRequest {service: "Tiller"}, written out by hand from health.proto (field 1, length-delimited). */
 const TILLER_HEALTH_REQUEST = Buffer.from([0x0a, 0x06, ...Buffer.from("Tiller")]);
 
+/** The version a released Tiller 2.17.0 reports (helm/helm v2.17.0 pkg/version: Version set from the tag, no build metadata). */
+const TILLER_VERSION = "v2.17.0";
+
+/**
+ * Tiller's unary interceptor (helm/helm v2.17.0 pkg/tiller/server.go `newUnaryInterceptor`, which
+ * `tiller.NewServer` puts on every method, the health service's too): a call whose `x-helm-api-client`
+ * metadata is not compatible with the server's version fails, but GetVersion. Compatible is
+ * pkg/version/compatible.go `IsCompatible`: a client version that is not semver (none) never is; else
+ * the server must match `^<client major>.<client minor>.x`.
+ */
+function helmVersionRefusal(metadata: grpc.Metadata, server: string): string | undefined {
+    const client = String(metadata.get("x-helm-api-client")[0] ?? "");
+    const [c, s] = [client, server].map((v) => /^v?(\d+)\.(\d+)\.\d+/.exec(v)?.slice(1).map(Number));
+    const compatible = c !== undefined && s !== undefined && s[0] === c[0] && s[1] >= c[1];
+    return compatible ? undefined : `incompatible versions client[${client}] server[${server}]`;
+}
+
 /**
  * A gRPC server like Tiller 2.17's (helm/helm v2.17.0 cmd/tiller/tiller.go): TLS with `pair`, asking
  * clients for a certificate of `clientCa` (RequireAndVerifyClientCert), or, when `verifyClients` is off,
- * for none; and grpc.health.v1 Health/Check, which answers service "Tiller" with `servingStatus`
- * (1 SERVING once started, 2 NOT_SERVING before) and any other service NOT_FOUND, as grpc-go's health
- * server does. The messages are bytes written here, apart from verify's own encoding.
+ * for none; Tiller's version check on every call (a plain Go error: gRPC code UNKNOWN); and
+ * grpc.health.v1 Health/Check, which answers service "Tiller" with `servingStatus` (1 SERVING once
+ * started, 2 NOT_SERVING before) and any other service NOT_FOUND, as grpc-go's health server does.
+ * The messages are bytes written here, apart from verify's own encoding.
  */
 export async function tillerServer(
     pair: { cert: string; key: string },
@@ -110,6 +128,10 @@ export async function tillerServer(
     const bytes = (b: Buffer) => b;
     const state = { checks: 0 };
     const check: grpc.handleUnaryCall<Buffer, Buffer> = (call, callback) => {
+        const refusal = helmVersionRefusal(call.metadata, TILLER_VERSION);
+        if (refusal) {
+            return callback({ code: grpc.status.UNKNOWN, details: refusal });
+        }
         state.checks++;
         if (!call.request.equals(TILLER_HEALTH_REQUEST)) {
             return callback({ code: grpc.status.NOT_FOUND, details: "unknown service" });

@@ -790,6 +790,7 @@ describe("npm run verify: the cluster, through a stand-in Kubernetes API serving
                 .join(","),
         );
         assert.equal(CLUSTER_FACTS.tillerHostname, UPSTREAM.tillerHostname);
+        assert.equal(CLUSTER_FACTS.tillerVersion, UPSTREAM.tillerImage.split(":").pop());
         assert.deepEqual(CLUSTER_FACTS.operator, { namespace: HELM_OPERATOR.namespace, clientSecret: HELM_OPERATOR.clientSecret });
         assert.equal(CONTROLLER_HOST, WORKFLOW_HOSTS.controller);
     });

@@ -12,6 +12,8 @@ import { CheckResult, errorText, fail, Outcome, pass, runCheck } from "./checks"
 export const CLUSTER_FACTS = {
     /** components/tiller.ts TILLER. */
     tiller: { namespace: "kube-system", labels: "app=helm,name=tiller", port: 44134 },
+    /** catalog.ts UPSTREAM.tillerImage's tag: the Helm 2 client version verify announces to Tiller. */
+    tillerVersion: "v2.17.0",
     /** catalog.ts UPSTREAM.tillerHostname: the name helm-operator checks Tiller's certificate against (HELM_TLS_HOSTNAME). */
     tillerHostname: "tiller-deploy.kube-system",
     /** components/helmOperator.ts HELM_OPERATOR: the namespace of helm-operator and its client certificate. */
@@ -481,6 +483,17 @@ async function forwardedPort(config: k8s.KubeConfig, namespace: string, pod: str
 
 type Health = { answered: true; status: string } | { answered: false; reason: string };
 
+/**
+ * The metadata a Helm 2 client sends with every call (helm/helm v2.17.0 pkg/helm/option.go
+ * `FromContext`). Tiller's interceptor refuses any call without a compatible version, the health
+ * check's too, but GetVersion (pkg/tiller/server.go `newUnaryInterceptor`, pkg/version/compatible.go).
+ */
+function helmClientMetadata(): grpc.Metadata {
+    const metadata = new grpc.Metadata();
+    metadata.set("x-helm-api-client", CLUSTER_FACTS.tillerVersion);
+    return metadata;
+}
+
 /** A gRPC health check of Tiller, with helm-operator's certificate and the stack's CA, over a port-forward. */
 async function tillerHealth(config: k8s.KubeConfig, pod: string, caPem: string, client: { cert: string; key: string }): Promise<Health> {
     const forwarded = await forwardedPort(config, CLUSTER_FACTS.tiller.namespace, pod, CLUSTER_FACTS.tiller.port);
@@ -501,7 +514,7 @@ async function tillerHealth(config: k8s.KubeConfig, pod: string, caPem: string, 
                 encodeHealthRequest,
                 decodeHealthResponse,
                 TILLER_HEALTH_SERVICE,
-                new grpc.Metadata(),
+                helmClientMetadata(),
                 { deadline: Date.now() + HANDSHAKE_MS },
                 (error, status) => {
                     if (error || status === undefined) {

@@ -654,6 +654,67 @@ describe("npm run verify: the cluster, through a stand-in Kubernetes API serving
         );
     });
 
+    it("pods-ready: a Deployment whose new pods crash while it keeps its old one available fails, with the controller's verdict and the new pod", async () => {
+        const answers = recorded();
+        const deployment = answers["/apis/apps/v1/deployments"].items.find((d: any) => d.metadata.name === "deis-controller");
+        const [oldSet] = answers["/apis/apps/v1/replicasets"].items.filter((r: any) => r.metadata.name.startsWith("deis-controller-"));
+        const [oldPod] = podsOf(answers, "deis-controller-");
+        // An upgrade to an image that crashes: the rolling update (maxSurge 1, maxUnavailable 0 for one
+        // replica) starts a new ReplicaSet and keeps the old pod until the new one is available, and after
+        // progressDeadlineSeconds the deployment controller says so (pkg/controller/deployment/progress.go,
+        // Progressing False, reason ProgressDeadlineExceeded).
+        const newSet = { ...oldSet, metadata: { ...oldSet.metadata, name: "deis-controller-9f8e7d6c5b", uid: "uid-deis-controller-9f8e7d6c5b" } };
+        const crashing = {
+            ...oldPod,
+            metadata: {
+                ...oldPod.metadata,
+                name: "deis-controller-9f8e7d6c5b-k2j4h",
+                uid: "uid-deis-controller-9f8e7d6c5b-k2j4h",
+                ownerReferences: [{ ...oldPod.metadata.ownerReferences[0], name: newSet.metadata.name, uid: newSet.metadata.uid }],
+            },
+            status: {
+                ...oldPod.status,
+                conditions: oldPod.status.conditions.map((c: any) => (c.type === "Ready" || c.type === "ContainersReady" ? { ...c, status: "False" } : c)),
+                containerStatuses: [{ ...oldPod.status.containerStatuses[0], ready: false, state: { waiting: { reason: "CrashLoopBackOff" } } }],
+            },
+        };
+        answers["/apis/apps/v1/replicasets"].items.push(newSet);
+        answers["/api/v1/pods"].items.push(crashing);
+        const stuck = 'ReplicaSet "deis-controller-9f8e7d6c5b" has timed out progressing.';
+        Object.assign(deployment.metadata, { generation: 2 });
+        Object.assign(deployment.status, {
+            observedGeneration: 2,
+            replicas: 2,
+            updatedReplicas: 1,
+            readyReplicas: 1,
+            availableReplicas: 1,
+            unavailableReplicas: 1,
+        });
+        deployment.status.conditions = deployment.status.conditions.map((c: any) =>
+            c.type === "Progressing" ? { ...c, status: "False", reason: "ProgressDeadlineExceeded", message: stuck } : c,
+        );
+        new Deployment(deployment).validate();
+        await withCluster(answers, { verifyClients: true }, async (api) => {
+            const [ready] = byId(await run(api), "pods-ready");
+            assert.deepEqual(
+                [ready.ok, ready.evidence],
+                [
+                    false,
+                    `unavailable: deis/deis-controller (Deployment, 1 of 1 available, its rollout not done: ${stuck}: deis-controller-9f8e7d6c5b-k2j4h Running (CrashLoopBackOff))`,
+                ],
+            );
+        });
+        // Before the deadline, the old pod still running says the same.
+        deployment.status.conditions = recorded()["/apis/apps/v1/deployments"].items.find((d: any) => d.metadata.name === "deis-controller").status.conditions;
+        await withCluster(answers, { verifyClients: true }, async (api) => {
+            const [ready] = byId(await run(api), "pods-ready");
+            assert.match(
+                ready.evidence,
+                /^unavailable: deis\/deis-controller \(Deployment, 1 of 1 available, its rollout not done: pods of an older template still running: 1: /,
+            );
+        });
+    });
+
     it("kubernetes-api, day 8: the expired credential of the outputs is named with what to run; a fresh one from DigitalOcean's API is used", async () => {
         const clusterId = "bd5f5959-5e1e-4205-a714-a914373942af";
         await withCluster(recorded(), { verifyClients: true }, async (api) => {

@@ -52,7 +52,7 @@ export const CHECKS = {
         lookAt: "kubectl -n kube-system get deploy tiller-deploy -o yaml (TILLER_TLS_VERIFY, TILLER_TLS_ENABLE) and the Secrets tiller-secret and flux/helm-client",
     },
     "pods-ready": {
-        proves: "every Deployment, DaemonSet and StatefulSet in the namespaces of the HelmReleases (and Tiller's) has all its pods available, and no pod outside them is failing; Failed pods that a controller has replaced (evicted, shut down, rejected) are history",
+        proves: "every Deployment, DaemonSet and StatefulSet in the namespaces of the HelmReleases (and Tiller's) has all its pods available (a Deployment: of its current template, its rollout done), and no pod outside them is failing; Failed pods that a controller has replaced (evicted, shut down, rejected) are history",
         lookAt: "kubectl -n <namespace> describe deploy,ds,sts <name>, kubectl -n <namespace> describe pod <pod>, and its logs",
     },
     "storage-bound": {

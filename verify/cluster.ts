@@ -193,9 +193,27 @@ interface Workload {
     available: number;
     /** Why the controller cannot make pods, when it says (a Deployment's ReplicaFailure condition). */
     failure?: string;
+    /** Why a Deployment's pods are not all of its current template yet, when they are not. */
+    rollout?: string;
 }
 
 const workloadKey = (kind: string, namespace: string | undefined, name: string | undefined) => `${kind} ${namespace}/${name}`;
+
+/**
+ * Why a Deployment has not replaced all its pods with its current template, as `kubectl rollout status`
+ * reads its status (k8s.io/kubectl pkg/polymorphichelpers/rollout_status.go): its progress deadline
+ * exceeded, pods not yet updated, old pods still running. A rolling update keeps old pods available
+ * while new ones crash (maxSurge), so availability alone passes an upgrade that never came up.
+ */
+function unfinishedRollout(d: k8s.V1Deployment): string | undefined {
+    const status = d.status ?? {};
+    const updated = status.updatedReplicas ?? 0;
+    const deadline = status.conditions?.find((c) => c.type === "Progressing" && c.reason === "ProgressDeadlineExceeded");
+    if (deadline) return deadline.message ?? "progress deadline exceeded";
+    if (updated < (d.spec?.replicas ?? 1)) return `${updated} of ${d.spec?.replicas ?? 1} pods updated`;
+    if ((status.replicas ?? 0) > updated) return `pods of an older template still running: ${(status.replicas ?? 0) - updated}`;
+    return undefined;
+}
 
 /**
  * The workload controllers' own availability (apps/v1 status: a Deployment's and a StatefulSet's
@@ -212,15 +230,16 @@ function workloads(deployments: k8s.V1Deployment[], daemonSets: k8s.V1DaemonSet[
         failure,
     });
     return [
-        ...deployments.map((d) =>
-            of(
+        ...deployments.map((d) => ({
+            ...of(
                 "Deployment",
                 d,
                 d.spec?.replicas ?? 1,
                 d.status?.availableReplicas ?? 0,
                 d.status?.conditions?.find((c) => c.type === "ReplicaFailure" && c.status === "True")?.message,
             ),
-        ),
+            rollout: unfinishedRollout(d),
+        })),
         ...daemonSets.map((d) => of("DaemonSet", d, d.status?.desiredNumberScheduled ?? 0, d.status?.numberAvailable ?? 0)),
         ...statefulSets.map((s) => of("StatefulSet", s, s.spec?.replicas ?? 1, s.status?.availableReplicas ?? s.status?.readyReplicas ?? 0)),
     ];
@@ -246,8 +265,8 @@ function ownerOf(pod: k8s.V1Pod, deploymentOfReplicaSet: Map<string, string>): s
  * ("Terminated", pkg/kubelet/nodeshutdown) or an admission rejection ("OutOfcpu", "OutOf" + the
  * resource, pkg/kubelet/lifecycle/predicate.go), and the pod garbage collector removes them only past
  * --terminated-pod-gc-threshold, 12,500 by default (pkg/controller/podgc/config/v1alpha1/defaults.go):
- * they are counted as history. A controller short of pods is named with its pods that are not Ready,
- * and how many Failed ones it left, by reason.
+ * they are counted as history. A controller short of pods, or a Deployment whose rollout is not done,
+ * is named with its pods that are not Ready, and how many Failed ones it left, by reason.
  * A pod of no controller is fine when Ready or completed; a failed Job's pod, and Workflow's build pods
  * (`slugbuild-`/`dockerbuild-`, which the builder leaves behind), are history too.
  */
@@ -287,7 +306,7 @@ export function judgeWorkloads(
     }
     for (const w of all) {
         const own = podsOf.get(workloadKey(w.kind, w.namespace, w.name)) ?? [];
-        if (w.available >= w.wanted) {
+        if (w.available >= w.wanted && !w.rollout) {
             count(history, own.filter(isFailed));
             continue;
         }
@@ -296,7 +315,8 @@ export function judgeWorkloads(
         const failedEarlier = [...earlier].map(([reason, n]) => `${reason} ${n}`).join(", ");
         const notReady = own.filter((p) => !isFailed(p) && !isReady(p)).map(podLine);
         const why = [w.failure, ...notReady, failedEarlier && `Failed pods: ${failedEarlier}`].filter(Boolean).join("; ") || "no pod";
-        unavailable.push(`${w.namespace}/${w.name} (${w.kind}, ${w.available} of ${w.wanted} available: ${why})`);
+        const rollout = w.rollout ? `, its rollout not done: ${w.rollout}` : "";
+        unavailable.push(`${w.namespace}/${w.name} (${w.kind}, ${w.available} of ${w.wanted} available${rollout}: ${why})`);
     }
     return { unavailable, history, workloads: all };
 }

@@ -746,7 +746,7 @@ describe("npm run verify: the cluster, through a stand-in Kubernetes API serving
                     [reached.result.ok, reached.result.evidence],
                     [
                         true,
-                        `3 nodes listed with a fresh credential from DigitalOcean's API (GET /v2/kubernetes/clusters/${clusterId}/kubeconfig, valid 1 hour)`,
+                        `3 nodes listed with a fresh credential from DigitalOcean's API (GET /v2/kubernetes/clusters/${clusterId}/kubeconfig, valid 60 min)`,
                     ],
                 );
                 assert.deepEqual(
@@ -808,6 +808,12 @@ describe("npm run verify: the cluster, through a stand-in Kubernetes API serving
                         ["127.0.0.1", "127.0.0.2", "127.0.0.3"],
                         "the live nodes are probed, not the stack's stale nodeIps",
                     );
+                    // --retry and --watch can hold the run for two hours: the credential must outlive them, or the
+                    // revisions' second sample meets a 401.
+                    const frontDoor = ["dns", "tcp-80", "tcp-443", "certificate", "http01"].flatMap((id) => ["--skip", id]);
+                    const env = { DIGITALOCEAN_TOKEN: "dop_v1_user", DIGITALOCEAN_API_URL: doApi.url };
+                    assert.equal(await main(["--outputs", file, "--watch", "0", "--retry", "30", "--json", ...frontDoor], () => undefined, reach, env), 0);
+                    assert.match(doApi.requests[doApi.requests.length - 1], new RegExp(`\\?expiry_seconds=${FRESH_CREDENTIAL_SECONDS + 30 * 60}$`));
                     const without = await report({});
                     assert.equal(without.status, 1);
                     const credential = without.checks.find((c) => c.id === "kubernetes-api")!;

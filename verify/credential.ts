@@ -14,6 +14,11 @@ import { LiveNode, liveNodes } from "./nodes";
  */
 export const FRESH_CREDENTIAL_SECONDS = 3600;
 
+/** How long the fresh credential must last: an hour beyond what --retry and --watch may wait. */
+export function credentialSeconds(waits: { retryMinutes: number; watchMinutes: number }): number {
+    return FRESH_CREDENTIAL_SECONDS + Math.ceil((waits.retryMinutes + waits.watchMinutes) * 60);
+}
+
 /** The variables the DigitalOcean provider reads its token from (terraform-provider-digitalocean: DIGITALOCEAN_TOKEN, then DIGITALOCEAN_ACCESS_TOKEN). */
 const TOKEN_VARIABLES = ["DIGITALOCEAN_TOKEN", "DIGITALOCEAN_ACCESS_TOKEN"] as const;
 /** The provider's API endpoint; main() takes DIGITALOCEAN_API_URL instead when set, as @pulumi/digitalocean does. */
@@ -49,13 +54,14 @@ export async function clusterCredential(
     outputs: { kubeconfig: string; clusterId?: string },
     token: string | undefined,
     apiUrl = DEFAULT_API_URL,
+    seconds = FRESH_CREDENTIAL_SECONDS,
 ): Promise<ClusterCredential> {
     const stored = "the stack's kubeconfig output (DigitalOcean's credential of the last pulumi up, valid 7 days)";
     if (!token || !outputs.clusterId) {
         const missing = !token ? "no DigitalOcean token (DIGITALOCEAN_TOKEN)" : "no clusterId in the stack's outputs";
         return { kubeconfig: outputs.kubeconfig, source: `${stored}; ${missing} to fetch a fresh one`, fresh: false };
     }
-    const route = `/v2/kubernetes/clusters/${encodeURIComponent(outputs.clusterId)}/kubeconfig?expiry_seconds=${FRESH_CREDENTIAL_SECONDS}`;
+    const route = `/v2/kubernetes/clusters/${encodeURIComponent(outputs.clusterId)}/kubeconfig?expiry_seconds=${seconds}`;
     try {
         const response = await fetch(new URL(route, apiUrl), { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(API_MS) });
         const text = await response.text();
@@ -65,7 +71,11 @@ export async function clusterCredential(
             throw new Error(`DigitalOcean's API answered ${response.status} ${message}`);
         }
         kubeConfig(text);
-        return { kubeconfig: text, source: `a fresh credential from DigitalOcean's API (GET ${route.split("?")[0]}, valid 1 hour)`, fresh: true };
+        return {
+            kubeconfig: text,
+            source: `a fresh credential from DigitalOcean's API (GET ${route.split("?")[0]}, valid ${Math.round(seconds / 60)} min)`,
+            fresh: true,
+        };
     } catch (error) {
         return { kubeconfig: outputs.kubeconfig, source: `${stored}; no fresh one: ${errorText(error)}`, fresh: false };
     }

@@ -2,7 +2,7 @@ import { parseStrict } from "../scripts/cliArgs";
 import { CHECKS, CheckId, CheckResult, formatResult, jsonReport } from "./checks";
 import * as k8s from "@kubernetes/client-node";
 import { checkRevisions, clusterChecks, IssuedCertificate, kubeConfig, listCertificates } from "./cluster";
-import { checkKubernetesApi, ClusterCredential, clusterCredential, digitalOceanToken } from "./credential";
+import { checkKubernetesApi, ClusterCredential, clusterCredential, credentialSeconds, digitalOceanToken } from "./credential";
 import { CONTROLLER_HOST, frontDoorChecks } from "./network";
 import { readOutputs, StackOutputs } from "./outputs";
 import { checkPush, DOCKERFILE_SAMPLE_APP, SAMPLE_APP } from "./push";
@@ -311,7 +311,7 @@ export async function main(
         );
     }
     const token = await digitalOceanToken(env, { name: options.stack, viaCli: options.outputs === undefined });
-    const credential = await clusterCredential(outputs, token, env.DIGITALOCEAN_API_URL || undefined);
+    const credential = await clusterCredential(outputs, token, env.DIGITALOCEAN_API_URL || undefined, credentialSeconds(options));
     const results = await verify(outputs, options, reach, credential);
     out(options.json ? jsonReport(results) : results.map(formatResult).join("\n"));
     const failed = results.filter((r) => !r.ok).length;

@@ -78,6 +78,17 @@ export const UPSTREAM = {
         scriptMount: "/opt/hephy-doks/build",
         scriptConfigMap: "deis-dockerfile-build",
     },
+    /**
+     * The image of the object store's off-cluster copy and of its restore: rclone's own (rclone/rclone on
+     * Docker Hub, Alpine with /bin/sh), 1.75.1 by the digest its tag resolves to, as independent projects
+     * pin it (for example in Dockerfiles `FROM rclone/rclone:1.75.1@sha256:45401ad7…`); not pulled here.
+     */
+    backupImage: "docker.io/rclone/rclone:1.75.1@sha256:45401ad7410db1d67ffdb58e19059ad20b0d8e0285a60e38bbec55cc1019c7a5",
+    /**
+     * Workflow's object store as the backup reads it: the Secret of its keys (charts/hephy-workflow values.yaml)
+     * and the database's bucket, `dbwal` in minio mode (teamhephy/postgres rootfs/docker-entrypoint-initdb.d/001_setup_envdir.sh).
+     */
+    workflowObjectStore: { service: "deis-minio", credentialsSecret: "objectstorage-keyfile", databaseBucket: "dbwal" },
     /** Namespaces every cluster has, which no app may be named after. */
     systemNamespaces: ["default", "kube-system", "kube-public", "kube-node-lease"],
     /** The ingress controller's ServiceAccount, named by the program (HAProxy's chart `serviceAccount.name`). */

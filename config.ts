@@ -2,7 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { UPSTREAM } from "./catalog";
 import { wholeFamiliesCovered } from "./cidr";
 import { CONFIG_KEYS, KEYS, ReadValues } from "./configKeys";
-import { fixList, nameSafe } from "./configValues";
+import { fix, fixList, nameSafe, parseBucketRef } from "./configValues";
 import { FIXED, PROJECT } from "./project";
 import { KeyAlgorithm, MaintenanceDay, ReleaseEntry, ReleaseKey } from "./types";
 
@@ -60,6 +60,10 @@ export interface StackConfig {
     readonly vpcName: string;
     /** Helm values that carry secrets, per release, from the encrypted `releaseSecretValues`; never sent in clear. */
     readonly releaseSecretValues: Readonly<Partial<Record<ReleaseKey, Readonly<Record<string, unknown>>>>>;
+    /** The Spaces region of the off-cluster copy of Workflow's object store; undefined: no copy. */
+    readonly backupRegion: string | undefined;
+    /** The bucket whose copy fills a new stack's object store before Workflow starts; undefined: start empty. */
+    readonly restoreFrom: { readonly region: string; readonly bucket: string } | undefined;
 }
 
 /** How the Tiller PKI is generated. */
@@ -152,6 +156,8 @@ export function checkConfig(read: ConfigReader, stack: string, presentKeys: read
         exposedServices: values.exposedServices,
         vpcIpRange: values.vpcIpRange === "" ? undefined : values.vpcIpRange,
         vpcName: `${PROJECT}-${nameSafe(stack)}`,
+        backupRegion: values.backupRegion === "" ? undefined : values.backupRegion,
+        restoreFrom: restoreSource(values),
     };
     return { config, problems };
 }
@@ -177,7 +183,23 @@ function crossKeyProblems(values: ReadValues): string[] {
             `${PROJECT}:tlsEarlyRenewalHours (${early}) must be less than ${PROJECT}:tlsCertValidityHours (${cert}), or every pulumi up would rotate the certificates`,
         );
     }
+    if (values.restoreFrom !== "" && values.backupRegion === "") {
+        problems.push(
+            `${PROJECT}:restoreFrom needs backupRegion: a restored stack keeps an off-cluster copy of its own, and reads the bucket with a key made beside it ` +
+                `${fix("backupRegion", parseBucketRef(values.restoreFrom)?.region ?? "fra1")}`,
+        );
+    }
+    if (values.restoreFrom !== "" && !values.workflowEnabled) {
+        problems.push(`${PROJECT}:restoreFrom fills Workflow's object store, and workflowEnabled is false ${fix("workflowEnabled", "true")}`);
+    }
     return problems;
+}
+
+/** The bucket restoreFrom names, with its region (its own, or backupRegion's); undefined when it names none. */
+function restoreSource(values: ReadValues): StackConfig["restoreFrom"] {
+    const ref = values.restoreFrom === "" ? undefined : parseBucketRef(values.restoreFrom);
+    const region = ref?.region ?? (values.backupRegion || undefined);
+    return ref && region ? { region, bucket: ref.bucket } : undefined;
 }
 
 /** Whether one of `problems` is about `key`, so a look-up of its value would only repeat it. */

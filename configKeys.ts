@@ -4,6 +4,7 @@ import {
     fix,
     isDomainName,
     KUBERNETES_VERSION,
+    parseBucketRef,
     parseCidrList,
     parseServiceList,
     quote,
@@ -187,6 +188,24 @@ export const KEYS = {
         const range = raw ?? "";
         problems.push(...vpcRangeProblems(range));
         return range;
+    }),
+    /** Empty: no off-cluster copy. A Spaces region turns on the bucket, its key and the scheduled copy (docs/operations.md, "Backups"). */
+    backupRegion: text(
+        "backupRegion",
+        "",
+        (v) => v === "" || REGION.test(v),
+        (q) => `must be a Spaces region slug (such as fra1, ams3 or nyc3), or empty for no off-cluster copy, got ${q} ${fix("backupRegion", "fra1")}`,
+    ),
+    /** Empty: a new stack starts with an empty object store. Otherwise `<bucket>` in backupRegion, or `<region>/<bucket>`. */
+    restoreFrom: key("", (raw, problems): string => {
+        const value = raw ?? "";
+        if (value !== "" && parseBucketRef(value) === undefined) {
+            problems.push(
+                `${PROJECT}:restoreFrom must name a Spaces bucket as <bucket> (in backupRegion) or <region>/<bucket>, got ${quote(value)} ` +
+                    `${fix("restoreFrom", "fra1/hephy-doks-production-backup-1a2b3c")}`,
+            );
+        }
+        return value;
     }),
 };
 

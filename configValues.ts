@@ -134,3 +134,18 @@ export function parseServiceList(raw: string | undefined, problems: string[], fa
     }
     return list as string[];
 }
+
+/** A Spaces bucket name: 3 to 63 lowercase letters, digits and inner hyphens (docs.digitalocean.com/products/spaces/details/limits). */
+export const BUCKET_NAME = /^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$/;
+
+/** A bucket named as `<bucket>` or `<region>/<bucket>`: its region, when given, and its name; undefined when it is neither. */
+export function parseBucketRef(value: string): { region?: string; bucket: string } | undefined {
+    const [first, second, ...rest] = value.split("/");
+    if (rest.length > 0) {
+        return undefined;
+    }
+    if (second === undefined) {
+        return BUCKET_NAME.test(first) ? { bucket: first } : undefined;
+    }
+    return REGION.test(first) && BUCKET_NAME.test(second) ? { region: first, bucket: second } : undefined;
+}

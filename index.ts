@@ -157,12 +157,30 @@ export = async () => {
             buildImages: UPSTREAM.workflowBuildImages,
         },
         ingressServiceAccount: UPSTREAM.ingressServiceAccount,
+        workflowBackup: config.backupRegion
+            ? {
+                  namePrefix: config.clusterName,
+                  region: config.backupRegion,
+                  protect: config.protect,
+                  image: UPSTREAM.backupImage,
+                  schedule: FIXED.backupSchedule,
+                  noncurrentDays: FIXED.backupNoncurrentDays,
+                  objectStore: UPSTREAM.workflowObjectStore,
+                  restoreFrom: config.restoreFrom,
+              }
+            : undefined,
+        workflowRestore: config.restoreFrom && {
+            ...config.restoreFrom,
+            image: UPSTREAM.backupImage,
+            databaseBucket: UPSTREAM.workflowObjectStore.databaseBucket,
+        },
     });
 
     const cost = estimateMonthlyCost({
         ...config,
         workflowVolumeGib: platform.workflowVolume ? config.workflowStorageGib : 0,
         registryVolumeGib: platform.registryVolume ? config.registryStorageGib : 0,
+        spacesBackup: platform.workflowBackup !== undefined,
     });
     return {
         kubeconfig: cluster.kubeconfig,
@@ -180,6 +198,7 @@ export = async () => {
         nextSteps: config.workflowEnabled
             ? workflowNextSteps(config.stack, config.platformDomain, platform.workflowAdmin !== undefined)
             : `Workflow is disabled (hephy-doks:workflowEnabled false): the ingress controller and cert-manager serve *.${config.platformDomain}`,
+        ...(platform.workflowBackup ? { backupBucket: platform.workflowBackup.bucket.name, backupRegion: config.backupRegion } : {}),
         monthlyCostUsd: cost.monthlyUsd,
         monthlyCostEstimate: cost.summary,
     };

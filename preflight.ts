@@ -1,6 +1,9 @@
 import * as digitalocean from "@pulumi/digitalocean";
 import { concerns, PROJECT, StackConfig } from "./config";
 import { PRICES } from "./pricing";
+import { UPSTREAM } from "./catalog";
+
+const BACKUP_LAYOUT = UPSTREAM.workflowObjectStore;
 
 /**
  * What the DigitalOcean account must have before the program declares anything: the zone the platform's
@@ -8,8 +11,14 @@ import { PRICES } from "./pricing";
  * otherwise cost a cluster's creation, then fail. Each problem names the key, the value, what the
  * account has and the fix; a key whose value the config already refused is not looked up.
  */
-export async function accountProblems(config: Pick<StackConfig, "domain" | "region" | "nodeSize">, known: readonly string[]): Promise<string[]> {
+export async function accountProblems(
+    config: Pick<StackConfig, "domain" | "region" | "nodeSize" | "restoreFrom">,
+    known: readonly string[],
+): Promise<string[]> {
     const problems: string[] = [];
+    if (config.restoreFrom && !concerns(known, "restoreFrom")) {
+        problems.push(...(await restoreProblems(config.restoreFrom)));
+    }
     if (!concerns(known, "domain")) {
         const zone = await digitalocean.getDomain({ name: config.domain }).catch(() => undefined);
         if (zone === undefined) {
@@ -44,4 +53,32 @@ export async function accountProblems(config: Pick<StackConfig, "domain" | "regi
         }
     }
     return problems;
+}
+
+/**
+ * What keeps a bucket from restoring a stack: it is missing, or holds no finished base backup of the
+ * database (WAL-E lists a base backup by its stop sentinel, `basebackups_005/*_backup_stop_sentinel.json`,
+ * wal-e/wal-e wal_e/storage/base.py), whose restore would bring back an empty database.
+ */
+async function restoreProblems(source: { region: string; bucket: string }): Promise<string[]> {
+    const key = `${PROJECT}:restoreFrom ${source.region}/${source.bucket}`;
+    const fixIt = `(pulumi config set ${PROJECT}:restoreFrom <region>/<bucket>, a stack's backupBucket output; or pulumi config rm ${PROJECT}:restoreFrom)`;
+    const bucket = await digitalocean.getSpacesBucket({ name: source.bucket, region: source.region }).catch((error: Error) => error);
+    if (bucket instanceof Error) {
+        return [
+            `${key} is no Spaces bucket this account can read (${bucket.message || "not found"}); the provider reads Spaces with the keys in ` +
+                `SPACES_ACCESS_KEY_ID and SPACES_SECRET_ACCESS_KEY ${fixIt}`,
+        ];
+    }
+    const prefix = `${BACKUP_LAYOUT.databaseBucket}/basebackups_005/`;
+    const listed = await digitalocean
+        .getSpacesBucketObjects({ bucket: source.bucket, region: source.region, prefix, delimiter: "/" })
+        .catch((error: Error) => error);
+    if (listed instanceof Error) {
+        return [`${key} cannot be listed (${listed.message || "no reason given"}) ${fixIt}`];
+    }
+    if (!listed.keys.some((k) => k.endsWith("_backup_stop_sentinel.json"))) {
+        return [`${key} holds no finished base backup of the database (nothing under ${prefix}): a restore would start Workflow empty ${fixIt}`];
+    }
+    return [];
 }

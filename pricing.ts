@@ -12,6 +12,11 @@ export const PRICES = {
     haControlPlaneUsd: 40,
     /** Block storage volumes, per GiB a month (https://docs.digitalocean.com/products/volumes/details/pricing/). */
     volumeUsdPerGib: 0.1,
+    /**
+     * Spaces: one subscription per account, with 250 GiB of storage and 1 TiB of transfer, whatever the
+     * number of buckets (https://docs.digitalocean.com/products/spaces/details/pricing/).
+     */
+    spacesUsd: 5,
     nodeUsd: {
         "s-1vcpu-2gb": 12,
         "s-2vcpu-2gb": 18,
@@ -50,6 +55,8 @@ export interface CostInputs {
     readonly workflowVolumeGib: number;
     /** Size of the volume the program claims for Workflow's image registry, 0 when it claims none. */
     readonly registryVolumeGib?: number;
+    /** Whether the stack keeps an off-cluster copy in Spaces. */
+    readonly spacesBackup?: boolean;
 }
 
 /**
@@ -65,12 +72,15 @@ export function estimateMonthlyCost(inputs: CostInputs): CostEstimate {
     const volumeLine = (what: string, gib: number) => (gib > 0 ? `${what} ${gib} GiB at $${usd(PRICES.volumeUsdPerGib)}/GiB $${usd(volumeCost(gib))}, ` : "");
     const registryGib = inputs.registryVolumeGib ?? 0;
     const volumeUsd = volumeCost(inputs.workflowVolumeGib) + volumeCost(registryGib);
-    const monthlyUsd = Math.round((inputs.nodeCount * nodeUsd + haUsd + volumeUsd) * 100) / 100;
+    const spacesUsd = inputs.spacesBackup ? PRICES.spacesUsd : 0;
+    const monthlyUsd = Math.round((inputs.nodeCount * nodeUsd + haUsd + volumeUsd + spacesUsd) * 100) / 100;
     const volume = volumeLine("Workflow volume", inputs.workflowVolumeGib) + volumeLine("registry volume", registryGib);
+    // The subscription is the account's: a second stack's bucket adds nothing until 250 GiB.
+    const spaces = inputs.spacesBackup ? `Spaces backup bucket $${usd(spacesUsd)} (the account's subscription, 250 GiB included), ` : "";
     return {
         monthlyUsd,
         summary:
-            `$${usd(monthlyUsd)}/month: ${inputs.nodeCount} x ${inputs.nodeSize} at $${nodeUsd}, HA control plane $${haUsd}, ${volume}` +
+            `$${usd(monthlyUsd)}/month: ${inputs.nodeCount} x ${inputs.nodeSize} at $${nodeUsd}, HA control plane $${haUsd}, ${volume}${spaces}` +
             `0 LoadBalancers $0 (DigitalOcean list prices of ${PRICES.asOf}; bandwidth overage and apps' own volumes not included)`,
     };
 }

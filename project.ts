@@ -38,4 +38,11 @@ export const FIXED = {
     workflowStorageGibMin: 5,
     /** A DigitalOcean volume holds at most 16 TiB (digitalocean/csi-digitalocean driver/controller.go `maximumVolumeSizeInBytes`). */
     workflowStorageGibMax: 16384,
+    /**
+     * The off-cluster copy of Workflow's object store runs every 15 minutes: its recovery point, with the
+     * minute the database's WAL takes to reach minio (docs/operations.md, "Backups").
+     */
+    backupSchedule: "*/15 * * * *",
+    /** Days an object the copy overwrote or deleted stays restorable in the bucket as a noncurrent version. */
+    backupNoncurrentDays: 30,
 } as const;

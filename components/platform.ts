@@ -8,6 +8,7 @@ import { childOf } from "./kube";
 import { AppIsolation, AppIsolationArgs } from "./appIsolation";
 import { WorkflowSecrets } from "./workflowSecrets";
 import { WorkflowStorage } from "./workflowStorage";
+import { spacesEndpoint, WORKFLOW_BACKUP, WorkflowBackup, WorkflowBackupArgs } from "./workflowBackup";
 import { INGRESS_CLASS, mergeValues, releaseValues, tcpForwards } from "./releaseValues";
 import { ALLOW_UNSAFE_ANNOTATION, ChartSource, KeyAlgorithm, ReleaseEntry, ReleaseKey, RepositoryChart } from "../types";
 
@@ -59,6 +60,12 @@ export interface PlatformArgs {
     };
     /** The ingress controller's ServiceAccount, which the admission policy names. */
     ingressServiceAccount: string;
+    /** The off-cluster copy of Workflow's object store, and the bucket a new stack restores from; undefined: no copy. */
+    workflowBackup?: Omit<WorkflowBackupArgs, "provider" | "namespace" | "dns" | "objectStore"> & {
+        objectStore: Pick<WorkflowBackupArgs["objectStore"], "service" | "credentialsSecret" | "databaseBucket">;
+    };
+    /** A bucket a new stack fills its object store from before Workflow starts (minio's restore), with the image that copies it. */
+    workflowRestore?: { region: string; bucket: string; image: string; databaseBucket: string };
 }
 
 /** The key helm-operator reads a `valuesFrom` Secret at by default (fluxcd/helm-operator v1.4.4 pkg/release/values.go). */
@@ -106,6 +113,8 @@ export class Platform extends pulumi.ComponentResource {
     public readonly workflowVolume?: k8s.core.v1.PersistentVolumeClaim;
     /** The claim of Workflow's image registry, when the program's own chart installs Workflow. */
     public readonly registryVolume?: k8s.core.v1.PersistentVolumeClaim;
+    /** The off-cluster copy of Workflow's object store; undefined without one. */
+    public readonly workflowBackup?: WorkflowBackup;
 
     constructor(name: string, args: PlatformArgs, opts?: pulumi.ComponentResourceOptions) {
         super("hephy-doks:platform:Platform", name, {}, opts);
@@ -237,6 +246,22 @@ export class Platform extends pulumi.ComponentResource {
             let workflowAdmin: WorkflowSecrets["admin"] | undefined;
             let workflowVolume: k8s.core.v1.PersistentVolumeClaim | undefined;
             let registryVolume: k8s.core.v1.PersistentVolumeClaim | undefined;
+            let workflowBackup: WorkflowBackup | undefined;
+            // minio's restore (charts/hephy-workflow templates/minio.yaml) fills a new volume from the bucket first.
+            if (ownChart && args.workflowRestore) {
+                const { region, bucket, image, databaseBucket } = args.workflowRestore;
+                values.workflow = mergeValues(values.workflow, {
+                    minio: {
+                        restore_from: {
+                            endpoint: spacesEndpoint(region),
+                            bucket,
+                            secret: WORKFLOW_BACKUP.restoreSecret,
+                            image,
+                            database_bucket: databaseBucket,
+                        },
+                    },
+                });
+            }
             release("workflow", (namespace) => {
                 const secrets = new WorkflowSecrets(`${name}-workflow`, { provider: args.provider, namespace: namespace.metadata.name }, { parent: this });
                 workflowAdmin = ownChart ? secrets.admin : undefined;
@@ -249,6 +274,24 @@ export class Platform extends pulumi.ComponentResource {
                     : undefined;
                 workflowVolume = storage?.claim;
                 registryVolume = storage?.registryClaim;
+                workflowBackup =
+                    ownChart && args.workflowBackup
+                        ? new WorkflowBackup(
+                              `${name}-workflow`,
+                              {
+                                  provider: args.provider,
+                                  namespace: namespace.metadata.name,
+                                  ...args.workflowBackup,
+                                  objectStore: {
+                                      ...args.workflowBackup.objectStore,
+                                      labels: args.workflowFacts.apps.objectStore.labels,
+                                      port: args.workflowFacts.apps.objectStore.port,
+                                  },
+                                  dns: args.workflowFacts.apps.dns,
+                              },
+                              { parent: this },
+                          )
+                        : undefined;
                 // App pods are isolated from their first start.
                 const isolation = new AppIsolation(
                     `${name}-workflow`,
@@ -260,11 +303,19 @@ export class Platform extends pulumi.ComponentResource {
                     { parent: this },
                 );
                 // The API Ingress asks letsencrypt-prod for its certificate, so the issuers come first.
-                return [ingress, ...this.clusterIssuers, ...secrets.secrets, ...(storage ? [storage.claim, storage.registryClaim] : []), isolation.policy];
+                return [
+                    ingress,
+                    ...this.clusterIssuers,
+                    ...secrets.secrets,
+                    ...(storage ? [storage.claim, storage.registryClaim] : []),
+                    ...(workflowBackup?.ready ?? []),
+                    isolation.policy,
+                ];
             });
             this.workflowAdmin = workflowAdmin;
             this.workflowVolume = workflowVolume;
             this.registryVolume = registryVolume;
+            this.workflowBackup = workflowBackup;
         }
 
         this.registerOutputs({});

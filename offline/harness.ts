@@ -27,6 +27,8 @@ export interface Recorded {
     providerRef: string | undefined;
     /** Whether `protect` was set. */
     protect: boolean;
+    /** Whether `retainOnDelete` was set: a delete only forgets the resource. */
+    retainOnDelete?: boolean;
     /** Whether a replacement deletes the old resource before creating the new one. */
     deleteBeforeReplace: boolean;
     /** Input paths whose change replaces the resource. */
@@ -36,7 +38,10 @@ export interface Recorded {
 }
 
 /** The resource options a test reads, beside parent and provider. */
-type RecordedOptions = Pick<Recorded, "parent" | "dependsOn" | "provider" | "protect" | "deleteBeforeReplace" | "replaceOnChanges" | "ignoreChanges">;
+type RecordedOptions = Pick<
+    Recorded,
+    "parent" | "dependsOn" | "provider" | "protect" | "retainOnDelete" | "deleteBeforeReplace" | "replaceOnChanges" | "ignoreChanges"
+>;
 
 /** Every Output in a value, however deep. */
 function outputsIn(value: unknown, found: pulumi.Output<unknown>[] = []): pulumi.Output<unknown>[] {
@@ -222,6 +227,7 @@ export async function runProgram(options: RunOptions = {}): Promise<Run> {
                     dependsOn: depList.map((d) => (pulumi.Resource.isInstance(d) ? key(d, known) : "<output>")),
                     provider: args.opts.provider ? key(args.opts.provider, known) : undefined,
                     protect: args.opts.protect === true,
+                    retainOnDelete: args.opts.retainOnDelete === true,
                     deleteBeforeReplace: (args.opts as pulumi.CustomResourceOptions).deleteBeforeReplace === true,
                     replaceOnChanges: args.opts.replaceOnChanges ?? [],
                     ignoreChanges: args.opts.ignoreChanges ?? [],

@@ -45,6 +45,8 @@ export const world = {
     regions: { ...REGIONS } as Record<string, { available: boolean; sizes: string[] }>,
     /** Whether getVpc fails for an id, as on an API error. */
     vpcUnreadable: false,
+    /** Spaces buckets of the account, as `<region>/<name>`, with their object keys. */
+    buckets: {} as Record<string, string[]>,
     /** Names of the clusters the program under test has declared in this run (the harness clears it). */
     declared: new Set<string>(),
 };
@@ -59,6 +61,7 @@ export function resetWorld(): void {
     world.vpcUnreadable = false;
     world.zones = [...ZONES];
     world.regions = { ...REGIONS };
+    world.buckets = {};
 }
 
 /** The mocks' clock for credential expiry: the hour the tests started, so every run in a process agrees. */
@@ -141,6 +144,17 @@ export const computedState: Record<string, StateFn> = {
     "digitalocean:index/vpc:Vpc": ({ name, inputs }) => ({ ipRange: inputs.ipRange ?? "10.114.0.0/20", urn: `do:vpc:${name}-uuid` }),
     "digitalocean:index/firewall:Firewall": () => ({ status: "succeeded" }),
     "digitalocean:index/dnsRecord:DnsRecord": ({ inputs }) => ({ fqdn: `${inputs.name}.${inputs.domain}` }),
+    // Spaces keys as DigitalOcean makes them: an access key id and a secret, both its own.
+    "digitalocean:index/spacesKey:SpacesKey": ({ name }) => ({
+        accessKey: `DO00${crypto.createHash("sha256").update(`${name}-id`).digest("hex").slice(0, 16).toUpperCase()}`,
+        secretKey: crypto.createHash("sha256").update(`${name}-secret`).digest("base64").slice(0, 43),
+        createdAt: "2026-11-01T00:00:00Z",
+    }),
+    "digitalocean:index/spacesBucket:SpacesBucket": ({ inputs }) => ({
+        bucketDomainName: `${inputs.name}.${inputs.region}.digitaloceanspaces.com`,
+        endpoint: `${inputs.region}.digitaloceanspaces.com`,
+        bucketUrn: `do:space:${inputs.name}`,
+    }),
     "random:index/randomPassword:RandomPassword": ({ name, inputs }) => ({ result: randomResult(name, inputs) }),
     "random:index/randomString:RandomString": ({ name, inputs }) => ({ result: randomResult(name, inputs) }),
 };
@@ -221,6 +235,21 @@ export const invokes: Record<string, CallFn> = {
         const openOnly = (inputs.filters ?? []).some((f: { key: string; values: string[] }) => f.key === "available" && f.values.includes("true"));
         const regions = Object.entries(world.regions).filter(([, r]) => !openOnly || r.available);
         return { id: "regions", regions: regions.map(([slug, r]) => ({ slug, name: slug, features: [], ...r })) };
+    },
+    "digitalocean:index/getSpacesBucket:getSpacesBucket": (inputs) => {
+        if (!world.buckets[`${inputs.region}/${inputs.name}`]) {
+            throw new Error(`mock getSpacesBucket: no bucket ${inputs.name} in ${inputs.region}`);
+        }
+        return { id: inputs.name, name: inputs.name, region: inputs.region, bucketDomainName: "", endpoint: "", urn: `do:space:${inputs.name}` };
+    },
+    // Keys under the prefix; with a delimiter, those below it as common prefixes, as S3 lists them.
+    "digitalocean:index/getSpacesBucketObjects:getSpacesBucketObjects": (inputs) => {
+        const keys = (world.buckets[`${inputs.region}/${inputs.bucket}`] ?? []).filter((k) => k.startsWith(inputs.prefix ?? ""));
+        const prefix: string = inputs.prefix ?? "";
+        const below = (k: string) => inputs.delimiter && k.slice(prefix.length).includes(inputs.delimiter);
+        const direct = keys.filter((k) => !below(k));
+        const prefixes = [...new Set(keys.filter(below).map((k) => prefix + k.slice(prefix.length).split(inputs.delimiter)[0] + inputs.delimiter))];
+        return { id: inputs.bucket, bucket: inputs.bucket, region: inputs.region, keys: direct, commonPrefixes: prefixes, owners: [] };
     },
     "digitalocean:index/getDroplet:getDroplet": (inputs) => {
         const id = Number(inputs.id);

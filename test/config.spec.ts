@@ -56,6 +56,8 @@ describe("parseConfig", () => {
             exposedServices: [],
             vpcIpRange: undefined,
             vpcName: "hephy-doks-staging",
+            backupRegion: undefined,
+            restoreFrom: undefined,
         });
     });
 

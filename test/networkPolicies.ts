@@ -24,6 +24,8 @@ export interface Entity {
     entity: EntityName;
     /** An IPv4 address of the world, or of an API server outside the cluster, for CIDR rules. */
     address?: string;
+    /** The DNS name the world's address was resolved from, for Cilium's toFQDNs rules. */
+    fqdn?: string;
 }
 
 /**
@@ -101,7 +103,9 @@ function ciliumPeerMatches(cluster: Cluster, rule: any, side: "from" | "to", pee
     const endpoints: Selector[] | undefined = rule[`${side}Endpoints`];
     const entities: string[] | undefined = rule[`${side}Entities`];
     const cidrs: string[] | undefined = rule[`${side}CIDR`];
-    if (endpoints === undefined && entities === undefined && cidrs === undefined) {
+    // Egress only: Cilium's toFQDNs.
+    const fqdns: { matchName?: string; matchPattern?: string }[] | undefined = side === "to" ? rule.toFQDNs : undefined;
+    if (endpoints === undefined && entities === undefined && cidrs === undefined && fqdns === undefined) {
         return true;
     }
     if (peer.kind === "pod") {
@@ -113,7 +117,21 @@ function ciliumPeerMatches(cluster: Cluster, rule: any, side: "from" | "to", pee
     const identities: string[] = reservedIdentities(peer);
     const byEntity = (entities ?? []).some((e) => e === "all" || identities.includes(e) || (e === "cluster" && ["host", "remote-node"].includes(peer.entity)));
     const byCidr = identities.includes("world") && peer.address !== undefined && (cidrs ?? []).some((c) => inCidr(peer.address!, c));
-    return byEntity || byCidr;
+    const byFqdn =
+        identities.includes("world") &&
+        peer.fqdn !== undefined &&
+        (fqdns ?? []).some((f) => f.matchName === peer.fqdn || (f.matchPattern !== undefined && fqdnPattern(f.matchPattern).test(peer.fqdn!)));
+    return byEntity || byCidr || byFqdn;
+}
+
+/** A toFQDNs matchPattern as a regular expression: `*` matches valid DNS characters but the dot, within one label (docs.cilium.io, "DNS based"). */
+function fqdnPattern(pattern: string): RegExp {
+    return new RegExp(
+        `^${pattern
+            .split("*")
+            .map((part) => part.replace(/[.]/g, "\\."))
+            .join("[-a-zA-Z0-9_]*")}$`,
+    );
 }
 
 /** Whether a NetworkPolicy peer list (`from` or `to`) takes `peer`. */

@@ -9,7 +9,7 @@ import { Platform } from "./components/platform";
 import { TillerPki } from "./components/tillerPki";
 import { UPSTREAM, certManagerCrdUrl, chartRepositories, protectedNamespaces, serviceAccountUser, workflowServiceAccounts } from "./catalog";
 import { ConfigError, concerns, FIXED, readConfig } from "./config";
-import { accountProblems } from "./preflight";
+import { accountProblems, restoredDatabaseCredentials } from "./preflight";
 import { checkCompatibility, findRunningCluster, resolveKubernetesVersion, supportedByReleases } from "./kubernetesVersion";
 import { chooseVpc, regionHasDefaultVpc } from "./vpc";
 import { estimateMonthlyCost } from "./pricing";
@@ -36,6 +36,8 @@ export = async () => {
         throw new ConfigError(config.stack, problems);
     }
     const { version: kubernetesVersion, keepRunningVersion } = resolved;
+    // The preflight has read them once already; a restored database opens only with them.
+    const restoredDatabase = config.restoreFrom && (await restoredDatabaseCredentials(config.restoreFrom));
     const vpc = chooseVpc({
         stack: config.stack,
         region: config.region,
@@ -169,11 +171,13 @@ export = async () => {
                   restoreFrom: config.restoreFrom,
               }
             : undefined,
-        workflowRestore: config.restoreFrom && {
-            ...config.restoreFrom,
-            image: UPSTREAM.backupImage,
-            databaseBucket: UPSTREAM.workflowObjectStore.databaseBucket,
-        },
+        workflowRestore: config.restoreFrom &&
+            restoredDatabase && {
+                ...config.restoreFrom,
+                databaseCredentials: restoredDatabase,
+                image: UPSTREAM.backupImage,
+                databaseBucket: UPSTREAM.workflowObjectStore.databaseBucket,
+            },
     });
 
     const cost = estimateMonthlyCost({

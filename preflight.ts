@@ -1,4 +1,5 @@
 import * as digitalocean from "@pulumi/digitalocean";
+import * as pulumi from "@pulumi/pulumi";
 import { concerns, PROJECT, StackConfig } from "./config";
 import { PRICES } from "./pricing";
 import { UPSTREAM } from "./catalog";
@@ -80,5 +81,25 @@ async function restoreProblems(source: { region: string; bucket: string }): Prom
     if (!listed.keys.some((k) => k.endsWith("_backup_stop_sentinel.json"))) {
         return [`${key} holds no finished base backup of the database (nothing under ${prefix}): a restore would start Workflow empty ${fixIt}`];
     }
+    const credentials = await restoredDatabaseCredentials(source).catch((error: Error) => error);
+    if (credentials instanceof Error) {
+        return [
+            `${key} holds no readable ${CREDENTIALS_OBJECT} (${credentials.message || "not found"}), the user and password its database opens with: ` +
+                `the stack that made it must have run this program's copy ${fixIt}`,
+        ];
+    }
     return [];
+}
+
+/** Where the copy keeps the database's credentials (components/workflowBackup.ts WORKFLOW_BACKUP.credentialsObject). */
+export const CREDENTIALS_OBJECT = "hephy-doks/database-creds.json";
+
+/** The database user and password the stack that made a backup kept beside it; the password a secret. */
+export async function restoredDatabaseCredentials(source: { region: string; bucket: string }): Promise<{ user: string; password: pulumi.Output<string> }> {
+    const object = await digitalocean.getSpacesBucketObject({ bucket: source.bucket, region: source.region, key: CREDENTIALS_OBJECT });
+    const parsed = JSON.parse(object.body) as { user?: unknown; password?: unknown };
+    if (typeof parsed.user !== "string" || typeof parsed.password !== "string" || parsed.user === "" || parsed.password === "") {
+        throw new Error("it holds no user and password");
+    }
+    return { user: parsed.user, password: pulumi.secret(parsed.password) };
 }

@@ -16,5 +16,7 @@ if ! rclone lsf "minio:${DATABASE_BUCKET}/basebackups_005/" | grep -q '_backup_s
     echo "hephy-doks: the object store holds no finished base backup in ${DATABASE_BUCKET}; the copy in ${BACKUP_BUCKET} is left as it is" >&2
     exit 1
 fi
-rclone sync minio: "spaces:${BACKUP_BUCKET}" --fast-list --stats-one-line --stats 0 -v
+# hephy-doks/ holds what the program keeps beside the copy (the database's credentials): no bucket of
+# minio's, and left alone by the sync.
+rclone sync minio: "spaces:${BACKUP_BUCKET}" --exclude "/hephy-doks/**" --fast-list --stats-one-line --stats 0 -v
 echo "hephy-doks: the object store is copied to ${BACKUP_BUCKET}"

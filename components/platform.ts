@@ -61,11 +61,18 @@ export interface PlatformArgs {
     /** The ingress controller's ServiceAccount, which the admission policy names. */
     ingressServiceAccount: string;
     /** The off-cluster copy of Workflow's object store, and the bucket a new stack restores from; undefined: no copy. */
-    workflowBackup?: Omit<WorkflowBackupArgs, "provider" | "namespace" | "dns" | "objectStore"> & {
+    workflowBackup?: Omit<WorkflowBackupArgs, "provider" | "namespace" | "dns" | "objectStore" | "databaseCredentials"> & {
         objectStore: Pick<WorkflowBackupArgs["objectStore"], "service" | "credentialsSecret" | "databaseBucket">;
     };
     /** A bucket a new stack fills its object store from before Workflow starts (minio's restore), with the image that copies it. */
-    workflowRestore?: { region: string; bucket: string; image: string; databaseBucket: string };
+    workflowRestore?: {
+        region: string;
+        bucket: string;
+        image: string;
+        databaseBucket: string;
+        /** The old stack's database user and password, which the restored data needs. */
+        databaseCredentials: { user: pulumi.Input<string>; password: pulumi.Input<string> };
+    };
 }
 
 /** The key helm-operator reads a `valuesFrom` Secret at by default (fluxcd/helm-operator v1.4.4 pkg/release/values.go). */
@@ -263,7 +270,15 @@ export class Platform extends pulumi.ComponentResource {
                 });
             }
             release("workflow", (namespace) => {
-                const secrets = new WorkflowSecrets(`${name}-workflow`, { provider: args.provider, namespace: namespace.metadata.name }, { parent: this });
+                const secrets = new WorkflowSecrets(
+                    `${name}-workflow`,
+                    {
+                        provider: args.provider,
+                        namespace: namespace.metadata.name,
+                        databaseCredentials: ownChart ? args.workflowRestore?.databaseCredentials : undefined,
+                    },
+                    { parent: this },
+                );
                 workflowAdmin = ownChart ? secrets.admin : undefined;
                 const storage = ownChart
                     ? new WorkflowStorage(
@@ -288,6 +303,7 @@ export class Platform extends pulumi.ComponentResource {
                                       port: args.workflowFacts.apps.objectStore.port,
                                   },
                                   dns: args.workflowFacts.apps.dns,
+                                  databaseCredentials: secrets.database,
                               },
                               { parent: this },
                           )

@@ -18,6 +18,11 @@ export const WORKFLOW_BACKUP = {
     secretKeys: { accessKey: "access-key-id", secretKey: "secret-access-key" },
     /** The copy's script (backup/copy.sh), in a ConfigMap of that name. */
     script: "hephy-doks-backup-script",
+    /**
+     * The object beside the copy that holds the database's user and password, which the restored data
+     * needs; under a prefix the copy and the restore leave alone, as no bucket of minio's has that name.
+     */
+    credentialsObject: "hephy-doks/database-creds.json",
 } as const;
 
 /** The S3 endpoint of a Spaces region (docs.digitalocean.com/products/spaces/reference/s3-compatibility). */
@@ -53,6 +58,8 @@ export interface WorkflowBackupArgs {
     dns: { namespace: string; labels: Record<string, string>; port: number };
     /** A bucket a new stack restores from, which minio's restore reads with a key of its own; undefined when the stack starts empty. */
     restoreFrom?: { region: string; bucket: string };
+    /** The database's user and password, kept in the bucket for a restore. */
+    databaseCredentials: { user: pulumi.Input<string>; password: pulumi.Input<string> };
 }
 
 /**
@@ -98,6 +105,23 @@ export class WorkflowBackup extends pulumi.ComponentResource {
             },
             // The copy must outlive the stack: `pulumi destroy` only forgets the bucket (docs/operations.md
             // says how to delete it on purpose), and a protected stack refuses even that.
+            { parent: this, retainOnDelete: true, protect: args.protect },
+        );
+
+        // A restore brings back a database that only its own user opens (the controller also names its
+        // database after that user: controller v2.22.0 api/settings/production.py DATABASES), so the
+        // credentials stay with the copy, and outlive the stack with it.
+        new digitalocean.SpacesBucketObject(
+            `${name}-backup-database-creds`,
+            {
+                region: args.region,
+                bucket: this.bucket.name,
+                key: WORKFLOW_BACKUP.credentialsObject,
+                acl: "private",
+                // A type the provider's data source returns the body of (getSpacesBucketObject).
+                contentType: "application/json",
+                content: pulumi.secret(pulumi.jsonStringify({ user: args.databaseCredentials.user, password: args.databaseCredentials.password })),
+            },
             { parent: this, retainOnDelete: true, protect: args.protect },
         );
 

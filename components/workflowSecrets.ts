@@ -41,6 +41,11 @@ export interface WorkflowSecretsArgs {
     provider: k8s.Provider;
     /** Workflow's namespace, already created. */
     namespace: pulumi.Input<string>;
+    /**
+     * The database's credentials of the stack a new one restores from: the restored database holds that
+     * user, and the controller names its database after it. Undefined: new ones.
+     */
+    databaseCredentials?: { user: pulumi.Input<string>; password: pulumi.Input<string> };
 }
 
 /** Workflow's credentials and SSH host keys: generated once by Pulumi, stored as Kubernetes Secrets. */
@@ -49,14 +54,21 @@ export class WorkflowSecrets extends pulumi.ComponentResource {
     public readonly secrets: k8s.core.v1.Secret[];
     /** The first admin's credentials, for `deis login`; the password is a secret. */
     public readonly admin: { username: pulumi.Output<string>; password: pulumi.Output<string> };
+    /** The database's user and password (a secret), which a backup keeps beside the data they open. */
+    public readonly database: { user: pulumi.Output<string>; password: pulumi.Output<string> };
 
     constructor(name: string, args: WorkflowSecretsArgs, opts?: pulumi.ComponentResourceOptions) {
         super("hephy-doks:workflowSecrets:WorkflowSecrets", name, {}, opts);
         // Letters and digits only: the images put these in URLs, DSNs and shell commands unquoted.
         const token = (role: string, length: number) => new random.RandomPassword(`${name}-${role}`, { length, special: false }, { parent: this }).result;
         // Postgres folds unquoted names to lower case, so the user name is lower case from the start.
-        const databaseUser = new random.RandomString(`${name}-database-user`, { length: 16, upper: false, numeric: false, special: false }, { parent: this })
-            .result;
+        const databaseUser =
+            args.databaseCredentials?.user ??
+            new random.RandomString(`${name}-database-user`, { length: 16, upper: false, numeric: false, special: false }, { parent: this }).result;
+        this.database = {
+            user: pulumi.output(databaseUser),
+            password: pulumi.secret(args.databaseCredentials?.password ?? token("database-password", 32)),
+        };
         // The builder's SSH host keys in the PEM forms upstream's genPrivateKey gives (PKCS#1 RSA, SEC1
         // ECDSA P-256); RSA at 3072 bits, OpenSSH's default for host keys.
         const rsaHostKey = new tls.PrivateKey(`${name}-builder-ssh-rsa`, { algorithm: "RSA", rsaBits: 3072 }, { parent: this });
@@ -72,7 +84,7 @@ export class WorkflowSecrets extends pulumi.ComponentResource {
             builderSsh: [rsaHostKey.privateKeyPem, ecdsaHostKey.privateKeyPem],
             djangoSecretKey: [token("django-secret-key", 64)],
             deployHookKey: [token("deploy-hook-key", 64)],
-            database: [databaseUser, token("database-password", 32)],
+            database: [this.database.user, this.database.password],
             loggerRedis: [token("logger-redis-password", 32)],
             // The on-cluster object store and its clients share one key pair.
             minioUser: [minioAccessKey, minioSecretKey],

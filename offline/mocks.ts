@@ -47,6 +47,8 @@ export const world = {
     vpcUnreadable: false,
     /** Spaces buckets of the account, as `<region>/<name>`, with their object keys. */
     buckets: {} as Record<string, string[]>,
+    /** The text of objects in those buckets, as `<region>/<bucket>/<key>`. */
+    bucketObjects: {} as Record<string, string>,
     /** Names of the clusters the program under test has declared in this run (the harness clears it). */
     declared: new Set<string>(),
 };
@@ -62,6 +64,7 @@ export function resetWorld(): void {
     world.zones = [...ZONES];
     world.regions = { ...REGIONS };
     world.buckets = {};
+    world.bucketObjects = {};
 }
 
 /** The mocks' clock for credential expiry: the hour the tests started, so every run in a process agrees. */
@@ -250,6 +253,13 @@ export const invokes: Record<string, CallFn> = {
         const direct = keys.filter((k) => !below(k));
         const prefixes = [...new Set(keys.filter(below).map((k) => prefix + k.slice(prefix.length).split(inputs.delimiter)[0] + inputs.delimiter))];
         return { id: inputs.bucket, bucket: inputs.bucket, region: inputs.region, keys: direct, commonPrefixes: prefixes, owners: [] };
+    },
+    "digitalocean:index/getSpacesBucketObject:getSpacesBucketObject": (inputs) => {
+        const body = world.bucketObjects[`${inputs.region}/${inputs.bucket}/${inputs.key}`];
+        if (body === undefined) {
+            throw new Error(`mock getSpacesBucketObject: no object ${inputs.key} in ${inputs.bucket}`);
+        }
+        return { id: inputs.key, bucket: inputs.bucket, region: inputs.region, key: inputs.key, body, contentType: "application/json", metadata: {} };
     },
     "digitalocean:index/getDroplet:getDroplet": (inputs) => {
         const id = Number(inputs.id);

@@ -13,6 +13,13 @@ import { chartArchive, helmReleases, renderRelease } from "../offline/renderRele
 import { Admission, AdmissionRequest, admit } from "./admission";
 import { Cluster, Entity, Pod, reachable } from "./networkPolicies";
 import { S3StandIn } from "./s3StandIn";
+import { kubernetesApi, TestPki, testPki } from "./standIns";
+import { BACKUP_FACTS, checkBackupCopy, DEFAULT_BACKUP_AGE_MINUTES } from "../verify/backups";
+import { kubeConfig } from "../verify/cluster";
+import { parseOptions } from "../verify/main";
+import { parseOutputs } from "../verify/outputs";
+import { FIXED } from "../project";
+import { CREDENTIALS_OBJECT } from "../preflight";
 
 /**
  * The off-cluster copy of Workflow's object store and the restore of a new stack from it: the program's
@@ -31,8 +38,11 @@ const BACKUP = { backupRegion: "fra1" };
 const OLD_BUCKET = "hephy-doks-production-backup-q7w2xa";
 const SENTINEL = "dbwal/basebackups_005/base_000000010000000000000004_00000040_backup_stop_sentinel.json";
 const RESTORE = { ...BACKUP, restoreFrom: `ams3/${OLD_BUCKET}` };
-const withOldBucket = () => {
-    world.buckets[`ams3/${OLD_BUCKET}`] = [SENTINEL, "dbwal/wal_005/000000010000000000000004.lzo", "git/home/app:git-1/push/slug.tgz"];
+/** The old stack's database user and password, which its copy kept beside the data. */
+const OLD_DATABASE = { user: "qwhxzmtkvplrnsoa", password: "Tz8pK2mVx9Lq4Rw7Ny3Hb6Jc1Fd5Gs0A" };
+const withOldBucket = (region = "ams3") => {
+    world.buckets[`${region}/${OLD_BUCKET}`] = [SENTINEL, "dbwal/wal_005/000000010000000000000004.lzo", "git/home/app:git-1/push/slug.tgz"];
+    world.bucketObjects[`${region}/${OLD_BUCKET}/${WORKFLOW_BACKUP.credentialsObject}`] = JSON.stringify(OLD_DATABASE);
 };
 
 /** The Workflow release of a run, rendered as helm-operator's Helm would. */
@@ -115,6 +125,19 @@ describe("the off-cluster copy, as the program declares it", () => {
         assert.deepEqual(plain(secret.inputs).stringData, { "access-key-id": key.state.accessKey, "secret-access-key": key.state.secretKey });
         assert.ok(sentAsSecret(secret.inputs.stringData), "the key reaches the provider as a secret");
         assert.ok(secret.inputDependsOn.includes(`${KEY}::${key.name}`));
+    });
+
+    it("keeps the database's user and password beside the copy, as a secret, in an object pulumi destroy leaves", () => {
+        const object = run.one("digitalocean:index/spacesBucketObject:SpacesBucketObject");
+        const inputs = plain(object.inputs);
+        assert.deepEqual(
+            [inputs.bucket, inputs.region, inputs.key, inputs.acl, inputs.contentType],
+            [plain(run.one(BUCKET).inputs).name, "fra1", WORKFLOW_BACKUP.credentialsObject, "private", "application/json"],
+        );
+        assert.ok(sentAsSecret(object.inputs.content));
+        const creds = plain(run.resources.find((r) => r.type === SECRET && plain(r.inputs).metadata.name === "database-creds")!.inputs).stringData;
+        assert.deepEqual(JSON.parse(inputs.content), { user: creds.user, password: creds.password });
+        assert.deepEqual([object.retainOnDelete, protectedRun.one("digitalocean:index/spacesBucketObject:SpacesBucketObject").protect], [true, true]);
     });
 
     it("mounts that key in the copy job alone, among every pod the program and Workflow's chart run", () => {
@@ -275,6 +298,8 @@ function copyJobOf(run: Run, dir: string): { container: any; script: string } {
     return { container: plain(run.one(CRON_JOB).inputs).spec.jobTemplate.spec.template.spec.containers[0], script };
 }
 
+const CREDENTIALS = JSON.stringify(OLD_DATABASE);
+
 describe("the copy job's script, run by the real rclone against a minio stand-in on a directory and a versioned Spaces stand-in", () => {
     let backupRun: Run;
     let container: any;
@@ -297,6 +322,8 @@ describe("the copy job's script, run by the real rclone against a minio stand-in
         minio = await new S3StandIn(["MINIOACCESSKEY"], { directory: path.join(dir, "volume") }).start();
         spaces = await new S3StandIn(["DO00COPYKEY"], { versioned: true }, "fra1.digitaloceanspaces.com").start();
         spaces.createBucket(bucket);
+        // What the program writes beside the copy (a SpacesBucketObject), before the first copy runs.
+        spaces.put(bucket, WORKFLOW_BACKUP.credentialsObject, CREDENTIALS);
     });
     after(async () => {
         await minio?.stop();
@@ -309,16 +336,16 @@ describe("the copy job's script, run by the real rclone against a minio stand-in
         const ran = await copy();
         assert.equal(ran.status, 1, ran.stderr);
         assert.match(ran.stderr, /the object store holds no finished base backup in dbwal; the copy in hephy-doks-staging-backup-[a-z0-9]{6} is left as it is/);
-        assert.deepEqual([bucketVersions(spaces, bucket), writes()], [[], []]);
+        assert.deepEqual([bucketVersions(spaces, bucket), writes()], [[`${WORKFLOW_BACKUP.credentialsObject} current ${CREDENTIALS}`], []]);
     });
 
-    it("copies every bucket of the store, each under its name, as the store holds them", async () => {
+    it("copies every bucket of the store, each under its name, as the store holds them, leaving what the program keeps beside them", async () => {
         writeTree(path.join(dir, "volume"), STORE);
         const ran = await copy();
         assert.equal(ran.status, 0, ran.stderr);
         assert.match(ran.stdout, /the object store is copied to hephy-doks-staging-backup-/);
-        assert.deepEqual(spaces.objects(bucket), readTree(path.join(dir, "volume")));
-        assert.equal(spaces.versions(bucket).length, Object.keys(STORE).length, "one version of each");
+        assert.deepEqual(spaces.objects(bucket), { ...readTree(path.join(dir, "volume")), [WORKFLOW_BACKUP.credentialsObject]: CREDENTIALS });
+        assert.equal(spaces.versions(bucket).length, Object.keys(STORE).length + 1, "one version of each");
     });
 
     it("keeps what a later copy overwrites or deletes as noncurrent versions, and makes the current objects the store's", async () => {
@@ -337,7 +364,7 @@ describe("the copy job's script, run by the real rclone against a minio stand-in
         });
         const ran = await copy();
         assert.equal(ran.status, 0, ran.stderr);
-        assert.deepEqual(spaces.objects(bucket), readTree(path.join(dir, "volume")));
+        assert.deepEqual(spaces.objects(bucket), { ...readTree(path.join(dir, "volume")), [WORKFLOW_BACKUP.credentialsObject]: CREDENTIALS });
         assert.deepEqual(bucketVersions(spaces, bucket), [
             `${BASE_4}/tar_partitions/part_00000000.tar.lzo current (deleted)`,
             `${BASE_4}/tar_partitions/part_00000000.tar.lzo noncurrent ${STORE[`${BASE_4}/tar_partitions/part_00000000.tar.lzo`]}`,
@@ -349,6 +376,7 @@ describe("the copy job's script, run by the real rclone against a minio stand-in
             "dbwal/wal_005/000000010000000000000006.lzo current wal 6",
             `${SLUG} current slug v2`,
             `${SLUG} noncurrent slug v1`,
+            `${WORKFLOW_BACKUP.credentialsObject} current ${CREDENTIALS}`,
         ]);
     });
 
@@ -423,6 +451,7 @@ describe("restoring a new stack from a copy: the chart's restore, then the datab
         // The old stack's copy key writes the bucket, the new stack's restore key reads it.
         spaces = await new S3StandIn(["DO00COPYKEY", "DO00RESTOREKEY"], { versioned: true }, "ams3.digitaloceanspaces.com").start();
         spaces.createBucket(OLD_BUCKET);
+        spaces.put(OLD_BUCKET, WORKFLOW_BACKUP.credentialsObject, CREDENTIALS);
         const { container, script } = copyJobOf(await sharedRun({ config: BACKUP }), dir);
         const copied = await copyJob(container, script, { minio: oldMinio, spaces }, dir, {
             BACKUP_BUCKET: OLD_BUCKET,
@@ -451,6 +480,13 @@ describe("restoring a new stack from a copy: the chart's restore, then the datab
             .map(({ owner }) => owner);
         assert.deepEqual(readers, ["Deployment/deis-minio"]);
         assert.deepEqual(secretsRead({ containers: minioDeployment.spec.template.spec.containers }), ["minio-user", "minio-user"]);
+    });
+
+    it("gives the new database the old stack's user and password, which the restored data opens with, and keeps them beside its own copy", () => {
+        const creds = restoreRun.resources.find((r) => r.type === SECRET && plain(r.inputs).metadata.name === "database-creds")!;
+        assert.deepEqual(plain(creds.inputs).stringData, OLD_DATABASE);
+        assert.ok(sentAsSecret(creds.inputs.stringData));
+        assert.deepEqual(JSON.parse(plain(restoreRun.one("digitalocean:index/spacesBucketObject:SpacesBucketObject").inputs).content), OLD_DATABASE);
     });
 
     it("renders the restore as minio's init container: rclone pinned by digest, as minio's user, from the bucket's region, into the volume", () => {
@@ -647,11 +683,22 @@ describe("restoreFrom refused before anything is declared", () => {
         ]);
     });
 
+    it("refuses a bucket that holds no database credentials beside its backup, which the restored database opens with", async () => {
+        withOldBucket();
+        delete world.bucketObjects[`ams3/${OLD_BUCKET}/${WORKFLOW_BACKUP.credentialsObject}`];
+        assert.deepEqual(await refused(RESTORE), [
+            `hephy-doks:restoreFrom ams3/${OLD_BUCKET} holds no readable hephy-doks/database-creds.json (not found), the user and password its database opens with: ` +
+                "the stack that made it must have run this program's copy " +
+                "(pulumi config set hephy-doks:restoreFrom <region>/<bucket>, a stack's backupBucket output; or pulumi config rm hephy-doks:restoreFrom)",
+        ]);
+        assert.equal(CREDENTIALS_OBJECT, WORKFLOW_BACKUP.credentialsObject);
+    });
+
     it("reads a bucket without a region in backupRegion, and passes one that holds a finished base backup", async () => {
         withOldBucket();
         const { error } = await programError({ config: { backupRegion: "fra1", restoreFrom: OLD_BUCKET } });
         assert.match(error.message, new RegExp(`restoreFrom fra1/${OLD_BUCKET} is no Spaces bucket`));
-        world.buckets[`fra1/${OLD_BUCKET}`] = world.buckets[`ams3/${OLD_BUCKET}`];
+        withOldBucket("fra1");
         const restored = await sharedRun({ config: { backupRegion: "fra1", restoreFrom: OLD_BUCKET } });
         assert.equal(restored.ofType(KEY).length, 2);
     });
@@ -783,3 +830,67 @@ describe("what the copy job may reach, as Cilium would enforce the policies, and
         );
     });
 });
+
+describe("npm run verify: the age of the newest off-cluster copy, read from a stand-in Kubernetes API", () => {
+    const NOW = Date.parse("2026-12-07T12:00:00Z");
+    const ago = (minutes: number) => new Date(NOW - minutes * 60_000).toISOString();
+    const cronJob = (created: number, lastSuccess?: number) => ({
+        apiVersion: "batch/v1",
+        kind: "CronJob",
+        metadata: { name: BACKUP_FACTS.copyJob.name, namespace: BACKUP_FACTS.copyJob.namespace, creationTimestamp: ago(created) },
+        spec: { schedule: "*/15 * * * *", jobTemplate: { spec: { template: { spec: { containers: [] } } } } },
+        status: lastSuccess === undefined ? {} : { lastSuccessfulTime: ago(lastSuccess), lastScheduleTime: ago(lastSuccess) },
+    });
+    let pki: TestPki;
+    let apiPair: { cert: string; key: string };
+    before(async () => {
+        pki = await testPki("verify-backup");
+        apiPair = await pki.leaf(["127.0.0.1"], ["digital_signature", "server_auth"]);
+    });
+    const check = async (answer: unknown | undefined, maxAge = DEFAULT_BACKUP_AGE_MINUTES) => {
+        const path_ = `/apis/batch/v1/namespaces/${BACKUP_FACTS.copyJob.namespace}/cronjobs/${BACKUP_FACTS.copyJob.name}`;
+        const api = await kubernetesApi(answer === undefined ? {} : { [path_]: answer }, { pair: apiPair, ca: pki.root });
+        try {
+            return await checkBackupCopy(kubeConfig(api.kubeconfig), "hephy-doks-production-backup-q7w2xa", maxAge, NOW);
+        } finally {
+            await api.close();
+        }
+    };
+
+    it("passes a copy younger than the bound, and fails one older, with its age", async () => {
+        assert.deepEqual(await check(cronJob(600, 14)), {
+            id: "backup-copy",
+            target: "hephy-doks-production-backup-q7w2xa",
+            ok: true,
+            evidence: "the newest copy is 14 min old (2026-12-07T11:46:00.000Z), the bound 45 min",
+        });
+        const stale = await check(cronJob(600, 50));
+        assert.deepEqual([stale.ok, stale.evidence], [false, "the newest copy is 50 min old (2026-12-07T11:10:00.000Z), the bound 45 min"]);
+        assert.equal((await check(cronJob(600, 50), 60)).ok, true, "--backup-age moves the bound");
+    });
+
+    it("passes a new CronJob whose first copy is not yet due, fails one that never succeeded, and fails without one", async () => {
+        assert.deepEqual(await check(cronJob(10)), {
+            id: "backup-copy",
+            target: "hephy-doks-production-backup-q7w2xa",
+            ok: true,
+            evidence: "no copy yet: the CronJob is 10 min old, its first copy is due within 45 min",
+        });
+        const never = await check(cronJob(180));
+        assert.deepEqual([never.ok, never.evidence], [false, "no copy has succeeded in the 180 min since the CronJob was made"]);
+        const missing = await check(undefined);
+        assert.equal(missing.ok, false);
+        assert.match(missing.evidence, /404/);
+    });
+
+    it("names the CronJob and its period as the program does, and reads the bound from --backup-age", () => {
+        assert.deepEqual(BACKUP_FACTS.copyJob, { namespace: CATALOG.workflow.namespace, name: WORKFLOW_BACKUP.copyJob });
+        assert.equal(FIXED.backupSchedule, `*/${BACKUP_FACTS.copyEveryMinutes} * * * *`);
+        assert.equal(parseOptions([]).backupAgeMinutes, 45);
+        assert.equal(parseOptions(["--backup-age", "120"]).backupAgeMinutes, 120);
+        assert.throws(() => parseOptions(["--backup-age", "0"]), /--backup-age must be a whole number of minutes from 1 to 10080/);
+        assert.deepEqual(parseOutputs({ ...MINIMAL_OUTPUTS, backupBucket: "b-1" }, "test").backupBucket, "b-1");
+    });
+});
+
+const MINIMAL_OUTPUTS = { platformDomain: "paas.hephy-demo.net", nodeIps: ["203.0.113.10"], kubeconfig: "k", tillerCaCertPem: "c" };

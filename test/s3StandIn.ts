@@ -185,6 +185,11 @@ export class S3StandIn {
         return this.store.buckets();
     }
 
+    /** Writes an object as a client other than the one under test would. */
+    put(bucket: string, key: string, body: string): void {
+        this.store.put(bucket, key, Buffer.from(body), {});
+    }
+
     /** Every version of every key of `bucket`, newest first per key, delete markers included. */
     versions(bucket: string): ObjectVersion[] {
         return this.store.versions(bucket);

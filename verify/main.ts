@@ -1,4 +1,5 @@
 import { parseStrict } from "../scripts/cliArgs";
+import { checkBackupCopy, DEFAULT_BACKUP_AGE_MINUTES } from "./backups";
 import { CHECKS, CheckId, CheckResult, formatResult, jsonReport } from "./checks";
 import * as k8s from "@kubernetes/client-node";
 import { checkRevisions, clusterChecks, IssuedCertificate, kubeConfig, listCertificates } from "./cluster";
@@ -25,6 +26,7 @@ const OPTIONS = {
     "push-name": { type: "string" },
     "dns-server": { type: "string", multiple: true },
     skip: { type: "string", multiple: true },
+    "backup-age": { type: "string" },
     json: { type: "boolean" },
     help: { type: "boolean", short: "h" },
 } as const;
@@ -59,6 +61,7 @@ Options:
   --dns-server HOST   a resolver to ask instead of the system's, repeatable (ns1.digitalocean.com
                       skips every cache)
   --skip CHECK        leave a check out, repeatable: ssh-banner from outside builderSshSources
+  --backup-age MINUTES  the oldest the newest off-cluster copy may be (default ${DEFAULT_BACKUP_AGE_MINUTES})
   --json              print a JSON report instead (for CI)
   -h, --help          this help
 
@@ -94,6 +97,8 @@ export interface Options {
     dnsServers: string[];
     /** Checks not to run, such as ssh-banner from a machine outside hephy-doks:builderSshSources. */
     skip: CheckId[];
+    /** The oldest the newest off-cluster copy may be, in minutes. */
+    backupAgeMinutes: number;
     json: boolean;
     help: boolean;
 }
@@ -122,6 +127,10 @@ export function parseOptions(argv: readonly string[]): Options {
     if (pushName !== undefined && !/^[a-z]([a-z0-9-]*[a-z0-9])?$/.test(pushName)) {
         throw new UsageError(`--push-name must be a Workflow app name (a-z first, then a-z, 0-9 and hyphens, not ending in one), got "${pushName}"`);
     }
+    const backupAge = values["backup-age"] ?? String(DEFAULT_BACKUP_AGE_MINUTES);
+    if (!/^\d+$/.test(backupAge) || Number(backupAge) < 1 || Number(backupAge) > 10080) {
+        throw new UsageError(`--backup-age must be a whole number of minutes from 1 to 10080 (a week), got "${backupAge}"`);
+    }
     const unknown = skip.filter((id) => !(id in CHECKS));
     if (unknown.length > 0) {
         throw new UsageError(`--skip takes a check's name (${Object.keys(CHECKS).join(", ")}), got "${unknown.join('", "')}"`);
@@ -136,6 +145,7 @@ export function parseOptions(argv: readonly string[]): Options {
         pushName,
         dnsServers: values["dns-server"] ?? [],
         skip: skip as CheckId[],
+        backupAgeMinutes: Number(backupAge),
         json: values.json ?? false,
         help: values.help ?? false,
     };
@@ -197,6 +207,7 @@ export async function verify(outputs: StackOutputs, options: Options, reach: Rea
                       workflow,
                   })
                 : [],
+            config && outputs.backupBucket ? checkBackupCopy(config, outputs.backupBucket, options.backupAgeMinutes) : [],
         ]);
         return wanted([api.result, ...results.flat()]);
     };

@@ -16,6 +16,8 @@ export interface StackOutputs {
     builderSsh?: string;
     workflowAdminUsername?: string;
     workflowAdminPassword?: string;
+    /** Present when the stack keeps an off-cluster copy (hephy-doks:backupRegion). */
+    backupBucket?: string;
 }
 
 const STACK_OUTPUT_MS = 60_000;
@@ -61,6 +63,7 @@ export function parseOutputs(raw: unknown, source: string): StackOutputs {
         builderSsh: text("builderSsh", false),
         workflowAdminUsername: text("workflowAdminUsername", false),
         workflowAdminPassword: text("workflowAdminPassword", false),
+        backupBucket: text("backupBucket", false),
     };
     for (const key of ["controllerUrl", "builderSsh"] as const) {
         if (outputs[key] !== undefined && !URL.canParse(outputs[key]!)) problems.push(`${key} must be a URL`);

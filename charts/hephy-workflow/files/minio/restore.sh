@@ -25,6 +25,8 @@ if ! rclone lsf "source:${RESTORE_BUCKET}/${DATABASE_BUCKET}/basebackups_005/" |
 fi
 touch "${restoring}"
 # A copy that stops part way is taken up again at the next start: copy skips what is already there.
-rclone copy "source:${RESTORE_BUCKET}" "${data}" --stats-one-line --stats 0 -v
+# hephy-doks/ holds what the program keeps beside the copy (the database's credentials, which the
+# program reads itself): no bucket of the store.
+rclone copy "source:${RESTORE_BUCKET}" "${data}" --exclude "/hephy-doks/**" --stats-one-line --stats 0 -v
 mv "${restoring}" "${restored}"
 echo "hephy-doks: the object store is restored from ${RESTORE_BUCKET}"

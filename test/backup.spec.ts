@@ -811,18 +811,12 @@ describe("what the copy job may reach, as Cilium would enforce the policies, and
         const builder = "system:serviceaccount:deis:deis-builder";
         const denied = (name: string, req: AdmissionRequest): Admission => admit(spec(name), req);
         assert.deepEqual(denied("guard-builder-pods", request(builder, "deis", buildPod({}))).denied, []);
-        assert.deepEqual(
-            denied("guard-builder-pods", request(builder, "deis", buildPod({ volumes: [{ name: "k", secret: { secretName: WORKFLOW_BACKUP.copySecret } }] })))
-                .denied,
-            ["a build pod mounts no Secret but the object store's keys (objectstorage-keyfile) and its build's environment (<app>-build-env)"],
-        );
+        // One refusal each, whatever the policy's wording.
+        const refusal = (pod: unknown) => denied("guard-builder-pods", request(builder, "deis", pod)).denied.join("; ");
+        assert.match(refusal(buildPod({ volumes: [{ name: "k", secret: { secretName: WORKFLOW_BACKUP.copySecret } }] })), /^a build pod mounts no Secret but/);
         const fromKey = [{ name: "K", valueFrom: { secretKeyRef: { name: WORKFLOW_BACKUP.copySecret, key: "secret-access-key" } } }];
-        assert.deepEqual(denied("guard-builder-pods", request(builder, "deis", buildPod({ env: fromKey }))).denied, [
-            "a build pod reads no Secret into its environment",
-        ]);
-        assert.deepEqual(denied("guard-builder-pods", request(builder, "deis", buildPod({ labels: { app: WORKFLOW_BACKUP.copyJob } }))).denied, [
-            "a build pod carries the label heritage only",
-        ]);
+        assert.match(refusal(buildPod({ env: fromKey })), /^a build pod reads no Secret into its environment$/);
+        assert.match(refusal(buildPod({ labels: { app: WORKFLOW_BACKUP.copyJob } })), /^a build pod carries the label heritage only\b[^;]*$/);
         const controllerPod = { ...buildPod({ labels: { app: WORKFLOW_BACKUP.copyJob } }), metadata: { name: "x", labels: { app: WORKFLOW_BACKUP.copyJob } } };
         assert.ok(
             denied("guard-workflow-namespaces", request("system:serviceaccount:deis:deis-controller", "deis", controllerPod)).denied.length > 0,

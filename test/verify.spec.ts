@@ -1085,6 +1085,7 @@ describe("npm run verify's command line", () => {
             pushName: undefined,
             dnsServers: [],
             skip: [],
+            backupAgeMinutes: 45,
             json: false,
             help: false,
         });

@@ -91,6 +91,18 @@ export const UPSTREAM = {
     workflowObjectStore: { service: "deis-minio", credentialsSecret: "objectstorage-keyfile", databaseBucket: "dbwal" },
     /** Namespaces every cluster has, which no app may be named after. */
     systemNamespaces: ["default", "kube-system", "kube-public", "kube-node-lease"],
+    /**
+     * The image of the node DNS reconciler (incluster/nodedns.py): Workflow's controller, which the
+     * Workflow chart runs (charts/hephy-workflow/values.yaml `controller.image`), for its Python 3.6 and
+     * standard library; no image of the project's own.
+     */
+    nodeDnsImage: "quay.io/hephy/controller:v2.22.0",
+    /**
+     * The labels of the ingress controller's pods, and of none of its release's other pods (its CRD Job's
+     * say `<name>-crdjob`): haproxytech/helm-charts kubernetes-ingress-1.52.1 templates/_helpers.tpl
+     * `kubernetes-ingress.selectorLabels`, with the release's name as the instance.
+     */
+    ingressPodLabels: (releaseName: string) => `app.kubernetes.io/name=kubernetes-ingress,app.kubernetes.io/instance=${releaseName}`,
     /** The ingress controller's ServiceAccount, named by the program (HAProxy's chart `serviceAccount.name`). */
     ingressServiceAccount: "haproxy-ingress-controller",
     /** Name of the Service that serves the project's own charts to helm-operator (components/chartServer.ts). */

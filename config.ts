@@ -41,6 +41,8 @@ export interface StackConfig {
     readonly clusterName: string;
     /** Whether DigitalOcean applies patch releases itself. */
     readonly autoUpgrade: boolean;
+    /** The DNS-only DigitalOcean token of the in-cluster reconciler that moves the records with the nodes (secret); undefined: only `pulumi up` moves them. */
+    readonly dnsToken: string | undefined;
     /** DigitalOcean's weekly maintenance window (UTC). */
     readonly maintenance: { readonly day: MaintenanceDay; readonly startTime: string };
     readonly tls: TlsSettings;
@@ -139,7 +141,10 @@ export function checkConfig(read: ConfigReader, stack: string, presentKeys: read
         workerTag: `${PROJECT}-${nameSafe(stack)}-workers`,
         dnsTtlSeconds: FIXED.dnsTtlSeconds,
         clusterName: `${PROJECT}-${nameSafe(stack)}`,
-        autoUpgrade: values.autoUpgrade,
+        // Without the reconciler a node DigitalOcean replaces in the night keeps its record until the next
+        // `pulumi up`: then the upgrade waits for a run too, unless the stack says otherwise.
+        autoUpgrade: values.autoUpgrade ?? values.dnsToken !== undefined,
+        dnsToken: values.dnsToken,
         maintenance: { day: values.maintenanceDay, startTime: values.maintenanceStartTime },
         tls: {
             keyAlgorithm: values.tlsKeyAlgorithm,

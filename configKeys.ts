@@ -162,8 +162,13 @@ export const KEYS = {
     workflowStorageGib: integer("workflowStorageGib", 10, FIXED.workflowStorageGibMin, FIXED.workflowStorageGibMax, "20"),
     /** Workflow's image registry (Dockerfile builds, deis pull) on a block-storage volume: $1 a month at 10 GiB. */
     registryStorageGib: integer("registryStorageGib", 10, FIXED.workflowStorageGibMin, FIXED.workflowStorageGibMax, "20"),
-    /** DigitalOcean applies patch releases (security fixes) itself, in the maintenance window. */
-    autoUpgrade: boolean("autoUpgrade", true),
+    /**
+     * DigitalOcean applies patch releases (security fixes) itself, in the maintenance window. Unset, it
+     * follows dnsToken (config.ts): on when DNS follows the nodes, off when only `pulumi up` moves it.
+     */
+    autoUpgrade: key(undefined as boolean | undefined, (raw, problems) =>
+        raw === undefined ? undefined : boolean("autoUpgrade", true).read(raw, problems, ""),
+    ),
     /** A weekend night, UTC. */
     maintenanceDay: text<MaintenanceDay>(
         "maintenanceDay",
@@ -183,6 +188,19 @@ export const KEYS = {
     releaseSecretValues: key(undefined, (raw, problems) => parseSecretValues(raw, `${PROJECT}:releaseSecretValues`, problems)),
     /** Services the admission policy lets be NodePort or LoadBalancer: none. */
     exposedServices: key([] as readonly string[], (raw, problems) => parseServiceList(raw, problems, [])),
+    /**
+     * A DigitalOcean token with the `domain` scopes only, for the in-cluster reconciler that moves the
+     * platform's records with the nodes; unset, they move only at `pulumi up`. Its value is never shown.
+     */
+    dnsToken: key(undefined as string | undefined, (raw, problems): string | undefined => {
+        if (raw !== undefined && !/^dop_v1_[0-9a-f]{64}$/.test(raw)) {
+            problems.push(
+                `${PROJECT}:dnsToken must be a DigitalOcean personal access token (dop_v1_ and 64 hex digits) with the domain:read, domain:create, domain:update and domain:delete scopes only (its value is not shown: it is a secret) ${fix("dnsToken", "<token>").replace("config set", "config set --secret")}`,
+            );
+            return undefined;
+        }
+        return raw;
+    }),
     /** Empty: DigitalOcean gives the stack's VPC a /20 that overlaps no other network of the account. */
     vpcIpRange: key("", (raw, problems): string => {
         const range = raw ?? "";

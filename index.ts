@@ -1,19 +1,27 @@
 import * as path from "node:path";
+import * as pulumi from "@pulumi/pulumi";
 import { ChartServer, chartServerUrl } from "./components/chartServer";
 import { DoksCluster } from "./components/cluster";
 import { NodeDns } from "./components/dns";
+import { NodeDnsReconciler } from "./components/nodeDnsReconciler";
 import { HELM_OPERATOR, HelmOperator } from "./components/helmOperator";
 import { Tiller } from "./components/tiller";
 import { AdmissionGuards } from "./components/admissionGuards";
 import { Platform } from "./components/platform";
 import { TillerPki } from "./components/tillerPki";
 import { UPSTREAM, certManagerCrdUrl, chartRepositories, protectedNamespaces, serviceAccountUser, workflowServiceAccounts } from "./catalog";
-import { ConfigError, concerns, FIXED, readConfig } from "./config";
+import { ConfigError, concerns, FIXED, PROJECT, readConfig } from "./config";
 import { accountProblems, restoredDatabaseCredentials } from "./preflight";
 import { checkCompatibility, findRunningCluster, resolveKubernetesVersion, supportedByReleases } from "./kubernetesVersion";
 import { chooseVpc, regionHasDefaultVpc } from "./vpc";
 import { estimateMonthlyCost } from "./pricing";
 import { workflowNextSteps, workflowOutputs } from "./workflowAccess";
+
+/** The node DNS reconciler's code and the shared in-cluster Kubernetes client it imports. */
+const NODE_DNS_CODE = {
+    program: path.join(__dirname, "incluster", "nodedns.py"),
+    kubeclient: path.join(__dirname, "charts", "hephy-workflow", "files", "lib", "kubeclient.py"),
+};
 
 // An async program: config and the Kubernetes version are checked before any resource is declared.
 export = async () => {
@@ -71,13 +79,21 @@ export = async () => {
         vpc,
     });
 
+    const recordName = `*.${config.platformSubdomain}`;
     const dns = new NodeDns(config.namePrefix, {
         domain: config.domain,
-        recordName: `*.${config.platformSubdomain}`,
+        recordName,
         nodeCount: config.nodeCount,
         nodes: cluster.nodes,
         ttl: config.dnsTtlSeconds,
+        declareRecords: config.dnsToken === undefined,
     });
+    if (config.dnsToken === undefined) {
+        pulumi.log.warn(
+            `*.${config.platformDomain} moves to new nodes only at pulumi up: a node DigitalOcean replaces (an upgrade, an auto-repair) keeps a dead record until the next run. ` +
+                `Give the stack a DNS-only token and the in-cluster reconciler moves it within a minute (pulumi config set --secret ${PROJECT}:dnsToken <token>; docs/operations.md, "DNS that follows the nodes")`,
+        );
+    }
 
     const pki = new TillerPki(config.namePrefix, {
         ...config.tls,
@@ -180,6 +196,23 @@ export = async () => {
             },
     });
 
+    if (config.dnsToken !== undefined) {
+        new NodeDnsReconciler(config.namePrefix, {
+            provider: cluster.provider,
+            namespace: config.releases.ingress.namespace,
+            domain: config.domain,
+            recordName,
+            ttl: FIXED.nodeDnsTtlSeconds,
+            ingressSelector: UPSTREAM.ingressPodLabels(config.releases.ingress.releaseName),
+            ipv6: false,
+            token: pulumi.secret(config.dnsToken),
+            image: UPSTREAM.nodeDnsImage,
+            resyncSeconds: FIXED.nodeDnsResyncSeconds,
+            code: NODE_DNS_CODE,
+            dependsOn: platform.helmReleases.ingress ? [platform.helmReleases.ingress] : [],
+        });
+    }
+
     const cost = estimateMonthlyCost({
         ...config,
         workflowVolumeGib: platform.workflowVolume ? config.workflowStorageGib : 0,
@@ -194,6 +227,8 @@ export = async () => {
         kubernetesVersion: cluster.cluster.version,
         platformDomain: config.platformDomain,
         nodeIps: dns.nodeIps,
+        // Who moves *.<platformDomain> to new nodes, which npm run verify reports.
+        dnsFollowsNodes: config.dnsToken !== undefined,
         // Services allowed to be LoadBalancer or NodePort, which npm run verify leaves alone.
         exposedServices: config.exposedServices,
         tillerCaCertPem: pki.caCertPem,

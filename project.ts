@@ -11,6 +11,13 @@ export const FIXED = {
      */
     dnsTtlSeconds: 60,
     /**
+     * The TTL of the records the in-cluster reconciler publishes (incluster/nodedns.py): DigitalOcean's
+     * minimum, and the mark by which it knows its own records from those `pulumi up` wrote (dnsTtlSeconds).
+     */
+    nodeDnsTtlSeconds: 30,
+    /** Between the reconciler's full passes; it watches nodes and pods in between, so changes land sooner. */
+    nodeDnsResyncSeconds: 30,
+    /**
      * A kubeconfig credential that expires within this many hours is renewed before the run uses it:
      * longer than the longest run (the cluster, then three releases of up to 15 minutes each).
      */

@@ -12,6 +12,11 @@ export interface NodeDnsArgs {
     nodes: pulumi.Input<pulumi.Input<PoolNode>[]>;
     /** Record TTL in seconds. */
     ttl: number;
+    /**
+     * Whether this program writes the records. False once the in-cluster reconciler owns them
+     * (NodeDnsReconciler): the addresses are still read, for `npm run verify`.
+     */
+    declareRecords: boolean;
 }
 
 /** What NodeDns reads of a node of the pool. */
@@ -75,6 +80,9 @@ export class NodeDns extends pulumi.ComponentResource {
             const dropletId = published.apply((list) => Number(list[i].dropletId));
             const droplet = digitalocean.getDropletOutput({ id: dropletId }, { parent: this });
             ips.push(droplet.ipv4Address);
+            if (!args.declareRecords) {
+                continue;
+            }
             this.records.push(
                 new digitalocean.DnsRecord(
                     `${name}-node-${i}`,

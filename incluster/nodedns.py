@@ -241,8 +241,12 @@ def reconcile(api, publisher, settings):
 
 
 def deployment_gone(api, namespace, name):
+    """
+    Whether the stack no longer runs this reconciler: its Deployment is gone or going, or so are the
+    rights and the ServiceAccount the stack gave it (a teardown deletes them right after the Deployment).
+    """
     status, answer = api.json('GET', '/apis/apps/v1/namespaces/{}/deployments/{}'.format(namespace, name))
-    return status == 404 or (status == 200 and bool(answer['metadata'].get('deletionTimestamp')))
+    return status in (401, 403, 404) or (status == 200 and bool(answer['metadata'].get('deletionTimestamp')))
 
 
 def main(argv):

@@ -44,7 +44,9 @@ describe("parseConfig", () => {
             workerTag: "hephy-doks-staging-workers",
             dnsTtlSeconds: 60,
             clusterName: "hephy-doks-staging",
-            autoUpgrade: true,
+            // Without dnsToken a replaced node's record moves only at pulumi up: upgrades wait for a run too.
+            autoUpgrade: false,
+            dnsToken: undefined,
             maintenance: { day: "sunday", startTime: "03:00" },
             tls: { keyAlgorithm: "ECDSA-P256", caValidityHours: 87600, certValidityHours: 8760, earlyRenewalHours: 720 },
             tillerHistoryMax: 10,
@@ -243,6 +245,11 @@ describe("parseConfig", () => {
             /^hephy-doks:maintenanceStartTime must be a UTC time of day as HH:MM, .* got "3am"/,
         ],
         ["bad autoUpgrade", { ...REQUIRED, autoUpgrade: "sometimes" }, /^hephy-doks:autoUpgrade must be true or false, got "sometimes"/],
+        [
+            "a DNS token that is no DigitalOcean personal access token, not shown",
+            { ...REQUIRED, dnsToken: "hunter2-secret" },
+            /^hephy-doks:dnsToken must be a DigitalOcean personal access token \(dop_v1_ and 64 hex digits\) with the domain:read, domain:create, domain:update and domain:delete scopes only \(its value is not shown: it is a secret\) \(pulumi config set --secret hephy-doks:dnsToken <token>\)$/,
+        ],
         [
             "secret values that are not JSON",
             { ...REQUIRED, releaseSecretValues: "password=hunter2" },

@@ -260,6 +260,15 @@ describe("the node DNS reconciler (incluster/nodedns.py), under python3 against 
         assert.ok(tornDown.log.includes(`hephy-doks node-dns: ${FQDN} A 203.0.113.1 deleted at teardown: 204`), tornDown.log.join("\n"));
         assert.deepEqual(dns.published(), []);
         assert.equal([...dns.records.values()].filter((r) => r.name.startsWith("hephy-doks-retired-")).length, 1, "another owner's stays");
+        // Its rights already gone (the teardown deletes them next): a teardown too.
+        kube.deployment.exists = true;
+        fs.rmSync(path.join(work, "ready"));
+        const republished = await stop();
+        assert.deepEqual(dns.published(), ["203.0.113.1"], republished.log.join("\n"));
+        kube.fail("/apis/apps/v1/", 403);
+        fs.rmSync(path.join(work, "ready"));
+        await stop();
+        assert.deepEqual(dns.published(), []);
     });
 
     it("parses as the controller image's Python 3.6, with the standard library and the shared client only", () => {

@@ -7,7 +7,7 @@ import * as YAML from "yaml";
 import { CATALOG, UPSTREAM } from "../catalog";
 import { INGRESS_CLASS } from "../components/releaseValues";
 import { helmTemplateWith, sha256 } from "../offline/helm";
-import { plain, Run, kubernetesModel, sharedRun } from "../offline/harness";
+import { plain, Run, kubernetesModel, runProgram, sharedRun } from "../offline/harness";
 import { find, K8sObject, minors, notServed, parseManifest, podSpecs } from "../offline/manifests";
 import { ASSEMBLED_FIXTURES, CHART_FIXTURES, chartArchive, helmReleases, renderRelease } from "../offline/renderReleases";
 import { ReleaseKey, RepositoryChart } from "../types";
@@ -138,6 +138,21 @@ describe("the third-party releases, rendered by Helm 3.8.1 (Go 1.17) from their 
             const container = pod.containers[0];
             return { objects, pod, container, args: container.args as string[] };
         };
+
+        it("labels its pods as the node DNS reconciler selects them, and no other pod of the release", async () => {
+            const withToken = await runProgram({ config: { dnsToken: `dop_v1_${"ab".repeat(32)}` } });
+            const env = plain(withToken.one("kubernetes:apps/v1:Deployment", "staging-node-dns").inputs).spec.template.spec.containers[0].env;
+            const selector = env
+                .find((e: any) => e.name === "INGRESS_SELECTOR")
+                .value.split(",")
+                .map((term: string) => term.split("="));
+            const objects = rendered.get("ingress")!.get(CATALOG.ingress.kubernetes.max)!;
+            const selected = objects.filter((o) => selector.every(([key, value]: string[]) => o.spec?.template?.metadata?.labels?.[key] === value));
+            assert.deepEqual(
+                selected.map((o) => o.kind),
+                ["DaemonSet"],
+            );
+        });
 
         it("runs on every node's host network, bound to 80 and 443 there, with 2222 declared", () => {
             for (const minor of minors(CATALOG.ingress.kubernetes)) {

@@ -1,0 +1,257 @@
+import * as assert from "node:assert/strict";
+import { ChildProcess, spawn, spawnSync } from "node:child_process";
+import * as crypto from "node:crypto";
+import * as fs from "node:fs";
+import * as net from "node:net";
+import * as os from "node:os";
+import * as path from "node:path";
+import * as zlib from "node:zlib";
+import { ROOT } from "../offline/harness";
+
+const SCRIPT = path.join(ROOT, "charts", "hephy-workflow", "files", "build", "cnb-build.sh");
+const STANDIN = path.join(ROOT, "test", "build");
+/** Debian's packages, which .ci/run installs: distribution 2.8 (`docker-registry`) and skopeo. */
+const TOOLS = ["docker-registry", "skopeo", "python3", "tar"];
+
+function freePort(): Promise<number> {
+    return new Promise((resolve, reject) => {
+        const server = net.createServer().listen(0, "127.0.0.1", () => {
+            const { port } = server.address() as net.AddressInfo;
+            server.close(() => resolve(port));
+        });
+        server.on("error", reject);
+    });
+}
+
+async function listening(port: number, timeoutMs = 10000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+        const connected = await new Promise<boolean>((resolve) => {
+            const socket = net.connect(port, "127.0.0.1", () => resolve(socket.end() !== undefined)).on("error", () => resolve(false));
+        });
+        if (connected) return;
+        if (Date.now() > deadline) throw new Error(`nothing listens on 127.0.0.1:${port}`);
+        await new Promise((r) => setTimeout(r, 50));
+    }
+}
+
+/** A one-layer OCI image layout in `dir`, for the stand-in to push: what an export sends, in small. */
+function ociLayout(dir: string): void {
+    const blobs = path.join(dir, "blobs", "sha256");
+    fs.mkdirSync(blobs, { recursive: true });
+    const put = (data: Buffer) => {
+        const digest = crypto.createHash("sha256").update(data).digest("hex");
+        fs.writeFileSync(path.join(blobs, digest), data);
+        return { digest: `sha256:${digest}`, size: data.length };
+    };
+    const layer = zlib.gzipSync(Buffer.alloc(1024)); // an empty tar archive: two zero blocks
+    const diffId = `sha256:${crypto.createHash("sha256").update(Buffer.alloc(1024)).digest("hex")}`;
+    const config = put(Buffer.from(JSON.stringify({ architecture: "amd64", os: "linux", config: {}, rootfs: { type: "layers", diff_ids: [diffId] } })));
+    const manifest = put(
+        Buffer.from(
+            JSON.stringify({
+                schemaVersion: 2,
+                mediaType: "application/vnd.oci.image.manifest.v1+json",
+                config: { mediaType: "application/vnd.oci.image.config.v1+json", ...config },
+                layers: [{ mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", ...put(layer) }],
+            }),
+        ),
+    );
+    fs.writeFileSync(path.join(dir, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
+    fs.writeFileSync(
+        path.join(dir, "index.json"),
+        JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: "application/vnd.oci.image.manifest.v1+json", ...manifest }] }),
+    );
+}
+
+interface Build {
+    status: number | null;
+    log: string;
+    args: string[];
+    procfile?: string;
+    seconds: number;
+}
+
+/**
+ * The chart's cnb-build.sh, as the build container runs it, around a stand-in of the lifecycle's creator
+ * (test/build/creator) that pushes to a real distribution registry on loopback. The procfile-upload
+ * sidecar's part is played by the test: it answers the handoff as that container does.
+ */
+describe("a buildpack build's script (files/build/cnb-build.sh), around a stand-in lifecycle and a real registry", function () {
+    this.timeout(30000);
+    const work = fs.mkdtempSync(path.join(os.tmpdir(), "hephy-doks-cnb-"));
+    let registry: ChildProcess | undefined;
+    let address: string;
+
+    before(async function () {
+        const missing = TOOLS.filter((t) => spawnSync("sh", ["-c", `command -v ${t}`]).status !== 0);
+        if (missing.length > 0) {
+            if (process.env.CI === "true") throw new Error(`missing ${missing.join(", ")}: .ci/run installs them (apt-get install docker-registry skopeo)`);
+            console.warn(`skipping the buildpack build's script: missing ${missing.join(", ")} (apt-get install docker-registry skopeo)`);
+            this.skip();
+        }
+        const port = await freePort();
+        const config = path.join(work, "registry.yml");
+        fs.writeFileSync(
+            config,
+            `version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: ${work}/registry\nhttp:\n  addr: 127.0.0.1:${port}\n`,
+        );
+        registry = spawn("docker-registry", ["serve", config], { stdio: "ignore" });
+        await listening(port);
+        address = `127.0.0.1:${port}`;
+        ociLayout(path.join(work, "image"));
+    });
+
+    after(() => {
+        registry?.kill();
+        fs.rmSync(work, { recursive: true, force: true });
+    });
+
+    /** Runs the script on a source tree, with the build container's environment, answering its handoff with `upload`. */
+    async function build(
+        files: Record<string, string>,
+        env: Record<string, string> = {},
+        upload: "uploaded" | "upload-failed" | "none" = "uploaded",
+    ): Promise<Build> {
+        const dir = fs.mkdtempSync(path.join(work, "pod-"));
+        const [app, layers, platform, handoff] = ["workspace", "layers", "platform", "handoff"].map((d) => path.join(dir, d));
+        for (const d of [app, layers, path.join(platform, "env"), handoff]) fs.mkdirSync(d, { recursive: true });
+        for (const [name, text] of Object.entries(files)) fs.writeFileSync(path.join(app, name), text);
+        const record = path.join(dir, "creator-args");
+        const started = Date.now();
+        const child = spawn("bash", [SCRIPT], {
+            env: {
+                PATH: process.env.PATH,
+                REGISTRY: address,
+                PUT_PATH: "home/myapp:git-1f2e3d4c/push",
+                CACHE_PATH: "home/myapp/cache",
+                HANDOFF: handoff,
+                CNB_APP_DIR: app,
+                CNB_LAYERS_DIR: layers,
+                CNB_PLATFORM_DIR: platform,
+                CNB_LIFECYCLE_DIR: STANDIN,
+                STANDIN_RECORD: record,
+                STANDIN_IMAGE: path.join(work, "image"),
+                FAIL_WAIT_SECONDS: "0",
+                UPLOAD_WAIT_SECONDS: "5",
+                ...env,
+            },
+        });
+        let log = "";
+        child.stdout!.on("data", (d) => (log += d));
+        child.stderr!.on("data", (d) => (log += d));
+        const ended = new Promise<number | null>((resolve) => child.on("close", resolve));
+        let answered = upload === "none";
+        const poll = setInterval(() => {
+            if (!answered && fs.existsSync(path.join(handoff, "Procfile"))) {
+                answered = true;
+                fs.writeFileSync(path.join(handoff, upload), upload === "upload-failed" ? "objstorage: access denied" : "");
+            }
+        }, 20);
+        const status = await ended;
+        clearInterval(poll);
+        const procfile = path.join(handoff, "Procfile");
+        return {
+            status,
+            log,
+            args: fs.existsSync(record) ? fs.readFileSync(record, "utf8").trim().split("\n") : [],
+            procfile: fs.existsSync(procfile) ? fs.readFileSync(procfile, "utf8") : undefined,
+            seconds: (Date.now() - started) / 1000,
+        };
+    }
+
+    const tags = async (repository: string): Promise<string[]> =>
+        ((await (await fetch(`http://${address}/v2/${repository}/tags/list`)).json()).tags ?? []).sort();
+
+    it("builds and pushes <app>:git-<sha> to the stack's registry, with the layer cache and the previous build beside it", async () => {
+        const result = await build({ Procfile: "web: gunicorn app:app\nworker: python worker.py\n", "requirements.txt": "gunicorn\n" });
+        assert.equal(result.status, 0, result.log);
+        assert.deepEqual(result.args, [
+            `-app=${result.args[0].slice(5)}`,
+            result.args[1],
+            result.args[2],
+            "-log-level=info",
+            `-cache-image=${address}/myapp:cnb-cache`,
+            `-previous-image=${address}/myapp:cnb-latest`,
+            `-tag=${address}/myapp:cnb-latest`,
+            `${address}/myapp:git-1f2e3d4c`,
+        ]);
+        assert.match(result.args[1], /^-layers=.*\/layers$/);
+        assert.match(result.args[2], /^-platform=.*\/platform$/);
+        assert.deepEqual(await tags("myapp"), ["cnb-cache", "cnb-latest", "git-1f2e3d4c"]);
+        const manifest = await fetch(`http://${address}/v2/myapp/manifests/git-1f2e3d4c`, {
+            method: "HEAD",
+            headers: { Accept: "application/vnd.oci.image.manifest.v1+json" },
+        });
+        assert.equal(manifest.status, 200, "the name the controller deploys, 127.0.0.1:5555/myapp:git-1f2e3d4c on a node");
+    });
+
+    it("passes the lifecycle's lines on to git push in order, and hands the build's process types to the builder", async () => {
+        const result = await build({ Procfile: "web: gunicorn app:app\nworker: python worker.py\n" });
+        assert.equal(result.status, 0, result.log);
+        const lines = result.log.split("\n");
+        const expected = ["-----> Building myapp:git-1f2e3d4c with Cloud Native Buildpacks", "===> DETECTING", "heroku/python 6.5.3", "===> EXPORTING"];
+        const at = expected.map((l) => lines.indexOf(l));
+        assert.ok(
+            at.every((i, n) => i >= 0 && (n === 0 || i > at[n - 1])),
+            result.log,
+        );
+        assert.deepEqual(JSON.parse(result.procfile!), { web: "gunicorn app:app", worker: "python worker.py" });
+        assert.match(result.log, /-----> Process types: \{"web": "gunicorn app:app"/);
+    });
+
+    it("takes a buildpack's default process when the app has no Procfile", async () => {
+        const result = await build({ "package.json": "{}" });
+        assert.equal(result.status, 0, result.log);
+        assert.deepEqual(JSON.parse(result.procfile!), { web: "npm start" });
+    });
+
+    it("builds without the cache when the app set DEIS_DISABLE_CACHE (the builder then gives no CACHE_PATH)", async () => {
+        const result = await build({ Procfile: "web: ./run\n" }, { CACHE_PATH: "" });
+        assert.equal(result.status, 0, result.log);
+        assert.ok(result.args.includes("-skip-restore"));
+        assert.ok(!result.args.some((a) => a.startsWith("-cache-image") || a.startsWith("-previous-image")), result.args.join(" "));
+        assert.ok(result.args.includes(`-tag=${address}/myapp:cnb-latest`));
+    });
+
+    it("fails the push with the lifecycle's exit code and a line that says which phase, after the lifecycle's own output", async () => {
+        const cases: [string, string, RegExp][] = [
+            ["20", "DETECTING", /no buildpack recognised the app/],
+            ["51", "BUILDING", /the app failed to build \(the buildpack's output above says why\)/],
+            ["62", "EXPORTING", /could not be pushed to the stack's registry/],
+            ["42", "RESTORING", /previous build's layers could not be read .* DEIS_DISABLE_CACHE/],
+        ];
+        for (const [code, phase, message] of cases) {
+            const result = await build({ Procfile: "web: ./run\n" }, { STANDIN_EXIT: code, STANDIN_FAIL_AT: phase }, "none");
+            assert.equal(String(result.status), code, result.log);
+            assert.match(result.log, message);
+            assert.ok(result.log.indexOf(`ERROR: failed to ${phase}`) < result.log.search(message), "the lifecycle's own error comes first");
+            assert.equal(result.procfile, undefined);
+        }
+    });
+
+    it("waits before exiting on a failure, as slugbuilder did, so the last lines reach git push", async () => {
+        const result = await build({ Procfile: "web: ./run\n" }, { STANDIN_EXIT: "51", STANDIN_FAIL_AT: "BUILDING", FAIL_WAIT_SECONDS: "1" }, "none");
+        assert.equal(result.status, 51);
+        assert.ok(result.seconds >= 1, `${result.seconds} s`);
+    });
+
+    it("refuses BUILDPACK_URL with what to do, before building anything", async () => {
+        const result = await build({ Procfile: "web: ./run\n" }, { BUILDPACK_URL: "https://github.com/heroku/heroku-buildpack-python#v193" }, "none");
+        assert.equal(result.status, 2);
+        assert.match(result.log, /BUILDPACK_URL is set .* cannot run a classic buildpack fetched by URL\. Run 'deis config:unset BUILDPACK_URL'/);
+        assert.deepEqual(result.args, [], "the lifecycle never ran");
+    });
+
+    it("fails when the process types cannot be stored, with the upload's error, and when the pod is not the webhook's", async () => {
+        const failed = await build({ Procfile: "web: ./run\n" }, {}, "upload-failed");
+        assert.equal(failed.status, 1);
+        assert.match(failed.log, /process types could not be stored for the builder \(objstorage: access denied\)/);
+        const unchanged = await build({ Procfile: "web: ./run\n" }, { HANDOFF: "" }, "none");
+        assert.equal(unchanged.status, 2);
+        assert.match(unchanged.log, /HANDOFF is not set \(was the pod changed by the build-pod webhook\?\)/);
+        const badPath = await build({ Procfile: "web: ./run\n" }, { PUT_PATH: "home/../x/push" }, "none");
+        assert.equal(badPath.status, 2);
+        assert.match(badPath.log, /is not home\/<app>:git-<sha>\/push/);
+    });
+});

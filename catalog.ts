@@ -66,6 +66,14 @@ export const UPSTREAM = {
          * verified pin of the program (docs/workflow.md, "Dockerfile builds").
          */
         dockerfileBuild: "quay.io/buildah/stable@sha256:56e6ebc9bb71c8303b1968fb51304d3512e14a1b8c730bd0b27ebdf772a34ceb",
+        /**
+         * Heroku's Cloud Native Buildpacks builder for its heroku-24 stack (heroku/cnb-builder-images
+         * builder-24/builder.toml: Ubuntu 24.04, lifecycle 0.21.12, Heroku's CNB buildpacks and
+         * heroku/procfile); its build user is uid and gid 1000 (heroku/base-images heroku-24-build/Dockerfile).
+         * The digest is the tag's multi-arch index as another public project pins it, not resolved here;
+         * heroku/builder:26 is now the recommended tag, but no digest of it could be found.
+         */
+        cnbBuild: "docker.io/heroku/builder:24@sha256:e4ead318bb7027bf2b224569cf47b972c62226595d3dc2eba09f1ed912bb320d",
     },
     /**
      * The build container the build-pod webhook makes of the builder's Dockerfile build pod
@@ -77,6 +85,17 @@ export const UPSTREAM = {
         command: ["/bin/sh", "/opt/hephy-doks/build/dockerfile-build.sh"],
         scriptMount: "/opt/hephy-doks/build",
         scriptConfigMap: "deis-dockerfile-build",
+    },
+    /**
+     * The build container the build-pod webhook makes of the builder's buildpack (slugbuild) pod
+     * (charts/hephy-workflow files/build/admission.py `cnb_build`, files/build/cnb-build.sh): unprivileged,
+     * labelled so the registry admits it.
+     */
+    workflowCnbBuild: {
+        podNamePrefix: "slugbuild-",
+        command: ["/bin/bash", "/opt/hephy-doks/cnb/cnb-build.sh"],
+        scriptMount: "/opt/hephy-doks/cnb",
+        scriptConfigMap: "deis-cnb-build",
     },
     /**
      * The image of the object store's off-cluster copy and of its restore: rclone's own (rclone/rclone on

@@ -133,6 +133,7 @@ export = async () => {
         protectedNamespaces: platformNamespaces,
         workflowNamespace: config.releases.workflow.namespace,
         dockerfileBuild: { image: UPSTREAM.workflowBuildImages.dockerfileBuild, ...UPSTREAM.workflowDockerfileBuild },
+        cnbBuild: UPSTREAM.workflowCnbBuild,
     });
 
     const workflowChart = config.releases.workflow.chart;

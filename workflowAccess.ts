@@ -2,12 +2,14 @@ import { UPSTREAM } from "./catalog";
 
 /** What Workflow on DOKS does and does not do (docs/workflow.md has the reasons). */
 export const WORKFLOW_LIMITS =
-    "Works: buildpack apps by git push (built by slugbuilder on heroku-18, a stack Heroku ended in 2023: a build may fail) and " +
+    "Works: buildpack apps by git push (Python, Node.js, Ruby, Go, Java, PHP, Scala, .NET: built with Cloud Native Buildpacks on " +
+    "heroku/builder:24, Ubuntu 24.04, and run from that image with the Procfile's process types; BUILDPACK_URL is refused; apps " +
+    "deployed as slugs keep running, and their next push builds the new way) and " +
     "apps with a Dockerfile by git push (Dockerfiles build rootless with buildah, without a Docker daemon, into the stack's own " +
     "registry), each served over HTTPS with a Let's Encrypt certificate, deis pull of images from public registries (copied " +
     "into that registry; the port comes from the image's EXPOSE, or PORT), deis logs, and deis domains, certs, tls, whitelist " +
     "and maintenance (a route reconciler gives them effect). " +
-    "Not yet run on a live cluster: the Dockerfile build pod itself (verify with npm run verify -- --push). " +
+    "Not yet run on a live cluster: the Dockerfile and buildpack build pods themselves (verify with npm run verify -- --push). " +
     "Data: slugs and database backups live on a DigitalOcean volume that outlives node replacements; the database restores " +
     "from them when it restarts, losing at most its last minute of writes. See docs/workflow.md.";
 

@@ -25,6 +25,8 @@ export interface AdmissionGuardsArgs {
      * pods allowed seccomp and AppArmor Unconfined (rootless buildah makes a user namespace).
      */
     dockerfileBuild: { image: string; podNamePrefix: string; command: readonly string[]; scriptMount: string; scriptConfigMap: string };
+    /** The builder's buildpack build pods, which the build-pod webhook makes CNB builds, unprivileged. */
+    cnbBuild: { podNamePrefix: string };
 }
 
 /** A CEL list literal of strings. */
@@ -258,11 +260,13 @@ export class AdmissionGuards extends pulumi.ComponentResource {
                 matchConditions: byUsers("workflow-builder", [args.workflowUsers.builder]),
                 validations: [
                     {
-                        // The build-pod webhook labels the Dockerfile builds it makes, which the registry admits.
+                        // The build-pod webhook labels the builds it makes, Dockerfile and CNB, which the registry admits.
                         expression:
-                            "!has(object.metadata.labels) || object.metadata.labels.all(key, key == 'heritage' || " +
-                            `(key == 'hephy-doks/build' && object.metadata.name.startsWith('${args.dockerfileBuild.podNamePrefix}')))`,
-                        message: "a build pod carries the label heritage only (and a Dockerfile build, hephy-doks/build)",
+                            "!has(object.metadata.labels) || object.metadata.labels.all(key, key == 'heritage' || (key == 'hephy-doks/build' && (" +
+                            `(object.metadata.name.startsWith('${args.dockerfileBuild.podNamePrefix}') && object.metadata.labels[key] == 'dockerfile') || ` +
+                            `(object.metadata.name.startsWith('${args.cnbBuild.podNamePrefix}') && object.metadata.labels[key] == 'cnb'))))`,
+                        message:
+                            "a build pod carries the label heritage only (and hephy-doks/build: dockerfile on a Dockerfile build, cnb on a buildpack build)",
                     },
                     {
                         expression:

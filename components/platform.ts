@@ -56,7 +56,7 @@ export interface PlatformArgs {
         reservedNames: readonly string[];
         apps: Pick<AppIsolationArgs, "appNamespaceLabels" | "objectStore" | "dns">;
         /** The pinned images of its registry and Dockerfile builds. */
-        buildImages: { registry: string; dockerfileBuild: string };
+        buildImages: { registry: string; dockerfileBuild: string; cnbBuild: string };
     };
     /** The ingress controller's ServiceAccount, which the admission policy names. */
     ingressServiceAccount: string;

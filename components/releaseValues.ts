@@ -37,7 +37,7 @@ export interface ReleaseValuesArgs {
     /** The ingress controller's ServiceAccount, in its namespace. */
     ingressServiceAccount: string;
     /** The pinned images of Workflow's registry and Dockerfile builds. */
-    workflowBuildImages: { registry: string; dockerfileBuild: string };
+    workflowBuildImages: { registry: string; dockerfileBuild: string; cnbBuild: string };
 }
 
 /** The values the article gives each release, in the pinned charts' keys. */
@@ -113,6 +113,7 @@ export function releaseValues(args: ReleaseValuesArgs): Record<ReleaseKey, Recor
             minio: { data_claim: WORKFLOW_VOLUME.claim },
             registry: { data_claim: WORKFLOW_VOLUME.registryClaim, image: args.workflowBuildImages.registry },
             dockerfile_build: { image: args.workflowBuildImages.dockerfileBuild },
+            cnb_build: { image: args.workflowBuildImages.cnbBuild },
         },
     };
 }

@@ -2,7 +2,8 @@ import * as assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import * as path from "node:path";
 import { UPSTREAM } from "../catalog";
-import { ROOT } from "../offline/harness";
+import { plain, ROOT, Run } from "../offline/harness";
+import { Admission, AdmissionRequest, admit } from "./admission";
 
 /** The builder's Dockerfile build pod and the build-pod webhook's answer, for the specs. */
 
@@ -72,13 +73,83 @@ export function builderPod(config: Record<string, string> = APP_CONFIG): any {
     };
 }
 
+export const SLUG_NAME = "slugbuild-myapp-1f2e3d4c-0f1e2d3c";
+
+/**
+ * The buildpack build pod exactly as teamhephy/builder v2.13.7 creates it (pkg/gitreceive/k8s_util.go
+ * slugbuilderPod and buildPod; build.go for the object keys, the app's config Secret and caching), as the
+ * API server hands it to a mutating webhook: defaulted, with the ServiceAccount token volume.
+ */
+export function slugBuilderPod(extraEnv: { name: string; value: string }[] = []): any {
+    return {
+        apiVersion: "v1",
+        kind: "Pod",
+        metadata: { name: SLUG_NAME, namespace: "deis", labels: { heritage: SLUG_NAME } },
+        spec: {
+            restartPolicy: "Never",
+            serviceAccountName: "default",
+            containers: [
+                {
+                    name: "deis-slugbuilder",
+                    image: "hephy/slugbuilder:v2.8.0",
+                    imagePullPolicy: "IfNotPresent",
+                    env: [
+                        { name: "CACHE_PATH", value: "home/myapp/cache" },
+                        { name: "TAR_PATH", value: "home/myapp:git-1f2e3d4c/tar" },
+                        { name: "PUT_PATH", value: "home/myapp:git-1f2e3d4c/push" },
+                        { name: "SOURCE_VERSION", value: "1f2e3d4c" },
+                        { name: "BUILDER_STORAGE", value: "minio" },
+                        ...extraEnv,
+                    ],
+                    volumeMounts: [
+                        { name: "objectstorage-keyfile", mountPath: "/var/run/secrets/deis/objectstore/creds", readOnly: true },
+                        { name: "myapp-build-env", mountPath: "/tmp/env", readOnly: true },
+                        { name: "kube-api-access-x7k2p", mountPath: "/var/run/secrets/kubernetes.io/serviceaccount", readOnly: true },
+                    ],
+                    terminationMessagePath: "/dev/termination-log",
+                    terminationMessagePolicy: "File",
+                },
+            ],
+            volumes: [
+                { name: "objectstorage-keyfile", secret: { secretName: "objectstorage-keyfile" } },
+                { name: "myapp-build-env", secret: { secretName: "myapp-build-env" } },
+                {
+                    name: "kube-api-access-x7k2p",
+                    projected: { sources: [{ serviceAccountToken: { path: "token", expirationSeconds: 3607 } }, { configMap: { name: "kube-root-ca.crt" } }] },
+                },
+            ],
+        },
+    };
+}
+
 /** What the chart tells the webhook (templates/dockerfile-build.yaml). */
 export const WEBHOOK_SETTINGS = {
     image: UPSTREAM.workflowBuildImages.dockerfileBuild,
     registry: "deis-registry.deis.svc.cluster.local:5000",
     configmap: UPSTREAM.workflowDockerfileBuild.scriptConfigMap,
     storage_limit: "10Gi",
+    cnb_image: UPSTREAM.workflowBuildImages.cnbBuild,
+    cnb_configmap: UPSTREAM.workflowCnbBuild.scriptConfigMap,
+    cnb_storage_limit: "10Gi",
 };
+
+/** A pod creation as the API server gives it to admission. */
+export const podRequest = (user: string, namespace: string, object: any, namespaceLabels: Record<string, string> = {}): AdmissionRequest => ({
+    operation: "CREATE",
+    kind: { group: "", version: "v1", kind: "Pod" },
+    resource: { group: "", version: "v1", resource: "pods" },
+    namespace,
+    name: object.metadata.name,
+    userInfo: { username: user },
+    object,
+    namespaceObject: { metadata: { name: namespace, labels: { "kubernetes.io/metadata.name": namespace, ...namespaceLabels } } },
+});
+
+/** Every ValidatingAdmissionPolicy of the program's run, evaluated on a request. */
+export function admitAll(run: Run, req: AdmissionRequest): Admission {
+    const results = run.ofType("kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicy").map((v) => admit(plain(v.inputs).spec, req));
+    return { matched: results.some((x) => x.matched), denied: results.flatMap((x) => x.denied) };
+}
 
 /** A JSON patch of `replace` and `add` operations at top-level paths, applied as the API server would. */
 function applyPatch(object: any, patch: { op: string; path: string; value: unknown }[]): any {

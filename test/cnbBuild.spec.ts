@@ -1,5 +1,5 @@
 import * as assert from "node:assert/strict";
-import { ChildProcess, spawn, spawnSync } from "node:child_process";
+import { ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as net from "node:net";
@@ -7,8 +7,10 @@ import * as os from "node:os";
 import * as path from "node:path";
 import * as zlib from "node:zlib";
 import { ROOT } from "../offline/harness";
+import { slugBuilderPod, webhook } from "./buildPods";
 
 const SCRIPT = path.join(ROOT, "charts", "hephy-workflow", "files", "build", "cnb-build.sh");
+/** Stand-ins of the lifecycle's creator and of the object store's client (test/build/creator, objstorage). */
 const STANDIN = path.join(ROOT, "test", "build");
 /** Debian's packages, which .ci/run installs: distribution 2.8 (`docker-registry`) and skopeo. */
 const TOOLS = ["docker-registry", "skopeo", "python3", "tar"];
@@ -65,6 +67,7 @@ function ociLayout(dir: string): void {
 }
 
 interface Build {
+    /** The exit code of the build container, which the builder reads. */
     status: number | null;
     log: string;
     args: string[];
@@ -73,15 +76,17 @@ interface Build {
 }
 
 /**
- * The chart's cnb-build.sh, as the build container runs it, around a stand-in of the lifecycle's creator
- * (test/build/creator) that pushes to a real distribution registry on loopback. The procfile-upload
- * sidecar's part is played by the test: it answers the handoff as that container does.
+ * The build pod as the build-pod webhook makes it of the builder's slugbuild pod, its three commands run
+ * here with their environments: the chart's cnb-build.sh around a stand-in of the lifecycle's creator
+ * (test/build/creator) that pushes to a real distribution registry on loopback, and the source fetch
+ * and the process types' upload around a stand-in of the object store's client.
  */
 describe("a buildpack build's script (files/build/cnb-build.sh), around a stand-in lifecycle and a real registry", function () {
     this.timeout(30000);
     const work = fs.mkdtempSync(path.join(os.tmpdir(), "hephy-doks-cnb-"));
     let registry: ChildProcess | undefined;
     let address: string;
+    let built: any;
 
     before(async function () {
         const missing = TOOLS.filter((t) => spawnSync("sh", ["-c", `command -v ${t}`]).status !== 0);
@@ -100,6 +105,7 @@ describe("a buildpack build's script (files/build/cnb-build.sh), around a stand-
         await listening(port);
         address = `127.0.0.1:${port}`;
         ociLayout(path.join(work, "image"));
+        built = webhook(slugBuilderPod()).pod;
     });
 
     after(() => {
@@ -107,55 +113,69 @@ describe("a buildpack build's script (files/build/cnb-build.sh), around a stand-
         fs.rmSync(work, { recursive: true, force: true });
     });
 
-    /** Runs the script on a source tree, with the build container's environment, answering its handoff with `upload`. */
-    async function build(
-        files: Record<string, string>,
-        env: Record<string, string> = {},
-        upload: "uploaded" | "upload-failed" | "none" = "uploaded",
-    ): Promise<Build> {
+    /**
+     * Runs the pod the build-pod webhook makes of the builder's slugbuild pod: its fetch-source command, its
+     * procfile-upload sidecar beside the build container's script, each with its own environment from the
+     * pod (the pod's directories moved under a temporary one), and the object store a directory.
+     */
+    async function build(files: Record<string, string>, podEnv: Record<string, string | undefined> = {}, standIn: Record<string, string> = {}): Promise<Build> {
+        // The builder's pod with other values, as the webhook passes them on: each container keeps its own names.
+        const pod = structuredClone(built);
+        for (const c of [...pod.spec.initContainers, ...pod.spec.containers]) {
+            const names = c.env.map((e: any) => e.name);
+            c.env = c.env.filter((e: any) => !(e.name in podEnv));
+            for (const [name, value] of Object.entries(podEnv)) {
+                if (value !== undefined && (names.includes(name) || c === pod.spec.containers[0])) c.env.push({ name, value });
+            }
+        }
+        const [fetch, upload] = pod.spec.initContainers;
+        const [container] = pod.spec.containers;
         const dir = fs.mkdtempSync(path.join(work, "pod-"));
-        const [app, layers, platform, handoff] = ["workspace", "layers", "platform", "handoff"].map((d) => path.join(dir, d));
-        for (const d of [app, layers, path.join(platform, "env"), handoff]) fs.mkdirSync(d, { recursive: true });
-        for (const [name, text] of Object.entries(files)) fs.writeFileSync(path.join(app, name), text);
+        const dirs = Object.fromEntries(["CNB_APP_DIR", "CNB_LAYERS_DIR", "CNB_PLATFORM_DIR", "HANDOFF", "TMPDIR"].map((name) => [name, path.join(dir, name)]));
+        for (const d of Object.values(dirs)) fs.mkdirSync(d, { recursive: true });
+        fs.mkdirSync(path.join(dirs.CNB_PLATFORM_DIR, "env"));
+        fs.writeFileSync(path.join(dirs.CNB_PLATFORM_DIR, "env", "GREETING"), "hello"); // the app's config, as the Secret's files
+        const objects = path.join(dir, "objects");
+        const source = path.join(dir, "source");
+        fs.mkdirSync(source);
+        for (const [name, text] of Object.entries(files)) fs.writeFileSync(path.join(source, name), text);
+        fs.mkdirSync(path.join(objects, "git", "home", "myapp:git-1f2e3d4c"), { recursive: true });
+        execFileSync("tar", ["-czf", path.join(objects, "git", "home", "myapp:git-1f2e3d4c", "tar"), "-C", source, "."]);
         const record = path.join(dir, "creator-args");
+        const envOf = (c: any): NodeJS.ProcessEnv => ({
+            ...Object.fromEntries(c.env.map((e: any) => [e.name, e.value])),
+            ...(c.env.some((e: any) => e.name === "REGISTRY") ? { REGISTRY: address, CNB_INSECURE_REGISTRIES: address } : {}),
+            ...Object.fromEntries(Object.entries(dirs).filter(([name]) => name === "TMPDIR" || c.env.some((e: any) => e.name === name))),
+            PATH: `${STANDIN}:${process.env.PATH}`,
+            STANDIN_OBJECTS: objects,
+            ...standIn,
+        });
+        const fetched = spawnSync("sh", ["-c", fetch.command[2]], { env: envOf(fetch), encoding: "utf8" });
+        assert.equal(fetched.status, 0, fetched.stderr);
+        const sidecar = spawn("sh", ["-c", upload.command[2]], { env: envOf(upload), stdio: "ignore", detached: true });
         const started = Date.now();
         const child = spawn("bash", [SCRIPT], {
             env: {
-                PATH: process.env.PATH,
-                REGISTRY: address,
-                PUT_PATH: "home/myapp:git-1f2e3d4c/push",
-                CACHE_PATH: "home/myapp/cache",
-                HANDOFF: handoff,
-                CNB_APP_DIR: app,
-                CNB_LAYERS_DIR: layers,
-                CNB_PLATFORM_DIR: platform,
+                ...envOf(container),
                 CNB_LIFECYCLE_DIR: STANDIN,
                 STANDIN_RECORD: record,
                 STANDIN_IMAGE: path.join(work, "image"),
                 FAIL_WAIT_SECONDS: "0",
                 UPLOAD_WAIT_SECONDS: "5",
-                ...env,
+                ...standIn,
             },
         });
         let log = "";
         child.stdout!.on("data", (d) => (log += d));
         child.stderr!.on("data", (d) => (log += d));
-        const ended = new Promise<number | null>((resolve) => child.on("close", resolve));
-        let answered = upload === "none";
-        const poll = setInterval(() => {
-            if (!answered && fs.existsSync(path.join(handoff, "Procfile"))) {
-                answered = true;
-                fs.writeFileSync(path.join(handoff, upload), upload === "upload-failed" ? "objstorage: access denied" : "");
-            }
-        }, 20);
-        const status = await ended;
-        clearInterval(poll);
-        const procfile = path.join(handoff, "Procfile");
+        const status = await new Promise<number | null>((resolve) => child.on("close", resolve));
+        process.kill(-sidecar.pid!); // the kubelet ends a sidecar when the pod's container has ended
+        const stored = path.join(objects, "git", "home", "myapp:git-1f2e3d4c", "push", "Procfile");
         return {
             status,
             log,
             args: fs.existsSync(record) ? fs.readFileSync(record, "utf8").trim().split("\n") : [],
-            procfile: fs.existsSync(procfile) ? fs.readFileSync(procfile, "utf8") : undefined,
+            procfile: fs.existsSync(stored) ? fs.readFileSync(stored, "utf8") : undefined,
             seconds: (Date.now() - started) / 1000,
         };
     }
@@ -176,8 +196,8 @@ describe("a buildpack build's script (files/build/cnb-build.sh), around a stand-
             `-tag=${address}/myapp:cnb-latest`,
             `${address}/myapp:git-1f2e3d4c`,
         ]);
-        assert.match(result.args[1], /^-layers=.*\/layers$/);
-        assert.match(result.args[2], /^-platform=.*\/platform$/);
+        assert.match(result.args[1], /^-layers=.*\/CNB_LAYERS_DIR$/, "the lifecycle's directories, as the webhook names them");
+        assert.match(result.args[2], /^-platform=.*\/CNB_PLATFORM_DIR$/);
         assert.deepEqual(await tags("myapp"), ["cnb-cache", "cnb-latest", "git-1f2e3d4c"]);
         const manifest = await fetch(`http://${address}/v2/myapp/manifests/git-1f2e3d4c`, {
             method: "HEAD",
@@ -207,7 +227,7 @@ describe("a buildpack build's script (files/build/cnb-build.sh), around a stand-
     });
 
     it("builds without the cache when the app set DEIS_DISABLE_CACHE (the builder then gives no CACHE_PATH)", async () => {
-        const result = await build({ Procfile: "web: ./run\n" }, { CACHE_PATH: "" });
+        const result = await build({ Procfile: "web: ./run\n" }, { CACHE_PATH: undefined });
         assert.equal(result.status, 0, result.log);
         assert.ok(result.args.includes("-skip-restore"));
         assert.ok(!result.args.some((a) => a.startsWith("-cache-image") || a.startsWith("-previous-image")), result.args.join(" "));
@@ -222,7 +242,7 @@ describe("a buildpack build's script (files/build/cnb-build.sh), around a stand-
             ["42", "RESTORING", /previous build's layers could not be read .* DEIS_DISABLE_CACHE/],
         ];
         for (const [code, phase, message] of cases) {
-            const result = await build({ Procfile: "web: ./run\n" }, { STANDIN_EXIT: code, STANDIN_FAIL_AT: phase }, "none");
+            const result = await build({ Procfile: "web: ./run\n" }, {}, { STANDIN_EXIT: code, STANDIN_FAIL_AT: phase });
             assert.equal(String(result.status), code, result.log);
             assert.match(result.log, message);
             assert.ok(result.log.indexOf(`ERROR: failed to ${phase}`) < result.log.search(message), "the lifecycle's own error comes first");
@@ -231,26 +251,26 @@ describe("a buildpack build's script (files/build/cnb-build.sh), around a stand-
     });
 
     it("waits before exiting on a failure, as slugbuilder did, so the last lines reach git push", async () => {
-        const result = await build({ Procfile: "web: ./run\n" }, { STANDIN_EXIT: "51", STANDIN_FAIL_AT: "BUILDING", FAIL_WAIT_SECONDS: "1" }, "none");
+        const result = await build({ Procfile: "web: ./run\n" }, {}, { STANDIN_EXIT: "51", STANDIN_FAIL_AT: "BUILDING", FAIL_WAIT_SECONDS: "1" });
         assert.equal(result.status, 51);
         assert.ok(result.seconds >= 1, `${result.seconds} s`);
     });
 
     it("refuses BUILDPACK_URL with what to do, before building anything", async () => {
-        const result = await build({ Procfile: "web: ./run\n" }, { BUILDPACK_URL: "https://github.com/heroku/heroku-buildpack-python#v193" }, "none");
+        const result = await build({ Procfile: "web: ./run\n" }, { BUILDPACK_URL: "https://github.com/heroku/heroku-buildpack-python#v193" });
         assert.equal(result.status, 2);
         assert.match(result.log, /BUILDPACK_URL is set .* cannot run a classic buildpack fetched by URL\. Run 'deis config:unset BUILDPACK_URL'/);
         assert.deepEqual(result.args, [], "the lifecycle never ran");
     });
 
     it("fails when the process types cannot be stored, with the upload's error, and when the pod is not the webhook's", async () => {
-        const failed = await build({ Procfile: "web: ./run\n" }, {}, "upload-failed");
+        const failed = await build({ Procfile: "web: ./run\n" }, {}, { STANDIN_UPLOAD_ERROR: "objstorage: access denied" });
         assert.equal(failed.status, 1);
         assert.match(failed.log, /process types could not be stored for the builder \(objstorage: access denied\)/);
-        const unchanged = await build({ Procfile: "web: ./run\n" }, { HANDOFF: "" }, "none");
+        const unchanged = await build({ Procfile: "web: ./run\n" }, {}, { HANDOFF: "" });
         assert.equal(unchanged.status, 2);
         assert.match(unchanged.log, /HANDOFF is not set \(was the pod changed by the build-pod webhook\?\)/);
-        const badPath = await build({ Procfile: "web: ./run\n" }, { PUT_PATH: "home/../x/push" }, "none");
+        const badPath = await build({ Procfile: "web: ./run\n" }, { PUT_PATH: "home/../x/push" });
         assert.equal(badPath.status, 2);
         assert.match(badPath.log, /is not home\/<app>:git-<sha>\/push/);
     });

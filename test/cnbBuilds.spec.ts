@@ -2,9 +2,10 @@ import * as assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { UPSTREAM } from "../catalog";
 import { helmTemplateWith, sha256 } from "../offline/helm";
 import { ROOT, sharedRun } from "../offline/harness";
-import { find, parseManifest } from "../offline/manifests";
+import { find, K8sObject, parseManifest } from "../offline/manifests";
 import { helmReleases } from "../offline/renderReleases";
 
 const CHART = path.join(ROOT, "charts", "hephy-workflow");
@@ -186,29 +187,18 @@ describe("buildpack apps run from the image their CNB build pushed (charts/hephy
     });
 });
 
-describe("the chart's wiring of the CNB extension into the controller", () => {
-    let values: any;
-    const render = (cnbBuilds: boolean) =>
-        parseManifest(
-            helmTemplateWith(
-                {
-                    chart: CHART,
-                    releaseName: "hephy",
-                    namespace: "deis",
-                    kubeVersion: "1.35.0",
-                    values: { ...values, controller: { ...values.controller, cnb_builds: cnbBuilds } },
-                },
-                { name: "none.yaml", text: "" },
-            ),
-        );
+describe("the chart's wiring of buildpack builds: the build-pod webhook and the controller's extension", () => {
+    let objects: K8sObject[];
 
     before(async function () {
         this.timeout(120000);
-        values = helmReleases(await sharedRun()).find((r) => r.metadata.name === "hephy")!.spec.values;
+        const values = helmReleases(await sharedRun()).find((r) => r.metadata.name === "hephy")!.spec.values;
+        objects = parseManifest(
+            helmTemplateWith({ chart: CHART, releaseName: "hephy", namespace: "deis", kubeVersion: "1.35.0", values }, { name: "none.yaml", text: "" }),
+        );
     });
 
-    it("mounts files/cnb as the package hephy_doks beside the image's code, and rolls the controller when it changes", () => {
-        const objects = render(true);
+    it("mounts files/cnb as the package hephy_doks beside the controller's code, in force, and rolls the controller when it changes", () => {
         const pod = find(objects, "Deployment", "deis-controller").spec.template;
         const [controller] = pod.spec.containers;
         const mount = controller.volumeMounts.find((m: any) => m.mountPath === "/app/hephy_doks");
@@ -220,16 +210,29 @@ describe("the chart's wiring of the CNB extension into the controller", () => {
             assert.equal(configMap.data[file], fs.readFileSync(path.join(FILES, "cnb", file), "utf8"), file);
         }
         assert.match(pod.metadata.annotations["checksum/cnb"], /^[0-9a-f]{64}$/);
-        const env = controller.env.find((e: any) => e.name === "DJANGO_SETTINGS_MODULE");
-        assert.equal(env?.value, "hephy_doks.settings");
+        assert.equal(controller.env.find((e: any) => e.name === "DJANGO_SETTINGS_MODULE")?.value, "hephy_doks.settings");
     });
 
-    it("leaves the image's settings in force until CNB builds are switched on", () => {
-        const [controller] = find(render(false), "Deployment", "deis-controller").spec.template.spec.containers;
-        assert.equal(
-            controller.env.find((e: any) => e.name === "DJANGO_SETTINGS_MODULE"),
-            undefined,
+    it("sends the builder's slugbuild pods, and only the builder's build pods, to the webhook, with the pinned builder image and the script", () => {
+        const [hook] = find(objects, "MutatingWebhookConfiguration", "hephy-doks-build-pods").webhooks;
+        assert.equal(hook.failurePolicy, "Fail", "a webhook that is down fails the build, never a slug build in its place");
+        const condition = hook.matchConditions.map((c: any) => c.expression).join(" ");
+        assert.match(condition, /request\.userInfo\.username == 'system:serviceaccount:deis:deis-builder'/);
+        assert.match(condition, /startsWith\('dockerbuild-'\) \|\| object\.metadata\.name\.startsWith\('slugbuild-'\)/);
+        const [webhookContainer] = find(objects, "Deployment", "deis-build-admission").spec.template.spec.containers;
+        const env = Object.fromEntries(webhookContainer.env.map((e: any) => [e.name, e.value]));
+        assert.equal(env.CNB_BUILD_IMAGE, UPSTREAM.workflowBuildImages.cnbBuild);
+        assert.equal(env.CNB_SCRIPT_CONFIGMAP, UPSTREAM.workflowCnbBuild.scriptConfigMap);
+        const script = find(objects, "ConfigMap", UPSTREAM.workflowCnbBuild.scriptConfigMap);
+        assert.equal(script.data["cnb-build.sh"], fs.readFileSync(path.join(FILES, "build", "cnb-build.sh"), "utf8"));
+    });
+
+    it("lets buildpack builds push to the registry, as Dockerfile builds do", () => {
+        const policy = find(objects, "NetworkPolicy", "deis-registry");
+        const selectors = policy.spec.ingress.flatMap((rule: any) => rule.from.map((peer: any) => peer.podSelector));
+        assert.ok(
+            selectors.some((s: any) => s?.matchExpressions?.some((e: any) => e.key === "hephy-doks/build" && e.operator === "In" && e.values.includes("cnb"))),
+            JSON.stringify(selectors),
         );
-        assert.equal(values.controller.cnb_builds, undefined, "the program leaves the chart's default, off");
     });
 });

@@ -153,6 +153,7 @@ describe("platform releases", () => {
             minio: { data_claim: "deis-minio-data" },
             registry: { data_claim: "deis-registry-data", image: UPSTREAM.workflowBuildImages.registry },
             dockerfile_build: { image: UPSTREAM.workflowBuildImages.dockerfileBuild },
+            cnb_build: { image: UPSTREAM.workflowBuildImages.cnbBuild },
         });
     });
 
@@ -434,7 +435,7 @@ describe("platform outputs", () => {
         assert.equal(await valueOf(run.outputs.builderSsh), "ssh://git@deis-builder.paas.hephy-demo.net:2222");
         const nextSteps = await valueOf(run.outputs.nextSteps);
         assert.match(nextSteps, /deis register https:\/\/deis\.paas\.hephy-demo\.net/);
-        assert.match(nextSteps, /Works: buildpack apps by git push .* and apps with a Dockerfile by git push/);
+        assert.match(nextSteps, /Works: buildpack apps by git push \(.*Cloud Native Buildpacks on heroku\/builder:24.* and apps with a Dockerfile by git push/);
         assert.doesNotMatch(nextSteps, /Does not work: Dockerfile builds/);
         assert.match(nextSteps, /Data: slugs and database backups live on a DigitalOcean volume/);
     });

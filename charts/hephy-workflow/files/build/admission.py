@@ -19,6 +19,19 @@ answers with the pod as a daemonless build:
   pod, as this webhook makes it, and for no other pod;
 - the label `hephy-doks/build: dockerfile`, by which the registry's network policy lets it push.
 
+The builder's buildpack build pod, `slugbuild-<app>-<sha>-<8 hex>` (k8s_util.go slugbuilderPod, one
+container `deis-slugbuilder` running slugbuilder v2.8.0 on heroku-18), becomes a Cloud Native Buildpacks
+build (`cnb_build`), with nothing relaxed:
+
+- `fetch-source`, from the pod's own image (slugbuilder's, with /usr/bin/objstorage), unpacks the pushed
+  tree into the app directory; with `procfile-upload`, a sidecar from the same image that stores the
+  build's process types where the builder reads them (PUT_PATH/Procfile), it alone mounts the object
+  store's keys, so the app's build scripts never see them;
+- `deis-slugbuilder` runs the chart's cnb-build.sh in the pinned heroku/builder image as its build user
+  (uid and gid 1000, the image's CNB_USER_ID and CNB_GROUP_ID), with the app's config as the platform's
+  env directory (the builder's <app>-build-env Secret), dropping every capability, RuntimeDefault seccomp;
+- the label `hephy-doks/build: cnb`, by which the registry's network policy lets it push.
+
 A pod this webhook cannot read as the builder's is refused with the reason, and the push fails with it;
 so does every build while the webhook is down (failurePolicy: Fail): never the socket build.
 
@@ -51,6 +64,31 @@ FETCH = ('mkdir -p /tmp/objectstore && printf git > /tmp/objectstore/builder-buc
          'BUCKET_FILE=/tmp/objectstore/builder-bucket exec /bin/objstorage --storage-type="$BUILDER_STORAGE" '
          'download "$TAR_PATH" ' + WORKSPACE + '/app.tgz')
 
+SLUG_POD_PREFIX = 'slugbuild-'
+SLUG_CONTAINER = 'deis-slugbuilder'
+CNB_LABEL = 'cnb'
+# heroku/base-images heroku-24-build/Dockerfile: USER heroku, CNB_USER_ID=1000, CNB_GROUP_ID=1000.
+CNB_USER = 1000
+CNB_SCRIPT_DIR = '/opt/hephy-doks/cnb'
+CNB_SCRIPT = CNB_SCRIPT_DIR + '/cnb-build.sh'
+# The lifecycle's default directories (platform/defaults.go), and the upload's handoff.
+CNB_DIRS = {'CNB_APP_DIR': '/workspace', 'CNB_LAYERS_DIR': '/layers', 'CNB_PLATFORM_DIR': '/platform', 'HANDOFF': '/handoff'}
+# The Platform API the script speaks: 0.13 is the first with insecure registries (cmd/lifecycle/creator.go).
+CNB_PLATFORM_API = '0.13'
+# The builder mounts the app's config there (k8s_util.go envRoot); CNB buildpacks read it from <platform>/env.
+APP_ENV_PATH = '/tmp/env'
+SLUG_ENV = ('TAR_PATH', 'PUT_PATH', 'CACHE_PATH', 'SOURCE_VERSION', 'BUILDER_STORAGE', 'BUILDPACK_URL', 'DEIS_DEBUG')
+# slugbuilder v2.8.0 rootfs/Dockerfile puts the object store's client on the PATH, /usr/bin/objstorage; the bucket file
+# as its normalize_storage writes it for minio, somewhere the image's user may write.
+SLUG_OBJSTORAGE = ('mkdir -p "${TMPDIR:-/tmp}/objectstore" && printf git > "${TMPDIR:-/tmp}/objectstore/builder-bucket" && '
+                   'export BUCKET_FILE="${TMPDIR:-/tmp}/objectstore/builder-bucket" && ')
+CNB_FETCH = (SLUG_OBJSTORAGE + 'objstorage --storage-type="$BUILDER_STORAGE" download "$TAR_PATH" "${TMPDIR:-/tmp}/app.tgz" && '
+             'tar -xzf "${TMPDIR:-/tmp}/app.tgz" -C "$CNB_APP_DIR"')
+# A native sidecar (restartPolicy Always): it runs beside the build and ends with it.
+PROCFILE_UPLOAD = (SLUG_OBJSTORAGE + 'until [ -e "$HANDOFF/Procfile" ]; do sleep 1; done; '
+                   'if out=$(objstorage --storage-type="$BUILDER_STORAGE" upload "$HANDOFF/Procfile" "$PUT_PATH/Procfile" 2>&1); '
+                   'then touch "$HANDOFF/uploaded"; else printf "%s" "$out" > "$HANDOFF/upload-failed"; fi; exec sleep infinity')
+
 
 class Refusal(Exception):
     """A pod this webhook will not turn into a build: the API server refuses it with this message."""
@@ -58,7 +96,7 @@ class Refusal(Exception):
 
 def settings_from(environ):
     """What the chart tells the webhook, by environment."""
-    missing = [k for k in ('BUILD_IMAGE', 'REGISTRY', 'BUILD_SCRIPT_CONFIGMAP') if not environ.get(k)]
+    missing = [k for k in ('BUILD_IMAGE', 'REGISTRY', 'BUILD_SCRIPT_CONFIGMAP', 'CNB_BUILD_IMAGE', 'CNB_SCRIPT_CONFIGMAP') if not environ.get(k)]
     if missing:
         raise SystemExit('build-pod webhook: missing environment ' + ', '.join(missing))
     return {
@@ -66,6 +104,9 @@ def settings_from(environ):
         'registry': environ['REGISTRY'],
         'configmap': environ['BUILD_SCRIPT_CONFIGMAP'],
         'storage_limit': environ.get('BUILD_STORAGE_LIMIT', '10Gi'),
+        'cnb_image': environ['CNB_BUILD_IMAGE'],
+        'cnb_configmap': environ['CNB_SCRIPT_CONFIGMAP'],
+        'cnb_storage_limit': environ.get('CNB_STORAGE_LIMIT', '10Gi'),
     }
 
 
@@ -84,27 +125,44 @@ def build_arg_names(env):
     return names
 
 
-def mutate(pod, settings):
-    """The builder's dockerbuild pod as a daemonless build; raises Refusal for anything else."""
+def builder_pod(pod, container, required, what):
+    """
+    The builder's pod, read: its spec, its one container, that container's env, the volumes to keep
+    (less the ServiceAccount token the API server added before this webhook ran, and the Docker socket)
+    and the object store's mount. Refusal for a pod that is not `what` as the builder makes it.
+    """
     spec = pod.get('spec', {})
     containers = spec.get('containers', [])
-    if len(containers) != 1 or containers[0].get('name') != BUILD_CONTAINER or spec.get('initContainers'):
-        raise Refusal('not a Dockerfile build pod as the builder makes it (one container, {})'.format(BUILD_CONTAINER))
+    if len(containers) != 1 or containers[0].get('name') != container or spec.get('initContainers'):
+        raise Refusal('not a {} pod as the builder makes it (one container, {})'.format(what, container))
     original = containers[0]
     env = original.get('env', [])
     names = set(e.get('name') for e in env)
-    for required in ('IMG_NAME', 'TAR_PATH', 'BUILDER_STORAGE'):
-        if required not in names:
-            raise Refusal('the build pod has no {}: not a Dockerfile build pod as the builder makes it'.format(required))
-    arg_names = build_arg_names(env)
-
+    for name in required:
+        if name not in names:
+            raise Refusal('the build pod has no {}: not a {} pod as the builder makes it'.format(name, what))
     volumes = spec.get('volumes', [])
-    # The ServiceAccount token volume the API server added before this webhook ran, and the socket.
     dropped = set(v['name'] for v in volumes if v['name'] == DOCKER_SOCKET_VOLUME or v['name'].startswith('kube-api-access-'))
-    kept_mounts = [m for m in original.get('volumeMounts', []) if m['name'] not in dropped]
-    object_store = [m for m in kept_mounts if m['name'] == OBJECT_STORE_VOLUME]
+    object_store = [m for m in original.get('volumeMounts', []) if m['name'] == OBJECT_STORE_VOLUME]
     if not object_store:
         raise Refusal('the build pod mounts no object store keys ({})'.format(OBJECT_STORE_VOLUME))
+    return spec, original, env, [v for v in volumes if v['name'] not in dropped], object_store
+
+
+def labelled(pod, value):
+    """The pod's labels and the build label, by which the registry's network policy lets the build push."""
+    labels = dict(pod.get('metadata', {}).get('labels') or {})
+    labels[BUILD_LABEL[0]] = value
+    return labels
+
+
+def mutate(pod, settings):
+    """The builder's build pod as a build without a daemon (cnb_build for a buildpack build); Refusal for anything else."""
+    if pod.get('metadata', {}).get('name', '').startswith(SLUG_POD_PREFIX):
+        return cnb_build(pod, settings)
+    spec, original, env, kept_volumes, object_store = builder_pod(
+        pod, BUILD_CONTAINER, ('IMG_NAME', 'TAR_PATH', 'BUILDER_STORAGE'), 'Dockerfile build')
+    arg_names = build_arg_names(env)
 
     fetch = {
         'name': 'fetch-source',
@@ -151,7 +209,7 @@ def mutate(pod, settings):
             build[key] = original[key]
 
     new_spec = copy.deepcopy(spec)
-    new_spec['volumes'] = [v for v in volumes if v['name'] not in dropped] + [
+    new_spec['volumes'] = kept_volumes + [
         {'name': 'workspace', 'emptyDir': {}},
         {'name': 'build-script', 'configMap': {'name': settings['configmap']}},
         {'name': 'containers-storage', 'emptyDir': {'sizeLimit': settings['storage_limit']}},
@@ -159,9 +217,69 @@ def mutate(pod, settings):
     new_spec['initContainers'] = [fetch]
     new_spec['containers'] = [build]
     new_spec['automountServiceAccountToken'] = False
-    labels = dict(pod.get('metadata', {}).get('labels') or {})
-    labels[BUILD_LABEL[0]] = BUILD_LABEL[1]
-    return labels, new_spec
+    return labelled(pod, BUILD_LABEL[1]), new_spec
+
+
+def cnb_build(pod, settings):
+    """The builder's slugbuild pod as a Cloud Native Buildpacks build (the module's docstring says how)."""
+    spec, original, env, kept_volumes, object_store = builder_pod(
+        pod, SLUG_CONTAINER, ('TAR_PATH', 'PUT_PATH', 'BUILDER_STORAGE'), 'buildpack build')
+    app_env = [m for m in original.get('volumeMounts', []) if m.get('mountPath') == APP_ENV_PATH]
+    if len(app_env) != 1:
+        raise Refusal('the build pod mounts no app config at {}: not a buildpack build pod as the builder makes it'.format(APP_ENV_PATH))
+    own_image = original['image']
+    unprivileged = {'runAsUser': CNB_USER, 'runAsGroup': CNB_USER, 'runAsNonRoot': True,
+                    'allowPrivilegeEscalation': False, 'capabilities': {'drop': ['ALL']}}
+    pulled = {'imagePullPolicy': original.get('imagePullPolicy', 'IfNotPresent'), 'securityContext': unprivileged}
+
+    def env_of(*names):
+        return [e for e in env if e.get('name') in names]
+
+    def directory(name):
+        return {'name': name, 'value': CNB_DIRS[name]}
+
+    fetch = dict(pulled, name='fetch-source', image=own_image, command=['/bin/sh', '-c', CNB_FETCH],
+                 env=env_of('TAR_PATH', 'BUILDER_STORAGE', 'DEIS_DEBUG') + [directory('CNB_APP_DIR')],
+                 volumeMounts=object_store + [{'name': 'workspace', 'mountPath': CNB_DIRS['CNB_APP_DIR']}])
+    upload = dict(pulled, name='procfile-upload', image=own_image, restartPolicy='Always', command=['/bin/sh', '-c', PROCFILE_UPLOAD],
+                  env=env_of('PUT_PATH', 'BUILDER_STORAGE') + [directory('HANDOFF')],
+                  volumeMounts=object_store + [{'name': 'handoff', 'mountPath': CNB_DIRS['HANDOFF']}])
+    build = {
+        'name': SLUG_CONTAINER,
+        'image': settings['cnb_image'],
+        'imagePullPolicy': 'IfNotPresent',
+        'command': ['/bin/bash', CNB_SCRIPT],
+        'env': env_of(*SLUG_ENV) + [directory(name) for name in sorted(CNB_DIRS)] + [
+            {'name': 'REGISTRY', 'value': settings['registry']},
+            {'name': 'CNB_INSECURE_REGISTRIES', 'value': settings['registry']},
+            {'name': 'CNB_PLATFORM_API', 'value': CNB_PLATFORM_API},
+        ],
+        'volumeMounts': [
+            {'name': 'workspace', 'mountPath': CNB_DIRS['CNB_APP_DIR']},
+            {'name': 'layers', 'mountPath': CNB_DIRS['CNB_LAYERS_DIR']},
+            {'name': app_env[0]['name'], 'mountPath': CNB_DIRS['CNB_PLATFORM_DIR'] + '/env', 'readOnly': True},
+            {'name': 'handoff', 'mountPath': CNB_DIRS['HANDOFF']},
+            {'name': 'cnb-script', 'mountPath': CNB_SCRIPT_DIR, 'readOnly': True},
+        ],
+        'securityContext': dict(unprivileged, seccompProfile={'type': 'RuntimeDefault'}),
+    }
+    for key in ('resources', 'terminationMessagePath', 'terminationMessagePolicy'):
+        if key in original:
+            build[key] = original[key]
+
+    new_spec = copy.deepcopy(spec)
+    new_spec['volumes'] = kept_volumes + [
+        {'name': 'workspace', 'emptyDir': {}},
+        {'name': 'layers', 'emptyDir': {'sizeLimit': settings['cnb_storage_limit']}},
+        {'name': 'handoff', 'emptyDir': {}},
+        {'name': 'cnb-script', 'configMap': {'name': settings['cnb_configmap']}},
+    ]
+    new_spec['initContainers'] = [fetch, upload]
+    new_spec['containers'] = [build]
+    new_spec['automountServiceAccountToken'] = False
+    # The emptyDirs' group, so the build user writes what fetch-source unpacked.
+    new_spec['securityContext'] = {'runAsNonRoot': True, 'fsGroup': CNB_USER, 'seccompProfile': {'type': 'RuntimeDefault'}}
+    return labelled(pod, CNB_LABEL), new_spec
 
 
 def review(request_body, settings):

@@ -108,6 +108,22 @@ export const UPSTREAM = {
      * and the database's bucket, `dbwal` in minio mode (teamhephy/postgres rootfs/docker-entrypoint-initdb.d/001_setup_envdir.sh).
      */
     workflowObjectStore: { service: "deis-minio", credentialsSecret: "objectstorage-keyfile", databaseBucket: "dbwal" },
+    /**
+     * backube/snapscheduler, which takes scheduled CSI snapshots, from its repository at the release tag
+     * v3.5.0 (commit 46883ceb, 2025-05-14): helm/snapscheduler, chart 3.5.0, image
+     * quay.io/backube/snapscheduler:3.5.0 (the chart's appVersion). That image is pinned by tag only: no
+     * digest of it could be found from here (no registry is reachable, and no public repository pins one);
+     * pin it with `skopeo inspect docker://quay.io/backube/snapscheduler:3.5.0` and `image.image` below
+     * before relying on it. The chart's own kube-rbac-proxy is pinned by digest in its values.yaml.
+     */
+    snapscheduler: {
+        git: "https://github.com/backube/snapscheduler",
+        ref: "v3.5.0",
+        path: "helm/snapscheduler",
+        namespace: "backube-snapscheduler",
+        // values.yaml @ v3.5.0: one replica, its CRD managed by the chart.
+        values: { replicaCount: 1, manageCRDs: true },
+    },
     /** Namespaces every cluster has, which no app may be named after. */
     systemNamespaces: ["default", "kube-system", "kube-public", "kube-node-lease"],
     /**

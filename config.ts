@@ -62,6 +62,8 @@ export interface StackConfig {
     readonly vpcName: string;
     /** Helm values that carry secrets, per release, from the encrypted `releaseSecretValues`; never sent in clear. */
     readonly releaseSecretValues: Readonly<Partial<Record<ReleaseKey, Readonly<Record<string, unknown>>>>>;
+    /** Snapshots kept of each of Workflow's volumes; 0: none. */
+    readonly volumeSnapshots: number;
     /** The Spaces region of the off-cluster copy of Workflow's object store; undefined: no copy. */
     readonly backupRegion: string | undefined;
     /** The bucket whose copy fills a new stack's object store before Workflow starts; undefined: start empty. */
@@ -162,6 +164,7 @@ export function checkConfig(read: ConfigReader, stack: string, presentKeys: read
         vpcIpRange: values.vpcIpRange === "" ? undefined : values.vpcIpRange,
         vpcName: `${PROJECT}-${nameSafe(stack)}`,
         backupRegion: values.backupRegion === "" ? undefined : values.backupRegion,
+        volumeSnapshots: values.volumeSnapshots,
         restoreFrom: restoreSource(values),
     };
     return { config, problems };

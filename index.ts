@@ -188,6 +188,8 @@ export = async () => {
                   restoreFrom: config.restoreFrom,
               }
             : undefined,
+        volumeSnapshots:
+            config.volumeSnapshots > 0 ? { schedule: FIXED.snapshotSchedule, keep: config.volumeSnapshots, operator: UPSTREAM.snapscheduler } : undefined,
         workflowRestore: config.restoreFrom &&
             restoredDatabase && {
                 ...config.restoreFrom,
@@ -219,6 +221,7 @@ export = async () => {
         workflowVolumeGib: platform.workflowVolume ? config.workflowStorageGib : 0,
         registryVolumeGib: platform.registryVolume ? config.registryStorageGib : 0,
         spacesBackup: platform.workflowBackup !== undefined,
+        snapshotsKept: platform.volumeSnapshots ? config.volumeSnapshots : 0,
     });
     return {
         kubeconfig: cluster.kubeconfig,
@@ -239,6 +242,7 @@ export = async () => {
             ? workflowNextSteps(config.stack, config.platformDomain, platform.workflowAdmin !== undefined)
             : `Workflow is disabled (hephy-doks:workflowEnabled false): the ingress controller and cert-manager serve *.${config.platformDomain}`,
         ...(platform.workflowBackup ? { backupBucket: platform.workflowBackup.bucket.name, backupRegion: config.backupRegion } : {}),
+        ...(platform.volumeSnapshots ? { volumeSnapshotsKept: config.volumeSnapshots } : {}),
         monthlyCostUsd: cost.monthlyUsd,
         monthlyCostEstimate: cost.summary,
     };

@@ -17,6 +17,8 @@ export const PRICES = {
      * number of buckets (https://docs.digitalocean.com/products/spaces/details/pricing/).
      */
     spacesUsd: 5,
+    /** Volume snapshots, per GiB of snapshot a month (https://docs.digitalocean.com/products/volumes/details/pricing/). */
+    snapshotUsdPerGib: 0.06,
     nodeUsd: {
         "s-1vcpu-2gb": 12,
         "s-2vcpu-2gb": 18,
@@ -57,6 +59,8 @@ export interface CostInputs {
     readonly registryVolumeGib?: number;
     /** Whether the stack keeps an off-cluster copy in Spaces. */
     readonly spacesBackup?: boolean;
+    /** Snapshots kept of each of Workflow's volumes, 0 for none. */
+    readonly snapshotsKept?: number;
 }
 
 /**
@@ -73,14 +77,21 @@ export function estimateMonthlyCost(inputs: CostInputs): CostEstimate {
     const registryGib = inputs.registryVolumeGib ?? 0;
     const volumeUsd = volumeCost(inputs.workflowVolumeGib) + volumeCost(registryGib);
     const spacesUsd = inputs.spacesBackup ? PRICES.spacesUsd : 0;
-    const monthlyUsd = Math.round((inputs.nodeCount * nodeUsd + haUsd + volumeUsd + spacesUsd) * 100) / 100;
+    // At most: a snapshot is billed for the data it holds, never more than its volume's size.
+    const snapshotGib = (inputs.snapshotsKept ?? 0) * (inputs.workflowVolumeGib + registryGib);
+    const snapshotUsd = Math.round(snapshotGib * PRICES.snapshotUsdPerGib * 100) / 100;
+    const monthlyUsd = Math.round((inputs.nodeCount * nodeUsd + haUsd + volumeUsd + spacesUsd + snapshotUsd) * 100) / 100;
     const volume = volumeLine("Workflow volume", inputs.workflowVolumeGib) + volumeLine("registry volume", registryGib);
     // The subscription is the account's: a second stack's bucket adds nothing until 250 GiB.
     const spaces = inputs.spacesBackup ? `Spaces backup bucket $${usd(spacesUsd)} (the account's subscription, 250 GiB included), ` : "";
+    const snapshots =
+        snapshotGib > 0
+            ? `${inputs.snapshotsKept} snapshots of each volume, at most ${snapshotGib} GiB at $${usd(PRICES.snapshotUsdPerGib)}/GiB $${usd(snapshotUsd)}, `
+            : "";
     return {
         monthlyUsd,
         summary:
-            `$${usd(monthlyUsd)}/month: ${inputs.nodeCount} x ${inputs.nodeSize} at $${nodeUsd}, HA control plane $${haUsd}, ${volume}${spaces}` +
+            `$${usd(monthlyUsd)}/month: ${inputs.nodeCount} x ${inputs.nodeSize} at $${nodeUsd}, HA control plane $${haUsd}, ${volume}${spaces}${snapshots}` +
             `0 LoadBalancers $0 (DigitalOcean list prices of ${PRICES.asOf}; bandwidth overage and apps' own volumes not included)`,
     };
 }

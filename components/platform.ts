@@ -7,8 +7,9 @@ import { IngressPrerequisites } from "./ingressPrerequisites";
 import { childOf } from "./kube";
 import { AppIsolation, AppIsolationArgs } from "./appIsolation";
 import { WorkflowSecrets } from "./workflowSecrets";
-import { WorkflowStorage } from "./workflowStorage";
+import { DO_CSI_PROVISIONER, WORKFLOW_VOLUME, WorkflowStorage } from "./workflowStorage";
 import { spacesEndpoint, WORKFLOW_BACKUP, WorkflowBackup, WorkflowBackupArgs } from "./workflowBackup";
+import { VolumeSnapshots, VolumeSnapshotsArgs } from "./volumeSnapshots";
 import { INGRESS_CLASS, mergeValues, releaseValues, tcpForwards } from "./releaseValues";
 import { ALLOW_UNSAFE_ANNOTATION, ChartSource, KeyAlgorithm, ReleaseEntry, ReleaseKey, RepositoryChart } from "../types";
 
@@ -64,6 +65,8 @@ export interface PlatformArgs {
     workflowBackup?: Omit<WorkflowBackupArgs, "provider" | "namespace" | "dns" | "objectStore" | "databaseCredentials"> & {
         objectStore: Pick<WorkflowBackupArgs["objectStore"], "service" | "credentialsSecret" | "databaseBucket">;
     };
+    /** Scheduled snapshots of Workflow's volumes: the schedule, how many to keep, and the operator that takes them; undefined: none. */
+    volumeSnapshots?: Pick<VolumeSnapshotsArgs, "schedule" | "keep" | "operator">;
     /** A bucket a new stack fills its object store from before Workflow starts (minio's restore), with the image that copies it. */
     workflowRestore?: {
         region: string;
@@ -122,6 +125,8 @@ export class Platform extends pulumi.ComponentResource {
     public readonly registryVolume?: k8s.core.v1.PersistentVolumeClaim;
     /** The off-cluster copy of Workflow's object store; undefined without one. */
     public readonly workflowBackup?: WorkflowBackup;
+    /** Scheduled snapshots of Workflow's volumes; undefined without them. */
+    public readonly volumeSnapshots?: VolumeSnapshots;
 
     constructor(name: string, args: PlatformArgs, opts?: pulumi.ComponentResourceOptions) {
         super("hephy-doks:platform:Platform", name, {}, opts);
@@ -254,6 +259,7 @@ export class Platform extends pulumi.ComponentResource {
             let workflowVolume: k8s.core.v1.PersistentVolumeClaim | undefined;
             let registryVolume: k8s.core.v1.PersistentVolumeClaim | undefined;
             let workflowBackup: WorkflowBackup | undefined;
+            let volumeSnapshots: VolumeSnapshots | undefined;
             // minio's restore (charts/hephy-workflow templates/minio.yaml) fills a new volume from the bucket first.
             if (ownChart && args.workflowRestore) {
                 const { region, bucket, image, databaseBucket } = args.workflowRestore;
@@ -308,6 +314,22 @@ export class Platform extends pulumi.ComponentResource {
                               { parent: this },
                           )
                         : undefined;
+                volumeSnapshots =
+                    storage && args.volumeSnapshots
+                        ? new VolumeSnapshots(
+                              `${name}-workflow`,
+                              {
+                                  provider: args.provider,
+                                  namespace: namespace.metadata.name,
+                                  claimLabels: WORKFLOW_VOLUME.labels,
+                                  driver: DO_CSI_PROVISIONER,
+                                  ...args.volumeSnapshots,
+                                  operatorReady: [...args.operatorReady, ...args.admissionGuards],
+                                  releaseTimeoutSeconds: RELEASE_TIMEOUT_SECONDS,
+                              },
+                              { parent: this, dependsOn: [storage.claim] },
+                          )
+                        : undefined;
                 // App pods are isolated from their first start.
                 const isolation = new AppIsolation(
                     `${name}-workflow`,
@@ -332,6 +354,7 @@ export class Platform extends pulumi.ComponentResource {
             this.workflowVolume = workflowVolume;
             this.registryVolume = registryVolume;
             this.workflowBackup = workflowBackup;
+            this.volumeSnapshots = volumeSnapshots;
         }
 
         this.registerOutputs({});

@@ -15,10 +15,12 @@ export const WORKFLOW_VOLUME = {
     claim: "deis-minio-data",
     /** The PersistentVolumeClaim the chart mounts at the registry's data directory (`registry.data_claim`). */
     registryClaim: "deis-registry-data",
+    /** The labels of both claims, by which their snapshots are scheduled. */
+    labels: { heritage: "hephy-doks" },
 } as const;
 
 /** DigitalOcean's block-storage CSI driver on DOKS (digitalocean/csi-digitalocean deploy/kubernetes/releases/*\/driver.yaml). */
-const DO_CSI_PROVISIONER = "dobs.csi.digitalocean.com";
+export const DO_CSI_PROVISIONER = "dobs.csi.digitalocean.com";
 
 export interface WorkflowStorageArgs {
     /** The Kubernetes provider of the cluster. */
@@ -45,7 +47,7 @@ export class WorkflowStorage extends pulumi.ComponentResource {
 
     constructor(name: string, args: WorkflowStorageArgs, opts?: pulumi.ComponentResourceOptions) {
         super("hephy-doks:workflowStorage:WorkflowStorage", name, {}, opts);
-        const labels = { heritage: "hephy-doks" };
+        const labels = WORKFLOW_VOLUME.labels;
 
         this.storageClass = new k8s.storage.v1.StorageClass(
             `${name}-storage-class`,

@@ -14,7 +14,8 @@ import { Admission, AdmissionRequest, admit } from "./admission";
 import { Cluster, Entity, Pod, reachable } from "./networkPolicies";
 import { S3StandIn } from "./s3StandIn";
 import { kubernetesApi, TestPki, testPki } from "./standIns";
-import { BACKUP_FACTS, checkBackupCopy, DEFAULT_BACKUP_AGE_MINUTES } from "../verify/backups";
+import { BACKUP_FACTS, checkBackupCopy, checkVolumeSnapshots, DEFAULT_BACKUP_AGE_MINUTES, SNAPSHOT_AGE_MINUTES } from "../verify/backups";
+import { VOLUME_SNAPSHOTS } from "../components/volumeSnapshots";
 import { kubeConfig } from "../verify/cluster";
 import { parseOptions } from "../verify/main";
 import { parseOutputs } from "../verify/outputs";
@@ -888,3 +889,116 @@ describe("npm run verify: the age of the newest off-cluster copy, read from a st
 });
 
 const MINIMAL_OUTPUTS = { platformDomain: "paas.hephy-demo.net", nodeIps: ["203.0.113.10"], kubeconfig: "k", tillerCaCertPem: "c" };
+
+describe("snapshots of Workflow's volumes, scheduled by snapscheduler through a class that retains them", () => {
+    const CLASS = "kubernetes:snapshot.storage.k8s.io/v1:VolumeSnapshotClass";
+    const SCHEDULE = "kubernetes:snapscheduler.backube/v1:SnapshotSchedule";
+    let run: Run;
+    let plainRun: Run;
+    before(async function () {
+        this.timeout(60000);
+        run = await sharedRun({ config: { volumeSnapshots: "8" } });
+        plainRun = await sharedRun();
+    });
+    const release = (r: Run) => r.resources.find((x) => plain(x.inputs).kind === "HelmRelease" && plain(x.inputs).metadata.name === "snapscheduler");
+
+    it("makes a VolumeSnapshotClass of DigitalOcean's driver that retains its snapshots when their VolumeSnapshot goes", () => {
+        const inputs = plain(run.one(CLASS).inputs);
+        assert.deepEqual([inputs.metadata.name, inputs.driver, inputs.deletionPolicy], [VOLUME_SNAPSHOTS.snapshotClass, "dobs.csi.digitalocean.com", "Retain"]);
+    });
+
+    it("installs snapscheduler from its release tag through helm-operator, after the operator and the admission guards", () => {
+        const hr = release(run)!;
+        const spec = plain(hr.inputs).spec;
+        assert.deepEqual(spec.chart, { git: "https://github.com/backube/snapscheduler", ref: "v3.5.0", path: "helm/snapscheduler", skipDepUpdate: true });
+        assert.deepEqual([spec.helmVersion, plain(hr.inputs).metadata.annotations["pulumi.com/waitFor"]], ["v3", "condition=Released"]);
+        const operator = run.resources.find((r) => r.type === "kubernetes:apps/v1:Deployment" && plain(r.inputs).metadata.name === "flux-helm-operator")!;
+        assert.ok(hr.dependsOn.includes(`${operator.type}::${operator.name}`), hr.dependsOn.join(", "));
+        assert.ok(hr.dependsOn.some((d) => d.includes("ValidatingAdmissionPolicy")));
+    });
+
+    it("snapshots both of Workflow's claims every 6 hours, keeping 8 of each, once snapscheduler and the class exist", () => {
+        const schedule = run.one(SCHEDULE);
+        const spec = plain(schedule.inputs).spec;
+        assert.deepEqual(spec, {
+            claimSelector: { matchLabels: { heritage: "hephy-doks" } },
+            retention: { maxCount: 8 },
+            schedule: "0 */6 * * *",
+            snapshotTemplate: { snapshotClassName: VOLUME_SNAPSHOTS.snapshotClass, labels: { heritage: "hephy-doks" } },
+        });
+        assert.equal(plain(schedule.inputs).metadata.namespace, "deis");
+        const claims = run.ofType("kubernetes:core/v1:PersistentVolumeClaim").map((c) => plain(c.inputs).metadata);
+        assert.deepEqual(
+            claims.filter((m) => Object.entries(spec.claimSelector.matchLabels).every(([k, v]) => m.labels?.[k] === v)).map((m) => m.name),
+            ["deis-minio-data", "deis-registry-data"],
+        );
+        assert.ok(schedule.dependsOn.includes(`kubernetes:helm.fluxcd.io/v1:HelmRelease::${release(run)!.name}`));
+        assert.ok(schedule.dependsOn.includes(`${CLASS}::${run.one(CLASS).name}`));
+    });
+
+    it("counts the snapshots in the cost, at most a volume's size each, and makes none by default", async () => {
+        assert.match(await valueOf(run.outputs.monthlyCostEstimate), /8 snapshots of each volume, at most 160 GiB at \$0\.06\/GiB \$9\.60/);
+        assert.equal(Math.round(((await valueOf(run.outputs.monthlyCostUsd)) - (await valueOf(plainRun.outputs.monthlyCostUsd))) * 100), 960);
+        assert.equal(await valueOf(run.outputs.volumeSnapshotsKept), 8);
+        assert.deepEqual([plainRun.ofType(CLASS).length, plainRun.ofType(SCHEDULE).length, release(plainRun)], [0, 0, undefined]);
+    });
+
+    it("refuses a retention count out of range", async () => {
+        const { error } = await programError({ config: { volumeSnapshots: "500" } });
+        assert.match(
+            error.message,
+            /hephy-doks:volumeSnapshots must be an integer from 0 to 120, got "500" \(pulumi config set hephy-doks:volumeSnapshots 8\)/,
+        );
+    });
+});
+
+describe("npm run verify: the age of the newest snapshot of each claim, read from a stand-in Kubernetes API", () => {
+    const NOW = Date.parse("2026-12-07T12:00:00Z");
+    const ago = (minutes: number) => new Date(NOW - minutes * 60_000).toISOString();
+    const snapshot = (claim: string, minutes: number, ready = true) => ({
+        metadata: { name: `${claim}-${minutes}`, labels: { [VOLUME_SNAPSHOTS.scheduleLabel]: VOLUME_SNAPSHOTS.schedule } },
+        spec: { source: { persistentVolumeClaimName: claim } },
+        status: { readyToUse: ready, creationTime: ago(minutes) },
+    });
+    let pki: TestPki;
+    let apiPair: { cert: string; key: string };
+    before(async () => {
+        pki = await testPki("verify-snapshots");
+        apiPair = await pki.leaf(["127.0.0.1"], ["digital_signature", "server_auth"]);
+    });
+    const check = async (items: unknown[]) => {
+        const query = `labelSelector=${encodeURIComponent(BACKUP_FACTS.snapshots.labelSelector)}`;
+        const url = `/apis/snapshot.storage.k8s.io/v1/namespaces/deis/volumesnapshots?${query}`;
+        const api = await kubernetesApi(
+            { [url]: { apiVersion: "snapshot.storage.k8s.io/v1", kind: "VolumeSnapshotList", items } },
+            { pair: apiPair, ca: pki.root },
+        );
+        try {
+            return { result: await checkVolumeSnapshots(kubeConfig(api.kubeconfig), SNAPSHOT_AGE_MINUTES, NOW), asked: api.requests.map((r) => r.url) };
+        } finally {
+            await api.close();
+        }
+    };
+
+    it("passes when each claim's newest ready snapshot is younger than 13 hours, and fails when one is older or none is ready", async () => {
+        const fresh = await check([snapshot("deis-minio-data", 700), snapshot("deis-minio-data", 120), snapshot("deis-registry-data", 125)]);
+        assert.deepEqual(
+            [fresh.result.ok, fresh.result.evidence],
+            [true, "newest ready snapshot per claim: deis-minio-data 120 min, deis-registry-data 125 min"],
+        );
+        const stale = await check([snapshot("deis-minio-data", 120), snapshot("deis-registry-data", 800), snapshot("deis-registry-data", 10, false)]);
+        assert.deepEqual(
+            [stale.result.ok, stale.result.evidence],
+            [false, "newest ready snapshot per claim: deis-minio-data 120 min, deis-registry-data 800 min, older than 780 min"],
+        );
+        const none = await check([snapshot("deis-minio-data", 10, false)]);
+        assert.equal(none.result.ok, false);
+        assert.match(none.result.evidence, /no ready snapshot in deis \(1 listed/);
+    });
+
+    it("names the snapshots and their period as the program does", () => {
+        assert.equal(BACKUP_FACTS.snapshots.labelSelector, `${VOLUME_SNAPSHOTS.scheduleLabel}=${VOLUME_SNAPSHOTS.schedule}`);
+        assert.equal(FIXED.snapshotSchedule, `0 */${BACKUP_FACTS.snapshots.everyMinutes / 60} * * *`);
+        assert.equal(parseOutputs({ ...MINIMAL_OUTPUTS, volumeSnapshotsKept: 8 }, "test").volumeSnapshotsKept, 8);
+    });
+});

@@ -59,6 +59,7 @@ describe("parseConfig", () => {
             vpcIpRange: undefined,
             vpcName: "hephy-doks-staging",
             backupRegion: undefined,
+            volumeSnapshots: 0,
             restoreFrom: undefined,
         });
     });

@@ -191,8 +191,8 @@ describe("the commands the README and docs print", () => {
         const configuration = fs.readFileSync(path.join(ROOT, "docs", "configuration.md"), "utf8");
         const section = configuration.slice(configuration.indexOf("## Outputs"));
         const listed = [...section.matchAll(/^- (`\w+`(?:, `\w+`)*):/gm)].flatMap((m) => [...m[1].matchAll(/`(\w+)`/g)].map((n) => n[1]));
-        // With an off-cluster copy, the stack also outputs its bucket.
-        const withBackup = await sharedRun({ config: { backupRegion: "fra1" } });
+        // With an off-cluster copy and snapshots, the stack also outputs its bucket and how many snapshots it keeps.
+        const withBackup = await sharedRun({ config: { backupRegion: "fra1", volumeSnapshots: "8" } });
         const outputs = new Set([...Object.keys(run.outputs), ...Object.keys(withBackup.outputs)]);
         assert.deepEqual([...listed].sort(), [...outputs].sort(), "docs/configuration.md's Outputs are the program's");
     });

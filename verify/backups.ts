@@ -10,14 +10,19 @@ export const BACKUP_FACTS = {
     copyJob: { namespace: "deis", name: "hephy-doks-backup" },
     /** The copy runs every 15 minutes (project.ts FIXED.backupSchedule). */
     copyEveryMinutes: 15,
+    /** The snapshots of Workflow's volumes (components/volumeSnapshots.ts VOLUME_SNAPSHOTS), every 6 hours (FIXED.snapshotSchedule). */
+    snapshots: { namespace: "deis", labelSelector: "snapscheduler.backube/schedule=hephy-doks-volumes", everyMinutes: 360 },
 } as const;
+
+/** A snapshot older than two periods and an hour fails: two in a row missed. */
+export const SNAPSHOT_AGE_MINUTES = 2 * BACKUP_FACTS.snapshots.everyMinutes + 60;
 
 /** By default a copy older than three periods fails: two runs in a row missed, or failed. */
 export const DEFAULT_BACKUP_AGE_MINUTES = 3 * BACKUP_FACTS.copyEveryMinutes;
 
 const API_MS = 30_000;
 
-const minutesAgo = (time: Date | string, now: number) => Math.round((now - new Date(time).getTime()) / 60_000);
+const minutesAgo = (time: Date | string | number, now: number) => Math.round((now - new Date(time).getTime()) / 60_000);
 
 /**
  * The newest off-cluster copy is younger than `maxAgeMinutes`, as the copy's CronJob records its last
@@ -40,5 +45,38 @@ export function checkBackupCopy(config: k8s.KubeConfig, bucket: string, maxAgeMi
         const age = minutesAgo(last, now);
         const seen = `the newest copy is ${age} min old (${new Date(last).toISOString()}), the bound ${maxAgeMinutes} min${running}`;
         return age <= maxAgeMinutes ? pass(seen) : fail(seen);
+    });
+}
+
+interface VolumeSnapshot {
+    metadata?: { name?: string; creationTimestamp?: string };
+    spec?: { source?: { persistentVolumeClaimName?: string } };
+    status?: { readyToUse?: boolean; creationTime?: string };
+}
+
+/**
+ * Every claim snapshotted has a ready snapshot younger than `maxAgeMinutes` (snapshot.storage.k8s.io/v1
+ * VolumeSnapshotStatus `readyToUse`, `creationTime`), among those snapscheduler made.
+ */
+export function checkVolumeSnapshots(config: k8s.KubeConfig, maxAgeMinutes = SNAPSHOT_AGE_MINUTES, now = Date.now()): Promise<CheckResult> {
+    return runCheck("volume-snapshot", "", API_MS, async () => {
+        const { namespace, labelSelector } = BACKUP_FACTS.snapshots;
+        const list = (await config
+            .makeApiClient(k8s.CustomObjectsApi)
+            .listNamespacedCustomObject({ group: "snapshot.storage.k8s.io", version: "v1", namespace, plural: "volumesnapshots", labelSelector })) as {
+            items: VolumeSnapshot[];
+        };
+        const newest = new Map<string, number>();
+        for (const snapshot of list.items.filter((s) => s.status?.readyToUse === true)) {
+            const claim = snapshot.spec?.source?.persistentVolumeClaimName ?? "?";
+            const age = minutesAgo(snapshot.status?.creationTime ?? snapshot.metadata?.creationTimestamp ?? 0, now);
+            newest.set(claim, Math.min(age, newest.get(claim) ?? Infinity));
+        }
+        if (newest.size === 0) {
+            return fail(`no ready snapshot in ${namespace} (${list.items.length} listed, ${labelSelector})`);
+        }
+        const seen = [...newest.entries()].map(([claim, age]) => `${claim} ${age} min`).join(", ");
+        const stale = [...newest.values()].some((age) => age > maxAgeMinutes);
+        return stale ? fail(`newest ready snapshot per claim: ${seen}, older than ${maxAgeMinutes} min`) : pass(`newest ready snapshot per claim: ${seen}`);
     });
 }

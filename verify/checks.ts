@@ -63,6 +63,10 @@ export const CHECKS = {
         proves: "(with hephy-doks:backupRegion) the newest off-cluster copy of Workflow's object store succeeded within --backup-age minutes (default 45: three of its 15-minute periods), as its CronJob records it",
         lookAt: 'kubectl -n deis get cronjob hephy-doks-backup, kubectl -n deis get jobs -l app=hephy-doks-backup and kubectl -n deis logs job/<newest>; docs/operations.md, "Backups"',
     },
+    "volume-snapshot": {
+        proves: "(with hephy-doks:volumeSnapshots) each snapshotted claim of Workflow's has a ready snapshot younger than 13 hours (two of its 6-hour periods and one)",
+        lookAt: "kubectl -n deis get volumesnapshots, kubectl -n deis describe snapshotschedule hephy-doks-volumes, and kubectl -n backube-snapscheduler logs deploy/snapscheduler",
+    },
     push: {
         proves: "(--push) an app is created, a buildpack app pushed with git over SSH, served over HTTPS at https://<app>.<platform domain> with a valid certificate, and app and key removed (with --push-name, the app is reused and kept)",
         lookAt: "deis logs -a <app> and kubectl -n deis logs deploy/deis-builder; an app left behind is named in the evidence",

@@ -1,5 +1,5 @@
 import { parseStrict } from "../scripts/cliArgs";
-import { checkBackupCopy, DEFAULT_BACKUP_AGE_MINUTES } from "./backups";
+import { checkBackupCopy, checkVolumeSnapshots, DEFAULT_BACKUP_AGE_MINUTES } from "./backups";
 import { CHECKS, CheckId, CheckResult, formatResult, jsonReport } from "./checks";
 import * as k8s from "@kubernetes/client-node";
 import { checkRevisions, clusterChecks, IssuedCertificate, kubeConfig, listCertificates } from "./cluster";
@@ -208,6 +208,7 @@ export async function verify(outputs: StackOutputs, options: Options, reach: Rea
                   })
                 : [],
             config && outputs.backupBucket ? checkBackupCopy(config, outputs.backupBucket, options.backupAgeMinutes) : [],
+            config && outputs.volumeSnapshotsKept ? checkVolumeSnapshots(config) : [],
         ]);
         return wanted([api.result, ...results.flat()]);
     };

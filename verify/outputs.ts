@@ -18,6 +18,8 @@ export interface StackOutputs {
     workflowAdminPassword?: string;
     /** Present when the stack keeps an off-cluster copy (hephy-doks:backupRegion). */
     backupBucket?: string;
+    /** Present when the stack snapshots Workflow's volumes (hephy-doks:volumeSnapshots). */
+    volumeSnapshotsKept?: number;
 }
 
 const STACK_OUTPUT_MS = 60_000;
@@ -64,6 +66,7 @@ export function parseOutputs(raw: unknown, source: string): StackOutputs {
         workflowAdminUsername: text("workflowAdminUsername", false),
         workflowAdminPassword: text("workflowAdminPassword", false),
         backupBucket: text("backupBucket", false),
+        volumeSnapshotsKept: typeof o.volumeSnapshotsKept === "number" ? o.volumeSnapshotsKept : undefined,
     };
     for (const key of ["controllerUrl", "builderSsh"] as const) {
         if (outputs[key] !== undefined && !URL.canParse(outputs[key]!)) problems.push(`${key} must be a URL`);

@@ -1,8 +1,14 @@
 import * as assert from "node:assert/strict";
+import { execFileSync, spawn } from "node:child_process";
+import * as fs from "node:fs";
+import * as https from "node:https";
+import * as net from "node:net";
+import * as os from "node:os";
+import * as path from "node:path";
 import { UPSTREAM } from "../catalog";
-import { Run, sharedRun } from "../offline/harness";
+import { ROOT, Run, sharedRun } from "../offline/harness";
 import { Admission, AdmissionRequest } from "./admission";
-import { admitAll as admitAllOf, BUILDER, builderPod, NAME, podRequest, webhook } from "./buildPods";
+import { admitAll as admitAllOf, BUILDER, builderPod, NAME, podRequest, webhook, WEBHOOK_SETTINGS } from "./buildPods";
 
 const CONTROLLER = "system:serviceaccount:deis:deis-controller";
 
@@ -161,5 +167,108 @@ describe("Dockerfile build pods: the builder's pod, the build-pod webhook, and t
             "",
             "without DEIS_DOCKER_BUILD_ARGS_ENABLED, no build argument",
         );
+    });
+
+    it("serves AdmissionReviews over HTTPS as the API server calls it, and takes a renewed certificate without a restart", async function () {
+        this.timeout(30000);
+        const work = fs.mkdtempSync(path.join(os.tmpdir(), "hephy-doks-webhook-"));
+        const certificate = (name: string) => {
+            execFileSync(
+                "openssl",
+                [
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "ec",
+                    "-pkeyopt",
+                    "ec_paramgen_curve:P-256",
+                    "-nodes",
+                    "-days",
+                    "1",
+                    "-subj",
+                    `/CN=${name}`,
+                    "-addext",
+                    "subjectAltName=DNS:deis-build-admission.deis.svc,IP:127.0.0.1",
+                    "-keyout",
+                    path.join(work, "tls.key"),
+                    "-out",
+                    path.join(work, "tls.crt"),
+                ],
+                { stdio: "ignore" },
+            );
+            return fs.readFileSync(path.join(work, "tls.crt"), "utf8");
+        };
+        const port = await new Promise<number>((resolve) => {
+            const probe = net.createServer().listen(0, "127.0.0.1", () => {
+                const { port: p } = probe.address() as net.AddressInfo;
+                probe.close(() => resolve(p));
+            });
+        });
+        const first = certificate("first");
+        const server = spawn("python3", [path.join(ROOT, "charts", "hephy-workflow", "files", "build", "admission.py")], {
+            env: {
+                ...process.env,
+                PORT: String(port),
+                TLS_DIR: work,
+                BUILD_IMAGE: WEBHOOK_SETTINGS.image,
+                REGISTRY: WEBHOOK_SETTINGS.registry,
+                BUILD_SCRIPT_CONFIGMAP: WEBHOOK_SETTINGS.configmap,
+                CNB_BUILD_IMAGE: WEBHOOK_SETTINGS.cnb_image,
+                CNB_SCRIPT_CONFIGMAP: WEBHOOK_SETTINGS.cnb_configmap,
+                PYTHONDONTWRITEBYTECODE: "1",
+            },
+            stdio: "ignore",
+        });
+        const call = (method: string, route: string, ca: string, body?: string) =>
+            new Promise<{ status: number; body: string; peer: string }>((resolve, reject) => {
+                const req = https.request(
+                    {
+                        host: "127.0.0.1",
+                        port,
+                        // A fresh TLS session each time: a resumed one shows no peer certificate.
+                        agent: false,
+                        method,
+                        path: route,
+                        ca,
+                        servername: "deis-build-admission.deis.svc",
+                        headers: body ? { "content-type": "application/json", "content-length": Buffer.byteLength(body) } : {},
+                    },
+                    (res) => {
+                        const peer = String((res.socket as any).getPeerCertificate()?.subject?.CN);
+                        let text = "";
+                        res.on("data", (c) => (text += c));
+                        res.on("end", () => resolve({ status: res.statusCode!, body: text, peer }));
+                    },
+                );
+                req.on("error", reject);
+                req.end(body);
+            });
+        try {
+            for (let i = 0; ; i++) {
+                try {
+                    assert.equal((await call("GET", "/healthz", first)).status, 200);
+                    break;
+                } catch (e) {
+                    if (i > 100) throw e;
+                    await new Promise((r) => setTimeout(r, 50));
+                }
+            }
+            assert.equal((await call("GET", "/healthz", first)).peer, "first");
+            const review = JSON.stringify({ apiVersion: "admission.k8s.io/v1", kind: "AdmissionReview", request: { uid: "u-7", object: builderPod() } });
+            const answer = await call("POST", "/mutate", first, review);
+            assert.equal(answer.status, 200);
+            const { response } = JSON.parse(answer.body);
+            assert.equal(response.uid, "u-7");
+            assert.equal(response.allowed, true);
+            assert.equal(response.patchType, "JSONPatch");
+            assert.equal((await call("POST", "/mutate", first, "{}")).status, 400, "not an AdmissionReview");
+            // cert-manager renews the Secret; the mounted files change under the running server.
+            await new Promise((r) => setTimeout(r, 20));
+            const second = certificate("second");
+            assert.equal((await call("GET", "/healthz", second)).peer, "second");
+        } finally {
+            server.kill();
+            fs.rmSync(work, { recursive: true, force: true });
+        }
     });
 });

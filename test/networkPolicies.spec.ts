@@ -72,6 +72,11 @@ describe("network isolation, as DOKS's Cilium would enforce the policies the pro
         pods.set("an app's web pod", pod("myapp", "myapp-web", { app: "myapp", type: "web", version: "v3", heritage: "deis" }));
         pods.set("another app's pod", pod("otherapp", "otherapp-web", { app: "otherapp", type: "web", version: "v1", heritage: "deis" }));
         pods.set("a build pod", pod("deis", "slugbuild-myapp-1a2b3c4d-5e6f7a8b", { heritage: "slugbuild-myapp-1a2b3c4d-5e6f7a8b" }));
+        // A Dockerfile build, as the build-pod webhook labels it (files/build/admission.py).
+        pods.set(
+            "a Dockerfile build pod",
+            pod("deis", "dockerbuild-myapp-1a2b3c4d-5e6f7a8b", { heritage: "dockerbuild-myapp-1a2b3c4d-5e6f7a8b", "hephy-doks/build": "dockerfile" }),
+        );
         pods.set(
             "an HTTP-01 solver",
             pod("deis", "cm-acme-http-solver-x", { "acme.cert-manager.io/http01-solver": "true", "acme.cert-manager.io/http-domain": "1" }),
@@ -183,6 +188,19 @@ describe("network isolation, as DOKS's Cilium would enforce the policies the pro
         }
         // Workflow's own components keep the egress they had.
         assert.equal(reachable(cluster, peer("deis-controller"), peer("the Kubernetes API"), 443), true);
+    });
+
+    it("lets Dockerfile builds push to the stack's registry, the controller and the nodes' proxies read it, and no app or other build", () => {
+        only(
+            "deis-registry",
+            5000,
+            ["a Dockerfile build pod", "deis-controller", "the pod's own node", "the ingress controller on another node"],
+            ["a build pod", "an app's web pod", "another app's pod", "cert-manager", "the internet", "deis-routes"],
+        );
+        assert.equal(reachable(cluster, peer("a Dockerfile build pod"), peer("the internet"), 443), true, "base images from Docker Hub");
+        assert.equal(reachable(cluster, peer("a Dockerfile build pod"), peer("the Kubernetes API"), 443), false);
+        // The API server calls the build-pod webhook; no pod does.
+        only("deis-build-admission", 8443, ["the Kubernetes API"], ["an app's web pod", "a build pod", "a Dockerfile build pod", "the internet"]);
     });
 
     it("judges a connection as Cilium does, so the checks above can fail", () => {

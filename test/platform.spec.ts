@@ -453,6 +453,16 @@ describe("Workflow's volume and first admin, as the program declares them", () =
         });
     });
 
+    /** A claim of the program's in Workflow's namespace, on its StorageClass, of the default 10 GiB. */
+    const assertClaim = (claim: { inputs: unknown }, name: string) => {
+        assert.deepEqual(plain(claim.inputs).metadata, { name, namespace: "deis", labels: { heritage: "hephy-doks" } });
+        assert.deepEqual(plain(claim.inputs).spec, {
+            accessModes: ["ReadWriteOnce"],
+            storageClassName: "hephy-doks-workflow",
+            resources: { requests: { storage: "10Gi" } },
+        });
+    };
+
     it("claims a DigitalOcean volume of the configured size through a StorageClass of its own, deleted with an unprotected stack", () => {
         const storageClass = standard.one(STORAGE_CLASS);
         assert.deepEqual(plain(storageClass.inputs), {
@@ -468,12 +478,7 @@ describe("Workflow's volume and first admin, as the program declares them", () =
         assert.deepEqual(storageClass.replaceOnChanges, ["reclaimPolicy", "volumeBindingMode"]);
         assert.equal(storageClass.deleteBeforeReplace, true, "the replacement keeps the name the claim names");
         const claim = standard.one(CLAIM, "staging-workflow-claim");
-        assert.deepEqual(plain(claim.inputs).metadata, { name: "deis-minio-data", namespace: "deis", labels: { heritage: "hephy-doks" } });
-        assert.deepEqual(plain(claim.inputs).spec, {
-            accessModes: ["ReadWriteOnce"],
-            storageClassName: "hephy-doks-workflow",
-            resources: { requests: { storage: "10Gi" } },
-        });
+        assertClaim(claim, "deis-minio-data");
         assert.equal(claim.protect, false);
         assert.equal(claim.parent, "hephy-doks:workflowStorage:WorkflowStorage::staging-workflow");
         assert.ok(claim.inputDependsOn.includes(`${STORAGE_CLASS}::staging-workflow-storage-class`));
@@ -489,12 +494,7 @@ describe("Workflow's volume and first admin, as the program declares them", () =
 
     it("claims the image registry's volume beside it, of its own configured size, kept as the object store's is", () => {
         const claim = standard.one(CLAIM, "staging-workflow-registry-claim");
-        assert.deepEqual(plain(claim.inputs).metadata, { name: "deis-registry-data", namespace: "deis", labels: { heritage: "hephy-doks" } });
-        assert.deepEqual(plain(claim.inputs).spec, {
-            accessModes: ["ReadWriteOnce"],
-            storageClassName: "hephy-doks-workflow",
-            resources: { requests: { storage: "10Gi" } },
-        });
+        assertClaim(claim, "deis-registry-data");
         assert.equal(claim.protect, false);
         const kept = protectedStack.one(CLAIM, "staging-workflow-registry-claim");
         assert.equal(kept.protect, true);

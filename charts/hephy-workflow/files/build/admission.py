@@ -339,8 +339,13 @@ class TLSServer(socketserver.ThreadingMixIn, HTTPServer):
         files = [os.path.join(self.cert_dir, name) for name in ('tls.crt', 'tls.key')]
         stamp = tuple(os.stat(f).st_mtime for f in files)
         if stamp != self.loaded:
-            context = ssl.SSLContext(ssl.PROTOCOL_TLS)
-            context.options |= ssl.OP_NO_SSLv3 | ssl.OP_NO_TLSv1 | ssl.OP_NO_TLSv1_1
+            # TLS 1.2 at least: PROTOCOL_TLS_SERVER and minimum_version are Python 3.7's, the image's is 3.6.
+            if hasattr(ssl, 'TLSVersion'):
+                context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+                context.minimum_version = ssl.TLSVersion.TLSv1_2
+            else:
+                context = ssl.SSLContext(ssl.PROTOCOL_TLS)
+                context.options |= ssl.OP_NO_SSLv3 | ssl.OP_NO_TLSv1 | ssl.OP_NO_TLSv1_1
             context.load_cert_chain(*files)
             self.context, self.loaded = context, stamp
         return self.context

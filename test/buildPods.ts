@@ -22,40 +22,32 @@ export function callPython(module: string, fn: string, args: unknown[], env: Nod
 export const APP_CONFIG = { GREETING: "hello from config", DEIS_DOCKER_BUILD_ARGS_ENABLED: "1" };
 
 /**
- * The Dockerfile build pod exactly as teamhephy/builder v2.13.7 creates it (pkg/gitreceive/k8s_util.go
- * dockerBuilderPod and buildPod; build.go for the image name and registry env of an on-cluster registry),
- * as the API server hands it to a mutating webhook: defaulted, with the ServiceAccount token volume.
+ * A build pod as builder v2.13.7 makes every one (pkg/gitreceive/k8s_util.go buildPod: the name as its only
+ * label, restartPolicy Never, the object store's keys), with a container's own env, mounts and volumes, as
+ * the API server hands it to a mutating webhook: defaulted, with the ServiceAccount token volume.
  */
-export function builderPod(config: Record<string, string> = APP_CONFIG): any {
-    const configEnv = Object.entries(config).map(([name, value]) => ({ name, value }));
+function admittedBuildPod(
+    name: string,
+    container: { name: string; image: string; env: { name: string; value: string }[] },
+    mounts: any[],
+    volumes: any[],
+): any {
+    const token = "kube-api-access-x7k2p";
     return {
         apiVersion: "v1",
         kind: "Pod",
-        metadata: { name: NAME, namespace: "deis", labels: { heritage: NAME } },
+        metadata: { name, namespace: "deis", labels: { heritage: name } },
         spec: {
             restartPolicy: "Never",
             serviceAccountName: "default",
             containers: [
                 {
-                    name: "deis-dockerbuilder",
-                    image: "hephy/dockerbuilder:v2.8.3",
+                    ...container,
                     imagePullPolicy: "IfNotPresent",
-                    env: [
-                        ...configEnv,
-                        ...(config.DEIS_DOCKER_BUILD_ARGS_ENABLED ? [{ name: "DOCKER_BUILD_ARGS", value: JSON.stringify(config) }] : []),
-                        { name: "TAR_PATH", value: "home/myapp:git-1a2b3c4d/tar" },
-                        { name: "SOURCE_VERSION", value: "1a2b3c4d" },
-                        { name: "IMG_NAME", value: "myapp:git-1a2b3c4d" },
-                        { name: "BUILDER_STORAGE", value: "minio" },
-                        { name: "DEIS_REGISTRY_SERVICE_HOST", value: "127.0.0.1" },
-                        { name: "DEIS_REGISTRY_SERVICE_PORT", value: "5555" },
-                        { name: "DEIS_REGISTRY_PROXY_PORT", value: "5555" },
-                        { name: "DEIS_REGISTRY_LOCATION", value: "on-cluster" },
-                    ],
                     volumeMounts: [
                         { name: "objectstorage-keyfile", mountPath: "/var/run/secrets/deis/objectstore/creds", readOnly: true },
-                        { name: "docker-socket", mountPath: "/var/run/docker.sock" },
-                        { name: "kube-api-access-x7k2p", mountPath: "/var/run/secrets/kubernetes.io/serviceaccount", readOnly: true },
+                        ...mounts,
+                        { name: token, mountPath: "/var/run/secrets/kubernetes.io/serviceaccount", readOnly: true },
                     ],
                     terminationMessagePath: "/dev/termination-log",
                     terminationMessagePolicy: "File",
@@ -63,9 +55,9 @@ export function builderPod(config: Record<string, string> = APP_CONFIG): any {
             ],
             volumes: [
                 { name: "objectstorage-keyfile", secret: { secretName: "objectstorage-keyfile" } },
-                { name: "docker-socket", hostPath: { path: "/var/run/docker.sock", type: "" } },
+                ...volumes,
                 {
-                    name: "kube-api-access-x7k2p",
+                    name: token,
                     projected: { sources: [{ serviceAccountToken: { path: "token", expirationSeconds: 3607 } }, { configMap: { name: "kube-root-ca.crt" } }] },
                 },
             ],
@@ -73,53 +65,52 @@ export function builderPod(config: Record<string, string> = APP_CONFIG): any {
     };
 }
 
+/**
+ * The Dockerfile build pod exactly as teamhephy/builder v2.13.7 creates it (k8s_util.go dockerBuilderPod;
+ * build.go for the image name and registry env of an on-cluster registry): the Docker socket as a host path.
+ */
+export function builderPod(config: Record<string, string> = APP_CONFIG): any {
+    const configEnv = Object.entries(config).map(([name, value]) => ({ name, value }));
+    const env = [
+        ...configEnv,
+        ...(config.DEIS_DOCKER_BUILD_ARGS_ENABLED ? [{ name: "DOCKER_BUILD_ARGS", value: JSON.stringify(config) }] : []),
+        { name: "TAR_PATH", value: "home/myapp:git-1a2b3c4d/tar" },
+        { name: "SOURCE_VERSION", value: "1a2b3c4d" },
+        { name: "IMG_NAME", value: "myapp:git-1a2b3c4d" },
+        { name: "BUILDER_STORAGE", value: "minio" },
+        { name: "DEIS_REGISTRY_SERVICE_HOST", value: "127.0.0.1" },
+        { name: "DEIS_REGISTRY_SERVICE_PORT", value: "5555" },
+        { name: "DEIS_REGISTRY_PROXY_PORT", value: "5555" },
+        { name: "DEIS_REGISTRY_LOCATION", value: "on-cluster" },
+    ];
+    return admittedBuildPod(
+        NAME,
+        { name: "deis-dockerbuilder", image: "hephy/dockerbuilder:v2.8.3", env },
+        [{ name: "docker-socket", mountPath: "/var/run/docker.sock" }],
+        [{ name: "docker-socket", hostPath: { path: "/var/run/docker.sock", type: "" } }],
+    );
+}
+
 export const SLUG_NAME = "slugbuild-myapp-1f2e3d4c-0f1e2d3c";
 
 /**
- * The buildpack build pod exactly as teamhephy/builder v2.13.7 creates it (pkg/gitreceive/k8s_util.go
- * slugbuilderPod and buildPod; build.go for the object keys, the app's config Secret and caching), as the
- * API server hands it to a mutating webhook: defaulted, with the ServiceAccount token volume.
+ * The buildpack build pod exactly as teamhephy/builder v2.13.7 creates it (k8s_util.go slugbuilderPod;
+ * build.go for the object keys, caching and the app's config, a Secret `<app>-build-env` at /tmp/env).
  */
-export function slugBuilderPod(extraEnv: { name: string; value: string }[] = []): any {
-    return {
-        apiVersion: "v1",
-        kind: "Pod",
-        metadata: { name: SLUG_NAME, namespace: "deis", labels: { heritage: SLUG_NAME } },
-        spec: {
-            restartPolicy: "Never",
-            serviceAccountName: "default",
-            containers: [
-                {
-                    name: "deis-slugbuilder",
-                    image: "hephy/slugbuilder:v2.8.0",
-                    imagePullPolicy: "IfNotPresent",
-                    env: [
-                        { name: "CACHE_PATH", value: "home/myapp/cache" },
-                        { name: "TAR_PATH", value: "home/myapp:git-1f2e3d4c/tar" },
-                        { name: "PUT_PATH", value: "home/myapp:git-1f2e3d4c/push" },
-                        { name: "SOURCE_VERSION", value: "1f2e3d4c" },
-                        { name: "BUILDER_STORAGE", value: "minio" },
-                        ...extraEnv,
-                    ],
-                    volumeMounts: [
-                        { name: "objectstorage-keyfile", mountPath: "/var/run/secrets/deis/objectstore/creds", readOnly: true },
-                        { name: "myapp-build-env", mountPath: "/tmp/env", readOnly: true },
-                        { name: "kube-api-access-x7k2p", mountPath: "/var/run/secrets/kubernetes.io/serviceaccount", readOnly: true },
-                    ],
-                    terminationMessagePath: "/dev/termination-log",
-                    terminationMessagePolicy: "File",
-                },
-            ],
-            volumes: [
-                { name: "objectstorage-keyfile", secret: { secretName: "objectstorage-keyfile" } },
-                { name: "myapp-build-env", secret: { secretName: "myapp-build-env" } },
-                {
-                    name: "kube-api-access-x7k2p",
-                    projected: { sources: [{ serviceAccountToken: { path: "token", expirationSeconds: 3607 } }, { configMap: { name: "kube-root-ca.crt" } }] },
-                },
-            ],
-        },
-    };
+export function slugBuilderPod(): any {
+    const env = [
+        { name: "CACHE_PATH", value: "home/myapp/cache" },
+        { name: "TAR_PATH", value: "home/myapp:git-1f2e3d4c/tar" },
+        { name: "PUT_PATH", value: "home/myapp:git-1f2e3d4c/push" },
+        { name: "SOURCE_VERSION", value: "1f2e3d4c" },
+        { name: "BUILDER_STORAGE", value: "minio" },
+    ];
+    return admittedBuildPod(
+        SLUG_NAME,
+        { name: "deis-slugbuilder", image: "hephy/slugbuilder:v2.8.0", env },
+        [{ name: "myapp-build-env", mountPath: "/tmp/env", readOnly: true }],
+        [{ name: "myapp-build-env", secret: { secretName: "myapp-build-env" } }],
+    );
 }
 
 /** What the chart tells the webhook (templates/dockerfile-build.yaml). */

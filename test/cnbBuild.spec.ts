@@ -2,40 +2,18 @@ import * as assert from "node:assert/strict";
 import { ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
-import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import * as zlib from "node:zlib";
 import { ROOT } from "../offline/harness";
 import { slugBuilderPod, webhook } from "./buildPods";
+import { serveRegistry } from "./registryServer";
 
 const SCRIPT = path.join(ROOT, "charts", "hephy-workflow", "files", "build", "cnb-build.sh");
 /** Stand-ins of the lifecycle's creator and of the object store's client (test/build/creator, objstorage). */
 const STANDIN = path.join(ROOT, "test", "build");
 /** Debian's packages, which .ci/run installs: distribution 2.8 (`docker-registry`) and skopeo. */
 const TOOLS = ["docker-registry", "skopeo", "python3", "tar"];
-
-function freePort(): Promise<number> {
-    return new Promise((resolve, reject) => {
-        const server = net.createServer().listen(0, "127.0.0.1", () => {
-            const { port } = server.address() as net.AddressInfo;
-            server.close(() => resolve(port));
-        });
-        server.on("error", reject);
-    });
-}
-
-async function listening(port: number, timeoutMs = 10000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-        const connected = await new Promise<boolean>((resolve) => {
-            const socket = net.connect(port, "127.0.0.1", () => resolve(socket.end() !== undefined)).on("error", () => resolve(false));
-        });
-        if (connected) return;
-        if (Date.now() > deadline) throw new Error(`nothing listens on 127.0.0.1:${port}`);
-        await new Promise((r) => setTimeout(r, 50));
-    }
-}
 
 /** A one-layer OCI image layout in `dir`, for the stand-in to push: what an export sends, in small. */
 function ociLayout(dir: string): void {
@@ -95,15 +73,7 @@ describe("a buildpack build's script (files/build/cnb-build.sh), around a stand-
             console.warn(`skipping the buildpack build's script: missing ${missing.join(", ")} (apt-get install docker-registry skopeo)`);
             this.skip();
         }
-        const port = await freePort();
-        const config = path.join(work, "registry.yml");
-        fs.writeFileSync(
-            config,
-            `version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: ${work}/registry\nhttp:\n  addr: 127.0.0.1:${port}\n`,
-        );
-        registry = spawn("docker-registry", ["serve", config], { stdio: "ignore" });
-        await listening(port);
-        address = `127.0.0.1:${port}`;
+        ({ address, child: registry } = await serveRegistry(work, "registry"));
         ociLayout(path.join(work, "image"));
         built = webhook(slugBuilderPod()).pod;
     });

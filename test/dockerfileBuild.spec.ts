@@ -1,40 +1,17 @@
 import * as assert from "node:assert/strict";
-import { ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
+import { ChildProcess, execFileSync, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
-import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { ROOT } from "../offline/harness";
 import { builderPod, callPython, webhook } from "./buildPods";
+import { serveRegistry } from "./registryServer";
 
 const FILES = path.join(ROOT, "charts", "hephy-workflow", "files");
 const SCRIPT = path.join(FILES, "build", "dockerfile-build.sh");
 const CLIENT = path.join(FILES, "registry", "dockerclient.py");
 /** Debian's packages, which .ci/run installs: buildah 1.28, distribution 2.8 (`docker-registry`), openssl. */
 const TOOLS = ["buildah", "docker-registry", "openssl", "tar"];
-
-function freePort(): Promise<number> {
-    return new Promise((resolve, reject) => {
-        const server = net.createServer().listen(0, "127.0.0.1", () => {
-            const { port } = server.address() as net.AddressInfo;
-            server.close(() => resolve(port));
-        });
-        server.on("error", reject);
-    });
-}
-
-/** Waits until something accepts connections on host:port. */
-async function listening(port: number, timeoutMs = 10000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-        const connected = await new Promise<boolean>((resolve) => {
-            const socket = net.connect(port, "127.0.0.1", () => resolve(socket.end() !== undefined)).on("error", () => resolve(false));
-        });
-        if (connected) return;
-        if (Date.now() > deadline) throw new Error(`nothing listens on 127.0.0.1:${port}`);
-        await new Promise((r) => setTimeout(r, 50));
-    }
-}
 
 /**
  * A real Dockerfile build, as the build pod runs it: the chart's dockerfile-build.sh with Debian's buildah
@@ -55,16 +32,9 @@ describe("a Dockerfile build and the controller's image client, with buildah and
 
     /** Starts distribution on loopback with `extra` YAML; returns host:port once it answers. */
     async function registry(name: string, extra: string): Promise<string> {
-        const port = await freePort();
-        const config = path.join(work, `${name}.yml`);
-        fs.writeFileSync(
-            config,
-            `version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: ${work}/${name}\nhttp:\n  addr: 127.0.0.1:${port}\n${extra}`,
-        );
-        const child = spawn("docker-registry", ["serve", config], { stdio: "ignore" });
+        const { address, child } = await serveRegistry(work, name, extra);
         registries.push(child);
-        await listening(port);
-        return `127.0.0.1:${port}`;
+        return address;
     }
 
     const buildah = (...args: string[]) =>

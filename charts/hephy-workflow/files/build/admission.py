@@ -156,6 +156,20 @@ def labelled(pod, value):
     return labels
 
 
+def build_spec(spec, original, volumes, init_containers, build):
+    """The pod's new spec: its volumes, init containers and one build container, which keeps the original's
+    resources and termination message settings; no ServiceAccount token."""
+    for key in ('resources', 'terminationMessagePath', 'terminationMessagePolicy'):
+        if key in original:
+            build[key] = original[key]
+    new_spec = copy.deepcopy(spec)
+    new_spec['volumes'] = volumes
+    new_spec['initContainers'] = init_containers
+    new_spec['containers'] = [build]
+    new_spec['automountServiceAccountToken'] = False
+    return new_spec
+
+
 def mutate(pod, settings):
     """The builder's build pod as a build without a daemon (cnb_build for a buildpack build); Refusal for anything else."""
     if pod.get('metadata', {}).get('name', '').startswith(SLUG_POD_PREFIX):
@@ -204,20 +218,12 @@ def mutate(pod, settings):
             'appArmorProfile': {'type': 'Unconfined'},
         },
     }
-    for key in ('resources', 'terminationMessagePath', 'terminationMessagePolicy'):
-        if key in original:
-            build[key] = original[key]
-
-    new_spec = copy.deepcopy(spec)
-    new_spec['volumes'] = kept_volumes + [
+    volumes = kept_volumes + [
         {'name': 'workspace', 'emptyDir': {}},
         {'name': 'build-script', 'configMap': {'name': settings['configmap']}},
         {'name': 'containers-storage', 'emptyDir': {'sizeLimit': settings['storage_limit']}},
     ]
-    new_spec['initContainers'] = [fetch]
-    new_spec['containers'] = [build]
-    new_spec['automountServiceAccountToken'] = False
-    return labelled(pod, BUILD_LABEL[1]), new_spec
+    return labelled(pod, BUILD_LABEL[1]), build_spec(spec, original, volumes, [fetch], build)
 
 
 def cnb_build(pod, settings):
@@ -263,20 +269,13 @@ def cnb_build(pod, settings):
         ],
         'securityContext': dict(unprivileged, seccompProfile={'type': 'RuntimeDefault'}),
     }
-    for key in ('resources', 'terminationMessagePath', 'terminationMessagePolicy'):
-        if key in original:
-            build[key] = original[key]
-
-    new_spec = copy.deepcopy(spec)
-    new_spec['volumes'] = kept_volumes + [
+    volumes = kept_volumes + [
         {'name': 'workspace', 'emptyDir': {}},
         {'name': 'layers', 'emptyDir': {'sizeLimit': settings['cnb_storage_limit']}},
         {'name': 'handoff', 'emptyDir': {}},
         {'name': 'cnb-script', 'configMap': {'name': settings['cnb_configmap']}},
     ]
-    new_spec['initContainers'] = [fetch, upload]
-    new_spec['containers'] = [build]
-    new_spec['automountServiceAccountToken'] = False
+    new_spec = build_spec(spec, original, volumes, [fetch, upload], build)
     # The emptyDirs' group, so the build user writes what fetch-source unpacked.
     new_spec['securityContext'] = {'runAsNonRoot': True, 'fsGroup': CNB_USER, 'seccompProfile': {'type': 'RuntimeDefault'}}
     return labelled(pod, CNB_LABEL), new_spec

@@ -1,0 +1,43 @@
+import { ChildProcess, spawn } from "node:child_process";
+import * as fs from "node:fs";
+import * as net from "node:net";
+import * as path from "node:path";
+
+/** A distribution registry on loopback for the build specs: Debian's `docker-registry` (distribution 2.8). */
+
+/** A TCP port nothing listens on, on loopback. */
+export function freePort(): Promise<number> {
+    return new Promise((resolve, reject) => {
+        const server = net.createServer().listen(0, "127.0.0.1", () => {
+            const { port } = server.address() as net.AddressInfo;
+            server.close(() => resolve(port));
+        });
+        server.on("error", reject);
+    });
+}
+
+/** Waits until something accepts connections on 127.0.0.1:port. */
+export async function listening(port: number, timeoutMs = 10000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+        const connected = await new Promise<boolean>((resolve) => {
+            const socket = net.connect(port, "127.0.0.1", () => resolve(socket.end() !== undefined)).on("error", () => resolve(false));
+        });
+        if (connected) return;
+        if (Date.now() > deadline) throw new Error(`nothing listens on 127.0.0.1:${port}`);
+        await new Promise((r) => setTimeout(r, 50));
+    }
+}
+
+/** Starts a registry keeping its data in `dir`/`name`, with `extra` YAML; resolves once it answers. */
+export async function serveRegistry(dir: string, name: string, extra = ""): Promise<{ address: string; child: ChildProcess }> {
+    const port = await freePort();
+    const config = path.join(dir, `${name}.yml`);
+    fs.writeFileSync(
+        config,
+        `version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: ${dir}/${name}\nhttp:\n  addr: 127.0.0.1:${port}\n${extra}`,
+    );
+    const child = spawn("docker-registry", ["serve", config], { stdio: "ignore" });
+    await listening(port);
+    return { address: `127.0.0.1:${port}`, child };
+}

@@ -13,6 +13,8 @@ import { chartArchive, helmReleases, renderRelease } from "../offline/renderRele
 import { Admission, AdmissionRequest, admit } from "./admission";
 import { Cluster, Entity, Pod, reachable } from "./networkPolicies";
 import { S3StandIn } from "./s3StandIn";
+import { firstStart } from "./databaseImage";
+import { podRequest } from "./buildPods";
 import { kubernetesApi, TestPki, testPki } from "./standIns";
 import { BACKUP_FACTS, checkBackupCopy, checkVolumeSnapshots, DEFAULT_BACKUP_AGE_MINUTES, SNAPSHOT_AGE_MINUTES } from "../verify/backups";
 import { VOLUME_SNAPSHOTS } from "../components/volumeSnapshots";
@@ -195,16 +197,19 @@ function needRclone(context: Mocha.Context): void {
     context.skip();
 }
 
-/** Runs a script as its container would, with `env` only (and PATH); resolves with its status and output, never rejects. */
-async function runScript(script: string, env: Record<string, string>): Promise<{ status: number; stdout: string; stderr: string }> {
+/** Runs a command with `env` only (PATH unless given); resolves with its status and output, never rejects. */
+async function runCommand(command: string, args: string[], env: Record<string, string>): Promise<{ status: number; stdout: string; stderr: string }> {
     try {
-        const { stdout, stderr } = await run("sh", [script], { env: { PATH: process.env.PATH!, ...env }, timeout: 30000 });
+        const { stdout, stderr } = await run(command, args, { env: { PATH: process.env.PATH!, ...env }, timeout: 30000 });
         return { status: 0, stdout, stderr };
     } catch (error) {
         const e = error as { code?: number; stdout?: string; stderr?: string };
         return { status: typeof e.code === "number" ? e.code : -1, stdout: e.stdout ?? "", stderr: e.stderr ?? "" };
     }
 }
+
+/** Runs a script as its container would: with sh, and `env` only. */
+const runScript = (script: string, env: Record<string, string>) => runCommand("sh", [script], env);
 
 /**
  * A container's environment as the kubelet would give it, on this machine: plain values as they are,
@@ -610,55 +615,27 @@ async function databaseFirstStart(dir: string, minio: S3StandIn): Promise<{ stat
         ].join("\n"),
         "004_run_backups.sh": 'echo "004: periodic backups start" >> "$LOG"\n',
     };
-    for (const [name, text] of Object.entries(models)) {
-        fs.writeFileSync(path.join(work, name), text);
-    }
-    const guards = path.join(ROOT, "charts", "hephy-workflow", "files", "database");
-    const scripts = [...Object.keys(models), ...fs.readdirSync(guards).filter((f) => f.endsWith(".sh"))]
-        .sort()
-        .map((name) => (name in models ? path.join(work, name) : path.join(guards, name)));
-    const entrypoint = path.join(work, "entrypoint.sh");
-    fs.writeFileSync(
-        entrypoint,
-        [
-            "set -e",
-            'for f in "$@"; do . "$f"; done',
-            'echo "entrypoint: init complete" >> "$LOG"',
-            'rm -f "$PGDATA/recovery.conf"; touch "$STATE/server-up"; echo "entrypoint: server started" >> "$LOG"',
-            'for i in $(seq 1 200); do grep -q "^do_backup$" "$LOG" && break; /bin/sleep 0.05; done',
-            "kill $(jobs -p) 2>/dev/null || true",
-        ].join("\n"),
-    );
+    const { entrypoint, scripts } = firstStart(work, models);
     const log = path.join(work, "log");
     fs.writeFileSync(log, "");
     const recovery = path.join(work, "recovery");
-    let result: { status: number; stdout: string; stderr: string };
-    try {
-        const { stdout, stderr } = await run("bash", [entrypoint, ...scripts], {
-            timeout: 20000,
-            env: {
-                PATH: `${bin}:${process.env.PATH}`,
-                HOME: work,
-                LOG: log,
-                STATE: work,
-                WALE_ENVDIR: path.join(work, "env"),
-                PGDATA: path.join(work, "pgdata"),
-                PGDATA_RECOVERY: recovery,
-                OBJECT_STORAGE_WAIT_SECONDS: "30",
-                GUARD_BOTO_CONFIG: "/etc/hephy-doks/boto.cfg",
-                // WAL-E's and create_bucket's object store: the minio stand-in, with the store's keys.
-                RCLONE_CONFIG_MINIO_TYPE: "s3",
-                RCLONE_CONFIG_MINIO_PROVIDER: "Minio",
-                RCLONE_CONFIG_MINIO_ENDPOINT: minio.endpoint,
-                RCLONE_CONFIG_MINIO_ACCESS_KEY_ID: "MINIOACCESSKEY",
-                RCLONE_CONFIG_MINIO_SECRET_ACCESS_KEY: "minio-secret",
-            },
-        });
-        result = { status: 0, stdout, stderr };
-    } catch (error) {
-        const e = error as { code?: number; stdout?: string; stderr?: string };
-        result = { status: typeof e.code === "number" ? e.code : -1, stdout: e.stdout ?? "", stderr: e.stderr ?? "" };
-    }
+    const result = await runCommand("bash", [entrypoint, ...scripts], {
+        PATH: `${bin}:${process.env.PATH}`,
+        HOME: work,
+        LOG: log,
+        STATE: work,
+        WALE_ENVDIR: path.join(work, "env"),
+        PGDATA: path.join(work, "pgdata"),
+        PGDATA_RECOVERY: recovery,
+        OBJECT_STORAGE_WAIT_SECONDS: "30",
+        GUARD_BOTO_CONFIG: "/etc/hephy-doks/boto.cfg",
+        // WAL-E's and create_bucket's object store: the minio stand-in, with the store's keys.
+        RCLONE_CONFIG_MINIO_TYPE: "s3",
+        RCLONE_CONFIG_MINIO_PROVIDER: "Minio",
+        RCLONE_CONFIG_MINIO_ENDPOINT: minio.endpoint,
+        RCLONE_CONFIG_MINIO_ACCESS_KEY_ID: "MINIOACCESSKEY",
+        RCLONE_CONFIG_MINIO_SECRET_ACCESS_KEY: "minio-secret",
+    });
     return { ...result, log: fs.readFileSync(log, "utf8").split("\n").filter(Boolean), recovery };
 }
 
@@ -794,15 +771,7 @@ describe("what the copy job may reach, as Cilium would enforce the policies, and
     it("keeps the backup's key and the copy's label out of what the builder and the controller may start", () => {
         const spec = (name: string) =>
             plain(backupRun.resources.find((r) => r.type.endsWith(":ValidatingAdmissionPolicy") && plain(r.inputs).metadata.name === name)!.inputs).spec;
-        const request = (user: string, namespace: string, object: any): AdmissionRequest => ({
-            operation: "CREATE",
-            kind: { group: "", version: "v1", kind: "Pod" },
-            resource: { group: "", version: "v1", resource: "pods" },
-            namespace,
-            name: object.metadata.name,
-            userInfo: { username: user },
-            object,
-        });
+        const request = podRequest;
         const buildPod = (extra: { labels?: Record<string, string>; volumes?: any[]; env?: any[] }) => ({
             apiVersion: "v1",
             kind: "Pod",

@@ -5,6 +5,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { ROOT } from "../offline/harness";
+import { firstStart } from "./databaseImage";
 
 /**
  * The project's start-up code in the Workflow chart, run for real (bash, python3) against stand-ins of
@@ -212,17 +213,7 @@ describe("the database's first-start guards (files/database), among stand-ins of
         // The server answers on TCP once the entrypoint has started the real one.
         pg_isready: '[ -f "$STATE/server-up" ]',
     };
-    // The image's docker-entrypoint.sh sources every script in name order under `set -e`, then execs the
-    // real server, with which recovery ends; the stand-ins model the parts of upstream's scripts the guards
-    // are about. Background jobs the scripts started get a few seconds, then end with the entrypoint.
-    const entrypoint = [
-        "set -e",
-        'for f in "$@"; do . "$f"; done',
-        'echo "entrypoint: init complete" >> "$LOG"',
-        'rm -f "$PGDATA/recovery.conf"; touch "$STATE/server-up"; echo "entrypoint: server started" >> "$LOG"',
-        'for i in $(seq 1 200); do grep -q "^do_backup$" "$LOG" && break; /bin/sleep 0.05; done',
-        "kill $(jobs -p) 2>/dev/null || true",
-    ].join("\n");
+    // The stand-ins model the parts of upstream's scripts the guards are about (test/databaseImage.ts).
     const models = {
         "002_create_bucket.sh": 'envdir "$WALE_ENVDIR" create_bucket\n',
         // teamhephy/postgres v2.7.6 003_restore_from_backup.sh: restores when `wal-e --terse backup-list | wc -l`
@@ -237,24 +228,16 @@ describe("the database's first-start guards (files/database), among stand-ins of
     let dir: string;
     let order: string[];
 
+    let entrypoint: string;
+
     beforeEach(() => {
         dir = sandbox(stubs);
-        fs.writeFileSync(path.join(dir, "entrypoint.sh"), entrypoint);
-        for (const [name, text] of Object.entries(models)) {
-            fs.writeFileSync(path.join(dir, name), text);
-        }
-        // The entrypoint's order: the image's scripts and the chart's, sorted by name together.
-        const guards = fs.readdirSync(path.join(FILES, "database")).filter((f) => f.endsWith(".sh"));
-        const image = ["001_setup_envdir.sh", ...Object.keys(models)];
-        order = [...image, ...guards]
-            .sort()
-            .filter((name) => name !== "001_setup_envdir.sh")
-            .map((name) => (name in models ? path.join(dir, name) : path.join(FILES, "database", name)));
+        ({ entrypoint, scripts: order } = firstStart(dir, models));
     });
     afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 
     const start = (env: Record<string, string>) =>
-        run(dir, [path.join(dir, "entrypoint.sh"), ...order], {
+        run(dir, [entrypoint, ...order], {
             WALE_ENVDIR: path.join(dir, "env"),
             PGDATA: path.join(dir, "pgdata"),
             PGDATA_RECOVERY: path.join(dir, "recovery"),

@@ -47,26 +47,26 @@ describe("foundation: cluster, firewall, DNS", () => {
         const { error, declared } = await programError({ config: { kubernetesVersion: "1.19" } });
         assert.match(
             error.message,
-            /hephy-doks:kubernetesVersion 1\.19 is not offered by DigitalOcean; offered now: 1\.34\.6-do\.2, 1\.35\.3-do\.1, 1\.36\.1-do\.0 \(pulumi config set hephy-doks:kubernetesVersion/,
+            /hephy-doks:kubernetesVersion 1\.19 is not offered by DigitalOcean; offered now: 1\.34\.6-do\.2, 1\.35\.3-do\.1, 1\.36\.1-do\.0 \(pulumi config set --stack staging hephy-doks:kubernetesVersion/,
         );
         assert.equal(declared.length, 0);
     });
 
     it("protects the cluster when protect is true", async () => {
-        const run = await runProgram({ config: { protect: "true", builderSshSources: '["198.51.100.0/24"]' } });
+        const run = await runProgram({ config: { protect: "true", builderSshSources: '["81.2.69.0/24"]' } });
         assert.equal(run.one(CLUSTER).protect, true);
         assert.equal(run.one(FIREWALL).protect, false);
     });
 
     it("opens exactly TCP 80 and 443 to everyone and 2222 to builderSshSources, on our worker tag", async () => {
-        const run = await runProgram({ config: { builderSshSources: '["198.51.100.0/24","2001:db8::/48"]' } });
+        const run = await runProgram({ config: { builderSshSources: '["81.2.69.0/24","2a01:4f8::/48"]' } });
         const firewall = run.one(FIREWALL, "staging-workers");
         assert.deepEqual(plain(firewall.inputs), {
             tags: ["hephy-doks-staging-workers"],
             inboundRules: [
                 { protocol: "tcp", portRange: "80", sourceAddresses: ["0.0.0.0/0", "::/0"] },
                 { protocol: "tcp", portRange: "443", sourceAddresses: ["0.0.0.0/0", "::/0"] },
-                { protocol: "tcp", portRange: "2222", sourceAddresses: ["198.51.100.0/24", "2001:db8::/48"] },
+                { protocol: "tcp", portRange: "2222", sourceAddresses: ["81.2.69.0/24", "2a01:4f8::/48"] },
             ],
         });
         // The firewall targets the tag the node pool puts on every worker droplet.
@@ -182,7 +182,7 @@ describe("foundation: cluster, firewall, DNS", () => {
         ["missing domain", { domain: "" }, /hephy-doks:domain is required/],
         ["missing acmeEmail", { acmeEmail: "" }, /hephy-doks:acmeEmail is required/],
         ["nodeCount 0", { nodeCount: "0" }, /hephy-doks:nodeCount must be an integer from 1 to 50, got "0"/],
-        ["bad CIDR", { builderSshSources: '["1.2.3.4/40"]' }, /hephy-doks:builderSshSources entries .* got "1\.2\.3\.4\/40"/],
+        ["bad CIDR", { builderSshSources: '["1.2.3.4/40"]' }, /hephy-doks:builderSshSources\[0\] must be an IPv4 or IPv6 network .* got "1\.2\.3\.4\/40"/],
     ];
     for (const [what, config, message] of badConfigs) {
         it(`declares no resource, and only looks things up, when config has ${what}`, async () => {
@@ -218,11 +218,14 @@ describe("project files", () => {
         for (const key of CONFIG_KEYS) {
             const spec = project.config[key];
             const expected = (DEFAULTS as Record<string, unknown>)[key];
-            // Scalars are declared as strings (the program, not the CLI, reports a bad one): same value, as text.
+            // Scalars' defaults are written as the text the engine hands the program: same value, as text.
             const asDeclared = typeof expected === "number" || typeof expected === "boolean" ? String(expected) : expected;
             assert.deepEqual(spec.default, asDeclared, `Pulumi.yaml default of ${key}`);
-            if (typeof expected !== "object") assert.equal(spec.type, "string", `${key} is read by the program, whatever scalar the stack file holds`);
-            assert.ok(spec.type && spec.description, `${key} needs a type and a description`);
+            assert.ok(spec.description, `${key} needs a description`);
+            // Untyped, the CLI hands the program whatever a stack file holds, and the program reports it with the
+            // rest; only the secret key keeps a type, through which the CLI refuses it unencrypted.
+            if (spec.secret) assert.equal(spec.type, "string", `${key}: the CLI enforces secret only on a typed key`);
+            else assert.equal(spec.type, undefined, `declare ${key} without a type (Pulumi.yaml's comment says why)`);
         }
         // The two things only the user knows have no default at all.
         assert.equal(project.config.domain.default, undefined);
@@ -235,20 +238,26 @@ describe("project files", () => {
             assert.deepEqual(stack["pulumi:disable-default-providers"], ["kubernetes"]);
             const token = stack["digitalocean:token"];
             assert.ok(token === undefined || Object.keys(token).join() === "secure", "the token is set with --secret, never in clear");
-            // No placeholder for what only the user knows: the file alone is refused, naming both keys.
+            // No placeholder for what only the user knows: the file alone is refused, naming each key (production
+            // also needs the user's network: a protected stack keeps git push from the whole internet).
             const { error, declared } = await programError({ stack: name, config: stackConfig(name, ROOT), replaceConfig: true });
             assert.deepEqual(
                 (error as ConfigError).problems.map((p) => p.split(" ")[0]),
-                ["hephy-doks:domain", "hephy-doks:acmeEmail"],
+                ["hephy-doks:domain", "hephy-doks:acmeEmail", ...(name === "production" ? ["hephy-doks:builderSshSources"] : [])],
             );
             assert.deepEqual(declared, []);
-            const config: Record<string, string> = { ...stackConfig(name, ROOT), domain: "hephy-demo.net", acmeEmail: "ops@hephy-demo.net" };
+            const config: Record<string, string> = {
+                ...stackConfig(name, ROOT),
+                domain: "hephy-demo.net",
+                acmeEmail: "ops@hephy-demo.net",
+                ...(name === "production" ? { builderSshSources: '["81.2.69.0/24"]' } : {}),
+            };
             const run = await runProgram({ stack: name, config, replaceConfig: true });
             assert.equal(run.ofType(RECORD).length, Number(config.nodeCount));
             if (name === "production") {
                 assert.equal(run.one(CLUSTER).protect, true);
                 assert.equal(plain(run.one(CLUSTER).inputs).ha, true);
-                assert.deepEqual(plain(run.one(FIREWALL).inputs).inboundRules.find((r: any) => r.portRange === "2222").sourceAddresses, ["203.0.113.0/24"]);
+                assert.deepEqual(plain(run.one(FIREWALL).inputs).inboundRules.find((r: any) => r.portRange === "2222").sourceAddresses, ["81.2.69.0/24"]);
             }
         });
     }

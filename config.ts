@@ -1,8 +1,8 @@
 import * as pulumi from "@pulumi/pulumi";
 import { UPSTREAM } from "./catalog";
 import { wholeFamiliesCovered } from "./cidr";
-import { CONFIG_KEYS, KEYS, ReadValues } from "./configKeys";
-import { fix, fixList, nameSafe, parseBucketRef } from "./configValues";
+import { CONFIG_KEYS, ConfigKey, DEFAULTS, KEYS, ReadValues } from "./configKeys";
+import { closest, fix, nameSafe, parseBucketRef, replaceList, shellWord, YOUR_NETWORK } from "./configValues";
 import { FIXED, PROJECT } from "./project";
 import { KeyAlgorithm, MaintenanceDay, ReleaseEntry, ReleaseKey } from "./types";
 
@@ -81,24 +81,92 @@ export interface TlsSettings {
 /** Reads one raw config value of this project's namespace, as the Pulumi engine passes it (a string). */
 export type ConfigReader = (key: string) => string | undefined;
 
+/**
+ * Names the stack in every `pulumi config` command of a problem, so that a fix writes to the stack the
+ * run was about and not to whichever one is selected.
+ */
+export function withStack(problem: string, stack: string): string {
+    return problem.replace(/pulumi config (set|rm)(?! --stack )/g, `pulumi config $1 --stack ${stack}`);
+}
+
 /** A stack configuration the program refuses, with every problem found. */
 export class ConfigError extends pulumi.RunError {
+    readonly problems: readonly string[];
     constructor(
         stack: string,
-        readonly problems: readonly string[],
-        headline = `The configuration of stack "${stack}" has ${problems.length} problem(s):`,
+        problems: readonly string[],
+        headline = `The configuration of stack "${stack}" has ${problems.length} problem(s); run the command after each, or edit Pulumi.${stack}.yaml:`,
     ) {
-        super(`${headline}\n` + problems.map((p) => `  - ${p}`).join("\n"));
+        const named = problems.map((p) => withStack(p, stack));
+        super(`${headline}\n` + named.map((p) => `  - ${p}`).join("\n"));
+        this.problems = named;
         this.name = new.target.name;
     }
+}
+
+/**
+ * The config namespaces a stack file may use: this project's, the Pulumi engine's, and those of the
+ * providers package.json depends on (a test keeps the list in step with it).
+ */
+export const CONFIG_NAMESPACES: readonly string[] = [PROJECT, "pulumi", "digitalocean", "kubernetes", "random", "tls"];
+
+/** The command that moves a value to a known key, or only removes it when its value cannot be shown. */
+function moveTo(from: string, to: ConfigKey, value: string | undefined): string {
+    if (value === undefined) {
+        return `(pulumi config rm ${from})`;
+    }
+    const list = Array.isArray(DEFAULTS[to]) ? parseList(value) : undefined;
+    const set = list
+        ? list.map((item, i) => `pulumi config set --path '${PROJECT}:${to}[${i}]' ${shellWord(item)}`).join(" && ")
+        : fix(to, shellWord(value)).slice(1, -1);
+    return `(pulumi config rm ${from} && ${set})`;
+}
+
+function parseList(text: string): string[] | undefined {
+    try {
+        const value: unknown = JSON.parse(text);
+        return Array.isArray(value) && value.length > 0 && value.every((v) => typeof v === "string") ? value : undefined;
+    } catch {
+        return undefined;
+    }
+}
+
+/**
+ * What is wrong with the keys a stack sets beyond the ones this program reads: a key of its namespace it
+ * does not know, or a namespace nothing here reads, each with the key it most likely meant and the
+ * command that moves the value there. `secret` keys are moved without showing their value.
+ */
+function unknownKeyProblems(read: ConfigReader, presentKeys: readonly string[], secretKeys: readonly string[]): string[] {
+    const problems: string[] = [];
+    for (const present of presentKeys) {
+        const [namespace, key] = present.includes(":") ? [present.slice(0, present.indexOf(":")), present.slice(present.indexOf(":") + 1)] : [PROJECT, present];
+        if (CONFIG_NAMESPACES.includes(namespace) && (namespace !== PROJECT || (CONFIG_KEYS as readonly string[]).includes(key))) {
+            continue;
+        }
+        const full = `${namespace}:${key}`;
+        const value = secretKeys.includes(full) ? undefined : read(present);
+        const meantNamespace = namespace === PROJECT ? PROJECT : closest(namespace, [PROJECT]);
+        const meant = meantNamespace === PROJECT ? (closest(key, CONFIG_KEYS) as ConfigKey | undefined) : undefined;
+        const where =
+            namespace === PROJECT
+                ? `${full} is not a setting of this program`
+                : `${full} is in the namespace ${namespace}, which nothing in this program reads (it reads ${CONFIG_NAMESPACES.join(", ")})`;
+        problems.push(
+            meant
+                ? `${where}; did you mean ${PROJECT}:${meant}? ${moveTo(full, meant, value)}` +
+                      (value === undefined ? `, then set ${PROJECT}:${meant} again with --secret` : "")
+                : `${where}${namespace === PROJECT ? `; known keys: ${CONFIG_KEYS.join(", ")}` : ""} (pulumi config rm ${full})`,
+        );
+    }
+    return problems;
 }
 
 /**
  * Validates and defaults the raw stack configuration. Pure: it reads only `read`, and throws one
  * `ConfigError` listing every problem so the user fixes them all in one go, before any resource exists.
  */
-export function parseConfig(read: ConfigReader, stack: string, presentKeys: readonly string[] = []): StackConfig {
-    const { config, problems } = checkConfig(read, stack, presentKeys);
+export function parseConfig(read: ConfigReader, stack: string, presentKeys: readonly string[] = [], secretKeys: readonly string[] = []): StackConfig {
+    const { config, problems } = checkConfig(read, stack, presentKeys, secretKeys);
     if (problems.length > 0) {
         throw new ConfigError(stack, problems);
     }
@@ -110,13 +178,13 @@ export function parseConfig(read: ConfigReader, stack: string, presentKeys: read
  * throwing, so the program can add what the account's look-ups find before it refuses them all at once.
  * The configuration is complete only when there is no problem.
  */
-export function checkConfig(read: ConfigReader, stack: string, presentKeys: readonly string[] = []): { config: StackConfig; problems: string[] } {
-    const problems: string[] = [];
-    for (const key of presentKeys) {
-        if (!(CONFIG_KEYS as readonly string[]).includes(key)) {
-            problems.push(`${PROJECT}:${key} is not a setting of this program; known keys: ${CONFIG_KEYS.join(", ")}`);
-        }
-    }
+export function checkConfig(
+    read: ConfigReader,
+    stack: string,
+    presentKeys: readonly string[] = [],
+    secretKeys: readonly string[] = [],
+): { config: StackConfig; problems: string[] } {
+    const problems = unknownKeyProblems(read, presentKeys, secretKeys);
     const values = Object.fromEntries(
         CONFIG_KEYS.map((key) => {
             const text = read(key);
@@ -178,17 +246,23 @@ function crossKeyProblems(values: ReadValues): string[] {
         // The policy pack refuses the same; a local `pulumi up` runs without it.
         problems.push(
             `${PROJECT}:builderSshSources opens the builder's SSH port ${UPSTREAM.builder.port} to all of ${worldOpen.join(" and ")} ` +
-                `(${values.builderSshSources.join(", ")}) in a protected stack; list only the networks git push comes from ${fixList("builderSshSources", ["203.0.113.0/24"])}`,
+                `(${values.builderSshSources.join(", ")}) in a protected stack; list only the networks git push comes from ${replaceList("builderSshSources", [YOUR_NETWORK])}`,
         );
     }
     const { tlsCaValidityHours: ca, tlsCertValidityHours: cert, tlsEarlyRenewalHours: early } = values;
     const lifetimesValid = [ca, cert, early].every(Number.isFinite);
+    // A twelfth of the lifetime is the defaults' ratio (30 days of a year), and always less than it.
+    const renewal = (lifetime: number) => String(Math.floor(lifetime / 12));
     if (lifetimesValid && cert > ca) {
-        problems.push(`${PROJECT}:tlsCertValidityHours (${cert}) must not exceed ${PROJECT}:tlsCaValidityHours (${ca}): a certificate cannot outlive its CA`);
-    }
-    if (lifetimesValid && early >= cert) {
+        const alsoEarly = early >= ca ? ` && ${fix("tlsEarlyRenewalHours", renewal(ca)).slice(1, -1)}` : "";
         problems.push(
-            `${PROJECT}:tlsEarlyRenewalHours (${early}) must be less than ${PROJECT}:tlsCertValidityHours (${cert}), or every pulumi up would rotate the certificates`,
+            `${PROJECT}:tlsCertValidityHours (${cert}) must not exceed ${PROJECT}:tlsCaValidityHours (${ca}): a certificate cannot outlive its CA ` +
+                `(${fix("tlsCertValidityHours", String(ca)).slice(1, -1)}${alsoEarly})`,
+        );
+    } else if (lifetimesValid && early >= cert) {
+        problems.push(
+            `${PROJECT}:tlsEarlyRenewalHours (${early}) must be less than ${PROJECT}:tlsCertValidityHours (${cert}), or every pulumi up would rotate the certificates ` +
+                fix("tlsEarlyRenewalHours", renewal(cert)),
         );
     }
     if (values.restoreFrom !== "" && values.backupRegion === "") {
@@ -218,9 +292,12 @@ export function concerns(problems: readonly string[], key: string): boolean {
 /** Reads the stack's config through the Pulumi runtime and checks it, with every problem it finds. */
 export function readConfig(): { config: StackConfig; problems: string[] } {
     const config = new pulumi.Config(PROJECT);
+    const all = pulumi.runtime.allConfig();
     const prefix = `${PROJECT}:`;
-    const present = Object.keys(pulumi.runtime.allConfig())
-        .filter((k) => k.startsWith(prefix))
-        .map((k) => k.slice(prefix.length));
-    return checkConfig((key) => config.get(key), pulumi.getStack(), present);
+    // This project's keys without their namespace, every other key with its own.
+    const present = Object.keys(all).map((k) => (k.startsWith(prefix) ? k.slice(prefix.length) : k));
+    // The SDK's own test of a secret key is not in its typings; without it, no unknown key's value is shown.
+    const isSecret = (pulumi.runtime as unknown as { isConfigSecret?: (key: string) => boolean }).isConfigSecret ?? (() => true);
+    const secret = Object.keys(all).filter((k) => isSecret(k));
+    return checkConfig((key) => (key.includes(":") ? all[key] : config.get(key)), pulumi.getStack(), present, secret);
 }

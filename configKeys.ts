@@ -68,7 +68,8 @@ function boolean(name: string, fallback: boolean): KeySpec<boolean, boolean> {
         if (raw === undefined || raw === "true" || raw === "false") {
             return raw === undefined ? fallback : raw === "true";
         }
-        problems.push(`${PROJECT}:${name} must be true or false, got ${quote(raw)} ${fix(name, String(!fallback))}`);
+        // The default is the fix that passes every check; the other value may not (protect and world-open sources).
+        problems.push(`${PROJECT}:${name} must be true or false, got ${quote(raw)} ${fix(name, String(fallback))}`);
         return fallback;
     });
 }
@@ -88,7 +89,8 @@ export const KEYS = {
         "kubernetesVersion",
         "latest",
         (v) => v === "latest" || KUBERNETES_VERSION.test(v),
-        (q) => `must be "latest", a minor version such as 1.33, or a DOKS slug such as 1.33.1-do.0, got ${q} ${fix("kubernetesVersion", "1.33")}`,
+        // "latest" passes wherever a named minor could be one DigitalOcean no longer offers.
+        (q) => `must be "latest", a minor version such as 1.33, or a DOKS slug such as 1.33.1-do.0, got ${q} ${fix("kubernetesVersion", "latest")}`,
     ),
     nodeSize: text(
         "nodeSize",
@@ -108,8 +110,11 @@ export const KEYS = {
         } else if (domain === undefined || domain === "") {
             problems.push(`${PROJECT}:domain is required: a DNS zone that already exists in your DigitalOcean account ${fix("domain", "<your zone>")}`);
         } else if (!isDomainName(domain)) {
+            // A trailing dot or capitals are the name the user meant, written otherwise.
+            const meant = domain.replace(/\.$/, "").toLowerCase();
+            const fixed = isDomainName(meant) && !reservedName(meant) ? meant : "<your zone>";
             problems.push(
-                `${PROJECT}:domain must be a lowercase DNS name with at least two labels and no trailing dot, such as yourcompany.com (the zone, not the platform domain under it), got ${quote(domain)} ${fix("domain", "<your zone>")}`,
+                `${PROJECT}:domain must be a lowercase DNS name with at least two labels and no trailing dot, such as yourcompany.com (the zone, not the platform domain under it), got ${quote(domain)} ${fix("domain", fixed)}`,
             );
         }
         return domain as string;

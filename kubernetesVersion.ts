@@ -84,7 +84,8 @@ export function chooseKubernetesVersion(choice: VersionChoice): ChosenVersion {
     const notOffered = (what: string) =>
         new Error(
             `${PROJECT}:kubernetesVersion ${what} is not offered by DigitalOcean; offered now: ${[...offered].sort().join(", ") || "none"}${unquoted(what)} ` +
-                `(${fix("<one of them, or its minor>")})`,
+                // The newest offered minor every enabled release supports is one that passes; else latest says why not.
+                `(${fix(offeredMinors.filter((m) => supported && compareMinor(m, supported.min) >= 0 && compareMinor(m, supported.max) <= 0).pop() ?? "latest")})`,
         );
 
     const isSlug = requested !== undefined && requested.split(".").length > 2;

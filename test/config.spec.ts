@@ -6,18 +6,18 @@ import { passesDeclaredType } from "../scripts/plan";
 import { ROOT } from "../offline/harness";
 import { CATALOG } from "../catalog";
 import { isCidr } from "../cidr";
-import { ConfigError, DEFAULTS, parseConfig } from "../config";
+import { checkConfig, CONFIG_KEYS, CONFIG_NAMESPACES, ConfigError, DEFAULTS, parseConfig, withStack } from "../config";
 import { PRICES, estimateMonthlyCost } from "../pricing";
 
 const REQUIRED = { domain: "hephy-demo.net", acmeEmail: "ops@hephy-demo.net" };
 
-function parse(values: Record<string, string>, stack = "staging", present: string[] = []) {
-    return parseConfig((k) => values[k], stack, present);
+function parse(values: Record<string, string>, stack = "staging", present: string[] = [], secret: string[] = []) {
+    return parseConfig((k) => values[k], stack, present, secret);
 }
 
-function problemsOf(values: Record<string, string>, stack = "staging", present: string[] = []): readonly string[] {
+function problemsOf(values: Record<string, string>, stack = "staging", present: string[] = [], secret: string[] = []): readonly string[] {
     try {
-        parse(values, stack, present);
+        parse(values, stack, present, secret);
     } catch (e) {
         assert.ok(e instanceof ConfigError, `expected a ConfigError, got ${e}`);
         return e.problems;
@@ -81,8 +81,8 @@ describe("parseConfig", () => {
             releases: '{"ingress":{"allowUnsafe":true,"values":{"controller":{"service":{"enabled":true,"type":"NodePort"}}}}}',
         });
         assert.deepEqual((exposed.releases.ingress.values as any).controller.service, { enabled: true, type: "NodePort" });
-        const restricted = parse({ ...REQUIRED, protect: "true", builderSshSources: '["0.0.0.0/1","2001:db8::/32"]' });
-        assert.deepEqual(restricted.builderSshSources, ["0.0.0.0/1", "2001:db8::/32"]);
+        const restricted = parse({ ...REQUIRED, protect: "true", builderSshSources: '["0.0.0.0/1","2a01:4f8::/32"]' });
+        assert.deepEqual(restricted.builderSshSources, ["0.0.0.0/1", "2a01:4f8::/32"]);
         const unprotected = parse({ ...REQUIRED, builderSshSources: '["0.0.0.0/1","128.0.0.0/1"]' });
         assert.equal(unprotected.protect, false);
         const off = parse({ ...REQUIRED, protect: "true", workflowEnabled: "false" });
@@ -107,7 +107,7 @@ describe("parseConfig", () => {
             nodeSize: "s-4vcpu-8gb",
             nodeCount: "5",
             platformSubdomain: "paas",
-            builderSshSources: '["203.0.113.0/24","2001:db8::/32"]',
+            builderSshSources: '["81.2.69.0/24","2a01:4f8::/32"]',
             protect: "true",
         });
         assert.equal(config.region, "nyc3");
@@ -115,7 +115,7 @@ describe("parseConfig", () => {
         assert.equal(config.nodeSize, "s-4vcpu-8gb");
         assert.equal(config.nodeCount, 5);
         assert.equal(config.platformDomain, "paas.hephy-demo.net");
-        assert.deepEqual(config.builderSshSources, ["203.0.113.0/24", "2001:db8::/32"]);
+        assert.deepEqual(config.builderSshSources, ["81.2.69.0/24", "2a01:4f8::/32"]);
         assert.equal(config.protect, true);
     });
 
@@ -145,20 +145,34 @@ describe("parseConfig", () => {
         [
             "bad CIDR",
             { ...REQUIRED, builderSshSources: '["10.0.0.0/33"]' },
-            /^hephy-doks:builderSshSources entries must be IPv4 or IPv6 CIDRs .* got "10\.0\.0\.0\/33"/,
+            /^hephy-doks:builderSshSources\[0\] must be an IPv4 or IPv6 network in CIDR notation, .* got "10\.0\.0\.0\/33" \(pulumi config set --stack staging --path 'hephy-doks:builderSshSources\[0\]' <your network, as a CIDR>\)$/,
         ],
-        ["address without prefix", { ...REQUIRED, builderSshSources: '["203.0.113.7"]' }, /^hephy-doks:builderSshSources entries .* got "203\.0\.113\.7"/],
+        [
+            "an address without prefix, second in the list",
+            { ...REQUIRED, builderSshSources: '["81.2.69.0/24","81.2.70.7"]' },
+            /^hephy-doks:builderSshSources\[1\] must be .* got "81\.2\.70\.7" \(pulumi config set --stack staging --path 'hephy-doks:builderSshSources\[1\]' 81\.2\.70\.7\/32\)$/,
+        ],
+        [
+            "a documentation range as the only source",
+            { ...REQUIRED, builderSshSources: '["203.0.113.0/24"]' },
+            /^hephy-doks:builderSshSources\[0\] "203\.0\.113\.0\/24" lies in 203\.0\.113\.0\/24, a range kept for documentation \(RFC 5737, RFC 3849\), no one's network: the firewall would let no git push in \(pulumi config set --stack staging --path 'hephy-doks:builderSshSources\[0\]' <your network, as a CIDR>\)$/,
+        ],
+        [
+            "an IPv6 documentation range",
+            { ...REQUIRED, builderSshSources: '["0.0.0.0/0","2001:db8:1::/48"]' },
+            /^hephy-doks:builderSshSources\[1\] "2001:db8:1::\/48" lies in 2001:db8::\/32/,
+        ],
         [
             "CIDR list not JSON",
             { ...REQUIRED, builderSshSources: "10.0.0.0/8" },
-            /^hephy-doks:builderSshSources must be a JSON list of CIDRs, got "10\.0\.0\.0\/8"/,
+            /^hephy-doks:builderSshSources must be a non-empty list of CIDRs, got "10\.0\.0\.0\/8" \(pulumi config rm --stack staging hephy-doks:builderSshSources && pulumi config set --stack staging --path 'hephy-doks:builderSshSources\[0\]' 10\.0\.0\.0\/8\)$/,
         ],
         ["empty CIDR list", { ...REQUIRED, builderSshSources: "[]" }, /^hephy-doks:builderSshSources must be a non-empty list/],
         ["bad region", { ...REQUIRED, region: "Frankfurt" }, /^hephy-doks:region must be a DigitalOcean region slug .* got "Frankfurt"/],
         [
             "a size without a known price",
             { ...REQUIRED, nodeSize: "s-16vcpu-64gb" },
-            /^hephy-doks:nodeSize must be a droplet size whose price the program knows, got "s-16vcpu-64gb"; known sizes: s-1vcpu-2gb, s-2vcpu-2gb, s-2vcpu-4gb, .*m-2vcpu-16gb \(pulumi config set hephy-doks:nodeSize s-2vcpu-4gb\)\. For another size, add its price_monthly .* to PRICES\.nodeUsd in pricing\.ts$/,
+            /^hephy-doks:nodeSize must be a droplet size whose price the program knows, got "s-16vcpu-64gb"; known sizes: s-1vcpu-2gb, s-2vcpu-2gb, s-2vcpu-4gb, .*m-2vcpu-16gb \(pulumi config set --stack staging hephy-doks:nodeSize s-2vcpu-4gb\)\. For another size, add its price_monthly .* to PRICES\.nodeUsd in pricing\.ts$/,
         ],
         ["bad haControlPlane", { ...REQUIRED, haControlPlane: "on" }, /^hephy-doks:haControlPlane must be true or false, got "on"/],
         ["bad subdomain label", { ...REQUIRED, platformSubdomain: "my.paas" }, /^hephy-doks:platformSubdomain must be one DNS label .* got "my\.paas"/],
@@ -270,7 +284,7 @@ describe("parseConfig", () => {
         [
             "a volume below minio's floor",
             { ...REQUIRED, workflowStorageGib: "4" },
-            /^hephy-doks:workflowStorageGib must be an integer from 5 to 16384, got "4" \(pulumi config set hephy-doks:workflowStorageGib 20\)/,
+            /^hephy-doks:workflowStorageGib must be an integer from 5 to 16384, got "4" \(pulumi config set --stack staging hephy-doks:workflowStorageGib 20\)/,
         ],
         [
             "a volume above DigitalOcean's largest",
@@ -378,13 +392,17 @@ describe("parseConfig", () => {
         [
             "a source CIDR with host bits",
             { ...REQUIRED, builderSshSources: '["10.0.0.1/8"]' },
-            /^hephy-doks:builderSshSources entries must be networks, without host bits: "10\.0\.0\.1\/8" means 10\.0\.0\.0\/8 \(or write the address as \/32 or \/128\)/,
+            /^hephy-doks:builderSshSources\[0\] must be a network, without host bits: "10\.0\.0\.1\/8" means 10\.0\.0\.0\/8 \(or write the address as \/32 or \/128\) \(pulumi config set --stack staging --path 'hephy-doks:builderSshSources\[0\]' 10\.0\.0\.0\/8\)$/,
         ],
-        ["an IPv6 source with host bits", { ...REQUIRED, builderSshSources: '["2001:db8::1/32"]' }, /means 2001:db8::\/32/],
+        [
+            "an IPv6 source with host bits",
+            { ...REQUIRED, builderSshSources: '["2a01:4f8::1/32"]' },
+            /means 2a01:4f8::\/32 .*'hephy-doks:builderSshSources\[0\]' 2a01:4f8::\/32\)$/,
+        ],
         [
             "a protected stack with git push open to all of IPv4, split in halves",
             { ...REQUIRED, protect: "true", builderSshSources: '["0.0.0.0/1","128.0.0.0/1"]' },
-            /^hephy-doks:builderSshSources opens the builder's SSH port 2222 to all of IPv4 \(0\.0\.0\.0\/1, 128\.0\.0\.0\/1\) in a protected stack; list only the networks git push comes from \(pulumi config set --path 'hephy-doks:builderSshSources\[0\]' 203\.0\.113\.0\/24\)/,
+            /^hephy-doks:builderSshSources opens the builder's SSH port 2222 to all of IPv4 \(0\.0\.0\.0\/1, 128\.0\.0\.0\/1\) in a protected stack; list only the networks git push comes from \(pulumi config rm --stack staging hephy-doks:builderSshSources && pulumi config set --stack staging --path 'hephy-doks:builderSshSources\[0\]' <your network, as a CIDR>\)$/,
         ],
         [
             "a protected stack with the default, world-open sources",
@@ -394,17 +412,17 @@ describe("parseConfig", () => {
         [
             "an exposed Service without its namespace",
             { ...REQUIRED, exposedServices: '["ssh-gateway"]' },
-            /^hephy-doks:exposedServices entries must be namespace\/name of a Service, two DNS labels, got "ssh-gateway"/,
+            /^hephy-doks:exposedServices\[0\] must be namespace\/name of a Service, two DNS labels, got "ssh-gateway" \(pulumi config set --stack staging --path 'hephy-doks:exposedServices\[0\]' <namespace>\/<service>\)$/,
         ],
         [
             "exposed Services that are no list",
             { ...REQUIRED, exposedServices: "edge/ssh-gateway" },
-            /^hephy-doks:exposedServices must be a list of Services as namespace\/name, got "edge\/ssh-gateway" \(pulumi config set --path 'hephy-doks:exposedServices\[0\]' edge\/my-service\)/,
+            /^hephy-doks:exposedServices must be a list of Services as namespace\/name, got "edge\/ssh-gateway" \(pulumi config rm --stack staging hephy-doks:exposedServices && pulumi config set --stack staging --path 'hephy-doks:exposedServices\[0\]' edge\/ssh-gateway\)$/,
         ],
         [
             "a VPC range over DOKS's pod network",
             { ...REQUIRED, vpcIpRange: "10.244.0.0/20" },
-            /^hephy-doks:vpcIpRange "10\.244\.0\.0\/20" overlaps 10\.244\.0\.0\/16, which DOKS's pods and services or DigitalOcean itself use \(pulumi config set hephy-doks:vpcIpRange 10\.120\.0\.0\/20\)/,
+            /^hephy-doks:vpcIpRange "10\.244\.0\.0\/20" overlaps 10\.244\.0\.0\/16, which DOKS's pods and services or DigitalOcean itself use \(pulumi config set --stack staging hephy-doks:vpcIpRange 10\.120\.0\.0\/20\)/,
         ],
         [
             "a public VPC range",
@@ -433,40 +451,146 @@ describe("parseConfig", () => {
             const problems = problemsOf(values);
             assert.equal(problems.length, 1, problems.join("\n"));
             assert.match(problems[0], message);
-            assert.match(
-                problems[0],
-                /pulumi config set (--path '|--secret )?hephy-doks:|entries must be|must not exceed|must be less than|hephy-doks:releases|hephy-doks:releaseSecretValues/,
-            );
+            // Every problem comes with the command that fixes it, but the JSON overrides', whose fix is an edit they name.
+            assert.match(problems[0], /\(pulumi config (set|rm) --stack staging |^hephy-doks:(releases|releaseSecretValues)[ .]/);
         });
     }
 
-    it("prints, for an array key, commands the CLI accepts: one --path item each, never a JSON string", () => {
-        const declared = parseYaml(fs.readFileSync(path.join(ROOT, "Pulumi.yaml"), "utf8")).config;
-        const arrays = Object.keys(declared).filter((k) => declared[k].type === "array");
-        assert.deepEqual(arrays, ["builderSshSources", "exposedServices"]);
+    it("prints, for a list key, commands the CLI accepts: one --path item each, never a JSON string", () => {
+        const lists = CONFIG_KEYS.filter((k) => Array.isArray(DEFAULTS[k]));
+        assert.deepEqual(lists, ["builderSshSources", "exposedServices"]);
         const texts = [
             ...bad.map(([, values]) => problemsOf(values).join("\n")),
             ...["README.md", "docs/configuration.md", "docs/operations.md", "docs/delivery.md", "docs/design.md", "docs/workflow.md", "policy/policies.ts"].map(
                 (f) => fs.readFileSync(path.join(ROOT, f), "utf8"),
             ),
         ];
-        const commands = texts.flatMap((t) => [...t.matchAll(/pulumi config set [^\n`)]*/g)].map((m) => m[0]));
-        const forArrays = commands.filter((c) => arrays.some((k) => c.includes(`hephy-doks:${k}`)));
-        assert.ok(forArrays.length >= 3, forArrays.join("\n"));
-        for (const command of forArrays) {
+        const commands = texts.flatMap((t) => [...t.matchAll(/pulumi config set [^\n`)]*/g)].map((m) => m[0].replace(/ --stack \S+/, "")));
+        const forLists = commands.filter((c) => lists.some((k) => c.includes(`hephy-doks:${k}`)));
+        assert.ok(forLists.length >= 3, forLists.join("\n"));
+        for (const command of forLists) {
             assert.match(command, /^pulumi config set --path 'hephy-doks:\w+\[[0-9]+\]' \S+/, command);
         }
-        // Every other printed command stores its value as text, which must pass the key's declared type.
-        let checked = 0;
-        for (const command of commands) {
-            const match = /^pulumi config set (?:--secret )?hephy-doks:(\w+) (\S+)/.exec(command);
-            if (match && !match[2].startsWith("<") && declared[match[1]]) {
-                assert.ok(passesDeclaredType(declared[match[1]], match[2]), `${command}: ${match[2]} is not a ${declared[match[1]].type}`);
-                checked++;
-            }
+        // Pulumi.yaml declares no type but for the secret key, so the CLI passes every value to the program.
+        const declared = parseYaml(fs.readFileSync(path.join(ROOT, "Pulumi.yaml"), "utf8")).config;
+        assert.deepEqual(
+            Object.keys(declared).filter((k) => declared[k].type !== undefined),
+            ["releaseSecretValues"],
+        );
+        assert.equal(passesDeclaredType(declared.nodeCount, [3]), true, "a list where a number belongs reaches the program");
+        assert.equal(passesDeclaredType({ type: "string" }, [3]), false, "the check can fail");
+    });
+
+    it("reports a list or a number where the other belongs with every other problem, since the CLI lets both through", () => {
+        // Pulumi.yaml declares no type: the engine hands the program a stack file's list as JSON text, a number as text.
+        const problems = problemsOf({ nodeCount: "[3]", protect: "1", builderSshSources: "22", domain: "hephy-demo.net" });
+        assert.deepEqual(
+            problems.map((p) => p.split(" ")[0]),
+            ["hephy-doks:nodeCount", "hephy-doks:acmeEmail", "hephy-doks:builderSshSources", "hephy-doks:protect"],
+        );
+        assert.match(
+            problems[0],
+            /^hephy-doks:nodeCount must be an integer from 1 to 50, got "\[3\]" \(pulumi config set --stack staging hephy-doks:nodeCount 3\)$/,
+        );
+        assert.match(problems[3], /^hephy-doks:protect must be true or false, got "1" \(pulumi config set --stack staging hephy-doks:protect false\)$/);
+    });
+
+    /** What a user types where a fix names a value only they know. */
+    const TYPED: Record<string, string> = {
+        "<your zone>": "hephy-demo.net",
+        "<zone>": "hephy-demo.net",
+        "<your address>": "ops@hephy-demo.net",
+        "<your network, as a CIDR>": "81.2.69.0/24",
+        "<namespace>/<service>": "edge/ssh-gateway",
+        '{"workflow": {...}}': '{"workflow": {"controller": {"app_pull_policy": "Always"}}}',
+    };
+
+    /** The `pulumi config` commands of a problem's fixes, in order, each as the words a shell passes. */
+    function fixesIn(problem: string): string[][] {
+        return [...problem.matchAll(/\((pulumi config (?:set|rm) [^()]*)\)/g)]
+            .flatMap((m) => m[1].split(" && "))
+            .map((command) => (command.match(/'[^']*'|<[^>]*>\/<[^>]*>|<[^>]*>|\S+/g) ?? []).map((w) => w.replace(/^'(.*)'$/, "$1")));
+    }
+
+    /** Applies one `pulumi config set|rm` to raw values as the CLI would store them (a list as JSON text). */
+    function applyFix(words: string[], values: Record<string, string>, stack: string): void {
+        const [pulumi, config, verb, ...rest] = words;
+        assert.deepEqual([pulumi, config], ["pulumi", "config"]);
+        const positional: string[] = [];
+        const flags = new Set<string>();
+        for (let i = 0; i < rest.length; i++) {
+            if (rest[i] === "--stack") assert.equal(rest[++i], stack, `${words.join(" ")} names the stack the run was about`);
+            else if (rest[i].startsWith("--")) flags.add(rest[i]);
+            else positional.push(TYPED[rest[i]] ?? rest[i]);
         }
-        assert.ok(checked >= 10, `${checked} commands checked`);
-        assert.equal(passesDeclaredType({ type: "integer" }, "three"), false, "the check can fail");
+        assert.ok(words.includes("--stack"), `${words.join(" ")} names its stack`);
+        const [target, value] = positional;
+        assert.ok(value === undefined || !(value.startsWith("<") || value.includes("...")), `${words.join(" ")}: a placeholder the test does not know`);
+        const [, key, index] = /^(?:hephy-doks:)?([\w:-]+?)(?:\[(\d+)\])?$/.exec(target) ?? [];
+        assert.ok(key, target);
+        if (index !== undefined) {
+            assert.ok(flags.has("--path"), `${words.join(" ")}: an item needs --path`);
+            const list: string[] = values[key] === undefined ? [] : JSON.parse(values[key]);
+            assert.ok(Array.isArray(list) && Number(index) <= list.length, `${words.join(" ")}: --path into ${values[key]}`);
+            if (verb === "rm") list.splice(Number(index), 1);
+            else list[Number(index)] = value;
+            values[key] = JSON.stringify(list);
+        } else if (verb === "rm") {
+            delete values[key];
+        } else {
+            values[key] = value;
+        }
+    }
+
+    it("prints, with every problem, commands that fix it: applied as printed, they pass every check", () => {
+        const more: Record<string, string>[] = [
+            { ...REQUIRED, nodecount: "5" },
+            { ...REQUIRED, "hephydoks:nodeCount": "5" },
+            { ...REQUIRED, buildersshsources: '["81.2.69.0/24","2a01:4f8::/32"]' },
+            { ...REQUIRED, nodeCount: "[3]", protect: "1" },
+            { ...REQUIRED, tlsCaValidityHours: "100", tlsCertValidityHours: "200", tlsEarlyRenewalHours: "150" },
+            { ...REQUIRED, vpcIpRange: "10.244.0.1/20" },
+            { ...REQUIRED, domain: "Hephy-Demo.net." },
+            { ...REQUIRED, exposedServices: '["edge/ssh-gateway","ssh-gateway"]' },
+            { ...REQUIRED, protect: "true", builderSshSources: '["0.0.0.0/0","::/0"]' },
+            { ...REQUIRED, builderSshSources: '["81.2.69.0/24","198.51.100.0/24","81.2.70.1/24"]' },
+            { domain: "example.com", acmeEmail: "ops@example.com", region: "Frankfurt", kubernetesVersion: "1.33.0", maintenanceStartTime: "3am" },
+        ];
+        let fixed = 0;
+        for (const values of [...bad.map(([, v]) => v), ...more]) {
+            const problems = problemsOf(values, "staging", Object.keys(values));
+            const fixes = problems.flatMap(fixesIn);
+            if (fixes.length === 0) {
+                assert.match(problems.join("\n"), /^hephy-doks:(releases|releaseSecretValues)[ .]/, "only the JSON overrides' fixes are edits");
+                continue;
+            }
+            const applied = { ...values };
+            fixes.forEach((words) => applyFix(words, applied, "staging"));
+            const after = checkConfig((k) => applied[k], "staging", Object.keys(applied)).problems;
+            assert.deepEqual(after, [], `${JSON.stringify(values)}\n  ${problems.join("\n  ")}\nfixed as ${JSON.stringify(applied)}`);
+            fixed++;
+        }
+        assert.ok(fixed >= 50, `${fixed} configurations fixed`);
+        // The check can fail: a fix that names another index, or a value the checks refuse, leaves a problem.
+        const wrongIndex: Record<string, string> = { ...REQUIRED, builderSshSources: '["81.2.69.0/24","81.2.70.7"]' };
+        applyFix(fixesIn("(pulumi config set --stack staging --path 'hephy-doks:builderSshSources[0]' 81.2.70.7/32)")[0], wrongIndex, "staging");
+        assert.notDeepEqual(checkConfig((k) => wrongIndex[k], "staging").problems, []);
+    });
+
+    it("names the run's stack in every command, and says the stack file is the other way", () => {
+        const error = (() => {
+            try {
+                parse({ nodeCount: "0", domain: "hephy-demo.net" }, "pr-7", ["nodeCount", "domain"]);
+            } catch (e) {
+                return e as ConfigError;
+            }
+            assert.fail("refused");
+        })();
+        assert.match(error.message, /^The configuration of stack "pr-7" has 2 problem\(s\); run the command after each, or edit Pulumi\.pr-7\.yaml:\n/);
+        const commands = error.problems.flatMap(fixesIn);
+        assert.equal(commands.length, 2);
+        commands.forEach((words) => assert.deepEqual(words.slice(0, 5), ["pulumi", "config", "set", "--stack", "pr-7"]));
+        assert.equal(withStack("(pulumi config set --stack a hephy-doks:x 1)", "b"), "(pulumi config set --stack a hephy-doks:x 1)", "a named stack stays");
     });
 
     it("never repeats a secret value in a message", () => {
@@ -479,13 +603,60 @@ describe("parseConfig", () => {
         const [problem] = problemsOf(REQUIRED, "Staging_EU");
         assert.match(
             problem,
-            /^hephy-doks:platformSubdomain defaults to the stack name, and "Staging_EU" is not a DNS label.*pulumi config set hephy-doks:platformSubdomain/,
+            /^hephy-doks:platformSubdomain defaults to the stack name, and "Staging_EU" is not a DNS label.*pulumi config set --stack Staging_EU hephy-doks:platformSubdomain/,
         );
     });
 
-    it("reports an unknown key, so a typo is not silently ignored", () => {
-        const [problem] = problemsOf(REQUIRED, "staging", ["domain", "acmeEmail", "nodecount"]);
-        assert.match(problem, /^hephy-doks:nodecount is not a setting of this program; known keys: region, kubernetesVersion, nodeSize, nodeCount/);
+    it("reports an unknown key with the one it most likely meant, and moves its value there", () => {
+        const [typo] = problemsOf({ ...REQUIRED, nodecount: "5" }, "staging", ["domain", "acmeEmail", "nodecount"]);
+        assert.equal(
+            typo,
+            "hephy-doks:nodecount is not a setting of this program; did you mean hephy-doks:nodeCount? " +
+                "(pulumi config rm --stack staging hephy-doks:nodecount && pulumi config set --stack staging hephy-doks:nodeCount 5)",
+        );
+        const [list] = problemsOf({ ...REQUIRED, buildersshsource: '["81.2.69.0/24"]' }, "staging", ["buildersshsource"]);
+        assert.match(
+            list,
+            /did you mean hephy-doks:builderSshSources\? \(pulumi config rm --stack staging hephy-doks:buildersshsource && pulumi config set --stack staging --path 'hephy-doks:builderSshSources\[0\]' 81\.2\.69\.0\/24\)$/,
+        );
+        const [secret] = problemsOf({ ...REQUIRED, releasesecretvalues: "hunter2" }, "staging", ["releasesecretvalues"], ["hephy-doks:releasesecretvalues"]);
+        assert.match(
+            secret,
+            /\(pulumi config rm --stack staging hephy-doks:releasesecretvalues\), then set hephy-doks:releaseSecretValues again with --secret$/,
+        );
+        assert.doesNotMatch(secret, /hunter2/);
+        const [unlike] = problemsOf(REQUIRED, "staging", ["colour"]);
+        assert.match(
+            unlike,
+            /^hephy-doks:colour is not a setting of this program; known keys: region, kubernetesVersion, .* \(pulumi config rm --stack staging hephy-doks:colour\)$/,
+        );
+    });
+
+    it("reports a namespace nothing here reads, with the key it most likely meant", () => {
+        const present = [
+            "domain",
+            "acmeEmail",
+            "hephydoks:nodeCount",
+            "aws:region",
+            "digitalocean:token",
+            "pulumi:disable-default-providers",
+            "kubernetes:context",
+        ];
+        const problems = problemsOf({ ...REQUIRED, "hephydoks:nodeCount": "5", "aws:region": "us-east-1" }, "staging", present);
+        assert.deepEqual(problems, [
+            "hephydoks:nodeCount is in the namespace hephydoks, which nothing in this program reads (it reads hephy-doks, pulumi, digitalocean, kubernetes, random, tls); " +
+                "did you mean hephy-doks:nodeCount? (pulumi config rm --stack staging hephydoks:nodeCount && pulumi config set --stack staging hephy-doks:nodeCount 5)",
+            "aws:region is in the namespace aws, which nothing in this program reads (it reads hephy-doks, pulumi, digitalocean, kubernetes, random, tls) " +
+                "(pulumi config rm --stack staging aws:region)",
+        ]);
+    });
+
+    it("reads the namespaces of the providers package.json depends on, and no other", () => {
+        const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, "package.json"), "utf8"));
+        const providers = Object.keys(pkg.dependencies)
+            .filter((d) => d.startsWith("@pulumi/") && d !== "@pulumi/pulumi")
+            .map((d) => d.slice("@pulumi/".length));
+        assert.deepEqual([...CONFIG_NAMESPACES].sort(), ["hephy-doks", "pulumi", ...providers].sort());
     });
 
     it("lists every problem at once", () => {
@@ -494,7 +665,10 @@ describe("parseConfig", () => {
             problems.map((p) => p.split(" ")[0]),
             ["hephy-doks:region", "hephy-doks:nodeCount", "hephy-doks:domain", "hephy-doks:acmeEmail"],
         );
-        assert.throws(() => parse({ nodeCount: "0", region: "x" }), /The configuration of stack "staging" has 4 problem\(s\):\n  - hephy-doks:region/);
+        assert.throws(
+            () => parse({ nodeCount: "0", region: "x" }),
+            /The configuration of stack "staging" has 4 problem\(s\); run the command after each, or edit Pulumi\.staging\.yaml:\n  - hephy-doks:region/,
+        );
     });
 
     it("recognises CIDRs of both families and refuses the rest", () => {

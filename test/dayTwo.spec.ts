@@ -253,7 +253,7 @@ describe("the stack's own VPC", () => {
         const cluster = run.one(CLUSTER);
         assert.equal(plain(cluster.inputs).vpcUuid, "staging-vpc-id");
         assert.ok(cluster.inputDependsOn.includes(`${VPC}::staging-vpc`));
-        const named = await runProgram({ config: { vpcIpRange: "10.120.0.0/20", protect: "true", builderSshSources: '["203.0.113.0/24"]' } });
+        const named = await runProgram({ config: { vpcIpRange: "10.120.0.0/20", protect: "true", builderSshSources: '["81.2.69.0/24"]' } });
         assert.equal(plain(named.one(VPC).inputs).ipRange, "10.120.0.0/20");
         assert.equal(named.one(VPC).protect, true, "a protected stack protects its VPC");
     });
@@ -295,10 +295,10 @@ describe("the stack's own VPC", () => {
     it("keeps the stack's VPC as it is, and refuses a new range in a protected stack before any resource", async () => {
         running(OWN_VPC);
         assert.equal(plain((await runProgram()).one(VPC).inputs).ipRange, undefined);
-        const { error, declared } = await programError({ config: { vpcIpRange: "10.120.0.0/20", protect: "true", builderSshSources: '["203.0.113.0/24"]' } });
+        const { error, declared } = await programError({ config: { vpcIpRange: "10.120.0.0/20", protect: "true", builderSshSources: '["81.2.69.0/24"]' } });
         assert.match(
             error.message,
-            /hephy-doks:vpcIpRange 10\.120\.0\.0\/20 differs from the range of the stack's VPC, 10\.114\.0\.0\/20: it replaces the VPC and with it the cluster, which a protected stack refuses \(pulumi config set hephy-doks:vpcIpRange 10\.114\.0\.0\/20\)/,
+            /hephy-doks:vpcIpRange 10\.120\.0\.0\/20 differs from the range of the stack's VPC, 10\.114\.0\.0\/20: it replaces the VPC and with it the cluster, which a protected stack refuses \(pulumi config set --stack staging hephy-doks:vpcIpRange 10\.114\.0\.0\/20\)/,
         );
         assert.deepEqual(declared, []);
         const unprotected = await runProgram({ config: { vpcIpRange: "10.120.0.0/20" } });

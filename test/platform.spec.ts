@@ -397,7 +397,7 @@ describe("compatibility guard", () => {
         assert.equal(problems.length, 1);
         assert.match(
             problems[0],
-            /^release workflow \(workflow v2\.23\.0\) supports Kubernetes 1\.16 to 1\.21, not 1\.36\.1-do\.0\. Why: .* Fix: pulumi config set hephy-doks:kubernetesVersion .* hephy-doks:releases\.workflow .* pulumi config set hephy-doks:workflowEnabled false/,
+            /^release workflow \(workflow v2\.23\.0\) supports Kubernetes 1\.16 to 1\.21, not 1\.36\.1-do\.0\. Why: .* Fix: pulumi config set --stack staging hephy-doks:kubernetesVersion .* hephy-doks:releases\.workflow .* pulumi config set --stack staging hephy-doks:workflowEnabled false/,
         );
         assert.deepEqual(declared, []);
     });

@@ -247,7 +247,7 @@ describe("the program under its policy pack", () => {
     });
 
     it("passes every policy in a protected stack whose 2222 is restricted, and fails one whose 2222 is world-open", async () => {
-        const restricted = await runProgram({ config: { protect: "true", builderSshSources: '["203.0.113.0/24"]' } });
+        const restricted = await runProgram({ config: { protect: "true", builderSshSources: '["81.2.69.0/24"]' } });
         assert.deepEqual(await policyReport(restricted.resources), {});
         // The config refuses the same stack before any resource; the pack is the second line, for a
         // program changed to protect its cluster without that check.

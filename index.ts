@@ -11,7 +11,7 @@ import { Platform } from "./components/platform";
 import { TillerPki } from "./components/tillerPki";
 import { UPSTREAM, certManagerCrdUrl, chartRepositories, protectedNamespaces, serviceAccountUser, workflowServiceAccounts } from "./catalog";
 import { ConfigError, concerns, FIXED, PROJECT, readConfig } from "./config";
-import { accountProblems, restoredDatabaseCredentials } from "./preflight";
+import { accountProblems, restoredDatabaseCredentials, tokenProblem, tokenRefused } from "./preflight";
 import { checkCompatibility, findRunningCluster, resolveKubernetesVersion, supportedByReleases } from "./kubernetesVersion";
 import { chooseVpc, regionHasDefaultVpc } from "./vpc";
 import { estimateMonthlyCost } from "./pricing";
@@ -27,19 +27,26 @@ const NODE_DNS_CODE = {
 export = async () => {
     // Every problem at once: the config's, then what the account and DigitalOcean's offer say of it.
     const { config, problems } = readConfig();
-    const running = await findRunningCluster(config.clusterName, config.workerTag);
+    const running = await findRunningCluster(config.clusterName, config.workerTag).catch((error: Error) => {
+        const refused = tokenProblem(error, `the droplets tagged ${config.workerTag}`, "droplet:read");
+        if (refused === undefined) throw error;
+        problems.push(refused);
+        return undefined;
+    });
     problems.push(...(await accountProblems(config, problems)));
-    const resolved = concerns(problems, "kubernetesVersion")
-        ? undefined
-        : await resolveKubernetesVersion({
-              stack: config.stack,
-              requested: config.requestedKubernetesVersion,
-              running,
-              supported: supportedByReleases(config),
-          }).catch((error: Error) => {
-              problems.push(...(error instanceof ConfigError ? error.problems : [error.message]));
-              return undefined;
-          });
+    const resolved =
+        concerns(problems, "kubernetesVersion") || tokenRefused(problems)
+            ? undefined
+            : await resolveKubernetesVersion({
+                  stack: config.stack,
+                  requested: config.requestedKubernetesVersion,
+                  running,
+                  supported: supportedByReleases(config),
+              }).catch((error: Error) => {
+                  const refused = tokenProblem(error, "the Kubernetes versions DigitalOcean offers", "kubernetes:read");
+                  problems.push(...(error instanceof ConfigError ? error.problems : [refused ?? error.message]));
+                  return undefined;
+              });
     if (problems.length > 0 || resolved === undefined) {
         throw new ConfigError(config.stack, problems);
     }

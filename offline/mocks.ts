@@ -51,7 +51,23 @@ export const world = {
     bucketObjects: {} as Record<string, string>,
     /** Names of the clusters the program under test has declared in this run (the harness clears it). */
     declared: new Set<string>(),
+    /** How DigitalOcean's API takes the token: refused (401 to every request), or lacking scopes (403 to their reads). */
+    token: { refused: false, missingScopes: [] as string[] },
 };
+
+/** Answers a read as DigitalOcean's API answers a token it refuses or one without the scope (godo's error text). */
+function authorize(scope: string, path: string): void {
+    const refusal = world.token.refused
+        ? '401 (request "mock") Unable to authenticate you'
+        : world.token.missingScopes.includes(scope)
+          ? '403 (request "mock") You are not authorized to perform this operation'
+          : undefined;
+    if (refusal) {
+        // The engine's answer to a failed invoke is a gRPC error whose details the SDK raises (@pulumi/pulumi runtime/invoke.js).
+        const details = `invoking a data source: 1 error occurred: * GET https://api.digitalocean.com/v2/${path}: ${refusal}`;
+        throw Object.assign(new Error(details), { details });
+    }
+}
 
 export function resetWorld(): void {
     world.offered = [...OFFERED_VERSIONS];
@@ -65,6 +81,7 @@ export function resetWorld(): void {
     world.regions = { ...REGIONS };
     world.buckets = {};
     world.bucketObjects = {};
+    world.token = { refused: false, missingScopes: [] };
 }
 
 /** The mocks' clock for credential expiry: the hour the tests started, so every run in a process agrees. */
@@ -176,11 +193,13 @@ export type CallFn = (inputs: Record<string, any>) => Record<string, unknown>;
 
 export const invokes: Record<string, CallFn> = {
     "digitalocean:index/getKubernetesVersions:getKubernetesVersions": (inputs) => {
+        authorize("kubernetes:read", "kubernetes/options");
         const prefix: string = inputs.versionPrefix ?? "";
         const valid = world.offered.filter((v) => v.startsWith(prefix));
         return { id: "versions", versionPrefix: inputs.versionPrefix, latestVersion: valid[0] ?? "", validVersions: valid };
     },
     "digitalocean:index/getDroplets:getDroplets": (inputs) => {
+        authorize("droplet:read", "droplets");
         const tags: string[] = inputs.filters?.find((f: { key: string }) => f.key === "tags")?.values ?? [];
         const running = world.running && tags.includes(world.running.workerTag);
         return { id: "droplets", droplets: running ? [{ id: FIRST_DROPLET_ID, name: "node-0", tags: [world.running!.workerTag] }] : [] };
@@ -221,13 +240,18 @@ export const invokes: Record<string, CallFn> = {
         return { ...vpc, region: "fra1", urn: `do:vpc:${vpc.id}` };
     },
     "digitalocean:index/getDomain:getDomain": (inputs) => {
+        authorize("domain:read", `domains/${inputs.name}`);
         if (!world.zones.includes(inputs.name)) {
             throw new Error(`mock getDomain: no zone ${inputs.name}`);
         }
         return { id: inputs.name, name: inputs.name, ttl: 1800, urn: `do:domain:${inputs.name}`, zoneFile: "" };
     },
-    "digitalocean:index/getDomains:getDomains": () => ({ id: "domains", domains: world.zones.map((name) => ({ name, ttl: 1800, urn: `do:domain:${name}` })) }),
+    "digitalocean:index/getDomains:getDomains": () => {
+        authorize("domain:read", "domains");
+        return { id: "domains", domains: world.zones.map((name) => ({ name, ttl: 1800, urn: `do:domain:${name}` })) };
+    },
     "digitalocean:index/getRegion:getRegion": (inputs) => {
+        authorize("regions:read", "regions");
         const region = world.regions[inputs.slug];
         if (!region) {
             throw new Error(`mock getRegion: no region ${inputs.slug}`);
@@ -235,6 +259,7 @@ export const invokes: Record<string, CallFn> = {
         return { id: inputs.slug, slug: inputs.slug, name: inputs.slug, features: [], ...region };
     },
     "digitalocean:index/getRegions:getRegions": (inputs) => {
+        authorize("regions:read", "regions");
         const openOnly = (inputs.filters ?? []).some((f: { key: string; values: string[] }) => f.key === "available" && f.values.includes("true"));
         const regions = Object.entries(world.regions).filter(([, r]) => !openOnly || r.available);
         return { id: "regions", regions: regions.map(([slug, r]) => ({ slug, name: slug, features: [], ...r })) };

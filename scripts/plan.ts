@@ -185,6 +185,18 @@ export function typeProblems(stack: string, config: Record<string, unknown>, dec
     return problems;
 }
 
+/** A YAML file's content; a syntax error names the file, with the line and column YAML gives. */
+export function parseYamlFile(file: string): { config?: Record<string, unknown> } | null {
+    try {
+        return YAML.parse(fs.readFileSync(file, "utf8"));
+    } catch (error) {
+        if (error instanceof YAML.YAMLError) {
+            throw new Error(`${path.basename(file)} is not valid YAML (${file}): ${error.message.split("\n")[0]}`);
+        }
+        throw error;
+    }
+}
+
 /**
  * This project's settings in `Pulumi.<stack>.yaml`, as the engine hands them to the program: keys in
  * the `hephy-doks:` namespace, or with no namespace (which Pulumi puts in the project's).
@@ -195,8 +207,8 @@ export function stackConfig(stack: string, root = ROOT, encrypted: string[] = []
         const known = fs.readdirSync(root).flatMap((f) => /^Pulumi\.(.+)\.yaml$/.exec(f)?.[1] ?? []);
         throw new Error(`no stack file Pulumi.${stack}.yaml in ${root}; stacks with a file: ${known.join(", ") || "none"}`);
     }
-    const config: Record<string, unknown> = YAML.parse(fs.readFileSync(file, "utf8"))?.config ?? {};
-    const declared = YAML.parse(fs.readFileSync(path.join(ROOT, "Pulumi.yaml"), "utf8")).config as Record<string, DeclaredType>;
+    const config: Record<string, unknown> = parseYamlFile(file)?.config ?? {};
+    const declared = (parseYamlFile(path.join(ROOT, "Pulumi.yaml"))?.config ?? {}) as Record<string, DeclaredType>;
     const mistyped = typeProblems(stack, config, declared);
     if (mistyped.length > 0) {
         throw new Error(`Pulumi.${stack}.yaml does not pass the CLI's config validation:\n${mistyped.map((p) => `  - ${p}`).join("\n")}`);

@@ -449,7 +449,7 @@ describe("Workflow's volume and first admin, as the program declares them", () =
     before(async () => {
         standard = await sharedRun();
         protectedStack = await runProgram({
-            config: { protect: "true", builderSshSources: '["203.0.113.0/24"]', workflowStorageGib: "25", registryStorageGib: "40" },
+            config: { protect: "true", builderSshSources: '["81.2.69.0/24"]', workflowStorageGib: "25", registryStorageGib: "40" },
         });
     });
 

@@ -92,7 +92,7 @@ describe("the off-cluster copy, as the program declares it", () => {
         this.timeout(60000);
         // One evaluation at a time: the mock engine is the process's.
         run = await sharedRun({ config: BACKUP });
-        protectedRun = await sharedRun({ config: { ...BACKUP, protect: "true", builderSshSources: '["203.0.113.0/24"]' } });
+        protectedRun = await sharedRun({ config: { ...BACKUP, protect: "true", builderSshSources: '["81.2.69.0/24"]' } });
         plainRun = await sharedRun();
     });
 
@@ -651,13 +651,13 @@ describe("restoreFrom refused before anything is declared", () => {
         assert.deepEqual(await refused(RESTORE), [
             `hephy-doks:restoreFrom ams3/${OLD_BUCKET} is no Spaces bucket this account can read (not found); ` +
                 "the provider reads Spaces with the keys in SPACES_ACCESS_KEY_ID and SPACES_SECRET_ACCESS_KEY " +
-                "(pulumi config set hephy-doks:restoreFrom <region>/<bucket>, a stack's backupBucket output; or pulumi config rm hephy-doks:restoreFrom)",
+                "(pulumi config set --stack staging hephy-doks:restoreFrom <region>/<bucket>, a stack's backupBucket output; or pulumi config rm --stack staging hephy-doks:restoreFrom)",
         ]);
         // Half a backup: WAL, and a base backup without its stop sentinel.
         world.buckets[`ams3/${OLD_BUCKET}`] = ["dbwal/wal_005/000000010000000000000004.lzo", `${BASE_4}/tar_partitions/part_00000000.tar.lzo`, SLUG];
         assert.deepEqual(await refused(RESTORE), [
             `hephy-doks:restoreFrom ams3/${OLD_BUCKET} holds no finished base backup of the database (nothing under dbwal/basebackups_005/): ` +
-                "a restore would start Workflow empty (pulumi config set hephy-doks:restoreFrom <region>/<bucket>, a stack's backupBucket output; or pulumi config rm hephy-doks:restoreFrom)",
+                "a restore would start Workflow empty (pulumi config set --stack staging hephy-doks:restoreFrom <region>/<bucket>, a stack's backupBucket output; or pulumi config rm --stack staging hephy-doks:restoreFrom)",
         ]);
     });
 
@@ -667,7 +667,7 @@ describe("restoreFrom refused before anything is declared", () => {
         assert.deepEqual(await refused(RESTORE), [
             `hephy-doks:restoreFrom ams3/${OLD_BUCKET} holds no readable hephy-doks/database-creds.json (not found), the user and password its database opens with: ` +
                 "the stack that made it must have run this program's copy " +
-                "(pulumi config set hephy-doks:restoreFrom <region>/<bucket>, a stack's backupBucket output; or pulumi config rm hephy-doks:restoreFrom)",
+                "(pulumi config set --stack staging hephy-doks:restoreFrom <region>/<bucket>, a stack's backupBucket output; or pulumi config rm --stack staging hephy-doks:restoreFrom)",
         ]);
         assert.equal(CREDENTIALS_OBJECT, WORKFLOW_BACKUP.credentialsObject);
     });
@@ -684,19 +684,19 @@ describe("restoreFrom refused before anything is declared", () => {
     it("refuses a restoreFrom that names no bucket, or comes without backupRegion or Workflow, naming the fix", async () => {
         assert.deepEqual(await refused({ backupRegion: "fra1", restoreFrom: "s3://old" }), [
             'hephy-doks:restoreFrom must name a Spaces bucket as <bucket> (in backupRegion) or <region>/<bucket>, got "s3://old" ' +
-                "(pulumi config set hephy-doks:restoreFrom fra1/hephy-doks-production-backup-1a2b3c)",
+                "(pulumi config set --stack staging hephy-doks:restoreFrom fra1/hephy-doks-production-backup-1a2b3c)",
         ]);
         assert.deepEqual(await refused({ restoreFrom: `ams3/${OLD_BUCKET}` }), [
             "hephy-doks:restoreFrom needs backupRegion: a restored stack keeps an off-cluster copy of its own, and reads the bucket with a key made beside it " +
-                "(pulumi config set hephy-doks:backupRegion ams3)",
+                "(pulumi config set --stack staging hephy-doks:backupRegion ams3)",
         ]);
         withOldBucket();
         assert.deepEqual(await refused({ ...RESTORE, workflowEnabled: "false" }), [
-            "hephy-doks:restoreFrom fills Workflow's object store, and workflowEnabled is false (pulumi config set hephy-doks:workflowEnabled true)",
+            "hephy-doks:restoreFrom fills Workflow's object store, and workflowEnabled is false (pulumi config set --stack staging hephy-doks:workflowEnabled true)",
         ]);
         assert.deepEqual(await refused({ backupRegion: "Frankfurt" }), [
             'hephy-doks:backupRegion must be a Spaces region slug (such as fra1, ams3 or nyc3), or empty for no off-cluster copy, got "Frankfurt" ' +
-                "(pulumi config set hephy-doks:backupRegion fra1)",
+                "(pulumi config set --stack staging hephy-doks:backupRegion fra1)",
         ]);
     });
 });
@@ -916,7 +916,7 @@ describe("snapshots of Workflow's volumes, scheduled by snapscheduler through a 
         const { error } = await programError({ config: { volumeSnapshots: "500" } });
         assert.match(
             error.message,
-            /hephy-doks:volumeSnapshots must be an integer from 0 to 120, got "500" \(pulumi config set hephy-doks:volumeSnapshots 8\)/,
+            /hephy-doks:volumeSnapshots must be an integer from 0 to 120, got "500" \(pulumi config set --stack staging hephy-doks:volumeSnapshots 8\)/,
         );
     });
 });

@@ -207,6 +207,27 @@ describe("the route reconciler (files/routes/routes.py), under python3 against a
         assert.deepEqual([...state.ingresses.keys()], [], "unroutable and deleted apps keep no route");
     });
 
+    it("deis routing:disable takes every host of the app off the door, its per-process Services' too, which keep routable: true", async () => {
+        withApp(appService("myapp"));
+        // `deis services:add worker`: a per-process Service, labelled routable at its creation and never again.
+        const worker = appService("myapp-worker", { "router.deis.io/domains": "myapp-worker" });
+        worker.metadata.namespace = "myapp";
+        worker.metadata.labels.app = "myapp";
+        state.services.set("myapp/myapp-worker", worker);
+        await pass(api.port);
+        assert.deepEqual([...state.ingresses.keys()].sort(), ["myapp/myapp", "myapp/myapp-worker"]);
+        // App.routable(False) (rootfs/api/models/app.py): the label on the app's own Service only.
+        const disabled = appService("myapp");
+        disabled.metadata.labels["router.deis.io/routable"] = "false";
+        state.services.set("myapp/myapp", disabled);
+        await pass(api.port);
+        assert.equal(state.services.get("myapp/myapp-worker").metadata.labels["router.deis.io/routable"], "true", "as the controller leaves it");
+        assert.deepEqual([...state.ingresses.keys()], [], "myapp-worker's host is off the door too");
+        state.services.set("myapp/myapp", appService("myapp"));
+        await pass(api.port);
+        assert.deepEqual([...state.ingresses.keys()].sort(), ["myapp/myapp", "myapp/myapp-worker"], "routing:enable brings both back");
+    });
+
     it("serves each host once: an unmanaged Ingress (Workflow's API) keeps its host, and the older app keeps a host two claim", async () => {
         state.ingresses.set("deis/deis-controller-api", {
             apiVersion: "networking.k8s.io/v1",
@@ -383,7 +404,7 @@ describe("the route reconciler (files/routes/routes.py), under python3 against a
         assert.equal(ingress("stranger/stranger"), undefined, "a Service without heritage: deis is not an app's");
     });
 
-    it("between passes, watches Services from the last list's version, so the API sends only what changes after it", async () => {
+    it("between passes, watches Services and Ingresses from the last lists' versions, so an edit of either is repaired within seconds", async () => {
         withApp(appService("myapp"));
         const child = spawn("python3", [ROUTES], {
             env: reconcilerEnv(api.port, { RESYNC_SECONDS: "1" }),
@@ -394,8 +415,17 @@ describe("the route reconciler (files/routes/routes.py), under python3 against a
             child.kill();
         }
         const watches = api.requests.filter((r) => r.includes("watch=true"));
-        assert.ok(watches.length >= 1, api.requests.join("\n"));
-        assert.match(watches[0], /^GET \/api\/v1\/services\?watch=true&resourceVersion=\d+&timeoutSeconds=1$/);
+        assert.ok(watches.length >= 2, api.requests.join("\n"));
+        assert.deepEqual(
+            watches
+                .slice(0, 2)
+                .map((w) => w.replace(/resourceVersion=\d+/, "resourceVersion=N"))
+                .sort(),
+            [
+                "GET /api/v1/services?watch=true&resourceVersion=N&timeoutSeconds=1",
+                "GET /apis/networking.k8s.io/v1/ingresses?watch=true&resourceVersion=N&timeoutSeconds=1",
+            ],
+        );
         assert.ok(ingress("myapp/myapp"), "a pass ran first");
     });
 

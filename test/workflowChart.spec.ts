@@ -192,7 +192,7 @@ describe("the project's Workflow chart, rendered by Helm 3.8.1 (Go 1.17) with th
         const objects = rendered.get(range.max)!;
         assert.deepEqual(find(objects, "ClusterRole", "deis:deis-routes").rules, [
             { apiGroups: [""], resources: ["services"], verbs: ["list", "watch"] },
-            { apiGroups: ["networking.k8s.io"], resources: ["ingresses"], verbs: ["list", "create", "update", "delete"] },
+            { apiGroups: ["networking.k8s.io"], resources: ["ingresses"], verbs: ["list", "watch", "create", "update", "delete"] },
         ]);
         const bound = objects.filter((o) => /RoleBinding$/.test(o.kind) && o.subjects?.some((s: any) => s.name === "deis-routes"));
         assert.deepEqual(

@@ -26,8 +26,8 @@ Service that names it. It never reads a Secret: an Ingress names one without
 reading it.
 
 It runs from the controller's image (Python 3.6, standard library only here),
-level-triggered: a full pass every RESYNC_SECONDS, and a watch of Services in
-between so a change applies within seconds. Every pass computes the whole
+level-triggered: a full pass every RESYNC_SECONDS, and watches of Services and
+Ingresses in between so a change, or an Ingress someone else edits, applies within seconds. Every pass computes the whole
 desired state and writes only what differs, so a restart or a failed request
 is repaired by the next pass.
 """
@@ -195,7 +195,17 @@ def desired(services, foreign_hosts, platform_domain, issuer):
     claimed = dict((host, 'Ingress ' + owner) for host, owner in foreign_hosts.items())
     apps = apps_by_name(services)
     reserved = dict(('{}.{}'.format(app, platform_domain), app) for app in apps)
-    routable = [s for s in services if is_app_service(s) and (s['metadata'].get('labels') or {}).get(ROUTABLE) == 'true']
+    def routable_label(service):
+        return (service['metadata'].get('labels') or {}).get(ROUTABLE) == 'true'
+
+    def app_routable(service):
+        # `deis routing:disable` flips the label on the app's own Service only (App.routable() in
+        # rootfs/api/models/app.py), while per-process Services keep the "true" of their creation: the
+        # app's own label decides for all its Services, or routing:disable would leave hosts served.
+        own = apps.get(service['metadata']['namespace'])
+        return own is None or own is service or routable_label(own)
+
+    routable = [s for s in services if is_app_service(s) and routable_label(s) and app_routable(s)]
     routable.sort(key=lambda s: (s['metadata'].get('creationTimestamp', ''), s['metadata']['namespace'], s['metadata']['name']))
     for service in routable:
         where = '{}/{}'.format(service['metadata']['namespace'], service['metadata']['name'])
@@ -267,10 +277,11 @@ def same(current, wanted):
 def reconcile(api, platform_domain, issuer, log):
     """
     One full pass: read every Service and Ingress, write what differs. Returns the number of writes, and
-    the Services' resourceVersion, from which a watch reports only later changes.
+    the Services' and Ingresses' lists with their resourceVersions, from which watches report only later
+    changes: an Ingress someone else changed is repaired within seconds too, not at the next full pass.
     """
     items, services_version = api.list(SERVICES)
-    ingresses, _ = api.list(INGRESSES)
+    ingresses, ingresses_version = api.list(INGRESSES)
     existing = dict(((i['metadata']['namespace'], i['metadata']['name']), i) for i in ingresses)
     # The Ingress an earlier controller overlay made at `deis create`, named after the app in the app's
     # namespace: this process takes it over, and it is no claim on the app's hosts.
@@ -314,7 +325,7 @@ def reconcile(api, platform_domain, issuer, log):
         writes += 1
         if status not in (200, 202, 404):
             log('{}/{}: deleting the Ingress answered {}: {}'.format(key[0], key[1], status, answer.get('message', '')))
-    return writes, services_version
+    return writes, [(SERVICES, services_version), (INGRESSES, ingresses_version)]
 
 
 def main(argv):
@@ -329,9 +340,9 @@ def main(argv):
     once = '--once' in argv
     api = in_cluster()
     while True:
-        version = None
+        watches = []
         try:
-            writes, version = reconcile(api, platform_domain, issuer, log)
+            writes, watches = reconcile(api, platform_domain, issuer, log)
             if writes:
                 log('{} Ingress write(s)'.format(writes))
         except Exception as error:  # survives API errors: the next pass starts over
@@ -340,7 +351,7 @@ def main(argv):
                 return 1
         if once:
             return 0
-        wait_for_change(api, [(SERVICES, version)], resync)
+        wait_for_change(api, watches, resync)
 
 
 if __name__ == '__main__':

@@ -43,6 +43,10 @@ export const CHECKS = {
         proves: "no release gains a revision over the sampling window (--watch), which spans helm-operator's 3-minute dry-run compare: the article's \"20 revisions an hour\", measured",
         lookAt: "helm history of the release that moved (Tiller: kubectl -n kube-system get secrets -l OWNER=TILLER,NAME=<release>), and what differs between its last two revisions: a template that renders differently each time",
     },
+    "dns-drift": {
+        proves: "through the --watch window, the published records stay on the serving nodes: a difference (a node replaced, cordoned or dead) is gone within 90 s, the in-cluster reconciler's minute plus its records' TTL",
+        lookAt: "kubectl -n haproxy-ingress logs deploy/hephy-doks-node-dns (with dnsToken), or run pulumi up (without it, DNS moves only then); kubectl get nodes -o wide",
+    },
     "no-exposed-services": {
         proves: "no Service of type LoadBalancer or NodePort exists, but those named in hephy-doks:exposedServices",
         lookAt: "kubectl get services -A, and the admission policy deny-exposed-services",

@@ -4,7 +4,9 @@ import { CHECKS, CheckId, CheckResult, formatResult, jsonReport } from "./checks
 import * as k8s from "@kubernetes/client-node";
 import { checkRevisions, clusterChecks, IssuedCertificate, kubeConfig, listCertificates } from "./cluster";
 import { checkKubernetesApi, ClusterCredential, clusterCredential, credentialSeconds, digitalOceanToken } from "./credential";
-import { CONTROLLER_HOST, frontDoorChecks } from "./network";
+import { checkDnsDrift, dnsMovesOnlyAtUp } from "./dnsDrift";
+import { CONTROLLER_HOST, frontDoorChecks, resolvePlatform } from "./network";
+import { liveNodes } from "./nodes";
 import { readOutputs, StackOutputs } from "./outputs";
 import { checkPush, DOCKERFILE_SAMPLE_APP, SAMPLE_APP } from "./push";
 
@@ -47,8 +49,9 @@ Options:
   --stack NAME        the stack to verify (default: the selected one)
   --outputs FILE      read the outputs from FILE, which holds secrets: (umask 077; pulumi stack
                       output --json --show-secrets > FILE)
-  --watch MINUTES     how long to sample release revisions, 0 to skip (default ${DEFAULT_WATCH_MINUTES}: more than
-                      helm-operator's 3-minute compare); the other checks run meanwhile
+  --watch MINUTES     how long to sample release revisions and DNS against the nodes, 0 to skip
+                      (default ${DEFAULT_WATCH_MINUTES}: more than helm-operator's 3-minute compare); the other
+                      checks run meanwhile
   --retry MINUTES     run failed checks again every 30 s for up to MINUTES (default 0): right
                       after a pulumi up, certificates and pods take a few minutes
   --push              also deploy a throwaway app by git push (needs git, ssh-keygen), remove it.
@@ -215,11 +218,21 @@ export async function verify(outputs: StackOutputs, options: Options, reach: Rea
     const settled = await retried(once, options.retryMinutes * 60_000, reach.retryPauseMs);
     const later = await Promise.all([
         options.watchMinutes > 0 && config ? checkRevisions(config, options.watchMinutes) : undefined,
+        options.watchMinutes > 0 && config ? watchDns(config, outputs, options) : undefined,
         ...(options.push ? pushedApps(options).map((app) => pushCheck(outputs, app, certificates)) : []),
     ]);
     const order = Object.keys(CHECKS) as CheckId[];
     const results = wanted([...settled, ...later.filter((r): r is CheckResult => r !== undefined)]);
     return results.sort((a, b) => order.indexOf(a.id) - order.indexOf(b.id));
+}
+
+/** The dns check, repeated through the --watch window against the nodes as they are at each sample. */
+function watchDns(config: k8s.KubeConfig, outputs: StackOutputs, options: Options): Promise<CheckResult> {
+    const sample = async () => {
+        const [{ found }, nodes] = await Promise.all([resolvePlatform(outputs.platformDomain, options.dnsServers), liveNodes(config)]);
+        return { answers: found, nodes };
+    };
+    return checkDnsDrift(sample, { minutes: options.watchMinutes, followsNodes: outputs.dnsFollowsNodes });
 }
 
 /**
@@ -319,8 +332,11 @@ export async function main(
     }
     if (!options.json) {
         out(
-            `Verifying ${outputs.platformDomain} (${outputs.nodeIps.length} nodes)${options.watchMinutes > 0 ? `, sampling release revisions for ${options.watchMinutes} min` : ", release revisions not sampled (--watch 0)"}`,
+            `Verifying ${outputs.platformDomain} (${outputs.nodeIps.length} nodes)${options.watchMinutes > 0 ? `, sampling release revisions and DNS for ${options.watchMinutes} min` : ", release revisions and DNS drift not sampled (--watch 0)"}`,
         );
+        if (!outputs.dnsFollowsNodes) {
+            out(dnsMovesOnlyAtUp(outputs.platformDomain));
+        }
     }
     const token = await digitalOceanToken(env, { name: options.stack, viaCli: options.outputs === undefined });
     const credential = await clusterCredential(outputs, token, env.DIGITALOCEAN_API_URL || undefined, credentialSeconds(options));

@@ -55,14 +55,19 @@ async function serverAddress(server: string): Promise<string> {
     return port ? `${ip}:${port}` : address;
 }
 
+/** What a random name under the platform domain resolves to now, asked of `dnsServers` (the system's resolvers when empty). */
+export async function resolvePlatform(platformDomain: string, dnsServers: readonly string[]): Promise<{ name: string; found: string[] }> {
+    const resolver = new Resolver({ timeout: 3_000, tries: 2 });
+    if (dnsServers.length > 0) {
+        resolver.setServers(await Promise.all(dnsServers.map(serverAddress)));
+    }
+    const name = randomName(platformDomain);
+    return { name, found: (await resolver.resolve4(name)).sort() };
+}
+
 export async function checkDns(door: FrontDoor): Promise<CheckResult> {
     return runCheck("dns", "", REQUEST_MS + 2_000, async () => {
-        const resolver = new Resolver({ timeout: 3_000, tries: 2 });
-        if (door.dnsServers.length > 0) {
-            resolver.setServers(await Promise.all(door.dnsServers.map(serverAddress)));
-        }
-        const name = randomName(door.platformDomain);
-        const found = (await resolver.resolve4(name)).sort();
+        const { name, found } = await resolvePlatform(door.platformDomain, door.dnsServers);
         if (door.liveNodes) {
             const compared = recordsAgainstNodes(found, door.liveNodes);
             return { ok: compared.ok, evidence: `${name} → ${compared.evidence}` };

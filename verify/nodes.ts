@@ -8,6 +8,8 @@ export interface LiveNode {
     /** The node's ExternalIP (IPv4), which DigitalOcean's cloud controller manager sets; undefined if it has none yet. */
     address?: string;
     ready: boolean;
+    /** Cordoned (`spec.unschedulable`), as a drain leaves it: its record may stay or go. */
+    cordoned?: boolean;
 }
 
 /**
@@ -23,6 +25,7 @@ export async function liveNodes(config: k8s.KubeConfig): Promise<LiveNode[]> {
             name: node.metadata?.name ?? "?",
             address: node.status?.addresses?.find((a) => a.type === "ExternalIP" && net.isIPv4(a.address))?.address,
             ready: node.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false,
+            cordoned: node.spec?.unschedulable === true,
         }))
         .sort((a, b) => a.name.localeCompare(b.name));
 }
@@ -36,7 +39,8 @@ export async function liveNodes(config: k8s.KubeConfig): Promise<LiveNode[]> {
 export function recordsAgainstNodes(answers: readonly string[], nodes: readonly LiveNode[]): Outcome {
     const ready = nodes.filter((n) => n.ready && n.address);
     const byAddress = new Map(nodes.filter((n) => n.address).map((n) => [n.address!, n]));
-    const missing = ready.filter((n) => !answers.includes(n.address!)).map((n) => `${n.name} ${n.address}`);
+    // A cordoned node is being drained: the in-cluster reconciler drops its record, pulumi up keeps it.
+    const missing = ready.filter((n) => !n.cordoned && !answers.includes(n.address!)).map((n) => `${n.name} ${n.address}`);
     const dead = answers.filter((ip) => !byAddress.has(ip));
     const notReady = answers.filter((ip) => byAddress.get(ip)?.ready === false).map((ip) => `${ip} (${byAddress.get(ip)!.name})`);
     const unaddressed = nodes.filter((n) => n.ready && !n.address).map((n) => n.name);

@@ -20,6 +20,8 @@ export interface StackOutputs {
     backupBucket?: string;
     /** Present when the stack snapshots Workflow's volumes (hephy-doks:volumeSnapshots). */
     volumeSnapshotsKept?: number;
+    /** Whether the in-cluster reconciler moves the records with the nodes (dnsToken); false, or absent in older stacks: only pulumi up does. */
+    dnsFollowsNodes: boolean;
 }
 
 const STACK_OUTPUT_MS = 60_000;
@@ -67,6 +69,7 @@ export function parseOutputs(raw: unknown, source: string): StackOutputs {
         workflowAdminPassword: text("workflowAdminPassword", false),
         backupBucket: text("backupBucket", false),
         volumeSnapshotsKept: typeof o.volumeSnapshotsKept === "number" ? o.volumeSnapshotsKept : undefined,
+        dnsFollowsNodes: o.dnsFollowsNodes === true,
     };
     for (const key of ["controllerUrl", "builderSsh"] as const) {
         if (outputs[key] !== undefined && !URL.canParse(outputs[key]!)) problems.push(`${key} must be a URL`);

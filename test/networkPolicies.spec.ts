@@ -77,6 +77,11 @@ describe("network isolation, as DOKS's Cilium would enforce the policies the pro
             "a Dockerfile build pod",
             pod("deis", "dockerbuild-myapp-1a2b3c4d-5e6f7a8b", { heritage: "dockerbuild-myapp-1a2b3c4d-5e6f7a8b", "hephy-doks/build": "dockerfile" }),
         );
+        // A buildpack build, as the build-pod webhook labels it (files/build/admission.py cnb_build).
+        pods.set(
+            "a buildpack build pod",
+            pod("deis", "slugbuild-myapp-1f2e3d4c-0f1e2d3c", { heritage: "slugbuild-myapp-1f2e3d4c-0f1e2d3c", "hephy-doks/build": "cnb" }),
+        );
         pods.set(
             "an HTTP-01 solver",
             pod("deis", "cm-acme-http-solver-x", { "acme.cert-manager.io/http01-solver": "true", "acme.cert-manager.io/http-domain": "1" }),
@@ -190,15 +195,18 @@ describe("network isolation, as DOKS's Cilium would enforce the policies the pro
         assert.equal(reachable(cluster, peer("deis-controller"), peer("the Kubernetes API"), 443), true);
     });
 
-    it("lets Dockerfile builds push to the stack's registry, the controller and the nodes' proxies read it, and no app or other build", () => {
+    it("lets Dockerfile and buildpack builds push to the stack's registry, the controller and the nodes' proxies read it, and no app or other build", () => {
         only(
             "deis-registry",
             5000,
-            ["a Dockerfile build pod", "deis-controller", "the pod's own node", "the ingress controller on another node"],
+            ["a Dockerfile build pod", "a buildpack build pod", "deis-controller", "the pod's own node", "the ingress controller on another node"],
             ["a build pod", "an app's web pod", "another app's pod", "cert-manager", "the internet", "deis-routes"],
         );
         assert.equal(reachable(cluster, peer("a Dockerfile build pod"), peer("the internet"), 443), true, "base images from Docker Hub");
         assert.equal(reachable(cluster, peer("a Dockerfile build pod"), peer("the Kubernetes API"), 443), false);
+        assert.equal(reachable(cluster, peer("a buildpack build pod"), peer("the internet"), 443), true, "the run image and the runtimes");
+        assert.equal(reachable(cluster, peer("a buildpack build pod"), peer("the Kubernetes API"), 443), false);
+        assert.equal(reachable(cluster, peer("a buildpack build pod"), peer("deis-minio"), 9000), true, "the source, and the process types for the builder");
         // The API server calls the build-pod webhook; no pod does.
         only("deis-build-admission", 8443, ["the Kubernetes API"], ["an app's web pod", "a build pod", "a Dockerfile build pod", "the internet"]);
     });

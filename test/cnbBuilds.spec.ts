@@ -205,6 +205,7 @@ describe("the chart's wiring of buildpack builds: the build-pod webhook and the 
         assert.ok(mount?.readOnly, "mounted read-only at /app/hephy_doks");
         const configMap = find(objects, "ConfigMap", pod.spec.volumes.find((v: any) => v.name === mount.name).configMap.name);
         const files = fs.readdirSync(path.join(FILES, "cnb")).sort();
+        assert.deepEqual(files, ["__init__.py", "apps.py", "builds.py", "scheduler.py", "settings.py"], "the package the harness runs, and nothing else");
         assert.deepEqual(Object.keys(configMap.data).sort(), files);
         for (const file of files) {
             assert.equal(configMap.data[file], fs.readFileSync(path.join(FILES, "cnb", file), "utf8"), file);

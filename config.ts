@@ -2,7 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { UPSTREAM } from "./catalog";
 import { wholeFamiliesCovered } from "./cidr";
 import { CONFIG_KEYS, ConfigKey, DEFAULTS, KEYS, ReadValues } from "./configKeys";
-import { closest, fix, nameSafe, parseBucketRef, replaceList, shellWord, YOUR_NETWORK } from "./configValues";
+import { closest, fix, fixList, jsonList, nameSafe, parseBucketRef, replaceList, shellWord, YOUR_NETWORK } from "./configValues";
 import { FIXED, PROJECT } from "./project";
 import { KeyAlgorithm, MaintenanceDay, ReleaseEntry, ReleaseKey } from "./types";
 
@@ -115,20 +115,12 @@ function moveTo(from: string, to: ConfigKey, value: string | undefined): string 
     if (value === undefined) {
         return `(pulumi config rm ${from})`;
     }
-    const list = Array.isArray(DEFAULTS[to]) ? parseList(value) : undefined;
-    const set = list
-        ? list.map((item, i) => `pulumi config set --path '${PROJECT}:${to}[${i}]' ${shellWord(item)}`).join(" && ")
-        : fix(to, shellWord(value)).slice(1, -1);
-    return `(pulumi config rm ${from} && ${set})`;
-}
-
-function parseList(text: string): string[] | undefined {
-    try {
-        const value: unknown = JSON.parse(text);
-        return Array.isArray(value) && value.length > 0 && value.every((v) => typeof v === "string") ? value : undefined;
-    } catch {
-        return undefined;
-    }
+    // A list key takes the value's items, or the value as its one item.
+    const items = jsonList(value);
+    const set = Array.isArray(DEFAULTS[to])
+        ? fixList(to, (items?.length && items.every((i) => typeof i === "string") ? (items as string[]) : [value]).map(shellWord))
+        : fix(to, shellWord(value));
+    return `(pulumi config rm ${from} && ${set.slice(1)}`;
 }
 
 /**

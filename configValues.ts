@@ -129,7 +129,7 @@ export function vpcRangeProblems(range: string): string[] {
 }
 
 /** The JSON list a config value holds (the engine passes an array key as JSON text), or undefined when it holds none. */
-function jsonList(raw: string): unknown[] | undefined {
+export function jsonList(raw: string): unknown[] | undefined {
     try {
         const value: unknown = JSON.parse(raw);
         return Array.isArray(value) ? value : undefined;

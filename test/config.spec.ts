@@ -550,6 +550,7 @@ describe("parseConfig", () => {
             { ...REQUIRED, nodecount: "5" },
             { ...REQUIRED, "hephydoks:nodeCount": "5" },
             { ...REQUIRED, buildersshsources: '["81.2.69.0/24","2a01:4f8::/32"]' },
+            { ...REQUIRED, buildersshsources: "81.2.69.0/24" },
             { ...REQUIRED, nodeCount: "[3]", protect: "1" },
             { ...REQUIRED, tlsCaValidityHours: "100", tlsCertValidityHours: "200", tlsEarlyRenewalHours: "150" },
             { ...REQUIRED, vpcIpRange: "10.244.0.1/20" },

@@ -1,13 +1,13 @@
 import * as assert from "node:assert/strict";
-import { execFileSync, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as https from "node:https";
-import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { UPSTREAM } from "../catalog";
 import { ROOT, Run, sharedRun } from "../offline/harness";
 import { Admission, AdmissionRequest } from "./admission";
+import { freePort, selfSignedCertificate } from "./registryServer";
 import { admitAll as admitAllOf, BUILDER, builderPod, NAME, podRequest, webhook, WEBHOOK_SETTINGS } from "./buildPods";
 
 const CONTROLLER = "system:serviceaccount:deis:deis-controller";
@@ -172,38 +172,9 @@ describe("Dockerfile build pods: the builder's pod, the build-pod webhook, and t
     it("serves AdmissionReviews over HTTPS as the API server calls it, and takes a renewed certificate without a restart", async function () {
         this.timeout(30000);
         const work = fs.mkdtempSync(path.join(os.tmpdir(), "hephy-doks-webhook-"));
-        const certificate = (name: string) => {
-            execFileSync(
-                "openssl",
-                [
-                    "req",
-                    "-x509",
-                    "-newkey",
-                    "ec",
-                    "-pkeyopt",
-                    "ec_paramgen_curve:P-256",
-                    "-nodes",
-                    "-days",
-                    "1",
-                    "-subj",
-                    `/CN=${name}`,
-                    "-addext",
-                    "subjectAltName=DNS:deis-build-admission.deis.svc,IP:127.0.0.1",
-                    "-keyout",
-                    path.join(work, "tls.key"),
-                    "-out",
-                    path.join(work, "tls.crt"),
-                ],
-                { stdio: "ignore" },
-            );
-            return fs.readFileSync(path.join(work, "tls.crt"), "utf8");
-        };
-        const port = await new Promise<number>((resolve) => {
-            const probe = net.createServer().listen(0, "127.0.0.1", () => {
-                const { port: p } = probe.address() as net.AddressInfo;
-                probe.close(() => resolve(p));
-            });
-        });
+        // Named as cert-manager's Secret mounts them: tls.crt and tls.key.
+        const certificate = (name: string) => selfSignedCertificate(work, "tls", name, "DNS:deis-build-admission.deis.svc,IP:127.0.0.1");
+        const port = await freePort();
         const first = certificate("first");
         const server = spawn("python3", [path.join(ROOT, "charts", "hephy-workflow", "files", "build", "admission.py")], {
             env: {

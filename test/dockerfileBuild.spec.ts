@@ -5,7 +5,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { ROOT } from "../offline/harness";
 import { builderPod, callPython, webhook } from "./buildPods";
-import { serveRegistry } from "./registryServer";
+import { selfSignedCertificate, serveRegistry } from "./registryServer";
 
 const FILES = path.join(ROOT, "charts", "hephy-workflow", "files");
 const SCRIPT = path.join(FILES, "build", "dockerfile-build.sh");
@@ -92,29 +92,7 @@ describe("a Dockerfile build and the controller's image client, with buildah and
         }
         fs.writeFileSync(path.join(work, "storage.conf"), `[storage]\ndriver = "vfs"\nrunroot = "${work}/run"\ngraphroot = "${work}/graph"\n`);
         env = { ...process.env, CONTAINERS_STORAGE_CONF: path.join(work, "storage.conf"), STORAGE_DRIVER: "vfs", BUILDAH_ISOLATION: "chroot" };
-        execFileSync(
-            "openssl",
-            [
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-days",
-                "1",
-                "-subj",
-                "/CN=127.0.0.1",
-                "-addext",
-                "subjectAltName=IP:127.0.0.1",
-                "-keyout",
-                path.join(work, "public.key"),
-                "-out",
-                path.join(work, "public.crt"),
-            ],
-            { stdio: "ignore" },
-        );
+        selfSignedCertificate(work, "public", "127.0.0.1", "IP:127.0.0.1");
         stack = await registry("stack", "");
         proxy = await registry("proxy", `proxy:\n  remoteurl: http://${stack}\n`);
         pub = await registry("public", `  tls:\n    certificate: ${work}/public.crt\n    key: ${work}/public.key\n`);

@@ -1,4 +1,4 @@
-import { ChildProcess, spawn } from "node:child_process";
+import { ChildProcess, execFileSync, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as net from "node:net";
 import * as path from "node:path";
@@ -40,4 +40,21 @@ export async function serveRegistry(dir: string, name: string, extra = ""): Prom
     const child = spawn("docker-registry", ["serve", config], { stdio: "ignore" });
     await listening(port);
     return { address: `127.0.0.1:${port}`, child };
+}
+
+/**
+ * A self-signed P-256 certificate for one day, made by openssl, as `<dir>/<name>.crt` and `<dir>/<name>.key`;
+ * `subjectAltName` as openssl takes it (`DNS:…,IP:…`). Returns the certificate's PEM.
+ */
+export function selfSignedCertificate(dir: string, name: string, commonName: string, subjectAltName: string): string {
+    const cert = path.join(dir, `${name}.crt`);
+    execFileSync(
+        "openssl",
+        [
+            ...["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1"],
+            ...["-subj", `/CN=${commonName}`, "-addext", `subjectAltName=${subjectAltName}`, "-keyout", path.join(dir, `${name}.key`), "-out", cert],
+        ],
+        { stdio: "ignore" },
+    );
+    return fs.readFileSync(cert, "utf8");
 }

@@ -11,7 +11,7 @@ import { Platform } from "./components/platform";
 import { TillerPki } from "./components/tillerPki";
 import { UPSTREAM, certManagerCrdUrl, chartRepositories, protectedNamespaces, serviceAccountUser, workflowServiceAccounts } from "./catalog";
 import { ConfigError, concerns, FIXED, PROJECT, readConfig } from "./config";
-import { accountProblems, restoredDatabaseCredentials, tokenProblem, tokenRefused } from "./preflight";
+import { accountProblems, readRestoreSource, tokenProblem, tokenRefused } from "./preflight";
 import { checkCompatibility, findRunningCluster, resolveKubernetesVersion, supportedByReleases } from "./kubernetesVersion";
 import { chooseVpc, regionHasDefaultVpc } from "./vpc";
 import { estimateMonthlyCost } from "./pricing";
@@ -34,6 +34,10 @@ export = async () => {
         return undefined;
     });
     problems.push(...(await accountProblems(config, problems)));
+    // Read once: the bucket's problems now, the credentials its restored database opens with later.
+    const restore =
+        config.restoreFrom && !concerns(problems, "restoreFrom") && !tokenRefused(problems) ? await readRestoreSource(config.restoreFrom) : undefined;
+    problems.push(...(restore?.problems ?? []));
     const resolved =
         concerns(problems, "kubernetesVersion") || tokenRefused(problems)
             ? undefined
@@ -51,8 +55,6 @@ export = async () => {
         throw new ConfigError(config.stack, problems);
     }
     const { version: kubernetesVersion, keepRunningVersion } = resolved;
-    // The preflight has read them once already; a restored database opens only with them.
-    const restoredDatabase = config.restoreFrom && (await restoredDatabaseCredentials(config.restoreFrom));
     const vpc = chooseVpc({
         stack: config.stack,
         region: config.region,
@@ -198,9 +200,9 @@ export = async () => {
         volumeSnapshots:
             config.volumeSnapshots > 0 ? { schedule: FIXED.snapshotSchedule, keep: config.volumeSnapshots, operator: UPSTREAM.snapscheduler } : undefined,
         workflowRestore: config.restoreFrom &&
-            restoredDatabase && {
+            restore?.credentials && {
                 ...config.restoreFrom,
-                databaseCredentials: restoredDatabase,
+                databaseCredentials: restore.credentials,
                 image: UPSTREAM.backupImage,
                 databaseBucket: UPSTREAM.workflowObjectStore.databaseBucket,
             },

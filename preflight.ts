@@ -65,16 +65,10 @@ async function lookUp<T>(problems: string[], what: string, scope: string, read: 
     }
 }
 
-export async function accountProblems(
-    config: Pick<StackConfig, "domain" | "region" | "nodeSize" | "restoreFrom">,
-    known: readonly string[],
-): Promise<string[]> {
+export async function accountProblems(config: Pick<StackConfig, "domain" | "region" | "nodeSize">, known: readonly string[]): Promise<string[]> {
     const problems: string[] = [];
     if (tokenRefused(known)) {
         return problems;
-    }
-    if (config.restoreFrom && !concerns(known, "restoreFrom")) {
-        problems.push(...(await restoreProblems(config.restoreFrom)));
     }
     if (!concerns(known, "domain")) {
         const zone = await lookUp(problems, `the zone ${config.domain}`, "domain:read", () => digitalocean.getDomain({ name: config.domain }));
@@ -115,46 +109,51 @@ export async function accountProblems(
     return problems;
 }
 
+/** What a restore needs of its bucket: the database's credentials kept beside the copy; the password a secret. */
+export type RestoreSource = { problems: string[]; credentials?: undefined } | { problems: []; credentials: { user: string; password: pulumi.Output<string> } };
+
 /**
- * What keeps a bucket from restoring a stack: it is missing, or holds no finished base backup of the
- * database (WAL-E lists a base backup by its stop sentinel, `basebackups_005/*_backup_stop_sentinel.json`,
- * wal-e/wal-e wal_e/storage/base.py), whose restore would bring back an empty database.
+ * The bucket a stack restores from, read once before anything is declared: refused when it is missing,
+ * holds no finished base backup of the database (WAL-E lists a base backup by its stop sentinel,
+ * `basebackups_005/*_backup_stop_sentinel.json`, wal-e/wal-e wal_e/storage/base.py), whose restore would
+ * bring back an empty database, or holds no credentials that database opens with.
  */
-async function restoreProblems(source: { region: string; bucket: string }): Promise<string[]> {
+export async function readRestoreSource(source: { region: string; bucket: string }): Promise<RestoreSource> {
+    const refused = (problem: string) => ({ problems: [problem] });
     const key = `${PROJECT}:restoreFrom ${source.region}/${source.bucket}`;
     const fixIt = `(pulumi config set ${PROJECT}:restoreFrom <region>/<bucket>, a stack's backupBucket output; or pulumi config rm ${PROJECT}:restoreFrom)`;
     const bucket = await digitalocean.getSpacesBucket({ name: source.bucket, region: source.region }).catch((error: Error) => error);
     if (bucket instanceof Error) {
-        return [
+        return refused(
             `${key} is no Spaces bucket this account can read (${bucket.message || "not found"}); the provider reads Spaces with the keys in ` +
                 `SPACES_ACCESS_KEY_ID and SPACES_SECRET_ACCESS_KEY ${fixIt}`,
-        ];
+        );
     }
     const prefix = `${BACKUP_LAYOUT.databaseBucket}/basebackups_005/`;
     const listed = await digitalocean
         .getSpacesBucketObjects({ bucket: source.bucket, region: source.region, prefix, delimiter: "/" })
         .catch((error: Error) => error);
     if (listed instanceof Error) {
-        return [`${key} cannot be listed (${listed.message || "no reason given"}) ${fixIt}`];
+        return refused(`${key} cannot be listed (${listed.message || "no reason given"}) ${fixIt}`);
     }
     if (!listed.keys.some((k) => k.endsWith("_backup_stop_sentinel.json"))) {
-        return [`${key} holds no finished base backup of the database (nothing under ${prefix}): a restore would start Workflow empty ${fixIt}`];
+        return refused(`${key} holds no finished base backup of the database (nothing under ${prefix}): a restore would start Workflow empty ${fixIt}`);
     }
     const credentials = await restoredDatabaseCredentials(source).catch((error: Error) => error);
     if (credentials instanceof Error) {
-        return [
+        return refused(
             `${key} holds no readable ${CREDENTIALS_OBJECT} (${credentials.message || "not found"}), the user and password its database opens with: ` +
                 `the stack that made it must have run this program's copy ${fixIt}`,
-        ];
+        );
     }
-    return [];
+    return { problems: [], credentials };
 }
 
 /** Where the copy keeps the database's credentials (components/workflowBackup.ts WORKFLOW_BACKUP.credentialsObject). */
 export const CREDENTIALS_OBJECT = "hephy-doks/database-creds.json";
 
 /** The database user and password the stack that made a backup kept beside it; the password a secret. */
-export async function restoredDatabaseCredentials(source: { region: string; bucket: string }): Promise<{ user: string; password: pulumi.Output<string> }> {
+async function restoredDatabaseCredentials(source: { region: string; bucket: string }): Promise<{ user: string; password: pulumi.Output<string> }> {
     const object = await digitalocean.getSpacesBucketObject({ bucket: source.bucket, region: source.region, key: CREDENTIALS_OBJECT });
     const parsed = JSON.parse(object.body) as { user?: unknown; password?: unknown };
     if (typeof parsed.user !== "string" || typeof parsed.password !== "string" || parsed.user === "" || parsed.password === "") {

@@ -679,6 +679,11 @@ describe("restoreFrom refused before anything is declared", () => {
         withOldBucket("fra1");
         const restored = await sharedRun({ config: { backupRegion: "fra1", restoreFrom: OLD_BUCKET } });
         assert.equal(restored.ofType(KEY).length, 2);
+        assert.equal(
+            restored.invokes.filter((i) => i.token.endsWith("/getSpacesBucketObject:getSpacesBucketObject")).length,
+            1,
+            "the credentials are read once",
+        );
     });
 
     it("refuses a restoreFrom that names no bucket, or comes without backupRegion or Workflow, naming the fix", async () => {

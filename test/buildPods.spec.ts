@@ -8,6 +8,7 @@ import { UPSTREAM } from "../catalog";
 import { ROOT, Run, sharedRun } from "../offline/harness";
 import { Admission, AdmissionRequest } from "./admission";
 import { freePort, selfSignedCertificate } from "./registryServer";
+import { python36Imports } from "./inCluster";
 import { admitAll as admitAllOf, BUILDER, builderPod, NAME, podRequest, webhook, WEBHOOK_SETTINGS } from "./buildPods";
 
 const CONTROLLER = "system:serviceaccount:deis:deis-controller";
@@ -241,5 +242,17 @@ describe("Dockerfile build pods: the builder's pod, the build-pod webhook, and t
             server.kill();
             fs.rmSync(work, { recursive: true, force: true });
         }
+    });
+
+    it("runs, as the controller's overlay does, on the controller image's Python 3.6 with the standard library only", () => {
+        const files = path.join(ROOT, "charts", "hephy-workflow", "files");
+        assert.deepEqual(python36Imports(path.join(files, "build", "admission.py")), {
+            imports: ["base64", "copy", "json", "os", "re", "socketserver", "ssl", "sys"],
+            from: ["http.server"],
+        });
+        assert.deepEqual(python36Imports(path.join(files, "registry", "dockerclient.py")), {
+            imports: ["base64", "json", "logging", "os", "re", "urllib.error", "urllib.parse", "urllib.request"],
+            from: [],
+        });
     });
 });

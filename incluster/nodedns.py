@@ -30,7 +30,7 @@ import urllib.parse
 import urllib.request
 
 # charts/hephy-workflow/files/lib/kubeclient.py, which the ConfigMap mounts beside this file.
-from kubeclient import in_cluster, wait_for_change
+from kubeclient import in_cluster, run_passes
 
 NODES = '/api/v1/nodes'
 RETIRED_PREFIX = 'hephy-doks-retired-'
@@ -277,22 +277,16 @@ def main(argv):
         sys.exit(0)
 
     signal.signal(signal.SIGTERM, stop)
-    once = '--once' in argv
-    while True:
-        watches = []
-        try:
-            done, watches = reconcile(api, publisher, settings)
-            # Ready (and `pulumi up` goes on to delete its own records) only once none of them serves.
-            if done and not os.path.exists(ready_file):
-                open(ready_file, 'w').close()
-                log('{} is published by this reconciler alone'.format(publisher.fqdn))
-        except Exception as error:  # survives API errors: the next pass starts over
-            log('pass failed: {}'.format(error))
-            if once:
-                return 1
-        if once:
-            return 0
-        wait_for_change(api, watches, resync)
+
+    def one_pass():
+        done, watches = reconcile(api, publisher, settings)
+        # Ready (and `pulumi up` goes on to delete its own records) only once none of them serves.
+        if done and not os.path.exists(ready_file):
+            open(ready_file, 'w').close()
+            log('{} is published by this reconciler alone'.format(publisher.fqdn))
+        return watches
+
+    return run_passes(api, one_pass, resync, log, once='--once' in argv)
 
 
 if __name__ == '__main__':

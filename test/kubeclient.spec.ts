@@ -143,6 +143,35 @@ describe("the in-cluster programs' Kubernetes client (files/lib/kubeclient.py), 
         );
     });
 
+    it("runs passes: one with --once, whose failure is the exit status; a failed pass is logged and the next one starts over", async () => {
+        const server = await serve((_request, response) => response.writeHead(410, { "content-type": "application/json" }).end("{}"));
+        const code = [
+            "import sys",
+            "api = kubeclient.in_cluster()",
+            "seen = []",
+            "def log(line): seen.append(line)",
+            "def failing(): raise RuntimeError('the API is away')",
+            "print(json.dumps([kubeclient.run_passes(api, failing, 1, log, once=True), kubeclient.run_passes(api, lambda: [], 1, log, once=True)]))",
+            "passes = []",
+            "def flaky():",
+            "    passes.append(1)",
+            "    if len(passes) == 1: raise RuntimeError('first pass fails')",
+            "    if len(passes) == 3: raise SystemExit(0)",
+            "    return [('/api/v1/nodes', '5')]",
+            "try:",
+            "    kubeclient.run_passes(api, flaky, 1, log)",
+            "except SystemExit:",
+            "    pass",
+            "print(json.dumps([len(passes), seen]))",
+        ].join("\n");
+        const run = await python(code, inClusterEnv(server.port, { KUBE_SERVICE_ACCOUNT: account }));
+        assert.equal(run.status, 0, run.err);
+        assert.deepEqual(run.out, [
+            [1, 0],
+            [3, ["pass failed: the API is away", "pass failed: first pass fails"]],
+        ]);
+    });
+
     it("waits `least` seconds when a watch fails at once or there is no version to watch from", async () => {
         const server = await serve((_request, response) => response.writeHead(410, { "content-type": "application/json" }).end('{"code":410}'));
         const run = await python(

@@ -9,7 +9,8 @@ controller image, which those programs run from.
 - `Api.json` answers (status, parsed body); errors are statuses, not exceptions, so a caller decides
   what a 404 or 409 means to it. Transport errors (refused, timed out) do raise.
 - `wait_for_change` watches one or more collections from their lists' resourceVersions and returns as
-  soon as any of them changes, or after `seconds`: the wait between a level-triggered program's passes.
+  soon as any of them changes, or after `seconds`: the wait between a level-triggered program's passes,
+  which `run_passes` runs.
 
 A program finds this module beside its own file: each one's ConfigMap carries both, mounted in one
 directory, and the tests put files/lib on PYTHONPATH.
@@ -125,6 +126,25 @@ def wait_for_change(api, watches, seconds, least=5):
     for response in list(responses):
         _hang_up(response)
     time.sleep(max(0, min(seconds, least) - (time.time() - started)))
+
+
+def run_passes(api, one_pass, resync, log, once=False):
+    """
+    A level-triggered program's life: a pass (`one_pass()` answers the (path, resourceVersion) pairs to
+    watch), then a wait until one of them changes or `resync` seconds pass, and again. A pass that fails
+    is logged and the next one starts over. With `once`, one pass: the exit status says whether it failed.
+    """
+    while True:
+        watches = []
+        try:
+            watches = one_pass()
+        except Exception as error:  # survives API errors: the next pass starts over
+            log('pass failed: {}'.format(error))
+            if once:
+                return 1
+        if once:
+            return 0
+        wait_for_change(api, watches, resync)
 
 
 def _hang_up(response):

@@ -38,7 +38,7 @@ import re
 import sys
 
 # files/lib/kubeclient.py, which the ConfigMap mounts beside this file.
-from kubeclient import in_cluster, wait_for_change
+from kubeclient import in_cluster, run_passes
 
 PREFIX = 'router.deis.io/'
 ROUTABLE = PREFIX + 'routable'
@@ -337,21 +337,15 @@ def main(argv):
         sys.stdout.write('hephy-doks routes: {}\n'.format(line))
         sys.stdout.flush()
 
-    once = '--once' in argv
     api = in_cluster()
-    while True:
-        watches = []
-        try:
-            writes, watches = reconcile(api, platform_domain, issuer, log)
-            if writes:
-                log('{} Ingress write(s)'.format(writes))
-        except Exception as error:  # survives API errors: the next pass starts over
-            log('pass failed: {}'.format(error))
-            if once:
-                return 1
-        if once:
-            return 0
-        wait_for_change(api, watches, resync)
+
+    def one_pass():
+        writes, watches = reconcile(api, platform_domain, issuer, log)
+        if writes:
+            log('{} Ingress write(s)'.format(writes))
+        return watches
+
+    return run_passes(api, one_pass, resync, log, once='--once' in argv)
 
 
 if __name__ == '__main__':

@@ -233,6 +233,41 @@ describe("a buildpack build's script (files/build/cnb-build.sh), around a stand-
         assert.deepEqual(result.args, [], "the lifecycle never ran");
     });
 
+    it("ends the procfile-upload sidecar at the kubelet's SIGTERM as its container's PID 1, waiting or done, not at the grace period's kill", async () => {
+        // The builder waits for the pod to end (builder v2.13.7 build.go waitForPodEnd) before git push goes on.
+        const upload = built.spec.initContainers[1];
+        const run = async (handOff: boolean) => {
+            const dir = fs.mkdtempSync(path.join(work, "sidecar-"));
+            const env = {
+                ...Object.fromEntries(upload.env.map((e: any) => [e.name, e.value])),
+                HANDOFF: dir,
+                TMPDIR: dir,
+                PATH: `${STANDIN}:${process.env.PATH}`,
+                STANDIN_OBJECTS: path.join(dir, "objects"),
+            };
+            if (handOff) fs.writeFileSync(path.join(dir, "Procfile"), '{"web": "./run"}');
+            // PID 1 of a PID namespace of its own, as in its container: a signal without a handler is ignored.
+            const sidecar = spawn("unshare", ["--pid", "--fork", "--map-root-user", "sh", "-c", upload.command[2]], { env, stdio: "ignore" });
+            const ended = new Promise((resolve) => sidecar.on("close", resolve));
+            const deadline = Date.now() + 5000;
+            while (!(handOff ? fs.existsSync(path.join(dir, "uploaded")) : fs.existsSync(path.join(dir, "objectstore")))) {
+                assert.ok(Date.now() < deadline, "the sidecar did not start");
+                await new Promise((resolve) => setTimeout(resolve, 50));
+            }
+            const pid1 = Number(fs.readFileSync(`/proc/${sidecar.pid}/task/${sidecar.pid}/children`, "utf8").trim());
+            const stopped = Date.now();
+            process.kill(pid1, "SIGTERM");
+            const outcome = await Promise.race([ended.then(() => "ended"), new Promise((resolve) => setTimeout(() => resolve("still running"), 3000))]);
+            if (outcome !== "ended") process.kill(pid1, "SIGKILL");
+            await ended;
+            return { outcome, seconds: (Date.now() - stopped) / 1000 };
+        };
+        const [waiting, done] = await Promise.all([run(false), run(true)]);
+        assert.equal(waiting.outcome, "ended", "a failed build: the sidecar still waiting for the process types");
+        assert.equal(done.outcome, "ended", "a build whose process types were stored");
+        assert.ok(Math.max(waiting.seconds, done.seconds) < 2.5, `${waiting.seconds} s, ${done.seconds} s`);
+    });
+
     it("fails when the process types cannot be stored, with the upload's error, and when the pod is not the webhook's", async () => {
         const failed = await build({ Procfile: "web: ./run\n" }, {}, { STANDIN_UPLOAD_ERROR: "objstorage: access denied" });
         assert.equal(failed.status, 1);

@@ -84,10 +84,14 @@ SLUG_OBJSTORAGE = ('mkdir -p "${TMPDIR:-/tmp}/objectstore" && printf git > "${TM
                    'export BUCKET_FILE="${TMPDIR:-/tmp}/objectstore/builder-bucket" && ')
 CNB_FETCH = (SLUG_OBJSTORAGE + 'objstorage --storage-type="$BUILDER_STORAGE" download "$TAR_PATH" "${TMPDIR:-/tmp}/app.tgz" && '
              'tar -xzf "${TMPDIR:-/tmp}/app.tgz" -C "$CNB_APP_DIR"')
-# A native sidecar (restartPolicy Always): it runs beside the build and ends with it.
-PROCFILE_UPLOAD = (SLUG_OBJSTORAGE + 'until [ -e "$HANDOFF/Procfile" ]; do sleep 1; done; '
+# A native sidecar (restartPolicy Always): it runs beside the build and ends with it. Once the build container
+# has ended, the kubelet stops it with SIGTERM and kills it after the pod's grace period (30 s), and the builder
+# waits for the pod to end (build.go waitForPodEnd) before git push goes on. A container's PID 1 ignores a signal
+# it has no handler for, so the shell traps it, and never execs `sleep infinity`.
+PROCFILE_UPLOAD = ('trap "exit 0" TERM; ' + SLUG_OBJSTORAGE + 'until [ -e "$HANDOFF/Procfile" ]; do sleep 1; done; '
                    'if out=$(objstorage --storage-type="$BUILDER_STORAGE" upload "$HANDOFF/Procfile" "$PUT_PATH/Procfile" 2>&1); '
-                   'then touch "$HANDOFF/uploaded"; else printf "%s" "$out" > "$HANDOFF/upload-failed"; fi; exec sleep infinity')
+                   'then touch "$HANDOFF/uploaded"; else printf "%s" "$out" > "$HANDOFF/upload-failed"; fi; '
+                   'while :; do sleep 1; done')
 
 
 class Refusal(Exception):

@@ -1,5 +1,5 @@
 import * as http from "node:http";
-import { Listening, httpServer } from "./standIns";
+import { Listening, jsonApi } from "./standIns";
 
 /**
  * Stand-ins for what the node DNS reconciler (incluster/nodedns.py) talks to: DigitalOcean's domain
@@ -37,7 +37,6 @@ export async function digitalOceanApi(
     }
 > {
     const records = new Map<number, DnsRecord>();
-    const requests: string[] = [];
     const counts: number[] = [];
     let nextId = 1000;
     let limited = 0;
@@ -63,65 +62,56 @@ export async function digitalOceanApi(
         return undefined;
     };
     let port = 0;
-    const server = await httpServer((request: http.IncomingMessage, response: http.ServerResponse) => {
-        let text = "";
-        request.on("data", (chunk) => (text += chunk));
-        request.on("end", () => {
-            const url = new URL(request.url ?? "", "http://stand-in");
-            const method = request.method ?? "";
-            requests.push(`${method} ${url.pathname}${url.search}`);
-            const answer = (code: number, body?: unknown, headers: Record<string, string> = {}) =>
-                response.writeHead(code, { "content-type": "application/json", ...headers }).end(body === undefined ? "" : JSON.stringify(body));
-            if (request.headers.authorization !== "Bearer dop_v1_dns-only") return answer(401, { id: "unauthorized", message: "Unable to authenticate you" });
-            if (limited > 0) {
-                limited--;
-                return answer(429, { id: "too_many_requests", message: "API Rate limit exceeded." }, { "retry-after": "0", "ratelimit-remaining": "0" });
-            }
-            const match = new RegExp(`^/v2/domains/${zone.replace(/\./g, "\\.")}/records(?:/(\\d+))?$`).exec(url.pathname);
-            if (!match) return answer(404, { id: "not_found", message: "The resource you were accessing could not be found." });
-            const id = match[1] === undefined ? undefined : Number(match[1]);
-            if (method === "GET" && id === undefined) {
-                const type = url.searchParams.get("type");
-                const name = url.searchParams.get("name");
-                const all = [...records.values()].filter((r) => (!type || r.type === type) && (!name || fullName(r.name) === name));
-                const perPage = Math.min(Number(url.searchParams.get("per_page") ?? 20), pageSize);
-                const page = Number(url.searchParams.get("page") ?? 1);
-                const next = new URL(`http://127.0.0.1:${port}${url.pathname}${url.search}`);
-                next.searchParams.set("page", String(page + 1));
-                return answer(200, {
-                    domain_records: all.slice((page - 1) * perPage, page * perPage),
-                    links: page * perPage < all.length ? { pages: { next: next.toString() } } : {},
-                    meta: { total: all.length },
-                });
-            }
-            const body = text ? JSON.parse(text) : {};
-            if (method === "POST" && id === undefined) {
-                const refused = refusal(body);
-                if (refused) return answer(422, { id: "unprocessable_entity", message: refused });
-                const made = add({ type: body.type, name: body.name, data: body.data, ttl: body.ttl });
-                note();
-                return answer(201, { domain_record: made });
-            }
-            const current = id === undefined ? undefined : records.get(id);
-            if (!current) return answer(404, { id: "not_found", message: "The resource you were accessing could not be found." });
-            if (method === "PUT") {
-                const updated = { ...current, ...body, id: current.id };
-                const refused = refusal(updated);
-                if (refused) return answer(422, { id: "unprocessable_entity", message: refused });
-                records.set(current.id, updated);
-                note();
-                return answer(200, { domain_record: updated });
-            }
-            if (method === "DELETE") {
-                records.delete(current.id);
-                note();
-                return answer(204);
-            }
-            return answer(405, { id: "method_not_allowed", message: method });
-        });
+    const server = await jsonApi(({ method, url, text, request }, answer) => {
+        if (request.headers.authorization !== "Bearer dop_v1_dns-only") return answer(401, { id: "unauthorized", message: "Unable to authenticate you" });
+        if (limited > 0) {
+            limited--;
+            return answer(429, { id: "too_many_requests", message: "API Rate limit exceeded." }, { "retry-after": "0", "ratelimit-remaining": "0" });
+        }
+        const match = new RegExp(`^/v2/domains/${zone.replace(/\./g, "\\.")}/records(?:/(\\d+))?$`).exec(url.pathname);
+        if (!match) return answer(404, { id: "not_found", message: "The resource you were accessing could not be found." });
+        const id = match[1] === undefined ? undefined : Number(match[1]);
+        if (method === "GET" && id === undefined) {
+            const type = url.searchParams.get("type");
+            const name = url.searchParams.get("name");
+            const all = [...records.values()].filter((r) => (!type || r.type === type) && (!name || fullName(r.name) === name));
+            const perPage = Math.min(Number(url.searchParams.get("per_page") ?? 20), pageSize);
+            const page = Number(url.searchParams.get("page") ?? 1);
+            const next = new URL(`http://127.0.0.1:${port}${url.pathname}${url.search}`);
+            next.searchParams.set("page", String(page + 1));
+            return answer(200, {
+                domain_records: all.slice((page - 1) * perPage, page * perPage),
+                links: page * perPage < all.length ? { pages: { next: next.toString() } } : {},
+                meta: { total: all.length },
+            });
+        }
+        const body = text ? JSON.parse(text) : {};
+        if (method === "POST" && id === undefined) {
+            const refused = refusal(body);
+            if (refused) return answer(422, { id: "unprocessable_entity", message: refused });
+            const made = add({ type: body.type, name: body.name, data: body.data, ttl: body.ttl });
+            note();
+            return answer(201, { domain_record: made });
+        }
+        const current = id === undefined ? undefined : records.get(id);
+        if (!current) return answer(404, { id: "not_found", message: "The resource you were accessing could not be found." });
+        if (method === "PUT") {
+            const updated = { ...current, ...body, id: current.id };
+            const refused = refusal(updated);
+            if (refused) return answer(422, { id: "unprocessable_entity", message: refused });
+            records.set(current.id, updated);
+            note();
+            return answer(200, { domain_record: updated });
+        }
+        if (method === "DELETE") {
+            records.delete(current.id);
+            note();
+            return answer(204);
+        }
+        return answer(405, { id: "method_not_allowed", message: method });
     });
     port = server.port;
-    return { ...server, records, requests, counts, limit: (times) => (limited += times), add, published };
+    return { ...server, records, counts, limit: (times) => (limited += times), add, published };
 }
 
 export interface NodeState {
@@ -151,15 +141,11 @@ export async function nodesApi(
     }
 > {
     const nodes = new Map<string, NodeState>();
-    const requests: string[] = [];
     const deployment = { exists: true };
     const failures: { prefix: string; status: number; times: number }[] = [];
     let version = 500;
     let watchers: http.ServerResponse[] = [];
-    const server = await httpServer((request, response) => {
-        const url = new URL(request.url ?? "", "http://stand-in");
-        requests.push(`${request.method} ${url.pathname}${url.search}`);
-        const answer = (code: number, body: unknown) => response.writeHead(code, { "content-type": "application/json" }).end(JSON.stringify(body));
+    const server = await jsonApi(({ url, response }, answer) => {
         const failure = failures.find((f) => url.pathname.startsWith(f.prefix) && f.times > 0);
         if (failure) {
             failure.times--;
@@ -206,7 +192,6 @@ export async function nodesApi(
         ...server,
         nodes,
         deployment,
-        requests,
         changed: () => {
             version++;
             watchers.forEach((w) => w.end('{"type":"MODIFIED","object":{}}\n'));

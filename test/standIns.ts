@@ -344,6 +344,32 @@ export async function kubernetesApi(
     };
 }
 
+/** How a JSON stand-in answers: a status, a body sent as JSON (none when undefined), and extra headers. */
+export type JsonAnswer = (code: number, body?: unknown, headers?: Record<string, string>) => void;
+
+/**
+ * A loopback JSON API: each request, its body read, goes to `handle` with its method, URL and text, and
+ * a function that answers JSON; `requests` records each as `METHOD /path?query`.
+ */
+export async function jsonApi(
+    handle: (call: { method: string; url: URL; text: string; request: http.IncomingMessage; response: http.ServerResponse }, answer: JsonAnswer) => void,
+): Promise<Listening & { requests: string[] }> {
+    const requests: string[] = [];
+    const server = await httpServer((request, response) => {
+        let text = "";
+        request.on("data", (chunk) => (text += chunk));
+        request.on("end", () => {
+            const url = new URL(request.url ?? "", "http://stand-in");
+            const method = request.method ?? "";
+            requests.push(`${method} ${url.pathname}${url.search}`);
+            const answer: JsonAnswer = (code, body, headers = {}) =>
+                response.writeHead(code, { "content-type": "application/json", ...headers }).end(body === undefined ? "" : JSON.stringify(body));
+            handle({ method, url, text, request, response }, answer);
+        });
+    });
+    return { ...server, requests };
+}
+
 /** What a stand-in API holds: Services by `namespace/name` (the test's), Ingresses (the client's writes). */
 export interface ClusterState {
     services: Map<string, any>;
@@ -363,75 +389,59 @@ export async function clusterApi(
     state: ClusterState,
     validateIngress: (ingress: any) => void,
 ): Promise<Listening & { requests: string[]; fail(method: string, prefix: string, status: number, times?: number): void }> {
-    const requests: string[] = [];
     const failures: { method: string; prefix: string; status: number; times: number }[] = [];
     let version = 1000;
-    const server = http.createServer((request, response) => {
-        let text = "";
-        request.on("data", (chunk) => (text += chunk));
-        request.on("end", () => {
-            const url = new URL(request.url ?? "", "http://stand-in");
-            const method = request.method ?? "";
-            requests.push(`${method} ${url.pathname}${url.search}`);
-            const answer = (code: number, body: unknown) => response.writeHead(code, { "content-type": "application/json" }).end(JSON.stringify(body));
-            const failure = failures.find((f) => f.method === method && url.pathname.startsWith(f.prefix) && f.times > 0);
-            if (failure) {
-                failure.times--;
-                return answer(failure.status, statusBody(failure.status, "InternalError", "stand-in failure"));
-            }
-            const list = (kind: string, items: Map<string, any>) => ({
-                kind,
-                apiVersion: "v1",
-                metadata: { resourceVersion: String(version) },
-                items: [...items.values()],
-            });
-            if (method === "GET" && url.pathname === "/api/v1/services") return answer(200, list("ServiceList", state.services));
-            if (method === "GET" && url.pathname === "/apis/networking.k8s.io/v1/ingresses") return answer(200, list("IngressList", state.ingresses));
-            const match = /^\/apis\/networking\.k8s\.io\/v1\/namespaces\/([^/]+)\/ingresses(?:\/([^/]+))?$/.exec(url.pathname);
-            if (!match) return answer(404, statusBody(404, "NotFound", `no route ${url.pathname}`));
-            const [, namespace, name] = match;
-            const body = text ? JSON.parse(text) : undefined;
-            const key = `${namespace}/${name ?? body?.metadata?.name}`;
-            const current = state.ingresses.get(key);
-            const store = (ingress: any, code: number) => {
-                try {
-                    validateIngress(ingress);
-                } catch (error) {
-                    return answer(422, statusBody(422, "Invalid", String(error)));
-                }
-                const stored = { ...ingress, metadata: { ...ingress.metadata, namespace, resourceVersion: String(++version) } };
-                state.ingresses.set(key, stored);
-                return answer(code, stored);
-            };
-            if (method === "POST" && !name) {
-                if (current) return answer(409, statusBody(409, "AlreadyExists", `ingresses "${body.metadata.name}" already exists`));
-                // Admission plugin DefaultIngressClass: a class-less Ingress gets the default class, on create only.
-                const spec = { ingressClassName: state.defaultIngressClass, ...body.spec };
-                return store({ ...body, spec, metadata: { ...body.metadata, uid: `uid-${key}`, creationTimestamp: "2026-11-29T12:00:00Z" } }, 201);
-            }
-            if (!current) return answer(404, statusBody(404, "NotFound", `ingresses "${name}" not found`));
-            if (method === "PUT") {
-                if (body.metadata.resourceVersion !== current.metadata.resourceVersion) {
-                    return answer(
-                        409,
-                        statusBody(409, "Conflict", "the object has been modified; please apply your changes to the latest version and try again"),
-                    );
-                }
-                return store(
-                    { ...body, metadata: { ...body.metadata, uid: current.metadata.uid, creationTimestamp: current.metadata.creationTimestamp } },
-                    200,
-                );
-            }
-            if (method === "DELETE") {
-                state.ingresses.delete(key);
-                return answer(200, { kind: "Status", apiVersion: "v1", status: "Success" });
-            }
-            if (method === "GET") return answer(200, current);
-            return answer(405, statusBody(405, "MethodNotAllowed", method));
+    const server = await jsonApi(({ method, url, text }, answer) => {
+        const failure = failures.find((f) => f.method === method && url.pathname.startsWith(f.prefix) && f.times > 0);
+        if (failure) {
+            failure.times--;
+            return answer(failure.status, statusBody(failure.status, "InternalError", "stand-in failure"));
+        }
+        const list = (kind: string, items: Map<string, any>) => ({
+            kind,
+            apiVersion: "v1",
+            metadata: { resourceVersion: String(version) },
+            items: [...items.values()],
         });
+        if (method === "GET" && url.pathname === "/api/v1/services") return answer(200, list("ServiceList", state.services));
+        if (method === "GET" && url.pathname === "/apis/networking.k8s.io/v1/ingresses") return answer(200, list("IngressList", state.ingresses));
+        const match = /^\/apis\/networking\.k8s\.io\/v1\/namespaces\/([^/]+)\/ingresses(?:\/([^/]+))?$/.exec(url.pathname);
+        if (!match) return answer(404, statusBody(404, "NotFound", `no route ${url.pathname}`));
+        const [, namespace, name] = match;
+        const body = text ? JSON.parse(text) : undefined;
+        const key = `${namespace}/${name ?? body?.metadata?.name}`;
+        const current = state.ingresses.get(key);
+        const store = (ingress: any, code: number) => {
+            try {
+                validateIngress(ingress);
+            } catch (error) {
+                return answer(422, statusBody(422, "Invalid", String(error)));
+            }
+            const stored = { ...ingress, metadata: { ...ingress.metadata, namespace, resourceVersion: String(++version) } };
+            state.ingresses.set(key, stored);
+            return answer(code, stored);
+        };
+        if (method === "POST" && !name) {
+            if (current) return answer(409, statusBody(409, "AlreadyExists", `ingresses "${body.metadata.name}" already exists`));
+            // Admission plugin DefaultIngressClass: a class-less Ingress gets the default class, on create only.
+            const spec = { ingressClassName: state.defaultIngressClass, ...body.spec };
+            return store({ ...body, spec, metadata: { ...body.metadata, uid: `uid-${key}`, creationTimestamp: "2026-11-29T12:00:00Z" } }, 201);
+        }
+        if (!current) return answer(404, statusBody(404, "NotFound", `ingresses "${name}" not found`));
+        if (method === "PUT") {
+            if (body.metadata.resourceVersion !== current.metadata.resourceVersion) {
+                return answer(409, statusBody(409, "Conflict", "the object has been modified; please apply your changes to the latest version and try again"));
+            }
+            return store({ ...body, metadata: { ...body.metadata, uid: current.metadata.uid, creationTimestamp: current.metadata.creationTimestamp } }, 200);
+        }
+        if (method === "DELETE") {
+            state.ingresses.delete(key);
+            return answer(200, { kind: "Status", apiVersion: "v1", status: "Success" });
+        }
+        if (method === "GET") return answer(200, current);
+        return answer(405, statusBody(405, "MethodNotAllowed", method));
     });
-    const listen = await listening(server);
-    return { ...listen, requests, fail: (method, prefix, code, times = 1) => failures.push({ method, prefix, status: code, times }) };
+    return { ...server, fail: (method, prefix, code, times = 1) => failures.push({ method, prefix, status: code, times }) };
 }
 
 /**

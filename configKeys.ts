@@ -68,9 +68,11 @@ function boolean(name: string, fallback: boolean): KeySpec<boolean, boolean> {
         if (raw === undefined || raw === "true" || raw === "false") {
             return raw === undefined ? fallback : raw === "true";
         }
-        // The default is the fix that passes every check; the other value may not (protect and world-open sources).
-        problems.push(`${PROJECT}:${name} must be true or false, got ${quote(raw)} ${fix(name, String(fallback))}`);
-        return fallback;
+        // The fix keeps what a spelling such as 1 or yes means (protect: 1 must not become an unprotected stack);
+        // the checks across keys go on with that value, so what it then requires (a protected stack's sources) comes with it.
+        const meant = /^(1|y|yes|on|true)$/i.test(raw) ? true : /^(0|n|no|off|false)$/i.test(raw) ? false : fallback;
+        problems.push(`${PROJECT}:${name} must be true or false, got ${quote(raw)} ${fix(name, String(meant))}`);
+        return meant;
     });
 }
 

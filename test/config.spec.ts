@@ -182,7 +182,7 @@ describe("parseConfig", () => {
             { ...REQUIRED, kubernetesVersion: "1.35.3" },
             /^hephy-doks:kubernetesVersion must be "latest", a minor version such as 1\.33, or a DOKS slug such as 1\.33\.1-do\.0, got "1\.35\.3"/,
         ],
-        ["bad protect", { ...REQUIRED, protect: "yes" }, /^hephy-doks:protect must be true or false, got "yes"/],
+        ["bad protect", { ...REQUIRED, protect: "maybe" }, /^hephy-doks:protect must be true or false, got "maybe" .*hephy-doks:protect false\)$/],
         [
             "unknown key algorithm",
             { ...REQUIRED, tlsKeyAlgorithm: "DSA-1024" },
@@ -485,7 +485,7 @@ describe("parseConfig", () => {
 
     it("reports a list or a number where the other belongs with every other problem, since the CLI lets both through", () => {
         // Pulumi.yaml declares no type: the engine hands the program a stack file's list as JSON text, a number as text.
-        const problems = problemsOf({ nodeCount: "[3]", protect: "1", builderSshSources: "22", domain: "hephy-demo.net" });
+        const problems = problemsOf({ nodeCount: "[3]", protect: "0", builderSshSources: "22", domain: "hephy-demo.net" });
         assert.deepEqual(
             problems.map((p) => p.split(" ")[0]),
             ["hephy-doks:nodeCount", "hephy-doks:acmeEmail", "hephy-doks:builderSshSources", "hephy-doks:protect"],
@@ -494,7 +494,24 @@ describe("parseConfig", () => {
             problems[0],
             /^hephy-doks:nodeCount must be an integer from 1 to 50, got "\[3\]" \(pulumi config set --stack staging hephy-doks:nodeCount 3\)$/,
         );
-        assert.match(problems[3], /^hephy-doks:protect must be true or false, got "1" \(pulumi config set --stack staging hephy-doks:protect false\)$/);
+        assert.match(problems[3], /^hephy-doks:protect must be true or false, got "0" \(pulumi config set --stack staging hephy-doks:protect false\)$/);
+        // protect: 1 means a protected stack: its fix keeps that, and what a protected stack requires comes with it.
+        const meant = problemsOf({ ...REQUIRED, protect: "1" });
+        assert.deepEqual(
+            meant.map((p) => p.split(" ")[0]),
+            ["hephy-doks:protect", "hephy-doks:builderSshSources"],
+        );
+        assert.match(meant[0], /^hephy-doks:protect must be true or false, got "1" \(pulumi config set --stack staging hephy-doks:protect true\)$/);
+        assert.match(meant[1], /opens the builder's SSH port 2222 to all of IPv4 and IPv6 .* in a protected stack/);
+        for (const [raw, value] of [
+            ["YES", "true"],
+            ["on", "true"],
+            ["no", "false"],
+            ["Off", "false"],
+            ["maybe", "false"],
+        ]) {
+            assert.match(problemsOf({ ...REQUIRED, haControlPlane: raw })[0], new RegExp(`hephy-doks:haControlPlane ${value}\\)$`), raw);
+        }
     });
 
     /** What a user types where a fix names a value only they know. */
@@ -552,6 +569,7 @@ describe("parseConfig", () => {
             { ...REQUIRED, buildersshsources: '["81.2.69.0/24","2a01:4f8::/32"]' },
             { ...REQUIRED, buildersshsources: "81.2.69.0/24" },
             { ...REQUIRED, nodeCount: "[3]", protect: "1" },
+            { ...REQUIRED, protect: "yes", builderSshSources: '["81.2.69.0/24","0.0.0.0/0"]' },
             { ...REQUIRED, tlsCaValidityHours: "100", tlsCertValidityHours: "200", tlsEarlyRenewalHours: "150" },
             { ...REQUIRED, vpcIpRange: "10.244.0.1/20" },
             { ...REQUIRED, domain: "Hephy-Demo.net." },

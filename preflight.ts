@@ -29,7 +29,7 @@ export function tokenProblem(error: unknown, what: string, scope: string): strin
     if (status === "401") {
         return (
             `${REFUSED} (401 ${said}) when the program reads ${what}: it is revoked, expired or mistyped. Set a valid one ` +
-            `(pulumi config set --secret digitalocean:token <token>, or the DIGITALOCEAN_TOKEN variable)`
+            `(pulumi config set --secret digitalocean:token <token>); the DIGITALOCEAN_TOKEN variable serves only a stack that sets no digitalocean:token`
         );
     }
     if (status === "403") {

@@ -82,7 +82,8 @@ describe("preflight against the DigitalOcean account", () => {
         world.token.refused = true;
         assert.deepEqual(await refused({}), [
             "digitalocean:token is refused by DigitalOcean (401 Unable to authenticate you) when the program reads the droplets tagged hephy-doks-staging-workers: " +
-                "it is revoked, expired or mistyped. Set a valid one (pulumi config set --stack staging --secret digitalocean:token <token>, or the DIGITALOCEAN_TOKEN variable)",
+                "it is revoked, expired or mistyped. Set a valid one (pulumi config set --stack staging --secret digitalocean:token <token>); " +
+                "the DIGITALOCEAN_TOKEN variable serves only a stack that sets no digitalocean:token",
         ]);
     });
 

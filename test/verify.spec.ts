@@ -932,8 +932,9 @@ describe("npm run verify --push: the seed's end-to-end run, against a stand-in c
                 appDir: opts.appDir ?? SAMPLE_APP,
                 app: opts.name,
                 certificateNote: certificateNote(PLATFORM, [{ namespace: "deis", name: "c", dnsNames: [CONTROLLER], notBefore: new Date().toISOString() }]),
-                // A served app ends the wait at once; one never served waits this long.
-                deadlineMs: opts.serveApps ? 15_000 : 600,
+                // A served app ends the wait at once; one never served waits this long, which must still
+                // cover ssh-keygen and git's four commands on a loaded machine (600 ms did not, under CI's load).
+                deadlineMs: opts.serveApps ? 15_000 : 3_000,
                 pollMs: 100,
             }),
         );

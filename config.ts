@@ -51,7 +51,6 @@ export interface StackConfig {
     readonly workflowEnabled: boolean;
     /** Size in GiB of the volume that holds Workflow's object store. */
     readonly workflowStorageGib: number;
-    readonly registryStorageGib: number;
     /** The catalog with this stack's overrides applied. */
     readonly releases: Readonly<Record<ReleaseKey, ReleaseEntry>>;
     /** Services allowed a node port or a load balancer all the same, as `namespace/name`. */
@@ -217,7 +216,6 @@ export function checkConfig(
         tillerHistoryMax: values.tillerHistoryMax,
         workflowEnabled: values.workflowEnabled,
         workflowStorageGib: values.workflowStorageGib,
-        registryStorageGib: values.registryStorageGib,
         releases: values.releases,
         releaseSecretValues: values.releaseSecretValues,
         exposedServices: values.exposedServices,

@@ -167,8 +167,6 @@ export const KEYS = {
     workflowEnabled: boolean("workflowEnabled", true),
     /** Workflow's object store (slugs, database backups) on a block-storage volume: $1 a month at 10 GiB. */
     workflowStorageGib: integer("workflowStorageGib", 10, FIXED.workflowStorageGibMin, FIXED.workflowStorageGibMax, "20"),
-    /** Workflow's image registry (Dockerfile builds, deis pull) on a block-storage volume: $1 a month at 10 GiB. */
-    registryStorageGib: integer("registryStorageGib", 10, FIXED.workflowStorageGibMin, FIXED.workflowStorageGibMax, "20"),
     /**
      * DigitalOcean applies patch releases (security fixes) itself, in the maintenance window. Unset, it
      * follows dnsToken (config.ts): on when DNS follows the nodes, off when only `pulumi up` moves it.

@@ -176,7 +176,7 @@ export = async () => {
             earlyRenewalHours: config.tls.earlyRenewalHours,
         },
         secretValues: config.releaseSecretValues,
-        workflowVolume: { sizeGib: config.workflowStorageGib, registrySizeGib: config.registryStorageGib, protect: config.protect },
+        workflowVolume: { sizeGib: config.workflowStorageGib, protect: config.protect },
         protectedNamespaces: platformNamespaces,
         workflowFacts: {
             builder: UPSTREAM.builder,
@@ -228,7 +228,6 @@ export = async () => {
     const cost = estimateMonthlyCost({
         ...config,
         workflowVolumeGib: platform.workflowVolume ? config.workflowStorageGib : 0,
-        registryVolumeGib: platform.registryVolume ? config.registryStorageGib : 0,
         spacesBackup: platform.workflowBackup !== undefined,
         snapshotsKept: platform.volumeSnapshots ? config.volumeSnapshots : 0,
     });

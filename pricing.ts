@@ -55,8 +55,6 @@ export interface CostInputs {
     readonly haControlPlane: boolean;
     /** Size of the volume the program claims for Workflow, 0 when it claims none. */
     readonly workflowVolumeGib: number;
-    /** Size of the volume the program claims for Workflow's image registry, 0 when it claims none. */
-    readonly registryVolumeGib?: number;
     /** Whether the stack keeps an off-cluster copy in Spaces. */
     readonly spacesBackup?: boolean;
     /** Snapshots kept of each of Workflow's volumes, 0 for none. */
@@ -74,19 +72,18 @@ export function estimateMonthlyCost(inputs: CostInputs): CostEstimate {
     const haUsd = inputs.haControlPlane ? PRICES.haControlPlaneUsd : 0;
     const volumeCost = (gib: number) => Math.round(gib * PRICES.volumeUsdPerGib * 100) / 100;
     const volumeLine = (what: string, gib: number) => (gib > 0 ? `${what} ${gib} GiB at $${usd(PRICES.volumeUsdPerGib)}/GiB $${usd(volumeCost(gib))}, ` : "");
-    const registryGib = inputs.registryVolumeGib ?? 0;
-    const volumeUsd = volumeCost(inputs.workflowVolumeGib) + volumeCost(registryGib);
+    const volumeUsd = volumeCost(inputs.workflowVolumeGib);
     const spacesUsd = inputs.spacesBackup ? PRICES.spacesUsd : 0;
     // At most: a snapshot is billed for the data it holds, never more than its volume's size.
-    const snapshotGib = (inputs.snapshotsKept ?? 0) * (inputs.workflowVolumeGib + registryGib);
+    const snapshotGib = (inputs.snapshotsKept ?? 0) * inputs.workflowVolumeGib;
     const snapshotUsd = Math.round(snapshotGib * PRICES.snapshotUsdPerGib * 100) / 100;
     const monthlyUsd = Math.round((inputs.nodeCount * nodeUsd + haUsd + volumeUsd + spacesUsd + snapshotUsd) * 100) / 100;
-    const volume = volumeLine("Workflow volume", inputs.workflowVolumeGib) + volumeLine("registry volume", registryGib);
+    const volume = volumeLine("Workflow volume", inputs.workflowVolumeGib);
     // The subscription is the account's: a second stack's bucket adds nothing until 250 GiB.
     const spaces = inputs.spacesBackup ? `Spaces backup bucket $${usd(spacesUsd)} (the account's subscription, 250 GiB included), ` : "";
     const snapshots =
         snapshotGib > 0
-            ? `${inputs.snapshotsKept} snapshots of each volume, at most ${snapshotGib} GiB at $${usd(PRICES.snapshotUsdPerGib)}/GiB $${usd(snapshotUsd)}, `
+            ? `${inputs.snapshotsKept} snapshots of the Workflow volume, at most ${snapshotGib} GiB at $${usd(PRICES.snapshotUsdPerGib)}/GiB $${usd(snapshotUsd)}, `
             : "";
     return {
         monthlyUsd,

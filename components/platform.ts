@@ -48,7 +48,7 @@ export interface PlatformArgs {
     /** Helm values that carry secrets, per release: sent in a Secret the HelmRelease reads, never in its spec. */
     secretValues: Readonly<Partial<Record<ReleaseKey, Readonly<Record<string, unknown>>>>>;
     /** Workflow's volume: its size in GiB, and whether it outlives its claim (a protected stack). */
-    workflowVolume: { sizeGib: number; registrySizeGib: number; protect: boolean };
+    workflowVolume: { sizeGib: number; protect: boolean };
     /** Namespaces Workflow must keep out of, which no app may therefore be named after. */
     protectedNamespaces: readonly string[];
     /** Workflow as its chart installs it: the builder's Service and SSH port, the app names it refuses, what its apps reach. */
@@ -122,7 +122,6 @@ export class Platform extends pulumi.ComponentResource {
     /** The claim on Workflow's volume, which the project's chart mounts; undefined without Workflow or with a chart of the user's own. */
     public readonly workflowVolume?: k8s.core.v1.PersistentVolumeClaim;
     /** The claim of Workflow's image registry, when the program's own chart installs Workflow. */
-    public readonly registryVolume?: k8s.core.v1.PersistentVolumeClaim;
     /** The off-cluster copy of Workflow's object store; undefined without one. */
     public readonly workflowBackup?: WorkflowBackup;
     /** Scheduled snapshots of Workflow's volumes; undefined without them. */
@@ -257,7 +256,6 @@ export class Platform extends pulumi.ComponentResource {
             const ownChart = "bundled" in args.releases.workflow.chart;
             let workflowAdmin: WorkflowSecrets["admin"] | undefined;
             let workflowVolume: k8s.core.v1.PersistentVolumeClaim | undefined;
-            let registryVolume: k8s.core.v1.PersistentVolumeClaim | undefined;
             let workflowBackup: WorkflowBackup | undefined;
             let volumeSnapshots: VolumeSnapshots | undefined;
             // minio's restore (charts/hephy-workflow templates/minio.yaml) fills a new volume from the bucket first.
@@ -294,7 +292,6 @@ export class Platform extends pulumi.ComponentResource {
                       )
                     : undefined;
                 workflowVolume = storage?.claim;
-                registryVolume = storage?.registryClaim;
                 workflowBackup =
                     ownChart && args.workflowBackup
                         ? new WorkflowBackup(
@@ -345,14 +342,13 @@ export class Platform extends pulumi.ComponentResource {
                     ingress,
                     ...this.clusterIssuers,
                     ...secrets.secrets,
-                    ...(storage ? [storage.claim, storage.registryClaim] : []),
+                    ...(storage ? [storage.claim] : []),
                     ...(workflowBackup?.ready ?? []),
                     isolation.policy,
                 ];
             });
             this.workflowAdmin = workflowAdmin;
             this.workflowVolume = workflowVolume;
-            this.registryVolume = registryVolume;
             this.workflowBackup = workflowBackup;
             this.volumeSnapshots = volumeSnapshots;
         }

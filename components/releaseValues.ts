@@ -111,7 +111,7 @@ export function releaseValues(args: ReleaseValuesArgs): Record<ReleaseKey, Recor
             global: { experimental_native_ingress: true, use_cni: true, use_rbac: true },
             controller: { platform_domain: args.platformDomain, tls: { cluster_issuer: "letsencrypt-prod" }, reserved_names: [...args.reservedAppNames] },
             minio: { data_claim: WORKFLOW_VOLUME.claim },
-            registry: { data_claim: WORKFLOW_VOLUME.registryClaim, image: args.workflowBuildImages.registry },
+            registry: { image: args.workflowBuildImages.registry },
             dockerfile_build: { image: args.workflowBuildImages.dockerfileBuild },
             cnb_build: { image: args.workflowBuildImages.cnbBuild },
         },

@@ -13,9 +13,7 @@ export const WORKFLOW_VOLUME = {
     storageClass: "hephy-doks-workflow",
     /** The PersistentVolumeClaim the chart mounts at minio's data directory (`minio.data_claim`). */
     claim: "deis-minio-data",
-    /** The PersistentVolumeClaim the chart mounts at the registry's data directory (`registry.data_claim`). */
-    registryClaim: "deis-registry-data",
-    /** The labels of both claims, by which their snapshots are scheduled. */
+    /** The labels of the claim, by which its snapshots are scheduled. */
     labels: { heritage: "hephy-doks" },
 } as const;
 
@@ -29,21 +27,17 @@ export interface WorkflowStorageArgs {
     namespace: pulumi.Input<string>;
     /** Size of the object store's volume in GiB, whole (the driver truncates a fraction of a GiB). */
     sizeGib: number;
-    /** Size of the image registry's volume in GiB, whole. */
-    registrySizeGib: number;
     /** A protected stack: the volume outlives its claim, and Pulumi refuses to delete the claim. */
     protect: boolean;
 }
 
 /**
- * A StorageClass of the program's own and the claims on DigitalOcean volumes that hold Workflow's object
- * store and its image registry (the images of Dockerfile builds and `deis pull`, which nodes pull at every
- * start of an app's pod).
+ * A StorageClass of the program's own and the claim on a DigitalOcean volume that holds Workflow's object
+ * store, and in it the image registry's bucket (charts/hephy-workflow templates/registry.yaml).
  */
 export class WorkflowStorage extends pulumi.ComponentResource {
     public readonly storageClass: k8s.storage.v1.StorageClass;
     public readonly claim: k8s.core.v1.PersistentVolumeClaim;
-    public readonly registryClaim: k8s.core.v1.PersistentVolumeClaim;
 
     constructor(name: string, args: WorkflowStorageArgs, opts?: pulumi.ComponentResourceOptions) {
         super("hephy-doks:workflowStorage:WorkflowStorage", name, {}, opts);
@@ -72,21 +66,18 @@ export class WorkflowStorage extends pulumi.ComponentResource {
             },
         );
 
-        const claim = (resourceName: string, claimName: string, sizeGib: number) =>
-            new k8s.core.v1.PersistentVolumeClaim(
-                resourceName,
-                {
-                    metadata: { name: claimName, namespace: args.namespace, labels },
-                    spec: {
-                        accessModes: ["ReadWriteOnce"],
-                        storageClassName: this.storageClass.metadata.name,
-                        resources: { requests: { storage: `${sizeGib}Gi` } },
-                    },
+        this.claim = new k8s.core.v1.PersistentVolumeClaim(
+            `${name}-claim`,
+            {
+                metadata: { name: WORKFLOW_VOLUME.claim, namespace: args.namespace, labels },
+                spec: {
+                    accessModes: ["ReadWriteOnce"],
+                    storageClassName: this.storageClass.metadata.name,
+                    resources: { requests: { storage: `${args.sizeGib}Gi` } },
                 },
-                { ...childOf(this, args.provider), protect: args.protect },
-            );
-        this.claim = claim(`${name}-claim`, WORKFLOW_VOLUME.claim, args.sizeGib);
-        this.registryClaim = claim(`${name}-registry-claim`, WORKFLOW_VOLUME.registryClaim, args.registrySizeGib);
+            },
+            { ...childOf(this, args.provider), protect: args.protect },
+        );
 
         this.registerOutputs({});
     }

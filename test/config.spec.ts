@@ -52,7 +52,6 @@ describe("parseConfig", () => {
             tillerHistoryMax: 10,
             workflowEnabled: true,
             workflowStorageGib: 10,
-            registryStorageGib: 10,
             releases: CATALOG,
             releaseSecretValues: {},
             exposedServices: [],

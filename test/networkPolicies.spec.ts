@@ -118,7 +118,8 @@ describe("network isolation, as DOKS's Cilium would enforce the policies the pro
         only(
             "deis-minio",
             9000,
-            ["deis-builder", "deis-database", "a build pod", "an app's web pod", "another app's pod"],
+            // The registry keeps its images there (templates/registry.yaml).
+            ["deis-builder", "deis-database", "a build pod", "an app's web pod", "another app's pod", "deis-registry"],
             [
                 "cert-manager",
                 "deis-logger",

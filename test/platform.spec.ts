@@ -151,7 +151,7 @@ describe("platform releases", () => {
                 docker_tag: "git-abc1234",
             },
             minio: { data_claim: "deis-minio-data" },
-            registry: { data_claim: "deis-registry-data", image: UPSTREAM.workflowBuildImages.registry },
+            registry: { image: UPSTREAM.workflowBuildImages.registry },
             dockerfile_build: { image: UPSTREAM.workflowBuildImages.dockerfileBuild },
             cnb_build: { image: UPSTREAM.workflowBuildImages.cnbBuild },
         });
@@ -449,7 +449,7 @@ describe("Workflow's volume and first admin, as the program declares them", () =
     before(async () => {
         standard = await sharedRun();
         protectedStack = await runProgram({
-            config: { protect: "true", builderSshSources: '["81.2.69.0/24"]', workflowStorageGib: "25", registryStorageGib: "40" },
+            config: { protect: "true", builderSshSources: '["81.2.69.0/24"]', workflowStorageGib: "25" },
         });
     });
 
@@ -492,16 +492,14 @@ describe("Workflow's volume and first admin, as the program declares them", () =
         assert.equal(plain(claim.inputs).spec.resources.requests.storage, "25Gi");
     });
 
-    it("claims the image registry's volume beside it, of its own configured size, kept as the object store's is", () => {
-        const claim = standard.one(CLAIM, "staging-workflow-registry-claim");
-        assertClaim(claim, "deis-registry-data");
-        assert.equal(claim.protect, false);
-        const kept = protectedStack.one(CLAIM, "staging-workflow-registry-claim");
-        assert.equal(kept.protect, true);
-        assert.equal(plain(kept.inputs).spec.resources.requests.storage, "40Gi");
-        const hephy = release(standard, "hephy");
-        assert.ok(hephy.dependsOn.includes(`${CLAIM}::staging-workflow-registry-claim`), hephy.dependsOn.join("\n"));
-        assert.equal(plain(hephy.inputs).spec.values.registry.data_claim, "deis-registry-data");
+    it("claims no volume for the image registry: its images are in the object store's, which the backups copy", () => {
+        for (const run of [standard, protectedStack]) {
+            assert.deepEqual(
+                run.ofType(CLAIM).map((c) => plain(c.inputs).metadata.name),
+                ["deis-minio-data"],
+            );
+        }
+        assert.equal(plain(release(standard, "hephy").inputs).spec.values.registry.data_claim, undefined);
     });
 
     it("installs Workflow only once its claim exists, and tells the chart the claim's name", () => {

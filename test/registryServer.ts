@@ -29,15 +29,19 @@ export async function listening(port: number, timeoutMs = 10000): Promise<void> 
     }
 }
 
-/** Starts a registry keeping its data in `dir`/`name`, with `extra` YAML; resolves once it answers. */
-export async function serveRegistry(dir: string, name: string, extra = ""): Promise<{ address: string; child: ChildProcess }> {
+/**
+ * Starts a registry keeping its data in `dir`/`name`, with `extra` YAML; resolves once it answers. `env`
+ * overrides the configuration as the chart's variables do (REGISTRY_STORAGE=s3 replaces the storage);
+ * its REGISTRY_HTTP_ADDR, if any, gives way to this loopback port.
+ */
+export async function serveRegistry(dir: string, name: string, extra = "", env: NodeJS.ProcessEnv = {}): Promise<{ address: string; child: ChildProcess }> {
     const port = await freePort();
     const config = path.join(dir, `${name}.yml`);
     fs.writeFileSync(
         config,
         `version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: ${dir}/${name}\nhttp:\n  addr: 127.0.0.1:${port}\n${extra}`,
     );
-    const child = spawn("docker-registry", ["serve", config], { stdio: "ignore" });
+    const child = spawn("docker-registry", ["serve", config], { stdio: "ignore", env: { ...process.env, ...env, REGISTRY_HTTP_ADDR: `127.0.0.1:${port}` } });
     await listening(port);
     return { address: `127.0.0.1:${port}`, child };
 }

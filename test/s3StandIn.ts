@@ -6,8 +6,10 @@ import * as path from "node:path";
 
 /**
  * A loopback S3 server for tests, with the part of the API rclone's S3 backend uses (path-style: list
- * buckets and objects, V1 and V2, with or without a delimiter; get, head, put, server-side copy, delete,
- * batch delete; list object versions; bucket versioning). Two kinds of storage:
+ * buckets and objects, V1 and V2, with or without a delimiter, up to max-keys; get, ranged or whole,
+ * head, put, server-side copy, delete, batch delete; list object versions; bucket versioning), and the
+ * multipart uploads distribution's s3 storage driver writes every blob with (initiate, upload a part,
+ * list uploads and parts, complete, abort). Two kinds of storage:
  * - a directory, as minio's FS mode keeps it (the store's root holds a directory per bucket and a file
  *   per object; names that are no valid bucket, such as ext4's lost+found, are no bucket), unversioned:
  *   Workflow's minio on its volume;
@@ -134,10 +136,20 @@ export interface Request {
     query: string;
 }
 
+/** A multipart upload in progress: its parts by number, not yet an object. */
+interface Upload {
+    bucket: string;
+    key: string;
+    parts: Map<number, Buffer>;
+    initiated: Date;
+}
+
 export class S3StandIn {
     readonly requests: Request[] = [];
     private server?: http.Server;
     private readonly store: Store;
+    private readonly uploads = new Map<string, Upload>();
+    private uploadSerial = 0;
 
     /**
      * `directory`: minio's FS layout in that directory, unversioned; otherwise memory, versioned. `host`:
@@ -240,9 +252,59 @@ export class S3StandIn {
                 return send(200, `<?xml version="1.0"?><VersioningConfiguration>${on}</VersioningConfiguration>`);
             }
             if (q.has("location")) return send(200, `<?xml version="1.0"?><LocationConstraint></LocationConstraint>`);
+            if (q.has("uploads")) {
+                const uploads = [...this.uploads.entries()].filter(([, u]) => u.bucket === bucket && u.key.startsWith(q.get("prefix") ?? ""));
+                const items = uploads.map(
+                    ([id, u]) => `<Upload><Key>${xml(u.key)}</Key><UploadId>${id}</UploadId><Initiated>${u.initiated.toISOString()}</Initiated></Upload>`,
+                );
+                return send(
+                    200,
+                    `<?xml version="1.0"?><ListMultipartUploadsResult><Bucket>${bucket}</Bucket><IsTruncated>false</IsTruncated>${items.join("")}</ListMultipartUploadsResult>`,
+                );
+            }
             return this.list(bucket, q, send);
         }
         if (!exists) return error(404, "NoSuchBucket");
+        const streaming = String(req.headers["x-amz-content-sha256"] ?? "").startsWith("STREAMING-");
+        const body = streaming ? unchunk(raw) : raw;
+        if (method === "POST" && q.has("uploads")) {
+            const id = `upload-${++this.uploadSerial}`;
+            this.uploads.set(id, { bucket, key, parts: new Map(), initiated: new Date() });
+            return send(
+                200,
+                `<?xml version="1.0"?><InitiateMultipartUploadResult><Bucket>${bucket}</Bucket><Key>${xml(key)}</Key><UploadId>${id}</UploadId></InitiateMultipartUploadResult>`,
+            );
+        }
+        const uploadId = q.get("uploadId");
+        if (uploadId !== null) {
+            const upload = this.uploads.get(uploadId);
+            if (!upload || upload.bucket !== bucket || upload.key !== key) return error(404, "NoSuchUpload");
+            if (method === "PUT") {
+                upload.parts.set(Number(q.get("partNumber")), body);
+                return send(200, "", { ETag: etag(body) });
+            }
+            if (method === "GET") {
+                const parts = [...upload.parts.entries()].sort(([a], [b]) => a - b);
+                const items = parts.map(
+                    ([n, part]) =>
+                        `<Part><PartNumber>${n}</PartNumber><ETag>${etag(part)}</ETag><Size>${part.length}</Size><LastModified>${upload.initiated.toISOString()}</LastModified></Part>`,
+                );
+                return send(
+                    200,
+                    `<?xml version="1.0"?><ListPartsResult><Bucket>${bucket}</Bucket><Key>${xml(key)}</Key><UploadId>${uploadId}</UploadId><IsTruncated>false</IsTruncated>${items.join("")}</ListPartsResult>`,
+                );
+            }
+            this.uploads.delete(uploadId);
+            if (method === "DELETE") return send(204);
+            // Complete: the parts the request names, in its order.
+            const named = [...raw.toString().matchAll(/<PartNumber>(\d+)<\/PartNumber>/g)].map((m) => upload.parts.get(Number(m[1])));
+            if (named.some((part) => part === undefined)) return error(400, "InvalidPart");
+            const stored = this.store.put(bucket, key, Buffer.concat(named as Buffer[]), {});
+            return send(
+                200,
+                `<?xml version="1.0"?><CompleteMultipartUploadResult><Bucket>${bucket}</Bucket><Key>${xml(key)}</Key><ETag>${etag(stored.body!)}</ETag></CompleteMultipartUploadResult>`,
+            );
+        }
         if (method === "PUT") {
             const copySource = req.headers["x-amz-copy-source"] as string | undefined;
             if (copySource) {
@@ -253,8 +315,6 @@ export class S3StandIn {
                 const stored = this.store.put(bucket, key, source.body!, replace ? metaOf(req) : source.meta);
                 return send(200, `<?xml version="1.0"?><CopyObjectResult><ETag>${etag(stored.body!)}</ETag></CopyObjectResult>`);
             }
-            const streaming = String(req.headers["x-amz-content-sha256"] ?? "").startsWith("STREAMING-");
-            const body = streaming ? unchunk(raw) : raw;
             const stored = this.store.put(bucket, key, body, metaOf(req));
             return send(200, "", { ETag: etag(body), ...(stored.versionId !== "null" ? { "x-amz-version-id": stored.versionId } : {}) });
         }
@@ -267,15 +327,21 @@ export class S3StandIn {
             ? this.store.versions(bucket).find((v) => v.key === key && v.versionId === versionId)
             : current(this.store, bucket).find((v) => v.key === key);
         if (!found || found.body === undefined) return error(404, "NoSuchKey");
-        res.writeHead(200, {
+        // `bytes=<first>-` or `bytes=<first>-<last>`, as a reader that starts part way asks.
+        const range = /^bytes=(\d+)-(\d*)$/.exec(String(req.headers.range ?? ""));
+        const first = range ? Number(range[1]) : 0;
+        if (range && first >= found.body.length) return error(416, "InvalidRange");
+        const content = range ? found.body.subarray(first, range[2] ? Number(range[2]) + 1 : undefined) : found.body;
+        res.writeHead(range ? 206 : 200, {
             "Content-Type": "application/octet-stream",
-            "Content-Length": String(found.body.length),
+            "Content-Length": String(content.length),
+            ...(range ? { "Content-Range": `bytes ${first}-${first + content.length - 1}/${found.body.length}` } : {}),
             ETag: etag(found.body),
             "Last-Modified": found.lastModified.toUTCString(),
             "x-amz-version-id": found.versionId,
             ...Object.fromEntries(Object.entries(found.meta).map(([k, v]) => [`x-amz-meta-${k}`, v])),
         });
-        res.end(method === "HEAD" ? undefined : found.body);
+        res.end(method === "HEAD" ? undefined : content);
     }
 
     private list(bucket: string, q: URLSearchParams, send: (status: number, body: string) => void): void {
@@ -288,7 +354,7 @@ export class S3StandIn {
         const all = withVersions ? this.store.versions(bucket) : current(this.store, bucket);
         const matching = all.filter((v) => v.key.startsWith(prefix));
         const prefixes = new Set<string>();
-        const entries = matching.filter((v) => {
+        const unlimited = matching.filter((v) => {
             const cut = delimiter ? v.key.indexOf(delimiter, prefix.length) : -1;
             if (cut >= 0) {
                 prefixes.add(v.key.slice(0, cut + delimiter.length));
@@ -296,6 +362,10 @@ export class S3StandIn {
             }
             return true;
         });
+        // Only a client's max-keys below what it holds cuts the listing (distribution's Stat asks for 1).
+        const maxKeys = Number(q.get("max-keys") ?? Infinity);
+        const entries = unlimited.slice(0, maxKeys);
+        const truncated = unlimited.length > entries.length;
         const common = [...prefixes].map((p) => `<CommonPrefixes><Prefix>${name(p)}</Prefix></CommonPrefixes>`).join("");
         const time = (v: ObjectVersion) => v.lastModified.toISOString();
         if (withVersions) {
@@ -318,7 +388,7 @@ export class S3StandIn {
         const v2 = q.get("list-type") === "2" ? `<KeyCount>${entries.length + prefixes.size}</KeyCount>` : "";
         send(
             200,
-            `<?xml version="1.0"?><ListBucketResult><Name>${bucket}</Name><Prefix>${name(prefix)}</Prefix>${encoded ? "<EncodingType>url</EncodingType>" : ""}${v2}<IsTruncated>false</IsTruncated>${contents}${common}</ListBucketResult>`,
+            `<?xml version="1.0"?><ListBucketResult><Name>${bucket}</Name><Prefix>${name(prefix)}</Prefix>${encoded ? "<EncodingType>url</EncodingType>" : ""}${v2}<IsTruncated>${truncated}</IsTruncated>${truncated ? `<NextMarker>${name(entries[entries.length - 1].key)}</NextMarker>` : ""}${contents}${common}</ListBucketResult>`,
         );
     }
 }

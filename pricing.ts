@@ -57,7 +57,7 @@ export interface CostInputs {
     readonly workflowVolumeGib: number;
     /** Whether the stack keeps an off-cluster copy in Spaces. */
     readonly spacesBackup?: boolean;
-    /** Snapshots kept of each of Workflow's volumes, 0 for none. */
+    /** Snapshots kept of Workflow's volume, 0 for none. */
     readonly snapshotsKept?: number;
 }
 

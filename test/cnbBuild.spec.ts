@@ -7,7 +7,7 @@ import * as path from "node:path";
 import * as zlib from "node:zlib";
 import { ROOT } from "../offline/harness";
 import { slugBuilderPod, webhook } from "./buildPods";
-import { serveRegistry } from "./registryServer";
+import { ociLayout, serveRegistry } from "./registryServer";
 
 const SCRIPT = path.join(ROOT, "charts", "hephy-workflow", "files", "build", "cnb-build.sh");
 /** Stand-ins of the lifecycle's creator and of the object store's client (test/build/creator, objstorage). */
@@ -16,32 +16,13 @@ const STANDIN = path.join(ROOT, "test", "build");
 const TOOLS = ["docker-registry", "skopeo", "python3", "tar"];
 
 /** A one-layer OCI image layout in `dir`, for the stand-in to push: what an export sends, in small. */
-function ociLayout(dir: string): void {
-    const blobs = path.join(dir, "blobs", "sha256");
-    fs.mkdirSync(blobs, { recursive: true });
-    const put = (data: Buffer) => {
-        const digest = crypto.createHash("sha256").update(data).digest("hex");
-        fs.writeFileSync(path.join(blobs, digest), data);
-        return { digest: `sha256:${digest}`, size: data.length };
-    };
-    const layer = zlib.gzipSync(Buffer.alloc(1024)); // an empty tar archive: two zero blocks
-    const diffId = `sha256:${crypto.createHash("sha256").update(Buffer.alloc(1024)).digest("hex")}`;
-    const config = put(Buffer.from(JSON.stringify({ architecture: "amd64", os: "linux", config: {}, rootfs: { type: "layers", diff_ids: [diffId] } })));
-    const manifest = put(
-        Buffer.from(
-            JSON.stringify({
-                schemaVersion: 2,
-                mediaType: "application/vnd.oci.image.manifest.v1+json",
-                config: { mediaType: "application/vnd.oci.image.config.v1+json", ...config },
-                layers: [{ mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", ...put(layer) }],
-            }),
-        ),
-    );
-    fs.writeFileSync(path.join(dir, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
-    fs.writeFileSync(
-        path.join(dir, "index.json"),
-        JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: "application/vnd.oci.image.manifest.v1+json", ...manifest }] }),
-    );
+function exportLayout(dir: string): void {
+    const emptyTar = Buffer.alloc(1024); // an empty tar archive: two zero blocks
+    ociLayout(dir, {
+        data: zlib.gzipSync(emptyTar),
+        mediaType: "application/vnd.oci.image.layer.v1.tar+gzip",
+        diffId: `sha256:${crypto.createHash("sha256").update(emptyTar).digest("hex")}`,
+    });
 }
 
 interface Build {
@@ -74,7 +55,7 @@ describe("a buildpack build's script (files/build/cnb-build.sh), around a stand-
             this.skip();
         }
         ({ address, child: registry } = await serveRegistry(work, "registry"));
-        ociLayout(path.join(work, "image"));
+        exportLayout(path.join(work, "image"));
         built = webhook(slugBuilderPod()).pod;
     });
 

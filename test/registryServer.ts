@@ -1,4 +1,5 @@
 import { ChildProcess, execFileSync, spawn } from "node:child_process";
+import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as net from "node:net";
 import * as path from "node:path";
@@ -61,4 +62,35 @@ export function selfSignedCertificate(dir: string, name: string, commonName: str
         { stdio: "ignore" },
     );
     return fs.readFileSync(cert, "utf8");
+}
+
+/**
+ * A one-layer OCI image layout in `dir`, tagged `ref` when given: `layer` as it is stored, with its media
+ * type, and the digest of its uncompressed tar (`diffId`).
+ */
+export function ociLayout(dir: string, layer: { data: Buffer; mediaType: string; diffId: string }, ref?: string): void {
+    const blobs = path.join(dir, "blobs", "sha256");
+    fs.mkdirSync(blobs, { recursive: true });
+    const put = (data: Buffer) => {
+        const digest = crypto.createHash("sha256").update(data).digest("hex");
+        fs.writeFileSync(path.join(blobs, digest), data);
+        return { digest: `sha256:${digest}`, size: data.length };
+    };
+    const config = put(Buffer.from(JSON.stringify({ architecture: "amd64", os: "linux", config: {}, rootfs: { type: "layers", diff_ids: [layer.diffId] } })));
+    const manifest = put(
+        Buffer.from(
+            JSON.stringify({
+                schemaVersion: 2,
+                mediaType: "application/vnd.oci.image.manifest.v1+json",
+                config: { mediaType: "application/vnd.oci.image.config.v1+json", ...config },
+                layers: [{ mediaType: layer.mediaType, ...put(layer.data) }],
+            }),
+        ),
+    );
+    const annotations = ref ? { annotations: { "org.opencontainers.image.ref.name": ref } } : {};
+    fs.writeFileSync(path.join(dir, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
+    fs.writeFileSync(
+        path.join(dir, "index.json"),
+        JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: "application/vnd.oci.image.manifest.v1+json", ...manifest, ...annotations }] }),
+    );
 }

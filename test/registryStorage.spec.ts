@@ -9,7 +9,7 @@ import { CATALOG } from "../catalog";
 import { sharedRun } from "../offline/harness";
 import { K8sObject, parseManifest } from "../offline/manifests";
 import { chartArchive, helmReleases, renderRelease } from "../offline/renderReleases";
-import { serveRegistry } from "./registryServer";
+import { ociLayout, serveRegistry } from "./registryServer";
 import { S3StandIn } from "./s3StandIn";
 
 /** Debian's packages, which .ci/run installs: distribution 2.8 (`docker-registry`) and skopeo. */
@@ -32,7 +32,6 @@ describe("the registry's images in minio, with distribution's s3 driver as the c
     let objects: K8sObject[];
     let registryEnv: NodeJS.ProcessEnv;
     let registry: string;
-    let layer: Buffer;
     let layerDigest: string;
 
     /** A registry with the chart's environment, its minio endpoint that of a stand-in on `directory`. */
@@ -51,40 +50,12 @@ describe("the registry's images in minio, with distribution's s3 driver as the c
 
     /** An OCI layout holding one image of one uncompressed layer of 12 MiB, more than S3's 5 MiB minimum part. */
     function ociImage(dir: string): void {
-        const blob = (content: Buffer) => {
-            const hex = crypto.createHash("sha256").update(content).digest("hex");
-            fs.mkdirSync(path.join(dir, "blobs", "sha256"), { recursive: true });
-            fs.writeFileSync(path.join(dir, "blobs", "sha256", hex), content);
-            return { digest: `sha256:${hex}`, size: content.length };
-        };
         const source = path.join(work, "rootfs");
         fs.mkdirSync(source);
         fs.writeFileSync(path.join(source, "data"), crypto.randomBytes(12 * 1024 * 1024));
-        layer = execFileSync("tar", ["-cf", "-", "-C", source, "data"], { maxBuffer: 64 * 1024 * 1024 });
-        const layerBlob = blob(layer);
-        const config = blob(
-            Buffer.from(JSON.stringify({ architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: [layerBlob.digest] }, config: {} })),
-        );
-        const manifest = blob(
-            Buffer.from(
-                JSON.stringify({
-                    schemaVersion: 2,
-                    mediaType: "application/vnd.oci.image.manifest.v1+json",
-                    config: { mediaType: "application/vnd.oci.image.config.v1+json", ...config },
-                    layers: [{ mediaType: "application/vnd.oci.image.layer.v1.tar", ...layerBlob }],
-                }),
-            ),
-        );
-        fs.writeFileSync(path.join(dir, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
-        fs.writeFileSync(
-            path.join(dir, "index.json"),
-            JSON.stringify({
-                schemaVersion: 2,
-                manifests: [
-                    { mediaType: "application/vnd.oci.image.manifest.v1+json", ...manifest, annotations: { "org.opencontainers.image.ref.name": "v1" } },
-                ],
-            }),
-        );
+        const tar = execFileSync("tar", ["-cf", "-", "-C", source, "data"], { maxBuffer: 64 * 1024 * 1024 });
+        const diffId = `sha256:${crypto.createHash("sha256").update(tar).digest("hex")}`;
+        ociLayout(dir, { data: tar, mediaType: "application/vnd.oci.image.layer.v1.tar", diffId }, "v1");
     }
 
     before(async function () {

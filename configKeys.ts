@@ -165,8 +165,8 @@ export const KEYS = {
     /** Tiller's release history bound; Helm 2 defaults to 0 (unbounded). */
     tillerHistoryMax: integer("tillerHistoryMax", 10, 1, 1000, "10"),
     workflowEnabled: boolean("workflowEnabled", true),
-    /** Workflow's object store (slugs, database backups) on a block-storage volume: $1 a month at 10 GiB. */
-    workflowStorageGib: integer("workflowStorageGib", 10, FIXED.workflowStorageGibMin, FIXED.workflowStorageGibMax, "20"),
+    /** Workflow's object store (slugs, the registry's images, database backups) on a block-storage volume: $2 a month at 20 GiB. */
+    workflowStorageGib: integer("workflowStorageGib", 20, FIXED.workflowStorageGibMin, FIXED.workflowStorageGibMax, "20"),
     /**
      * DigitalOcean applies patch releases (security fixes) itself, in the maintenance window. Unset, it
      * follows dnsToken (config.ts): on when DNS follows the nodes, off when only `pulumi up` moves it.

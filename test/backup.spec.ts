@@ -914,8 +914,8 @@ describe("snapshots of Workflow's volumes, scheduled by snapscheduler through a 
     });
 
     it("counts the snapshots in the cost, at most a volume's size each, and makes none by default", async () => {
-        assert.match(await valueOf(run.outputs.monthlyCostEstimate), /8 snapshots of the Workflow volume, at most 80 GiB at \$0\.06\/GiB \$4\.80/);
-        assert.equal(Math.round(((await valueOf(run.outputs.monthlyCostUsd)) - (await valueOf(plainRun.outputs.monthlyCostUsd))) * 100), 480);
+        assert.match(await valueOf(run.outputs.monthlyCostEstimate), /8 snapshots of the Workflow volume, at most 160 GiB at \$0\.06\/GiB \$9\.60/);
+        assert.equal(Math.round(((await valueOf(run.outputs.monthlyCostUsd)) - (await valueOf(plainRun.outputs.monthlyCostUsd))) * 100), 960);
         assert.equal(await valueOf(run.outputs.volumeSnapshotsKept), 8);
         assert.deepEqual([plainRun.ofType(CLASS).length, plainRun.ofType(SCHEDULE).length, release(plainRun)], [0, 0, undefined]);
     });

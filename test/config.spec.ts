@@ -51,7 +51,7 @@ describe("parseConfig", () => {
             tls: { keyAlgorithm: "ECDSA-P256", caValidityHours: 87600, certValidityHours: 8760, earlyRenewalHours: 720 },
             tillerHistoryMax: 10,
             workflowEnabled: true,
-            workflowStorageGib: 10,
+            workflowStorageGib: 20,
             releases: CATALOG,
             releaseSecretValues: {},
             exposedServices: [],
@@ -707,13 +707,13 @@ describe("parseConfig", () => {
 });
 
 describe("estimateMonthlyCost", () => {
-    const DEFAULT_STACK = { nodeSize: "s-2vcpu-4gb", nodeCount: 3, haControlPlane: false, workflowVolumeGib: 10 };
+    const DEFAULT_STACK = { nodeSize: "s-2vcpu-4gb", nodeCount: 3, haControlPlane: false, workflowVolumeGib: DEFAULTS.workflowStorageGib };
 
     it("prices the nodes from the cited table and Workflow's volume, with no HA control plane and no load balancer by default", () => {
         assert.deepEqual(estimateMonthlyCost(DEFAULT_STACK), {
-            monthlyUsd: 73,
+            monthlyUsd: 74,
             summary:
-                "$73/month: 3 x s-2vcpu-4gb at $24, HA control plane $0, Workflow volume 10 GiB at $0.10/GiB $1, 0 LoadBalancers $0 " +
+                "$74/month: 3 x s-2vcpu-4gb at $24, HA control plane $0, Workflow volume 20 GiB at $0.10/GiB $2, 0 LoadBalancers $0 " +
                 "(DigitalOcean list prices of 2026-08-21; bandwidth overage and apps' own volumes not included)",
         });
     });

@@ -147,10 +147,10 @@ describe("foundation: cluster, firewall, DNS", () => {
     it("asks for the HA control plane when configured, and exports what the stack costs a month", async () => {
         const run = await runProgram({ config: { haControlPlane: "true", nodeSize: "s-4vcpu-8gb", nodeCount: "2" } });
         assert.equal(plain(run.one(CLUSTER).inputs).ha, true);
-        assert.equal(await valueOf(run.outputs.monthlyCostUsd), 2 * 48 + 40 + 1);
+        assert.equal(await valueOf(run.outputs.monthlyCostUsd), 2 * 48 + 40 + 2);
         assert.match(
             await valueOf(run.outputs.monthlyCostEstimate),
-            /^\$137\/month: 2 x s-4vcpu-8gb at \$48, HA control plane \$40, Workflow volume 10 GiB at \$0\.10\/GiB \$1, 0 LoadBalancers \$0 \(DigitalOcean list prices of 2026-08-21;/,
+            /^\$138\/month: 2 x s-4vcpu-8gb at \$48, HA control plane \$40, Workflow volume 20 GiB at \$0\.10\/GiB \$2, 0 LoadBalancers \$0 \(DigitalOcean list prices of 2026-08-21;/,
         );
     });
 

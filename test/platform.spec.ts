@@ -453,13 +453,13 @@ describe("Workflow's volume and first admin, as the program declares them", () =
         });
     });
 
-    /** A claim of the program's in Workflow's namespace, on its StorageClass, of the default 10 GiB. */
+    /** A claim of the program's in Workflow's namespace, on its StorageClass, of the default 20 GiB. */
     const assertClaim = (claim: { inputs: unknown }, name: string) => {
         assert.deepEqual(plain(claim.inputs).metadata, { name, namespace: "deis", labels: { heritage: "hephy-doks" } });
         assert.deepEqual(plain(claim.inputs).spec, {
             accessModes: ["ReadWriteOnce"],
             storageClassName: "hephy-doks-workflow",
-            resources: { requests: { storage: "10Gi" } },
+            resources: { requests: { storage: "20Gi" } },
         });
     };
 

@@ -61,7 +61,7 @@ export interface StackConfig {
     readonly vpcName: string;
     /** Helm values that carry secrets, per release, from the encrypted `releaseSecretValues`; never sent in clear. */
     readonly releaseSecretValues: Readonly<Partial<Record<ReleaseKey, Readonly<Record<string, unknown>>>>>;
-    /** Snapshots kept of each of Workflow's volumes; 0: none. */
+    /** Snapshots kept of Workflow's volume; 0: none. */
     readonly volumeSnapshots: number;
     /** The Spaces region of the off-cluster copy of Workflow's object store; undefined: no copy. */
     readonly backupRegion: string | undefined;

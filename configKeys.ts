@@ -219,7 +219,7 @@ export const KEYS = {
         (v) => v === "" || REGION.test(v),
         (q) => `must be a Spaces region slug (such as fra1, ams3 or nyc3), or empty for no off-cluster copy, got ${q} ${fix("backupRegion", "fra1")}`,
     ),
-    /** 0: no snapshots. Otherwise how many snapshots of each of Workflow's volumes to keep, one every 6 hours. */
+    /** 0: no snapshots. Otherwise how many snapshots of Workflow's volume to keep, one every 6 hours. */
     volumeSnapshots: integer("volumeSnapshots", 0, 0, FIXED.volumeSnapshotsMax, "8"),
     /** Empty: a new stack starts with an empty object store. Otherwise `<bucket>` in backupRegion, or `<region>/<bucket>`. */
     restoreFrom: key("", (raw, problems): string => {

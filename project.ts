@@ -52,7 +52,7 @@ export const FIXED = {
     backupSchedule: "*/15 * * * *",
     /** Days an object the copy overwrote or deleted stays restorable in the bucket as a noncurrent version. */
     backupNoncurrentDays: 30,
-    /** Snapshots of Workflow's volumes, with hephy-doks:volumeSnapshots: every 6 hours, UTC. */
+    /** Snapshots of Workflow's volume, with hephy-doks:volumeSnapshots: every 6 hours, UTC. */
     snapshotSchedule: "0 */6 * * *",
     /** At most a month of snapshots every 6 hours; DigitalOcean allows one per volume every 10 minutes. */
     volumeSnapshotsMax: 120,

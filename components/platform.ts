@@ -65,7 +65,7 @@ export interface PlatformArgs {
     workflowBackup?: Omit<WorkflowBackupArgs, "provider" | "namespace" | "dns" | "objectStore" | "databaseCredentials"> & {
         objectStore: Pick<WorkflowBackupArgs["objectStore"], "service" | "credentialsSecret" | "databaseBucket">;
     };
-    /** Scheduled snapshots of Workflow's volumes: the schedule, how many to keep, and the operator that takes them; undefined: none. */
+    /** Scheduled snapshots of Workflow's volume: the schedule, how many to keep, and the operator that takes them; undefined: none. */
     volumeSnapshots?: Pick<VolumeSnapshotsArgs, "schedule" | "keep" | "operator">;
     /** A bucket a new stack fills its object store from before Workflow starts (minio's restore), with the image that copies it. */
     workflowRestore?: {
@@ -124,7 +124,7 @@ export class Platform extends pulumi.ComponentResource {
     /** The claim of Workflow's image registry, when the program's own chart installs Workflow. */
     /** The off-cluster copy of Workflow's object store; undefined without one. */
     public readonly workflowBackup?: WorkflowBackup;
-    /** Scheduled snapshots of Workflow's volumes; undefined without them. */
+    /** Scheduled snapshots of Workflow's volume; undefined without them. */
     public readonly volumeSnapshots?: VolumeSnapshots;
 
     constructor(name: string, args: PlatformArgs, opts?: pulumi.ComponentResourceOptions) {

@@ -34,7 +34,7 @@ export interface VolumeSnapshotsArgs {
 }
 
 /**
- * Scheduled snapshots of Workflow's volumes, kept after their claim, their cluster and `pulumi destroy`:
+ * Scheduled snapshots of Workflow's volume, kept after their claim, their cluster and `pulumi destroy`:
  * backube/snapscheduler takes them by a SnapshotSchedule, through a VolumeSnapshotClass of the
  * program's own whose deletionPolicy is Retain, so deleting a VolumeSnapshot object (snapscheduler's
  * retention, the cluster's deletion) leaves DigitalOcean's snapshot.

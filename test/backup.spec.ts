@@ -867,7 +867,7 @@ describe("npm run verify: the age of the newest off-cluster copy, read from a st
 
 const MINIMAL_OUTPUTS = { platformDomain: "paas.hephy-demo.net", nodeIps: ["203.0.113.10"], kubeconfig: "k", tillerCaCertPem: "c" };
 
-describe("snapshots of Workflow's volumes, scheduled by snapscheduler through a class that retains them", () => {
+describe("snapshots of Workflow's volume, scheduled by snapscheduler through a class that retains them", () => {
     const CLASS = "kubernetes:snapshot.storage.k8s.io/v1:VolumeSnapshotClass";
     const SCHEDULE = "kubernetes:snapscheduler.backube/v1:SnapshotSchedule";
     let run: Run;

@@ -10,7 +10,7 @@ export const BACKUP_FACTS = {
     copyJob: { namespace: "deis", name: "hephy-doks-backup" },
     /** The copy runs every 15 minutes (project.ts FIXED.backupSchedule). */
     copyEveryMinutes: 15,
-    /** The snapshots of Workflow's volumes (components/volumeSnapshots.ts VOLUME_SNAPSHOTS), every 6 hours (FIXED.snapshotSchedule). */
+    /** The snapshots of Workflow's volume (components/volumeSnapshots.ts VOLUME_SNAPSHOTS), every 6 hours (FIXED.snapshotSchedule). */
     snapshots: { namespace: "deis", labelSelector: "snapscheduler.backube/schedule=hephy-doks-volumes", everyMinutes: 360 },
 } as const;
 

@@ -18,7 +18,7 @@ export interface StackOutputs {
     workflowAdminPassword?: string;
     /** Present when the stack keeps an off-cluster copy (hephy-doks:backupRegion). */
     backupBucket?: string;
-    /** Present when the stack snapshots Workflow's volumes (hephy-doks:volumeSnapshots). */
+    /** Present when the stack snapshots Workflow's volume (hephy-doks:volumeSnapshots). */
     volumeSnapshotsKept?: number;
     /** Whether the in-cluster reconciler moves the records with the nodes (dnsToken); false, or absent in older stacks: only pulumi up does. */
     dnsFollowsNodes: boolean;

@@ -153,6 +153,22 @@ def builder_pod(pod, container, required, what):
     return spec, original, env, [v for v in volumes if v['name'] not in dropped], object_store
 
 
+def fetch_source(original, env, object_store, command, directory, security_context, extra_env=()):
+    """
+    The init container that downloads and unpacks the pushed source into `directory`, from the builder's
+    own image: the only container of a build pod that holds the object store's keys.
+    """
+    return {
+        'name': 'fetch-source',
+        'image': original['image'],
+        'imagePullPolicy': original.get('imagePullPolicy', 'IfNotPresent'),
+        'command': ['/bin/sh', '-c', command],
+        'env': [e for e in env if e.get('name') in ('TAR_PATH', 'BUILDER_STORAGE', 'DEIS_DEBUG')] + list(extra_env),
+        'volumeMounts': object_store + [{'name': 'workspace', 'mountPath': directory}],
+        'securityContext': security_context,
+    }
+
+
 def labelled(pod, value):
     """The pod's labels and the build label, by which the registry's network policy lets the build push."""
     labels = dict(pod.get('metadata', {}).get('labels') or {})
@@ -182,15 +198,7 @@ def mutate(pod, settings):
         pod, BUILD_CONTAINER, ('IMG_NAME', 'TAR_PATH', 'BUILDER_STORAGE'), 'Dockerfile build')
     arg_names = build_arg_names(env)
 
-    fetch = {
-        'name': 'fetch-source',
-        'image': original['image'],
-        'imagePullPolicy': original.get('imagePullPolicy', 'IfNotPresent'),
-        'command': ['/bin/sh', '-c', FETCH],
-        'env': [e for e in env if e.get('name') in ('TAR_PATH', 'BUILDER_STORAGE', 'DEIS_DEBUG')],
-        'volumeMounts': object_store + [{'name': 'workspace', 'mountPath': WORKSPACE}],
-        'securityContext': {'allowPrivilegeEscalation': False, 'capabilities': {'drop': ['ALL']}},
-    }
+    fetch = fetch_source(original, env, object_store, FETCH, WORKSPACE, {'allowPrivilegeEscalation': False, 'capabilities': {'drop': ['ALL']}})
     build_env = [e for e in env if e.get('name') not in ('REGISTRY', 'WORKSPACE', 'BUILD_ARG_NAMES')] + [
         {'name': 'REGISTRY', 'value': settings['registry']},
         {'name': 'WORKSPACE', 'value': WORKSPACE},
@@ -237,10 +245,8 @@ def cnb_build(pod, settings):
     app_env = [m for m in original.get('volumeMounts', []) if m.get('mountPath') == APP_ENV_PATH]
     if len(app_env) != 1:
         raise Refusal('the build pod mounts no app config at {}: not a buildpack build pod as the builder makes it'.format(APP_ENV_PATH))
-    own_image = original['image']
     unprivileged = {'runAsUser': CNB_USER, 'runAsGroup': CNB_USER, 'runAsNonRoot': True,
                     'allowPrivilegeEscalation': False, 'capabilities': {'drop': ['ALL']}}
-    pulled = {'imagePullPolicy': original.get('imagePullPolicy', 'IfNotPresent'), 'securityContext': unprivileged}
 
     def env_of(*names):
         return [e for e in env if e.get('name') in names]
@@ -248,10 +254,9 @@ def cnb_build(pod, settings):
     def directory(name):
         return {'name': name, 'value': CNB_DIRS[name]}
 
-    fetch = dict(pulled, name='fetch-source', image=own_image, command=['/bin/sh', '-c', CNB_FETCH],
-                 env=env_of('TAR_PATH', 'BUILDER_STORAGE', 'DEIS_DEBUG') + [directory('CNB_APP_DIR')],
-                 volumeMounts=object_store + [{'name': 'workspace', 'mountPath': CNB_DIRS['CNB_APP_DIR']}])
-    upload = dict(pulled, name='procfile-upload', image=own_image, restartPolicy='Always', command=['/bin/sh', '-c', PROCFILE_UPLOAD],
+    fetch = fetch_source(original, env, object_store, CNB_FETCH, CNB_DIRS['CNB_APP_DIR'], unprivileged, [directory('CNB_APP_DIR')])
+    upload = dict(name='procfile-upload', image=original['image'], imagePullPolicy=original.get('imagePullPolicy', 'IfNotPresent'),
+                  securityContext=unprivileged, restartPolicy='Always', command=['/bin/sh', '-c', PROCFILE_UPLOAD],
                   env=env_of('PUT_PATH', 'BUILDER_STORAGE') + [directory('HANDOFF')],
                   volumeMounts=object_store + [{'name': 'handoff', 'mountPath': CNB_DIRS['HANDOFF']}])
     build = {
